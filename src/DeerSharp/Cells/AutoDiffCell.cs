@@ -1,0 +1,131 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+using DeerSharp.AutoDiff;
+
+namespace DeerSharp.Cells;
+
+/// <summary>
+/// A cell for a user's <see cref="IRecurrence"/>, whose Jacobian comes from forward-mode automatic differentiation:
+/// column j of J is the derivative of f along the unit vector e_j, one dual-number evaluation of f per column.
+/// </summary>
+/// <remarks>
+/// The full Jacobian and its diagonal both cost S evaluations of f on dual numbers. A hand-written
+/// <see cref="IRecurrentCell{T}"/> is faster where that matters (the built-in GRU's diagonal costs O(S)).
+/// </remarks>
+public readonly struct AutoDiffCell<TFunction, T> : IRecurrentCell<T>
+    where TFunction : IRecurrence
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly TFunction _f;
+    private readonly int _stateSize;
+    private readonly int _inputSize;
+
+    /// <summary>Wraps <paramref name="function"/>.</summary>
+    public AutoDiffCell(TFunction function)
+    {
+        if (function is null)
+        {
+            throw new ArgumentNullException(nameof(function));
+        }
+
+        _stateSize = function.StateSize;
+        _inputSize = function.InputSize;
+        if (_stateSize < 1)
+        {
+            throw new ArgumentException($"The recurrence's StateSize must be at least 1; it is {_stateSize}.", nameof(function));
+        }
+
+        if (_inputSize < 0)
+        {
+            throw new ArgumentException($"The recurrence's InputSize must not be negative; it is {_inputSize}.", nameof(function));
+        }
+
+        _f = function;
+    }
+
+    /// <summary>The wrapped recurrence.</summary>
+    public TFunction Function => _f;
+
+    /// <inheritdoc/>
+    public int StateSize => _stateSize;
+
+    /// <inheritdoc/>
+    public int InputSize => _inputSize;
+
+    /// <inheritdoc/>
+    public int OutputSize => _stateSize;
+
+    /// <summary>The projection is the input itself: f sees x_t unchanged.</summary>
+    public int ProjectionSize => _inputSize;
+
+    /// <summary>Room for the dual state, input and output (two T each).</summary>
+    public int WorkspaceSize => 2 * (2 * _stateSize + _inputSize);
+
+    /// <inheritdoc/>
+    public void ProjectInput(ReadOnlySpan<T> input, Span<T> projection) => input.CopyTo(projection);
+
+    /// <inheritdoc/>
+    public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace) =>
+        _f.Apply(state, projection, next);
+
+    /// <inheritdoc/>
+    public void EvaluateJacobian(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> jacobian, Span<T> workspace)
+    {
+        int s = _stateSize;
+        Span<Dual<T>> ds = DualSpans(workspace, state, projection, out Span<Dual<T>> dx, out Span<Dual<T>> dnext);
+        for (int j = 0; j < s; j++)
+        {
+            ds[j] = Dual<T>.Variable(state[j]);
+            _f.Apply<Dual<T>>(ds, dx, dnext);
+            ds[j] = Dual<T>.Constant(state[j]);
+            for (int i = 0; i < s; i++)
+            {
+                jacobian[i * s + j] = dnext[i].Derivative;
+            }
+        }
+
+        for (int i = 0; i < s; i++)
+        {
+            next[i] = dnext[i].Value;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void EvaluateJacobianDiagonal(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> diagonal, Span<T> workspace)
+    {
+        int s = _stateSize;
+        Span<Dual<T>> ds = DualSpans(workspace, state, projection, out Span<Dual<T>> dx, out Span<Dual<T>> dnext);
+        for (int j = 0; j < s; j++)
+        {
+            ds[j] = Dual<T>.Variable(state[j]);
+            _f.Apply<Dual<T>>(ds, dx, dnext);
+            ds[j] = Dual<T>.Constant(state[j]);
+            diagonal[j] = dnext[j].Derivative;
+        }
+
+        for (int i = 0; i < s; i++)
+        {
+            next[i] = dnext[i].Value;
+        }
+    }
+
+    /// <summary>Lays the dual state, input and output over the workspace; inputs become constants.</summary>
+    private Span<Dual<T>> DualSpans(Span<T> workspace, ReadOnlySpan<T> state, ReadOnlySpan<T> input, out Span<Dual<T>> dx, out Span<Dual<T>> dnext)
+    {
+        Span<Dual<T>> all = MemoryMarshal.Cast<T, Dual<T>>(workspace[..WorkspaceSize]);
+        Span<Dual<T>> ds = all[.._stateSize];
+        dx = all.Slice(_stateSize, _inputSize);
+        dnext = all.Slice(_stateSize + _inputSize, _stateSize);
+        for (int i = 0; i < _stateSize; i++)
+        {
+            ds[i] = Dual<T>.Constant(state[i]);
+        }
+
+        for (int i = 0; i < _inputSize; i++)
+        {
+            dx[i] = Dual<T>.Constant(input[i]);
+        }
+
+        return ds;
+    }
+}

@@ -1,0 +1,118 @@
+using System.Numerics;
+
+namespace DeerSharp.Cells;
+
+/// <summary>
+/// The weights of one layer of a PyTorch recurrent module (nn.RNN, nn.GRU, nn.LSTM), in PyTorch's layout:
+/// weight_ih [G·n, d], weight_hh [G·n, n], bias_ih [G·n], bias_hh [G·n], row-major, gates stacked in PyTorch's order.
+/// </summary>
+/// <typeparam name="T">The element type.</typeparam>
+public sealed class RecurrentWeights<T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>Creates and validates a layer's weights. Null biases mean a module built with bias=False.</summary>
+    /// <param name="gates">G: 1 for tanh RNN, 3 for GRU, 4 for LSTM.</param>
+    /// <param name="hiddenSize">n.</param>
+    /// <param name="inputSize">d.</param>
+    /// <param name="weightIH">weight_ih, G·n·d values.</param>
+    /// <param name="weightHH">weight_hh, G·n·n values.</param>
+    /// <param name="biasIH">bias_ih, G·n values, or null.</param>
+    /// <param name="biasHH">bias_hh, G·n values, or null.</param>
+    public RecurrentWeights(int gates, int hiddenSize, int inputSize, T[] weightIH, T[] weightHH, T[]? biasIH = null, T[]? biasHH = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(gates, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(hiddenSize, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(inputSize, 1);
+        ArgumentNullException.ThrowIfNull(weightIH);
+        ArgumentNullException.ThrowIfNull(weightHH);
+        int rows = checked(gates * hiddenSize);
+        Require.Length(weightIH, checked(rows * inputSize), nameof(weightIH), $"[{rows}, {inputSize}]");
+        Require.Length(weightHH, checked(rows * hiddenSize), nameof(weightHH), $"[{rows}, {hiddenSize}]");
+        if (biasIH is not null)
+        {
+            Require.Length(biasIH, rows, nameof(biasIH), $"[{rows}]");
+        }
+
+        if (biasHH is not null)
+        {
+            Require.Length(biasHH, rows, nameof(biasHH), $"[{rows}]");
+        }
+
+        Require.Finite<T>(weightIH, nameof(weightIH));
+        Require.Finite<T>(weightHH, nameof(weightHH));
+        Require.Finite<T>(biasIH, nameof(biasIH));
+        Require.Finite<T>(biasHH, nameof(biasHH));
+
+        Gates = gates;
+        HiddenSize = hiddenSize;
+        InputSize = inputSize;
+        WeightIH = weightIH;
+        WeightHH = weightHH;
+        BiasIH = biasIH ?? new T[rows];
+        BiasHH = biasHH ?? new T[rows];
+        HasBias = biasIH is not null || biasHH is not null;
+    }
+
+    /// <summary>G, the number of stacked gates.</summary>
+    public int Gates { get; }
+
+    /// <summary>n, the hidden size.</summary>
+    public int HiddenSize { get; }
+
+    /// <summary>d, the input size.</summary>
+    public int InputSize { get; }
+
+    /// <summary>weight_ih, [G·n, d] row-major.</summary>
+    public T[] WeightIH { get; }
+
+    /// <summary>weight_hh, [G·n, n] row-major.</summary>
+    public T[] WeightHH { get; }
+
+    /// <summary>bias_ih (zeros when the module has no bias).</summary>
+    public T[] BiasIH { get; }
+
+    /// <summary>bias_hh (zeros when the module has no bias).</summary>
+    public T[] BiasHH { get; }
+
+    /// <summary>Whether the module was built with biases.</summary>
+    public bool HasBias { get; }
+
+    /// <summary>
+    /// Random weights drawn as PyTorch initialises them, uniform on [-s/√n, s/√n] with s = <paramref name="scale"/>.
+    /// </summary>
+    public static RecurrentWeights<T> Random(int gates, int hiddenSize, int inputSize, Random random, double scale = 1.0, bool bias = true)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        int rows = checked(gates * hiddenSize);
+        double bound = scale / Math.Sqrt(hiddenSize);
+        T[] Draw(int count)
+        {
+            var values = new T[count];
+            for (int i = 0; i < values.Length; i++)
+            {
+                values[i] = T.CreateTruncating((random.NextDouble() * 2 - 1) * bound);
+            }
+
+            return values;
+        }
+
+        return new RecurrentWeights<T>(gates, hiddenSize, inputSize,
+            Draw(rows * inputSize), Draw(rows * hiddenSize), bias ? Draw(rows) : null, bias ? Draw(rows) : null);
+    }
+
+    /// <summary>Row <paramref name="row"/> of weight_hh.</summary>
+    internal ReadOnlySpan<T> HiddenRow(int row) => WeightHH.AsSpan(row * HiddenSize, HiddenSize);
+
+    /// <summary>projection = weight_ih x + bias_ih + bias_hh for the first <paramref name="foldedGates"/> gates (those where PyTorch adds bias_hh outside any gate product).</summary>
+    internal void Project(ReadOnlySpan<T> input, Span<T> projection, int foldedGates)
+    {
+        int n = HiddenSize;
+        int d = InputSize;
+        int foldedRows = foldedGates * n;
+        for (int r = 0; r < Gates * n; r++)
+        {
+            T sum = BiasIH[r] + Linear.Dot(WeightIH.AsSpan(r * d, d), input);
+            projection[r] = r < foldedRows ? sum + BiasHH[r] : sum;
+        }
+    }
+}

@@ -1,0 +1,115 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using DeerSharp.Cells;
+using DeerSharp.Solvers;
+
+namespace DeerSharp;
+
+/// <summary>
+/// Evaluates a recurrence h_t = f(h_{t-1}, x_t) over a whole sequence, sequentially or in parallel over t by
+/// Newton's method (DEER, Lim et al., ICLR 2024), quasi-Newton or Picard iteration.
+/// </summary>
+/// <example>
+/// <code>
+/// var gru = GruCell&lt;float&gt;.Random(inputSize: 4, hiddenSize: 16, new Random(1));
+/// float[,] x = ...;                          // [T, 4]
+/// var result = Deer.Solve(gru, x);          // DEER by default
+/// Console.WriteLine(result);                 // method, status, iterations, residual
+/// </code>
+/// </example>
+public static class Deer
+{
+    /// <summary>Solves one sequence. <paramref name="inputs"/> is [T, d]; states come back as [1, T, S].</summary>
+    /// <param name="cell">The cell f, e.g. <see cref="GruCell{T}"/> or an <see cref="AutoDiffCell{TFunction, T}"/>.</param>
+    /// <param name="inputs">x, shape [T, d].</param>
+    /// <param name="options">Method, tolerances and limits; null for <see cref="SolveOptions.Default"/>.</param>
+    /// <param name="initialState">h0, [S]; null for zeros.</param>
+    /// <param name="warmStart">A starting trajectory [T, S] for the iterative methods (e.g. last epoch's states); null to use <see cref="SolveOptions.InitialGuess"/>.</param>
+    public static SolveResult<T> Solve<TCell, T>(TCell cell, T[,] inputs, SolveOptions? options = null, T[]? initialState = null, T[]? warmStart = null)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        CheckInputWidth<TCell, T>(cell, inputs);
+        return Solver.Solve(cell, Flat<T>(inputs), 1, inputs.GetLength(0), initialState, warmStart, options);
+    }
+
+    /// <summary>Solves a batch of sequences. <paramref name="inputs"/> is [B, T, d]; states come back as [B, T, S].</summary>
+    /// <param name="cell">The cell f.</param>
+    /// <param name="inputs">x, shape [B, T, d] (batch first).</param>
+    /// <param name="options">Method, tolerances and limits; null for <see cref="SolveOptions.Default"/>.</param>
+    /// <param name="initialState">h0, [B, S]; null for zeros.</param>
+    /// <param name="warmStart">A starting trajectory [B, T, S]; null to use <see cref="SolveOptions.InitialGuess"/>.</param>
+    public static SolveResult<T> Solve<TCell, T>(TCell cell, T[,,] inputs, SolveOptions? options = null, T[]? initialState = null, T[]? warmStart = null)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        CheckInputWidth<TCell, T>(cell, inputs);
+        return Solver.Solve(cell, Flat<T>(inputs), inputs.GetLength(0), inputs.GetLength(1), initialState, warmStart, options);
+    }
+
+    /// <summary>The span-first core: <paramref name="inputs"/> holds [batchSize, length, d] values, row-major.</summary>
+    /// <param name="cell">The cell f.</param>
+    /// <param name="inputs">x, batchSize·length·d values.</param>
+    /// <param name="batchSize">B.</param>
+    /// <param name="length">T.</param>
+    /// <param name="options">Method, tolerances and limits; null for <see cref="SolveOptions.Default"/>.</param>
+    /// <param name="initialState">h0, batchSize·S values, or empty for zeros.</param>
+    /// <param name="warmStart">A starting trajectory of batchSize·length·S values, or empty.</param>
+    public static SolveResult<T> Solve<TCell, T>(TCell cell, ReadOnlySpan<T> inputs, int batchSize, int length, SolveOptions? options = null,
+        ReadOnlySpan<T> initialState = default, ReadOnlySpan<T> warmStart = default)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        Solver.Solve(cell, inputs, batchSize, length, initialState, warmStart, options);
+
+    /// <summary>
+    /// Solves a stack of layers, each layer's outputs being the next layer's inputs, one layer after another
+    /// (each layer is its own recurrence over t). <paramref name="inputs"/> is [T, d].
+    /// </summary>
+    /// <param name="stack">The layers, bottom first.</param>
+    /// <param name="inputs">x, shape [T, d].</param>
+    /// <param name="options">Method, tolerances and limits for every layer.</param>
+    /// <param name="initialStates">Each layer's h0, [layers, S] flat; null for zeros.</param>
+    public static SolveResult<T> Solve<TCell, T>(StackedCells<TCell, T> stack, T[,] inputs, SolveOptions? options = null, T[]? initialStates = null)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(stack);
+        ArgumentNullException.ThrowIfNull(inputs);
+        return stack.Solve(Flat<T>(inputs), 1, inputs.GetLength(0), initialStates, options);
+    }
+
+    /// <summary>Solves a stack of layers over a batch: <paramref name="inputs"/> is [B, T, d].</summary>
+    /// <param name="stack">The layers, bottom first.</param>
+    /// <param name="inputs">x, shape [B, T, d].</param>
+    /// <param name="options">Method, tolerances and limits for every layer.</param>
+    /// <param name="initialStates">Each layer's h0, [layers, B, S] flat; null for zeros.</param>
+    public static SolveResult<T> Solve<TCell, T>(StackedCells<TCell, T> stack, T[,,] inputs, SolveOptions? options = null, T[]? initialStates = null)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(stack);
+        ArgumentNullException.ThrowIfNull(inputs);
+        return stack.Solve(Flat<T>(inputs), inputs.GetLength(0), inputs.GetLength(1), initialStates, options);
+    }
+
+    private static void CheckInputWidth<TCell, T>(TCell cell, Array inputs)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int width = inputs.GetLength(inputs.Rank - 1);
+        if (cell is not null && width != cell.InputSize)
+        {
+            string shape = string.Join(", ", Enumerable.Range(0, inputs.Rank).Select(inputs.GetLength));
+            throw new ArgumentException(
+                $"inputs must have {cell.InputSize} features per step (the cell's InputSize); its shape is [{shape}].", nameof(inputs));
+        }
+    }
+
+    /// <summary>A multidimensional array's elements as one row-major span, without copying.</summary>
+    internal static ReadOnlySpan<T> Flat<T>(Array array)
+        where T : unmanaged =>
+        MemoryMarshal.CreateReadOnlySpan(ref Unsafe.As<byte, T>(ref MemoryMarshal.GetArrayDataReference(array)), array.Length);
+}

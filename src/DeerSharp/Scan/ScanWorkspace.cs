@@ -1,0 +1,37 @@
+using System.Numerics;
+
+namespace DeerSharp.Scan;
+
+/// <summary>
+/// The blocked scan's per-chunk buffers (chunk maps, carries, composition scratch), kept so that repeated scans
+/// (one per Newton iteration) allocate nothing. Not thread safe: give each concurrent solve its own.
+/// </summary>
+public sealed class ScanWorkspace<T>
+    where T : IFloatingPointIeee754<T>
+{
+    internal T[] MapA { get; private set; } = [];
+
+    internal T[] MapB { get; private set; } = [];
+
+    internal T[] Carries { get; private set; } = [];
+
+    internal T[] Scratch { get; private set; } = [];
+
+    /// <summary>Grows the buffers to hold <paramref name="chunks"/> chunk maps of dimension <paramref name="n"/>.</summary>
+    internal void Ensure(int chunks, int n, bool dense)
+    {
+        int m = dense ? n * n : n;
+        Grow(MapA, chunks * m, v => MapA = v);
+        Grow(MapB, chunks * n, v => MapB = v);
+        Grow(Carries, chunks * n, v => Carries = v);
+        Grow(Scratch, dense ? chunks * (m + n) : 0, v => Scratch = v);
+    }
+
+    private static void Grow(T[] current, int needed, Action<T[]> set)
+    {
+        if (current.Length < needed)
+        {
+            set(new T[needed]);
+        }
+    }
+}

@@ -1,0 +1,23 @@
+namespace DeerSharp;
+
+/// <summary>How <see cref="Deer"/>.Solve evaluates the recurrence. See docs/methods.md.</summary>
+public enum SolveMethod
+{
+    /// <summary>The plain loop h_t = f(h_{t-1}, x_t): T dependent steps, the reference every other method must match.</summary>
+    Sequential,
+
+    /// <summary>
+    /// DEER (Lim et al. 2024): Newton's method on the whole trajectory with the full Jacobian; each iteration is one dense
+    /// linear-recurrence scan. Converges quadratically near the solution; O(T n²) memory.
+    /// </summary>
+    Deer,
+
+    /// <summary>
+    /// quasi-DEER (Gonzalez et al. 2024): Newton with only the Jacobian's diagonal; O(T n) memory and work per iteration,
+    /// more iterations than DEER.
+    /// </summary>
+    QuasiDeer,
+
+    /// <summary>Picard (fixed-point) iteration h_t ← f(h_{t-1}, x_t) for all t at once: the baseline that shows why Newton is needed.</summary>
+    Picard,
+}

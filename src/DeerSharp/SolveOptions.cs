@@ -1,0 +1,65 @@
+namespace DeerSharp;
+
+/// <summary>Options for <see cref="Deer"/>.Solve. Every option has a working default.</summary>
+public sealed record SolveOptions
+{
+    /// <summary>The default options: DEER with the element type's default tolerances.</summary>
+    public static SolveOptions Default { get; } = new();
+
+    /// <summary>The method. Default: <see cref="SolveMethod.Deer"/>.</summary>
+    public SolveMethod Method { get; init; } = SolveMethod.Deer;
+
+    /// <summary>
+    /// The most updates an iterative method may apply. Default: 100 for DEER, 500 for quasi-DEER and Picard, in each case
+    /// capped at the sequence length T, after which every method is exact (reference §3, §5).
+    /// </summary>
+    public int? MaxIterations { get; init; }
+
+    /// <summary>
+    /// Absolute tolerance on the fixed-point residual: the solve has converged when every |h_t - f(h_{t-1}, x_t)| ≤ atol + rtol·|f(h_{t-1}, x_t)|.
+    /// Default: 1e-5 for float, 1e-10 for double.
+    /// </summary>
+    public double? AbsoluteTolerance { get; init; }
+
+    /// <summary>Relative tolerance on the fixed-point residual. Default: 1e-5 for float, 1e-10 for double.</summary>
+    public double? RelativeTolerance { get; init; }
+
+    /// <summary>The starting trajectory when no warm start is given. Default: <see cref="InitialGuess.Zeros"/>.</summary>
+    public InitialGuess InitialGuess { get; init; } = InitialGuess.Zeros;
+
+    /// <summary>The most cores to use. Default: all of them (<see cref="Environment.ProcessorCount"/>).</summary>
+    public int? MaxDegreeOfParallelism { get; init; }
+
+    internal void Validate()
+    {
+        if (!Enum.IsDefined(Method))
+        {
+            throw new ArgumentException($"Method must be one of {string.Join(", ", Enum.GetNames<SolveMethod>())}; it is {(int)Method}.", nameof(Method));
+        }
+
+        if (!Enum.IsDefined(InitialGuess))
+        {
+            throw new ArgumentException($"InitialGuess must be one of {string.Join(", ", Enum.GetNames<InitialGuess>())}; it is {(int)InitialGuess}.", nameof(InitialGuess));
+        }
+
+        if (MaxIterations is < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxIterations), MaxIterations, "MaxIterations must be at least 0.");
+        }
+
+        CheckTolerance(AbsoluteTolerance, nameof(AbsoluteTolerance));
+        CheckTolerance(RelativeTolerance, nameof(RelativeTolerance));
+        if (MaxDegreeOfParallelism is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxDegreeOfParallelism), MaxDegreeOfParallelism, "MaxDegreeOfParallelism must be at least 1.");
+        }
+    }
+
+    private static void CheckTolerance(double? value, string name)
+    {
+        if (value is { } v && (!double.IsFinite(v) || v < 0))
+        {
+            throw new ArgumentOutOfRangeException(name, value, $"{name} must be finite and non-negative.");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+using System.Numerics;
+
+namespace DeerSharp;
+
+/// <summary>
+/// The states a solve produced and what happened on the way: the method, iterations, the residual of every iterate,
+/// and whether the final states were checked to satisfy the recurrence.
+/// </summary>
+/// <typeparam name="T">The element type.</typeparam>
+public sealed class SolveResult<T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    internal SolveResult(T[] states, int batchSize, int length, int stateSize, int outputSize, SolveMethod method, int iterations,
+        SolveStatus status, string message, double[] residualHistory, double maxResidual, TimeSpan elapsed, IReadOnlyList<SolveResult<T>>? layers = null)
+    {
+        States = states;
+        BatchSize = batchSize;
+        Length = length;
+        StateSize = stateSize;
+        OutputSize = outputSize;
+        Method = method;
+        Iterations = iterations;
+        Status = status;
+        Message = message;
+        ResidualHistory = residualHistory;
+        MaxResidual = maxResidual;
+        Elapsed = elapsed;
+        Layers = layers;
+    }
+
+    /// <summary>All states, flat, shape [BatchSize, Length, StateSize], row-major. For an LSTM each state is [h; c].</summary>
+    public T[] States { get; }
+
+    /// <summary>B, the number of sequences.</summary>
+    public int BatchSize { get; }
+
+    /// <summary>T, the sequence length.</summary>
+    public int Length { get; }
+
+    /// <summary>S, the state dimension.</summary>
+    public int StateSize { get; }
+
+    /// <summary>The leading part of each state that is the cell's output (h for an LSTM).</summary>
+    public int OutputSize { get; }
+
+    /// <summary>The method that produced the states.</summary>
+    public SolveMethod Method { get; }
+
+    /// <summary>
+    /// The number of updates applied (0 for <see cref="SolveMethod.Sequential"/>): the largest over the batch, summed over
+    /// the layers of a stack.
+    /// </summary>
+    public int Iterations { get; }
+
+    /// <summary>
+    /// True only when the fixed-point residual max_t |h_t - f(h_{t-1}, x_t)| of the returned states was computed and is
+    /// within tolerance for every sequence (and every layer).
+    /// </summary>
+    public bool Converged => Status == SolveStatus.Converged;
+
+    /// <summary>How the solve ended.</summary>
+    public SolveStatus Status { get; }
+
+    /// <summary>A sentence for the user: what happened and, if it failed, what to try.</summary>
+    public string Message { get; }
+
+    /// <summary>
+    /// The residual max_t |h_t - f(h_{t-1}, x_t)| of every iterate, starting with the initial guess (maximum over the batch).
+    /// For a stack, the layers' histories one after another. Empty for the sequential method.
+    /// </summary>
+    public IReadOnlyList<double> ResidualHistory { get; }
+
+    /// <summary>The fixed-point residual of the returned states, max over t, batch and state entries.</summary>
+    public double MaxResidual { get; }
+
+    /// <summary>Wall time of the solve, input validation excluded.</summary>
+    public TimeSpan Elapsed { get; }
+
+    /// <summary>For a stack of layers, each layer's result, bottom first; null for a single cell.</summary>
+    public IReadOnlyList<SolveResult<T>>? Layers { get; }
+
+    /// <summary>The state of sequence <paramref name="batch"/> at step <paramref name="t"/>.</summary>
+    public ReadOnlySpan<T> State(int batch, int t)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(batch);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(batch, BatchSize);
+        ArgumentOutOfRangeException.ThrowIfNegative(t);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(t, Length);
+        return States.AsSpan(((batch * Length) + t) * StateSize, StateSize);
+    }
+
+    /// <summary>The state at step <paramref name="t"/> of the only (or first) sequence.</summary>
+    public ReadOnlySpan<T> State(int t) => State(0, t);
+
+    /// <summary>The output (the first <see cref="OutputSize"/> state entries) of sequence <paramref name="batch"/> at step <paramref name="t"/>.</summary>
+    public ReadOnlySpan<T> Output(int batch, int t) => State(batch, t)[..OutputSize];
+
+    /// <summary>All outputs, flat, shape [BatchSize, Length, OutputSize]: what PyTorch's batch_first module returns as output.</summary>
+    public T[] Outputs()
+    {
+        if (OutputSize == StateSize)
+        {
+            return (T[])States.Clone();
+        }
+
+        var outputs = new T[BatchSize * Length * OutputSize];
+        for (int i = 0; i < BatchSize * Length; i++)
+        {
+            States.AsSpan(i * StateSize, OutputSize).CopyTo(outputs.AsSpan(i * OutputSize, OutputSize));
+        }
+
+        return outputs;
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() =>
+        $"{Method}: {Status} after {Iterations} iteration(s), max residual {MaxResidual:G3}, {Elapsed.TotalMilliseconds:F1} ms. {Message}";
+}

@@ -1,0 +1,217 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Numerics;
+using DeerSharp.Cells;
+
+namespace DeerSharp.Solvers;
+
+/// <summary>Validates a batch, solves its sequences (in parallel over the batch or over time) and reports.</summary>
+internal static partial class Solver
+{
+    public static SolveResult<T> Solve<TCell, T>(TCell cell, ReadOnlySpan<T> inputs, int batchSize, int length,
+        ReadOnlySpan<T> initialState, ReadOnlySpan<T> warmStart, SolveOptions? options)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        options ??= SolveOptions.Default;
+        options.Validate();
+        RequireSupportedType<T>();
+        if (cell is null)
+        {
+            throw new ArgumentNullException(nameof(cell));
+        }
+
+        int s = cell.StateSize, d = cell.InputSize;
+        if (s < 1 || d < 0 || cell.OutputSize < 1 || cell.OutputSize > s || cell.ProjectionSize < 0 || cell.WorkspaceSize < 0)
+        {
+            throw new ArgumentException(
+                $"The cell reports inconsistent sizes: StateSize {s}, InputSize {d}, OutputSize {cell.OutputSize}, ProjectionSize {cell.ProjectionSize}, WorkspaceSize {cell.WorkspaceSize}.",
+                nameof(cell));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegative(batchSize);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        long stepsTotal = (long)batchSize * length;
+        Require.Length(inputs, stepsTotal * d, nameof(inputs), $"[{batchSize}, {length}, {d}]");
+        if (!initialState.IsEmpty)
+        {
+            Require.Length(initialState, (long)batchSize * s, nameof(initialState), $"[{batchSize}, {s}]");
+        }
+
+        if (!warmStart.IsEmpty)
+        {
+            Require.Length(warmStart, stepsTotal * s, nameof(warmStart), $"[{batchSize}, {length}, {s}]");
+        }
+
+        if (stepsTotal * s > Array.MaxLength)
+        {
+            throw new ArgumentException(
+                $"The states would hold {stepsTotal * s} values, more than one .NET array can hold ({Array.MaxLength}); split the batch.", nameof(inputs));
+        }
+
+        Require.Finite(inputs, nameof(inputs), batchSize, length, d);
+        Require.Finite(initialState, nameof(initialState), batchSize, s);
+        Require.Finite(warmStart, nameof(warmStart), batchSize, length, s);
+
+        var clock = Stopwatch.StartNew();
+        var settings = SolverSettings<T>.Resolve(options, length);
+        var states = new T[stepsTotal * s];
+        var outcomes = new SequenceOutcome[batchSize];
+        if (length > 0)
+        {
+            SolveBatch(cell, inputs, initialState, warmStart, batchSize, length, settings, states, outcomes);
+        }
+
+        clock.Stop();
+        return Report(cell, states, batchSize, length, settings, outcomes, clock.Elapsed);
+    }
+
+    private static void SolveBatch<TCell, T>(TCell cell, ReadOnlySpan<T> inputs, ReadOnlySpan<T> initialState, ReadOnlySpan<T> warmStart,
+        int batchSize, int length, SolverSettings<T> settings, T[] states, SequenceOutcome[] outcomes)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int s = cell.StateSize, d = cell.InputSize;
+        int perSequence = length * s;
+        if (batchSize < 2 || settings.MaxDegreeOfParallelism < 2)
+        {
+            // Few sequences: one at a time, each parallel over time.
+            var ws = new SequenceWorkspace<T>();
+            for (int b = 0; b < batchSize; b++)
+            {
+                outcomes[b] = SolveOne(cell, inputs.Slice(b * length * d, length * d), Slice(initialState, b, s), Slice(warmStart, b, perSequence),
+                    states.AsSpan(b * perSequence, perSequence), settings, ws);
+            }
+
+            return;
+        }
+
+        // Many sequences: parallel over the batch, each sequence on one core. Spans cannot cross into the workers, so
+        // the inputs are copied once.
+        T[] x = inputs.ToArray(), h0 = initialState.ToArray(), guess = warmStart.ToArray();
+        var inner = settings.WithParallelism(1);
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = settings.MaxDegreeOfParallelism };
+        Parallel.For(0, batchSize, parallel, () => new SequenceWorkspace<T>(), (b, _, ws) =>
+        {
+            outcomes[b] = SolveOne(cell, x.AsSpan(b * length * d, length * d), Slice<T>(h0, b, s), Slice<T>(guess, b, perSequence),
+                states.AsSpan(b * perSequence, perSequence), inner, ws);
+            return ws;
+        }, _ => { });
+    }
+
+    private static ReadOnlySpan<T> Slice<T>(ReadOnlySpan<T> values, int index, int size) =>
+        values.IsEmpty ? default : values.Slice(index * size, size);
+
+    private static SequenceOutcome SolveOne<TCell, T>(in TCell cell, ReadOnlySpan<T> inputs, ReadOnlySpan<T> initialState, ReadOnlySpan<T> warmStart,
+        Span<T> states, in SolverSettings<T> settings, SequenceWorkspace<T> ws)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize;
+        int length = states.Length / s;
+
+        bool iterative = settings.Method != SolveMethod.Sequential;
+        long jacobianValues = settings.Method switch
+        {
+            SolveMethod.Deer => (long)length * s * s,
+            SolveMethod.QuasiDeer => (long)length * s,
+            _ => 0,
+        };
+        int chunks = iterative ? EvaluationChunks(length, settings.MaxDegreeOfParallelism) : 1;
+        ws.Ensure(length, s, p, cell.WorkspaceSize, jacobianValues, chunks);
+
+        // The input projection depends on x alone: computed once, outside every iteration.
+        for (int t = 0; t < length; t++)
+        {
+            cell.ProjectInput(inputs.Slice(t * d, d), ws.Projections.AsSpan(t * p, p));
+        }
+
+        if (initialState.IsEmpty)
+        {
+            ws.InitialState.AsSpan(0, s).Clear();
+        }
+        else
+        {
+            initialState.CopyTo(ws.InitialState);
+        }
+
+        if (!iterative)
+        {
+            return SolveSequential(cell, ws, length, states);
+        }
+
+        SequenceOutcome outcome = SolveIterative(cell, ws, length, warmStart, settings);
+        ws.States.AsSpan(0, length * s).CopyTo(states);
+        return outcome;
+    }
+
+    private static SolveResult<T> Report<TCell, T>(TCell cell, T[] states, int batchSize, int length, SolverSettings<T> settings,
+        SequenceOutcome[] outcomes, TimeSpan elapsed)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int iterations = 0, historyLength = 0;
+        double maxResidual = 0;
+        SolveStatus status = SolveStatus.Converged;
+        int failedSequence = -1, failedAt = -1;
+        for (int b = 0; b < outcomes.Length; b++)
+        {
+            SequenceOutcome o = outcomes[b];
+            iterations = Math.Max(iterations, o.Iterations);
+            historyLength = Math.Max(historyLength, o.ResidualHistory.Length);
+            maxResidual = double.IsNaN(o.MaxResidual) || double.IsNaN(maxResidual) ? double.NaN : Math.Max(maxResidual, o.MaxResidual);
+            if (o.Status != SolveStatus.Converged && (status == SolveStatus.Converged || o.Status == SolveStatus.Diverged))
+            {
+                status = o.Status;
+                failedSequence = b;
+                failedAt = o.FailedAt;
+            }
+        }
+
+        // Each sequence's history, padded with its final value, then the maximum over the batch at each iteration.
+        var history = new double[historyLength];
+        foreach (SequenceOutcome o in outcomes)
+        {
+            for (int k = 0; k < historyLength && o.ResidualHistory.Length > 0; k++)
+            {
+                double r = o.ResidualHistory[Math.Min(k, o.ResidualHistory.Length - 1)];
+                history[k] = double.IsNaN(r) || double.IsNaN(history[k]) ? double.NaN : Math.Max(history[k], r);
+            }
+        }
+
+        string message = Describe(status, settings, iterations, maxResidual, length, batchSize, failedSequence, failedAt);
+        return new SolveResult<T>(states, batchSize, length, cell.StateSize, cell.OutputSize, settings.Method, iterations, status,
+            message, history, maxResidual, elapsed);
+    }
+
+    private static string Describe<T>(SolveStatus status, SolverSettings<T> settings, int iterations, double residual, int length,
+        int batchSize, int failedSequence, int failedAt)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var c = CultureInfo.InvariantCulture;
+        string where = batchSize > 1 ? string.Create(c, $" (sequence {failedSequence})") : "";
+        string tolerance = string.Create(c, $"atol {double.CreateTruncating(settings.AbsoluteTolerance):G3} + rtol {double.CreateTruncating(settings.RelativeTolerance):G3}·|f|");
+        return (status, settings.Method) switch
+        {
+            (SolveStatus.Converged, SolveMethod.Sequential) =>
+                "Evaluated sequentially: every state is f of the one before by construction, and every state was checked to be finite.",
+            (SolveStatus.Converged, _) => length == 0
+                ? "Nothing to solve: the sequences are empty."
+                : string.Create(c, $"Converged: the fixed-point residual of the returned states, {residual:G3}, is within {tolerance}."),
+            (SolveStatus.Diverged, SolveMethod.Sequential) => string.Create(c,
+                $"The sequential evaluation produced NaN or infinity at step {failedAt}{where}: the recurrence itself overflows for these weights and inputs."),
+            (SolveStatus.Diverged, _) => string.Create(c,
+                $"Diverged: an iterate became NaN or infinite at iteration {failedAt}{where}. Newton iterations can diverge on non-contractive recurrences; use SolveMethod.Sequential, or check the weights' scale."),
+            _ => string.Create(c,
+                $"Not converged: after {iterations} iteration(s) the fixed-point residual is {residual:G3}{where}, above {tolerance}. Raise MaxIterations (every method is exact after T = {length} iterations), loosen the tolerances, or use SolveMethod.Deer (quadratic convergence) or SolveMethod.Sequential."),
+        };
+    }
+
+    private static void RequireSupportedType<T>()
+    {
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
+        {
+            throw new NotSupportedException($"Deer solves in float or double; {typeof(T).Name} is not supported.");
+        }
+    }
+}

@@ -1,0 +1,23 @@
+using System.Numerics;
+
+namespace DeerSharp.Solvers;
+
+/// <summary>Options resolved for one element type and sequence length.</summary>
+internal readonly record struct SolverSettings<T>(SolveMethod Method, int MaxIterations, T AbsoluteTolerance, T RelativeTolerance,
+    InitialGuess InitialGuess, int MaxDegreeOfParallelism)
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public static SolverSettings<T> Resolve(SolveOptions options, int length)
+    {
+        bool single = typeof(T) == typeof(float);
+        double atol = options.AbsoluteTolerance ?? (single ? 1e-5 : 1e-10);
+        double rtol = options.RelativeTolerance ?? (single ? 1e-5 : 1e-10);
+        int defaultLimit = options.Method == SolveMethod.Deer ? 100 : 500;
+        int maxIterations = options.MaxIterations ?? Math.Min(defaultLimit, length);
+        int dop = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
+        return new SolverSettings<T>(options.Method, maxIterations, T.CreateTruncating(atol), T.CreateTruncating(rtol),
+            options.InitialGuess, dop);
+    }
+
+    public SolverSettings<T> WithParallelism(int dop) => this with { MaxDegreeOfParallelism = dop };
+}
