@@ -61,6 +61,11 @@ internal static partial class Solver
         {
             SolveBatch(cell, inputs, initialState, warmStart, batchSize, length, settings, states, outcomes);
         }
+        else
+        {
+            // Nothing to solve: the empty trajectory satisfies the recurrence.
+            Array.Fill(outcomes, new SequenceOutcome(0, SolveStatus.Converged, [], 0.0, -1));
+        }
 
         clock.Stop();
         return Report(cell, states, batchSize, length, settings, outcomes, clock.Elapsed);

@@ -1,0 +1,111 @@
+using System.Numerics;
+using DeerSharp.Cells;
+using FsCheck;
+using FsCheck.Fluent;
+
+namespace DeerSharp.Tests;
+
+/// <summary>Analytic Jacobians of the built-in cells, AD Jacobians of the independent reference, and central finite differences agree.</summary>
+public class JacobianTests
+{
+    private static Gen<(int Seed, string Kind, int D, int N, bool Bias)> Cases =>
+        from seed in Gen.Choose(0, int.MaxValue)
+        from kind in Gen.Elements(Cells.Kinds)
+        from d in Gen.Choose(1, 5)
+        from n in Gen.Choose(1, 6)
+        from bias in Gen.Elements(true, false)
+        select (seed, kind, d, n, bias);
+
+    [Fact]
+    public void Analytic_AD_and_finite_difference_Jacobians_agree()
+    {
+        Prop.ForAll(Cases.ToArbitrary(), c =>
+        {
+            var rnd = new Random(c.Seed);
+            RecurrentWeights<double> w = Cells.Weights(c.Kind, c.D, c.N, rnd, scale: 1.5, bias: c.Bias);
+            var reference = new AutoDiffCell<ReferenceCell, double>(new ReferenceCell(c.Kind, w));
+            int s = reference.StateSize;
+            double[] state = Numbers.Uniform(rnd, s, 1.5), x = Numbers.Uniform(rnd, c.D);
+
+            var analytic = Cells.With(c.Kind, w, new Linearise<double>(state, x));
+            var ad = new Linearise<double>(state, x).Invoke(reference);
+            double[] fd = FiniteDifference(new ReferenceCell(c.Kind, w), state, x);
+
+            Assert.True(Numbers.MaxAbsDiff(analytic.Next, ad.Next) <= 1e-14, "f: built-in cell vs independent reference");
+            Assert.True(Numbers.MaxAbsDiff(analytic.Jacobian, ad.Jacobian) <= 1e-13, "J: analytic vs AD");
+            Assert.True(Numbers.MaxAbsDiff(ad.Jacobian, fd) <= 1e-7, "J: AD vs central differences");
+            Assert.True(Numbers.MaxAbsDiff(analytic.Diagonal, Diagonal(analytic.Jacobian, s)) <= 1e-14, "closed-form diagonal vs diag(J)");
+            Assert.True(Numbers.MaxAbsDiff(ad.Diagonal, Diagonal(ad.Jacobian, s)) <= 1e-14, "AD diagonal vs diag(AD J)");
+            return true;
+        }).Check(Config.QuickThrowOnFailure.WithMaxTest(150));
+    }
+
+    [Fact]
+    public void Float_cells_match_the_double_reference()
+    {
+        var rnd = new Random(11);
+        foreach (string kind in Cells.Kinds)
+        {
+            RecurrentWeights<double> w = Cells.Weights(kind, 3, 5, rnd);
+            int s = kind == "lstm" ? 10 : 5;
+            double[] state = Numbers.Uniform(rnd, s), x = Numbers.Uniform(rnd, 3);
+            var d = Cells.With(kind, w, new Linearise<double>(state, x));
+            var f = Cells.With(kind, w, new Linearise<float>(Numbers.As<float>(state), Numbers.As<float>(x)));
+            Assert.True(Numbers.MaxAbsDiff(d.Next, f.Next) <= 1e-6, kind);
+            Assert.True(Numbers.MaxAbsDiff(d.Jacobian, f.Jacobian) <= 1e-6, kind);
+            Assert.True(Numbers.MaxAbsDiff(d.Diagonal, f.Diagonal) <= 1e-6, kind);
+        }
+    }
+
+    private static double[] Diagonal(double[] j, int s) => [.. Enumerable.Range(0, s).Select(i => j[i * s + i])];
+
+    private static double[] FiniteDifference(ReferenceCell cell, double[] state, double[] x)
+    {
+        int s = state.Length;
+        var j = new double[s * s];
+        double[] plus = new double[s], minus = new double[s];
+        for (int col = 0; col < s; col++)
+        {
+            const double H = 1e-5;
+            double[] sp = (double[])state.Clone(), sm = (double[])state.Clone();
+            sp[col] += H;
+            sm[col] -= H;
+            cell.Apply<double>(sp, x, plus);
+            cell.Apply<double>(sm, x, minus);
+            for (int i = 0; i < s; i++)
+            {
+                j[i * s + col] = (plus[i] - minus[i]) / (2 * H);
+            }
+        }
+
+        return j;
+    }
+
+    internal sealed record Linearised(double[] Next, double[] Jacobian, double[] Diagonal);
+
+    /// <summary>Evaluates f, J and diag(J) of a cell at (state, x), returned in double.</summary>
+    internal readonly struct Linearise<T>(T[] state, T[] x) : ICellFunc<T, Linearised>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public Linearise(double[] state, double[] x)
+            : this(Numbers.As<T>(state), Numbers.As<T>(x))
+        {
+        }
+
+        public Linearised Invoke<TCell>(TCell cell)
+            where TCell : IRecurrentCell<T>
+        {
+            int s = cell.StateSize;
+            var projection = new T[cell.ProjectionSize];
+            var scratch = new T[cell.WorkspaceSize];
+            cell.ProjectInput(x, projection);
+            T[] next = new T[s], next2 = new T[s], next3 = new T[s], jac = new T[s * s], diag = new T[s];
+            cell.EvaluateJacobian(state, projection, next, jac, scratch);
+            cell.EvaluateJacobianDiagonal(state, projection, next2, diag, scratch);
+            cell.Evaluate(state, projection, next3, scratch);
+            Assert.Equal(next, next2);
+            Assert.Equal(next, next3);
+            return new Linearised(Numbers.ToDouble(next), Numbers.ToDouble(jac), Numbers.ToDouble(diag));
+        }
+    }
+}
