@@ -12,6 +12,8 @@ namespace DeerSharp.Cli;
 /// </summary>
 internal static class DemoCommand
 {
+    private static readonly SolveMethod[] Methods = [SolveMethod.Sequential, SolveMethod.Deer, SolveMethod.QuasiDeer, SolveMethod.Picard];
+
     public static Command Create()
     {
         var hidden = new Option<int>("--hidden") { Description = "Hidden size n of the GRU.", DefaultValueFactory = _ => 16 };
@@ -56,7 +58,7 @@ internal static class DemoCommand
             $"GRU, hidden {n}, input {d}, T = {length:N0}, {typeof(T).Name}, {Environment.ProcessorCount} core(s), random weights (PyTorch init) and inputs in [-1, 1], seed {seed}."));
 
         // JIT every path on a short sequence first, so the timings below are of the solves alone.
-        foreach (SolveMethod m in Enum.GetValues<SolveMethod>())
+        foreach (SolveMethod m in Methods)
         {
             Deer.Solve(cell, new T[Math.Min(length, 64), d], new SolveOptions { Method = m });
         }
@@ -65,7 +67,7 @@ internal static class DemoCommand
         bool allAgree = true;
         Console.WriteLine();
         Console.WriteLine($"{"method",-11} {"iterations",10} {"converged",9} {"max |h - h_seq|",16} {"residual",10} {"time (ms)",10} {"vs sequential",13}");
-        foreach (SolveMethod m in Enum.GetValues<SolveMethod>())
+        foreach (SolveMethod m in Methods)
         {
             var clock = Stopwatch.StartNew();
             SolveResult<T> r = Deer.Solve(cell, x, new SolveOptions { Method = m });
@@ -75,7 +77,7 @@ internal static class DemoCommand
             allAgree &= r.Converged && diff <= 1e-4;
             double speed = reference.Elapsed.TotalMilliseconds / r.Elapsed.TotalMilliseconds;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{Name(m),-11} {r.Iterations,10} {(r.Converged ? "yes" : "NO"),9} {diff,16:0.00e+00} {r.MaxResidual,10:0.00e+00} {r.Elapsed.TotalMilliseconds,10:F1} {speed,12:F2}x"));
+                $"{MethodNames.Name(m),-11} {r.Iterations,10} {(r.Converged ? "yes" : "NO"),9} {diff,16:0.00e+00} {r.MaxResidual,10:0.00e+00} {r.Elapsed.TotalMilliseconds,10:F1} {speed,12:F2}x"));
             if (!r.Converged)
             {
                 Console.WriteLine($"  {r.Message}");
@@ -89,15 +91,6 @@ internal static class DemoCommand
         Console.WriteLine("Times are one wall-clock run each on this machine; for speed comparisons use the benchmarks.");
         return allAgree ? 0 : 1;
     }
-
-    private static string Name(SolveMethod method) => method switch
-    {
-        SolveMethod.Sequential => "sequential",
-        SolveMethod.Deer => "deer",
-        SolveMethod.QuasiDeer => "quasi-deer",
-        SolveMethod.Picard => "picard",
-        _ => method.ToString(),
-    };
 
     private static double MaxDifference<T>(T[] a, T[] b)
         where T : unmanaged, IFloatingPointIeee754<T>

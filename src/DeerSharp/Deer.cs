@@ -95,6 +95,22 @@ public static class Deer
         return stack.Solve(Flat<T>(inputs), inputs.GetLength(0), inputs.GetLength(1), initialStates, options);
     }
 
+    /// <summary>Solves a stack of layers on the span-first layout: <paramref name="inputs"/> holds [batchSize, length, d] values.</summary>
+    /// <param name="stack">The layers, bottom first.</param>
+    /// <param name="inputs">x, batchSize·length·d values.</param>
+    /// <param name="batchSize">B.</param>
+    /// <param name="length">T.</param>
+    /// <param name="options">Method, tolerances and limits for every layer.</param>
+    /// <param name="initialStates">Each layer's h0, [layers, B, S] flat; null for zeros.</param>
+    public static SolveResult<T> Solve<TCell, T>(StackedCells<TCell, T> stack, ReadOnlySpan<T> inputs, int batchSize, int length,
+        SolveOptions? options = null, T[]? initialStates = null)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(stack);
+        return stack.Solve(inputs, batchSize, length, initialStates, options);
+    }
+
     private static void CheckInputWidth<TCell, T>(TCell cell, Array inputs)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>

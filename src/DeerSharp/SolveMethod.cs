@@ -3,6 +3,12 @@ namespace DeerSharp;
 /// <summary>How <see cref="Deer"/>.Solve evaluates the recurrence. See docs/methods.md.</summary>
 public enum SolveMethod
 {
+    /// <summary>
+    /// Let Deer choose; the result reports the method it chose. Until the CPU cost model is calibrated, this is
+    /// <see cref="Sequential"/>: on the CPUs measured so far (docs/methods.md) the loop beat every iterative method.
+    /// </summary>
+    Auto,
+
     /// <summary>The plain loop h_t = f(h_{t-1}, x_t): T dependent steps, the reference every other method must match.</summary>
     Sequential,
 

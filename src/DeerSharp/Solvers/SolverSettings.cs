@@ -9,15 +9,19 @@ internal readonly record struct SolverSettings<T>(SolveMethod Method, int MaxIte
 {
     public static SolverSettings<T> Resolve(SolveOptions options, int length)
     {
+        SolveMethod method = options.Method == SolveMethod.Auto ? ChooseMethod() : options.Method;
         bool single = typeof(T) == typeof(float);
         double atol = options.AbsoluteTolerance ?? (single ? 1e-5 : 1e-10);
         double rtol = options.RelativeTolerance ?? (single ? 1e-5 : 1e-10);
-        int defaultLimit = options.Method == SolveMethod.Deer ? 100 : 500;
+        int defaultLimit = method == SolveMethod.Deer ? 100 : 500;
         int maxIterations = options.MaxIterations ?? Math.Min(defaultLimit, length);
         int dop = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
-        return new SolverSettings<T>(options.Method, maxIterations, T.CreateTruncating(atol), T.CreateTruncating(rtol),
+        return new SolverSettings<T>(method, maxIterations, T.CreateTruncating(atol), T.CreateTruncating(rtol),
             options.InitialGuess, dop);
     }
+
+    /// <summary>The method <see cref="SolveMethod.Auto"/> resolves to on the CPU backend.</summary>
+    private static SolveMethod ChooseMethod() => SolveMethod.Sequential;
 
     public SolverSettings<T> WithParallelism(int dop) => this with { MaxDegreeOfParallelism = dop };
 }

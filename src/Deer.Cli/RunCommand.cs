@@ -1,0 +1,295 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Numerics;
+using System.Text.Json;
+using DeerSharp.Cells;
+using DeerSharp.IO;
+
+namespace DeerSharp.Cli;
+
+/// <summary>
+/// `deer run`: evaluates a PyTorch nn.RNN / nn.GRU / nn.LSTM (weights from a safetensors state_dict) on .npy inputs and
+/// writes what the batch_first module returns as <c>output</c>: the top layer's h at every step.
+/// </summary>
+internal static class RunCommand
+{
+    private sealed record Request(string Cell, string Weights, string Inputs, string? H0, string? C0, SolveMethod Method, string? DType,
+        double? Atol, double? Rtol, int? MaxIterations, string Out, string? Report, string Prefix, bool FallbackSequential);
+
+    public static Command Create(TextWriter stdout)
+    {
+        var cell = new Option<string>("--cell") { Description = "The module type.", Required = true };
+        cell.AcceptOnlyFromAmong("rnn", "gru", "lstm");
+        var weights = new Option<string>("--weights") { Description = "The module's state_dict as safetensors (weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}).", Required = true };
+        var inputs = new Option<string>("--inputs") { Description = "Inputs as .npy, [T, d] or [B, T, d] (batch first).", Required = true };
+        var h0 = new Option<string?>("--h0") { Description = "Initial hidden state as .npy, [num_layers, B, n] or [num_layers, n] when unbatched." };
+        var c0 = new Option<string?>("--c0") { Description = "Initial LSTM cell state as .npy, shaped like --h0." };
+        var method = new Option<string>("--method") { Description = "Solution method.", DefaultValueFactory = _ => "auto" };
+        method.AcceptOnlyFromAmong(MethodNames.All);
+        var dtype = new Option<string?>("--dtype") { Description = "Element type of the solve and the output; defaults to the inputs' type." };
+        dtype.AcceptOnlyFromAmong("float32", "float64");
+        var atol = new Option<double?>("--atol") { Description = "Absolute tolerance on the fixed-point residual (default 1e-5 float32, 1e-10 float64)." };
+        var rtol = new Option<double?>("--rtol") { Description = "Relative tolerance on the fixed-point residual (same defaults)." };
+        var maxIter = new Option<int?>("--max-iter") { Description = "Most iterations of an iterative method (default 100 DEER, 500 others, capped at T)." };
+        var output = new Option<string>("--out") { Description = "Output .npy: [B, T, n], or [T, n] for unbatched inputs.", Required = true };
+        var report = new Option<string?>("--report") { Description = "Write a JSON report of the solve here." };
+        var prefix = new Option<string>("--prefix") { Description = "Key prefix of the module inside a larger state_dict (e.g. 'encoder.rnn.').", DefaultValueFactory = _ => "" };
+        var fallback = new Option<string?>("--fallback") { Description = "If the chosen method does not converge, re-solve with this method instead of exiting with code 3." };
+        fallback.AcceptOnlyFromAmong("sequential");
+
+        var command = new Command("run", "Evaluate a PyTorch RNN/GRU/LSTM on .npy inputs and write its output as .npy.")
+        {
+            cell, weights, inputs, h0, c0, method, dtype, atol, rtol, maxIter, output, report, prefix, fallback,
+        };
+        command.SetAction(r => Execute(new Request(
+            r.GetValue(cell)!, r.GetValue(weights)!, r.GetValue(inputs)!, r.GetValue(h0), r.GetValue(c0), MethodNames.Parse(r.GetValue(method)!),
+            r.GetValue(dtype), r.GetValue(atol), r.GetValue(rtol), r.GetValue(maxIter), r.GetValue(output)!, r.GetValue(report),
+            r.GetValue(prefix) ?? "", r.GetValue(fallback) == "sequential"), stdout));
+        return command;
+    }
+
+    private static int Execute(Request q, TextWriter stdout)
+    {
+        if (q.Atol is { } a && (!double.IsFinite(a) || a < 0))
+        {
+            throw new UsageException($"--atol must be finite and non-negative; got {a.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        if (q.Rtol is { } r && (!double.IsFinite(r) || r < 0))
+        {
+            throw new UsageException($"--rtol must be finite and non-negative; got {r.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        if (q.MaxIterations is < 0)
+        {
+            throw new UsageException($"--max-iter must be at least 0; got {q.MaxIterations}.");
+        }
+
+        if (q.C0 is not null && q.Cell != "lstm")
+        {
+            throw new UsageException($"--c0 is only meaningful for --cell lstm, not {q.Cell}.");
+        }
+
+        RequireDirectory(q.Out, "--out");
+        if (q.Report is not null)
+        {
+            RequireDirectory(q.Report, "--report");
+        }
+
+        TensorData x = ReadNpy(q.Inputs, "--inputs");
+        if (x.Rank is not (2 or 3))
+        {
+            throw new UsageException($"--inputs {q.Inputs}: expected shape [T, d] or [B, T, d], got {x.ShapeText}.");
+        }
+
+        long bad = x.IndexOfNonFinite();
+        if (bad >= 0)
+        {
+            throw new UsageException($"--inputs {q.Inputs}: holds NaN or infinity at {Coordinates(bad, x.Shape)}.");
+        }
+
+        string dtype = q.DType ?? (x.IsDouble ? "float64" : "float32");
+        return dtype == "float64" ? Execute<double>(q, x, stdout) : Execute<float>(q, x, stdout);
+    }
+
+    private static int Execute<T>(Request q, TensorData x, TextWriter stdout)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        RecurrentKind kind = q.Cell switch { "rnn" => RecurrentKind.TanhRnn, "gru" => RecurrentKind.Gru, _ => RecurrentKind.Lstm };
+        SafetensorsFile file = Wrap(q.Weights, "--weights", () => SafetensorsFile.Read(q.Weights));
+        RecurrentWeights<T>[] layers = Wrap(q.Weights, "--weights", () => TorchRecurrentWeights.Load<T>(file, kind, q.Prefix));
+
+        bool batched = x.Rank == 3;
+        int batch = batched ? x.Shape[0] : 1, length = x.Shape[batched ? 1 : 0], d = x.Shape[batched ? 2 : 1];
+        int n = layers[^1].HiddenSize, numLayers = layers.Length;
+        if (d != layers[0].InputSize)
+        {
+            throw new UsageException(
+                $"--inputs {q.Inputs}: has {d} features per step (shape {x.ShapeText}), but {q.Prefix}weight_ih_l0 expects {layers[0].InputSize}.");
+        }
+
+        T[]? initial = InitialStates<T>(q, layers, batch, batched);
+        var options = new SolveOptions { Method = q.Method, AbsoluteTolerance = q.Atol, RelativeTolerance = q.Rtol, MaxIterations = q.MaxIterations };
+        T[] inputs = x.ToArray<T>();
+        SolveResult<T> result = Solve(kind, layers, inputs, batch, length, options, initial);
+        SolveResult<T>? failed = null;
+        if (!result.Converged)
+        {
+            if (!q.FallbackSequential)
+            {
+                throw new NotConvergedException(
+                    $"{MethodNames.Name(result.Method)} did not converge: {result.Message} Nothing was written; pass --fallback sequential to fall back instead.");
+            }
+
+            failed = result;
+            result = Solve(kind, layers, inputs, batch, length, options with { Method = SolveMethod.Sequential }, initial);
+            if (!result.Converged)
+            {
+                throw new NotConvergedException($"the sequential fallback failed too: {result.Message} Nothing was written.");
+            }
+        }
+
+        T[] outputs = result.Outputs();
+        int[] shape = batched ? [batch, length, n] : [length, n];
+        using var files = new AtomicFiles();
+        files.Stage(q.Out, "--out", s => Npy.Write(s, TensorData.From(outputs, shape)));
+        if (q.Report is not null)
+        {
+            files.Stage(q.Report, "--report", s => WriteReport(s, q, result, failed, typeof(T) == typeof(double) ? "float64" : "float32", batch, length, d, n, numLayers));
+        }
+
+        files.Commit();
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{q.Cell}, {numLayers} layer(s), B = {batch}, T = {length}, d = {d}, n = {n}: {MethodNames.Name(result.Method)} {(failed is null ? "" : "(fallback) ")}"
+            + $"{result.Status} after {result.Iterations} iteration(s), max residual {result.MaxResidual:G3}, {result.Elapsed.TotalSeconds:F3} s; wrote {q.Out}."));
+        return 0;
+    }
+
+    private static SolveResult<T> Solve<T>(RecurrentKind kind, RecurrentWeights<T>[] layers, T[] inputs, int batch, int length, SolveOptions options, T[]? initial)
+        where T : unmanaged, IFloatingPointIeee754<T> => kind switch
+    {
+        RecurrentKind.TanhRnn => Deer.Solve(new StackedCells<TanhRnnCell<T>, T>([.. layers.Select(w => new TanhRnnCell<T>(w))]), inputs, batch, length, options, initial),
+        RecurrentKind.Gru => Deer.Solve(new StackedCells<GruCell<T>, T>([.. layers.Select(w => new GruCell<T>(w))]), inputs, batch, length, options, initial),
+        _ => Deer.Solve(new StackedCells<LstmCell<T>, T>([.. layers.Select(w => new LstmCell<T>(w))]), inputs, batch, length, options, initial),
+    };
+
+    /// <summary>[layers, B, S] from --h0 (and --c0): PyTorch's [num_layers, B, n], or [num_layers, n] when unbatched.</summary>
+    private static T[]? InitialStates<T>(Request q, RecurrentWeights<T>[] layers, int batch, bool batched)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (q.H0 is null && q.C0 is null)
+        {
+            return null;
+        }
+
+        int numLayers = layers.Length, n = layers[0].HiddenSize;
+        bool lstm = q.Cell == "lstm";
+        int s = lstm ? 2 * n : n;
+        T[]? h = q.H0 is null ? null : ReadState<T>(q.H0, "--h0", numLayers, batch, n, batched);
+        T[]? c = q.C0 is null ? null : ReadState<T>(q.C0, "--c0", numLayers, batch, n, batched);
+        var states = new T[numLayers * batch * s];
+        for (int k = 0; k < numLayers; k++)
+        {
+            for (int b = 0; b < batch; b++)
+            {
+                int src = (k * batch + b) * n, dst = (k * batch + b) * s;
+                h?.AsSpan(src, n).CopyTo(states.AsSpan(dst, n));
+                c?.AsSpan(src, n).CopyTo(states.AsSpan(dst + n, n));
+            }
+        }
+
+        return states;
+    }
+
+    private static T[] ReadState<T>(string path, string option, int numLayers, int batch, int n, bool batched)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        TensorData t = ReadNpy(path, option);
+        int[] expected = batched ? [numLayers, batch, n] : [numLayers, n];
+        if (!t.Shape.SequenceEqual(expected))
+        {
+            throw new UsageException($"{option} {path}: expected shape [{string.Join(", ", expected)}] (num_layers{(batched ? ", B" : "")}, n), got {t.ShapeText}.");
+        }
+
+        long bad = t.IndexOfNonFinite();
+        if (bad >= 0)
+        {
+            throw new UsageException($"{option} {path}: holds NaN or infinity at {Coordinates(bad, t.Shape)}.");
+        }
+
+        return t.ToArray<T>();
+    }
+
+    private static TensorData ReadNpy(string path, string option) => Wrap(path, option, () => Npy.Read(path));
+
+    /// <summary>Runs a read and turns any failure into one line that names the option and the file.</summary>
+    private static TResult Wrap<TResult>(string path, string option, Func<TResult> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (TensorFormatException e)
+        {
+            string message = e.Message.StartsWith(path + ":", StringComparison.Ordinal) ? e.Message[(path.Length + 1)..].TrimStart() : e.Message;
+            throw new UsageException($"{option} {path}: {message}");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            string why = e is FileNotFoundException or DirectoryNotFoundException ? "no such file" : e.Message;
+            throw new UsageException($"{option} {path}: cannot read it ({why}).");
+        }
+    }
+
+    private static void RequireDirectory(string path, string option)
+    {
+        string? directory = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (directory is null || !Directory.Exists(directory))
+        {
+            throw new UsageException($"{option} {path}: the directory '{directory}' does not exist.");
+        }
+    }
+
+    private static string Coordinates(long flat, IReadOnlyList<int> shape)
+    {
+        var c = new long[shape.Count];
+        for (int k = shape.Count - 1; k >= 0; k--)
+        {
+            c[k] = flat % Math.Max(1, shape[k]);
+            flat /= Math.Max(1, shape[k]);
+        }
+
+        return $"[{string.Join(", ", c)}]";
+    }
+
+    private static void WriteReport<T>(Stream stream, Request q, SolveResult<T> result, SolveResult<T>? failed, string dtype,
+        int batch, int length, int d, int n, int numLayers)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        w.WriteStartObject();
+        w.WriteString("method", MethodNames.Name(result.Method));
+        w.WriteString("requested_method", MethodNames.Name(q.Method));
+        w.WriteString("backend", "cpu");
+        w.WriteNumber("iterations", result.Iterations);
+        w.WriteBoolean("converged", result.Converged);
+        w.WriteString("status", result.Status.ToString());
+        w.WriteString("message", result.Message);
+        w.WriteNumber("max_residual", result.MaxResidual);
+        w.WriteNumber("solve_seconds", result.Elapsed.TotalSeconds + (failed?.Elapsed.TotalSeconds ?? 0));
+        w.WriteBoolean("fallback_used", failed is not null);
+        if (failed is not null)
+        {
+            w.WriteString("fallback_reason", failed.Message);
+        }
+
+        w.WriteStartArray("residual_history");
+        foreach (double v in result.ResidualHistory)
+        {
+            w.WriteNumberValue(v);
+        }
+
+        w.WriteEndArray();
+        w.WriteStartArray("layers");
+        foreach (SolveResult<T> layer in result.Layers ?? [result])
+        {
+            w.WriteStartObject();
+            w.WriteNumber("iterations", layer.Iterations);
+            w.WriteBoolean("converged", layer.Converged);
+            w.WriteNumber("max_residual", layer.MaxResidual);
+            w.WriteNumber("solve_seconds", layer.Elapsed.TotalSeconds);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteString("cell", q.Cell);
+        w.WriteString("dtype", dtype);
+        w.WriteNumber("num_layers", numLayers);
+        w.WriteNumber("batch", batch);
+        w.WriteNumber("length", length);
+        w.WriteNumber("input_size", d);
+        w.WriteNumber("hidden_size", n);
+        w.WriteNumber("cores", Environment.ProcessorCount);
+        w.WriteEndObject();
+    }
+}
