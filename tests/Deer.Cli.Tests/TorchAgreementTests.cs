@@ -1,0 +1,92 @@
+using System.Globalization;
+using System.Text.Json;
+using DeerSharp.IO;
+
+namespace DeerSharp.Cli.Tests;
+
+/// <summary>
+/// `deer run` against PyTorch's own modules: for RNN, GRU and LSTM, 1 and 2 layers, batched and unbatched, float32 and
+/// float64, with and without h0/c0 and biases, every method reproduces the module's output (1e-4 float32, 1e-9 float64).
+/// The cases are generated fresh by torch on every run (tests/Deer.Cli.Tests/python/torch_fixtures.py).
+/// </summary>
+public class TorchAgreementTests
+{
+    [TorchFact]
+    public void Run_reproduces_PyTorch_modules_with_every_method()
+    {
+        using var dir = new TempDir();
+        int seed = Random.Shared.Next();
+        string script = Path.Combine(AppContext.BaseDirectory, "python", "torch_fixtures.py");
+        (int code, string output) = PythonTorch.Run(PythonTorch.Interpreter!, [script, dir.Path, seed.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromMinutes(3));
+        Assert.True(code == 0, $"torch_fixtures.py failed: {output}");
+
+        using JsonDocument cases = JsonDocument.Parse(File.ReadAllText(dir.File("cases.json")));
+        var failures = new List<string>();
+        int runs = 0;
+        foreach (JsonElement c in cases.RootElement.EnumerateArray())
+        {
+            string name = c.GetProperty("name").GetString()!, cell = c.GetProperty("cell").GetString()!;
+            string folder = Path.Combine(dir.Path, name);
+            TensorData expected = Npy.Read(Path.Combine(folder, "expected.npy"));
+            double tolerance = c.GetProperty("dtype").GetString() == "float64" ? 1e-9 : 1e-4;
+            foreach (string method in new[] { "auto", "sequential", "deer", "quasi-deer", "picard" })
+            {
+                var args = new List<string> { "run", "--cell", cell, "--weights", Path.Combine(folder, "weights.safetensors"),
+                    "--inputs", Path.Combine(folder, "x.npy"), "--method", method, "--out", Path.Combine(folder, $"{method}.npy"),
+                    "--report", Path.Combine(folder, $"{method}.json") };
+                if (c.GetProperty("h0").GetBoolean())
+                {
+                    args.AddRange(["--h0", Path.Combine(folder, "h0.npy")]);
+                    if (cell == "lstm")
+                    {
+                        args.AddRange(["--c0", Path.Combine(folder, "c0.npy")]);
+                    }
+                }
+
+                Cli.Outcome r = Cli.Run([.. args]);
+                runs++;
+                if (r.ExitCode != 0)
+                {
+                    failures.Add($"{name} {method}: {r}");
+                    continue;
+                }
+
+                TensorData actual = Npy.Read(Path.Combine(folder, $"{method}.npy"));
+                double diff = MaxAbsDiff(expected.ToArray<double>(), actual.ToArray<double>());
+                if (!actual.Shape.SequenceEqual(expected.Shape) || actual.IsDouble != expected.IsDouble || !(diff <= tolerance))
+                {
+                    failures.Add($"{name} {method}: shape {actual.ShapeText} vs {expected.ShapeText}, double {actual.IsDouble} vs {expected.IsDouble}, max diff {diff:G3} (tolerance {tolerance:G1})");
+                }
+
+                using JsonDocument report = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, $"{method}.json")));
+                foreach (string key in new[] { "method", "backend", "iterations", "converged", "max_residual", "solve_seconds" })
+                {
+                    if (!report.RootElement.TryGetProperty(key, out _))
+                    {
+                        failures.Add($"{name} {method}: report lacks '{key}'");
+                    }
+                }
+            }
+        }
+
+        Assert.Equal(120, runs);
+        Assert.True(failures.Count == 0, $"seed {seed}:\n" + string.Join("\n", failures));
+    }
+
+    private static double MaxAbsDiff(double[] a, double[] b)
+    {
+        if (a.Length != b.Length)
+        {
+            return double.PositiveInfinity;
+        }
+
+        double max = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            double d = Math.Abs(a[i] - b[i]);
+            max = double.IsNaN(d) ? double.NaN : Math.Max(max, d);
+        }
+
+        return max;
+    }
+}
