@@ -20,6 +20,7 @@ public static class CliApp
             DemoCommand.Create(),
             RunCommand.Create(stdout),
             InfoCommand.Create(stdout),
+            Bench.BenchCommand.Create(stdout),
         };
 
         ParseResult parse = root.Parse(args);

@@ -101,12 +101,18 @@ public class LinearRecurrenceTests
     }
 
     [Fact]
-    public void Dense_scan_runs_sequentially_unless_n_is_below_the_core_count()
+    public void The_blocked_scan_is_chosen_only_where_it_can_win()
     {
-        Assert.Equal(1, LinearRecurrence.ChooseChunks(100_000, 16, dense: true, maxDegreeOfParallelism: 2));
-        Assert.True(LinearRecurrence.ChooseChunks(100_000, 1, dense: true, maxDegreeOfParallelism: 2) > 1);
-        Assert.True(LinearRecurrence.ChooseChunks(100_000, 16, dense: false, maxDegreeOfParallelism: 2) > 1);
+        // Dense: only when n is below the core count.
+        Assert.Equal(1, LinearRecurrence.ChooseChunks(100_000, 16, dense: true, maxDegreeOfParallelism: 8));
+        Assert.True(LinearRecurrence.ChooseChunks(100_000, 1, dense: true, maxDegreeOfParallelism: 8) > 1);
+        // Two cores: only once the data is large enough to be bound by memory bandwidth.
+        Assert.Equal(1, LinearRecurrence.ChooseChunks(100_000, 16, dense: false, maxDegreeOfParallelism: 2));
+        Assert.True(LinearRecurrence.ChooseChunks(1 << 20, 64, dense: false, maxDegreeOfParallelism: 2) > 1);
+        // Four cores and more: whenever there are enough steps.
+        Assert.True(LinearRecurrence.ChooseChunks(100_000, 16, dense: false, maxDegreeOfParallelism: 4) > 1);
         Assert.Equal(1, LinearRecurrence.ChooseChunks(100_000, 16, dense: false, maxDegreeOfParallelism: 1));
+        Assert.Equal(1, LinearRecurrence.ChooseChunks(1000, 16, dense: false, maxDegreeOfParallelism: 8));
     }
 
     [Fact]

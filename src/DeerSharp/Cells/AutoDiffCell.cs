@@ -62,14 +62,42 @@ public readonly struct AutoDiffCell<TFunction, T> : IRecurrentCell<T>
     public int WorkspaceSize => 2 * (2 * _stateSize + _inputSize);
 
     /// <inheritdoc/>
-    public void ProjectInput(ReadOnlySpan<T> input, Span<T> projection) => input.CopyTo(projection);
+    public int BlockWorkspaceSize(int count) => WorkspaceSize;
+
+    /// <inheritdoc/>
+    public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) =>
+        inputs[..(count * _inputSize)].CopyTo(projections);
+
+    /// <inheritdoc/>
+    public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
+        Span<T> workspace, int count)
+    {
+        int s = _stateSize, d = _inputSize;
+        for (int i = 0; i < count; i++)
+        {
+            ReadOnlySpan<T> state = states.Slice(i * s, s), x = projections.Slice(i * d, d);
+            Span<T> f = next.Slice(i * s, s);
+            switch (mode)
+            {
+                case JacobianMode.Full:
+                    EvaluateJacobian(state, x, f, jacobians.Slice(i * s * s, s * s), workspace);
+                    break;
+                case JacobianMode.Diagonal:
+                    EvaluateJacobianDiagonal(state, x, f, jacobians.Slice(i * s, s), workspace);
+                    break;
+                default:
+                    _f.Apply(state, x, f);
+                    break;
+            }
+        }
+    }
 
     /// <inheritdoc/>
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace) =>
         _f.Apply(state, projection, next);
 
-    /// <inheritdoc/>
-    public void EvaluateJacobian(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> jacobian, Span<T> workspace)
+    /// <summary>f and its full Jacobian at one state: S dual-number evaluations of f.</summary>
+    private void EvaluateJacobian(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> jacobian, Span<T> workspace)
     {
         int s = _stateSize;
         Span<Dual<T>> ds = DualSpans(workspace, state, projection, out Span<Dual<T>> dx, out Span<Dual<T>> dnext);
@@ -90,8 +118,8 @@ public readonly struct AutoDiffCell<TFunction, T> : IRecurrentCell<T>
         }
     }
 
-    /// <inheritdoc/>
-    public void EvaluateJacobianDiagonal(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> diagonal, Span<T> workspace)
+    /// <summary>f and its Jacobian's diagonal at one state: S dual-number evaluations of f.</summary>
+    private void EvaluateJacobianDiagonal(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> diagonal, Span<T> workspace)
     {
         int s = _stateSize;
         Span<Dual<T>> ds = DualSpans(workspace, state, projection, out Span<Dual<T>> dx, out Span<Dual<T>> dnext);

@@ -1,4 +1,6 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
+using System.Numerics.Tensors;
 
 namespace DeerSharp.Cells;
 
@@ -15,9 +17,10 @@ namespace DeerSharp.Cells;
 public readonly struct GruCell<T> : IRecurrentCell<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    private readonly CellWeights<T> _c;
     private readonly RecurrentWeights<T> _w;
 
-    /// <summary>Wraps one layer's weights (G = 3).</summary>
+    /// <summary>Wraps one layer's weights (G = 3), taking a snapshot of them.</summary>
     public GruCell(RecurrentWeights<T> weights)
     {
         ArgumentNullException.ThrowIfNull(weights);
@@ -27,90 +30,142 @@ public readonly struct GruCell<T> : IRecurrentCell<T>
         }
 
         _w = weights;
+        _c = new CellWeights<T>(weights, foldedGates: 2);
     }
 
     /// <summary>Random weights as PyTorch initialises them, scaled by <paramref name="scale"/>.</summary>
     public static GruCell<T> Random(int inputSize, int hiddenSize, Random random, double scale = 1.0) =>
         new(RecurrentWeights<T>.Random(3, hiddenSize, inputSize, random, scale));
 
-    /// <summary>The layer's weights.</summary>
+    /// <summary>The layer's weights as given.</summary>
     public RecurrentWeights<T> Weights => _w;
 
     /// <inheritdoc/>
-    public int StateSize => _w.HiddenSize;
+    public int StateSize => _c.HiddenSize;
 
     /// <inheritdoc/>
-    public int InputSize => _w.InputSize;
+    public int InputSize => _c.InputSize;
 
     /// <inheritdoc/>
-    public int OutputSize => _w.HiddenSize;
+    public int OutputSize => _c.HiddenSize;
 
     /// <inheritdoc/>
-    public int ProjectionSize => 3 * _w.HiddenSize;
+    public int ProjectionSize => 3 * _c.HiddenSize;
+
+    /// <summary>W_hh h (3n, then r, z and W_hn h + b_hn in place), n and a temporary.</summary>
+    public int WorkspaceSize => 5 * _c.HiddenSize;
 
     /// <inheritdoc/>
-    public int WorkspaceSize => 4 * _w.HiddenSize;
+    public int BlockWorkspaceSize(int count) => 3 * _c.HiddenSize * count + 2 * _c.HiddenSize;
 
     /// <summary>b_hr and b_hz fold into the projection; b_hn stays inside r ⊙ (W_hn h + b_hn).</summary>
-    public void ProjectInput(ReadOnlySpan<T> input, Span<T> projection) => _w.Project(input, projection, foldedGates: 2);
+    public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _c.Project(inputs, projections, count);
 
     /// <inheritdoc/>
-    public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace) =>
-        Gates(state, projection, next, workspace);
-
-    /// <inheritdoc/>
-    public void EvaluateJacobian(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> jacobian, Span<T> workspace)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
-        int n = _w.HiddenSize;
-        Gates(state, projection, next, workspace);
-        ReadOnlySpan<T> r = workspace[..n], z = workspace.Slice(n, n), g = workspace.Slice(2 * n, n), hn = workspace.Slice(3 * n, n);
-        T[] whh = _w.WeightHH;
-        for (int i = 0; i < n; i++)
+        int n = _c.HiddenSize;
+        Span<T> hh = workspace[..(3 * n)];
+        _c.Hidden(state, hh);
+        Gates(state, projection, hh, workspace.Slice(3 * n, n), workspace.Slice(4 * n, n), next);
+    }
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
+        Span<T> workspace, int count)
+    {
+        int n = _c.HiddenSize, rows = 3 * n;
+        Span<T> hhAll = workspace[..(count * rows)];
+        Span<T> g = workspace.Slice(count * rows, n), tmp = workspace.Slice(count * rows + n, n);
+        _c.Hidden(states, hhAll, count, n);
+        for (int s = 0; s < count; s++)
         {
-            T common = (T.One - z[i]) * (T.One - g[i] * g[i]);
-            T alpha = common * r[i] * (T.One - r[i]) * hn[i];
-            T gamma = common * r[i];
-            T eps = (state[i] - g[i]) * z[i] * (T.One - z[i]);
-            ReadOnlySpan<T> wr = whh.AsSpan(i * n, n), wz = whh.AsSpan((n + i) * n, n), wn = whh.AsSpan((2 * n + i) * n, n);
-            Span<T> row = jacobian.Slice(i * n, n);
-            for (int j = 0; j < n; j++)
+            ReadOnlySpan<T> h = states.Slice(s * n, n);
+            Span<T> hh = hhAll.Slice(s * rows, rows);
+            Gates(h, projections.Slice(s * rows, rows), hh, g, tmp, next.Slice(s * n, n));
+            if (mode == JacobianMode.Diagonal)
             {
-                row[j] = alpha * wr[j] + gamma * wn[j] + eps * wz[j];
+                Diagonal(h, hh, g, jacobians.Slice(s * n, n));
             }
-
-            row[i] += z[i];
+            else if (mode == JacobianMode.Full)
+            {
+                Jacobian(h, hh, g, jacobians.Slice(s * n * n, n * n));
+            }
         }
     }
 
-    /// <inheritdoc/>
-    public void EvaluateJacobianDiagonal(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> diagonal, Span<T> workspace)
+    /// <summary>
+    /// From hh = W_hh h: leaves r, z and W_hn h + b_hn in hh, n in <paramref name="g"/>, and writes next. One fused
+    /// pass over the lanes, so each gate's inputs are read once.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void Gates(ReadOnlySpan<T> h, ReadOnlySpan<T> p, Span<T> hh, Span<T> g, Span<T> tmp, Span<T> next)
     {
-        int n = _w.HiddenSize;
-        Gates(state, projection, next, workspace);
-        ReadOnlySpan<T> r = workspace[..n], z = workspace.Slice(n, n), g = workspace.Slice(2 * n, n), hn = workspace.Slice(3 * n, n);
-        T[] whh = _w.WeightHH;
-        for (int i = 0; i < n; i++)
+        _ = tmp;
+        int n = _c.HiddenSize, v = Vector<T>.Count;
+        ReadOnlySpan<T> bhn = _c.HiddenBias.AsSpan(2 * n, n);
+        int i = 0;
+        for (; i + v <= n; i += v)
         {
-            T common = (T.One - z[i]) * (T.One - g[i] * g[i]);
-            T alpha = common * r[i] * (T.One - r[i]) * hn[i];
-            T gamma = common * r[i];
-            T eps = (state[i] - g[i]) * z[i] * (T.One - z[i]);
-            diagonal[i] = alpha * whh[i * n + i] + gamma * whh[(2 * n + i) * n + i] + eps * whh[(n + i) * n + i] + z[i];
+            Vector<T> r = Activations.Sigmoid(new Vector<T>(p[i..]) + new Vector<T>(hh[i..]));
+            Vector<T> z = Activations.Sigmoid(new Vector<T>(p[(n + i)..]) + new Vector<T>(hh[(n + i)..]));
+            Vector<T> hn = new Vector<T>(hh[(2 * n + i)..]) + new Vector<T>(bhn[i..]);
+            Vector<T> gi = Activations.Tanh(Kernels.Fma(r, hn, new Vector<T>(p[(2 * n + i)..])));
+            r.CopyTo(hh[i..]);
+            z.CopyTo(hh[(n + i)..]);
+            hn.CopyTo(hh[(2 * n + i)..]);
+            gi.CopyTo(g[i..]);
+            Kernels.Fma(z, new Vector<T>(h[i..]) - gi, gi).CopyTo(next[i..]);      // h' = n + z ⊙ (h - n)
+        }
+
+        for (; i < n; i++)
+        {
+            T r = Activations.Sigmoid(p[i] + hh[i]);
+            T z = Activations.Sigmoid(p[n + i] + hh[n + i]);
+            T hn = hh[2 * n + i] + bhn[i];
+            T gi = Activations.Tanh(T.FusedMultiplyAdd(r, hn, p[2 * n + i]));
+            hh[i] = r;
+            hh[n + i] = z;
+            hh[2 * n + i] = hn;
+            g[i] = gi;
+            next[i] = T.FusedMultiplyAdd(z, h[i] - gi, gi);
         }
     }
 
-    /// <summary>Writes next and leaves r, z, n and W_hn h + b_hn in the workspace for the Jacobian.</summary>
-    private void Gates(ReadOnlySpan<T> h, ReadOnlySpan<T> p, Span<T> next, Span<T> workspace)
+    private void Diagonal(ReadOnlySpan<T> h, ReadOnlySpan<T> gates, ReadOnlySpan<T> g, Span<T> diagonal)
     {
-        int n = _w.HiddenSize;
-        Span<T> r = workspace[..n], z = workspace.Slice(n, n), g = workspace.Slice(2 * n, n), hn = workspace.Slice(3 * n, n);
+        int n = _c.HiddenSize;
+        T[] w = _c.HiddenRows;
         for (int i = 0; i < n; i++)
         {
-            r[i] = Linear.Sigmoid(p[i] + Linear.Dot(_w.HiddenRow(i), h));
-            z[i] = Linear.Sigmoid(p[n + i] + Linear.Dot(_w.HiddenRow(n + i), h));
-            hn[i] = Linear.Dot(_w.HiddenRow(2 * n + i), h) + _w.BiasHH[2 * n + i];
-            g[i] = T.Tanh(p[2 * n + i] + r[i] * hn[i]);
-            next[i] = (T.One - z[i]) * g[i] + z[i] * h[i];
+            (T alpha, T gamma, T eps, T z) = Coefficients(h, gates, g, i);
+            diagonal[i] = alpha * w[i * n + i] + gamma * w[(2 * n + i) * n + i] + eps * w[(n + i) * n + i] + z;
         }
+    }
+
+    private void Jacobian(ReadOnlySpan<T> h, ReadOnlySpan<T> gates, ReadOnlySpan<T> g, Span<T> jacobian)
+    {
+        int n = _c.HiddenSize;
+        T[] w = _c.HiddenRows;
+        for (int i = 0; i < n; i++)
+        {
+            (T alpha, T gamma, T eps, T z) = Coefficients(h, gates, g, i);
+            Span<T> row = jacobian.Slice(i * n, n);
+            TensorPrimitives.Multiply(w.AsSpan(i * n, n), alpha, row);
+            TensorPrimitives.MultiplyAdd(w.AsSpan((2 * n + i) * n, n), gamma, row, row);
+            TensorPrimitives.MultiplyAdd(w.AsSpan((n + i) * n, n), eps, row, row);
+            row[i] += z;
+        }
+    }
+
+    /// <summary>Row i's coefficients of W_hr, W_hn and W_hz, and z_i (see the type's remarks).</summary>
+    private (T Alpha, T Gamma, T Eps, T Z) Coefficients(ReadOnlySpan<T> h, ReadOnlySpan<T> gates, ReadOnlySpan<T> g, int i)
+    {
+        int n = _c.HiddenSize;
+        T r = gates[i], z = gates[n + i], hn = gates[2 * n + i], gi = g[i];
+        T common = (T.One - z) * (T.One - gi * gi);
+        return (common * r * (T.One - r) * hn, common * r, (h[i] - gi) * z * (T.One - z), z);
     }
 }

@@ -1,4 +1,6 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
+using System.Numerics.Tensors;
 
 namespace DeerSharp.Cells;
 
@@ -14,9 +16,10 @@ namespace DeerSharp.Cells;
 public readonly struct LstmCell<T> : IRecurrentCell<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    private readonly CellWeights<T> _c;
     private readonly RecurrentWeights<T> _w;
 
-    /// <summary>Wraps one layer's weights (G = 4).</summary>
+    /// <summary>Wraps one layer's weights (G = 4), taking a snapshot of them.</summary>
     public LstmCell(RecurrentWeights<T> weights)
     {
         ArgumentNullException.ThrowIfNull(weights);
@@ -26,107 +29,155 @@ public readonly struct LstmCell<T> : IRecurrentCell<T>
         }
 
         _w = weights;
+        _c = new CellWeights<T>(weights, foldedGates: 4);
     }
 
     /// <summary>Random weights as PyTorch initialises them, scaled by <paramref name="scale"/>.</summary>
     public static LstmCell<T> Random(int inputSize, int hiddenSize, Random random, double scale = 1.0) =>
         new(RecurrentWeights<T>.Random(4, hiddenSize, inputSize, random, scale));
 
-    /// <summary>The layer's weights.</summary>
+    /// <summary>The layer's weights as given.</summary>
     public RecurrentWeights<T> Weights => _w;
 
     /// <summary>2n: the state is [h; c].</summary>
-    public int StateSize => 2 * _w.HiddenSize;
+    public int StateSize => 2 * _c.HiddenSize;
 
     /// <inheritdoc/>
-    public int InputSize => _w.InputSize;
+    public int InputSize => _c.InputSize;
 
     /// <summary>n: the output is h.</summary>
-    public int OutputSize => _w.HiddenSize;
+    public int OutputSize => _c.HiddenSize;
 
     /// <inheritdoc/>
-    public int ProjectionSize => 4 * _w.HiddenSize;
+    public int ProjectionSize => 4 * _c.HiddenSize;
+
+    /// <summary>The gates (4n, in place over W_hh h), tanh(c') and a temporary.</summary>
+    public int WorkspaceSize => 6 * _c.HiddenSize;
 
     /// <inheritdoc/>
-    public int WorkspaceSize => 5 * _w.HiddenSize;
+    public int BlockWorkspaceSize(int count) => 4 * _c.HiddenSize * count + 2 * _c.HiddenSize;
 
     /// <inheritdoc/>
-    public void ProjectInput(ReadOnlySpan<T> input, Span<T> projection) => _w.Project(input, projection, foldedGates: 4);
+    public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _c.Project(inputs, projections, count);
 
     /// <inheritdoc/>
-    public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace) =>
-        Gates(state, projection, next, workspace);
-
-    /// <inheritdoc/>
-    public void EvaluateJacobian(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> jacobian, Span<T> workspace)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
-        int n = _w.HiddenSize;
-        int s = 2 * n;
-        Gates(state, projection, next, workspace);
-        ReadOnlySpan<T> ig = workspace[..n], fg = workspace.Slice(n, n), gg = workspace.Slice(2 * n, n), og = workspace.Slice(3 * n, n), tc = workspace.Slice(4 * n, n);
-        ReadOnlySpan<T> c = state.Slice(n, n);
-        T[] whh = _w.WeightHH;
-        jacobian[..(s * s)].Clear();
-        for (int i = 0; i < n; i++)
+        int n = _c.HiddenSize;
+        Span<T> gates = workspace[..(4 * n)];
+        _c.Hidden(state[..n], gates);
+        Gates(state, projection, gates, workspace.Slice(4 * n, n), workspace.Slice(5 * n, n), next);
+    }
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
+        Span<T> workspace, int count)
+    {
+        int n = _c.HiddenSize, s2 = 2 * n, rows = 4 * n;
+        Span<T> all = workspace[..(count * rows)];
+        Span<T> tc = workspace.Slice(count * rows, n), tmp = workspace.Slice(count * rows + n, n);
+        _c.Hidden(states, all, count, s2);
+        for (int s = 0; s < count; s++)
         {
-            T ci = c[i] * fg[i] * (T.One - fg[i]);
-            T gi = gg[i] * ig[i] * (T.One - ig[i]);
-            T ii = ig[i] * (T.One - gg[i] * gg[i]);
-            T oh = tc[i] * og[i] * (T.One - og[i]);
-            T oc = og[i] * (T.One - tc[i] * tc[i]);
-            ReadOnlySpan<T> wi = whh.AsSpan(i * n, n), wf = whh.AsSpan((n + i) * n, n), wg = whh.AsSpan((2 * n + i) * n, n), wo = whh.AsSpan((3 * n + i) * n, n);
-            Span<T> hRow = jacobian.Slice(i * s, s);
-            Span<T> cRow = jacobian.Slice((n + i) * s, s);
-            for (int j = 0; j < n; j++)
+            ReadOnlySpan<T> state = states.Slice(s * s2, s2);
+            Span<T> gates = all.Slice(s * rows, rows);
+            Gates(state, projections.Slice(s * rows, rows), gates, tc, tmp, next.Slice(s * s2, s2));
+            if (mode == JacobianMode.Diagonal)
             {
-                T dc = ci * wf[j] + gi * wi[j] + ii * wg[j];
-                cRow[j] = dc;
-                hRow[j] = oh * wo[j] + oc * dc;
+                Diagonal(state, gates, tc, jacobians.Slice(s * s2, s2));
             }
-
-            cRow[n + i] = fg[i];
-            hRow[n + i] = oc * fg[i];
+            else if (mode == JacobianMode.Full)
+            {
+                Jacobian(state, gates, tc, jacobians.Slice(s * s2 * s2, s2 * s2));
+            }
         }
     }
 
-    /// <inheritdoc/>
-    public void EvaluateJacobianDiagonal(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> diagonal, Span<T> workspace)
+    /// <summary>
+    /// From W_hh h in <paramref name="gates"/>: leaves i, f, g, o there and tanh(c') in <paramref name="tc"/>; writes [h'; c'].
+    /// One fused pass over the lanes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void Gates(ReadOnlySpan<T> state, ReadOnlySpan<T> p, Span<T> gates, Span<T> tc, Span<T> tmp, Span<T> next)
     {
-        int n = _w.HiddenSize;
-        Gates(state, projection, next, workspace);
-        ReadOnlySpan<T> ig = workspace[..n], fg = workspace.Slice(n, n), gg = workspace.Slice(2 * n, n), og = workspace.Slice(3 * n, n), tc = workspace.Slice(4 * n, n);
-        ReadOnlySpan<T> c = state.Slice(n, n);
-        T[] whh = _w.WeightHH;
-        for (int i = 0; i < n; i++)
+        _ = tmp;
+        int n = _c.HiddenSize, v = Vector<T>.Count;
+        int k = 0;
+        for (; k + v <= n; k += v)
         {
-            T dc = c[i] * fg[i] * (T.One - fg[i]) * whh[(n + i) * n + i]
-                 + gg[i] * ig[i] * (T.One - ig[i]) * whh[i * n + i]
-                 + ig[i] * (T.One - gg[i] * gg[i]) * whh[(2 * n + i) * n + i];
-            diagonal[i] = tc[i] * og[i] * (T.One - og[i]) * whh[(3 * n + i) * n + i] + og[i] * (T.One - tc[i] * tc[i]) * dc;
-            diagonal[n + i] = fg[i];
+            Vector<T> ig = Activations.Sigmoid(new Vector<T>(p[k..]) + new Vector<T>(gates[k..]));
+            Vector<T> fg = Activations.Sigmoid(new Vector<T>(p[(n + k)..]) + new Vector<T>(gates[(n + k)..]));
+            Vector<T> gg = Activations.Tanh(new Vector<T>(p[(2 * n + k)..]) + new Vector<T>(gates[(2 * n + k)..]));
+            Vector<T> og = Activations.Sigmoid(new Vector<T>(p[(3 * n + k)..]) + new Vector<T>(gates[(3 * n + k)..]));
+            Vector<T> c = Kernels.Fma(fg, new Vector<T>(state[(n + k)..]), ig * gg);
+            Vector<T> t = Activations.Tanh(c);
+            ig.CopyTo(gates[k..]);
+            fg.CopyTo(gates[(n + k)..]);
+            gg.CopyTo(gates[(2 * n + k)..]);
+            og.CopyTo(gates[(3 * n + k)..]);
+            t.CopyTo(tc[k..]);
+            c.CopyTo(next[(n + k)..]);
+            (og * t).CopyTo(next[k..]);
+        }
+
+        for (; k < n; k++)
+        {
+            T ig = Activations.Sigmoid(p[k] + gates[k]);
+            T fg = Activations.Sigmoid(p[n + k] + gates[n + k]);
+            T gg = Activations.Tanh(p[2 * n + k] + gates[2 * n + k]);
+            T og = Activations.Sigmoid(p[3 * n + k] + gates[3 * n + k]);
+            T c = T.FusedMultiplyAdd(fg, state[n + k], ig * gg);
+            T t = Activations.Tanh(c);
+            gates[k] = ig;
+            gates[n + k] = fg;
+            gates[2 * n + k] = gg;
+            gates[3 * n + k] = og;
+            tc[k] = t;
+            next[n + k] = c;
+            next[k] = og * t;
         }
     }
 
-    /// <summary>Writes next = [h'; c'] and leaves i, f, g, o and tanh(c') in the workspace.</summary>
-    private void Gates(ReadOnlySpan<T> state, ReadOnlySpan<T> p, Span<T> next, Span<T> workspace)
+    private void Diagonal(ReadOnlySpan<T> state, ReadOnlySpan<T> gates, ReadOnlySpan<T> tc, Span<T> diagonal)
     {
-        int n = _w.HiddenSize;
-        ReadOnlySpan<T> h = state[..n], c = state.Slice(n, n);
-        Span<T> ig = workspace[..n], fg = workspace.Slice(n, n), gg = workspace.Slice(2 * n, n), og = workspace.Slice(3 * n, n), tc = workspace.Slice(4 * n, n);
+        int n = _c.HiddenSize;
+        T[] w = _c.HiddenRows;
         for (int i = 0; i < n; i++)
         {
-            ig[i] = Linear.Sigmoid(p[i] + Linear.Dot(_w.HiddenRow(i), h));
-            fg[i] = Linear.Sigmoid(p[n + i] + Linear.Dot(_w.HiddenRow(n + i), h));
-            gg[i] = T.Tanh(p[2 * n + i] + Linear.Dot(_w.HiddenRow(2 * n + i), h));
-            og[i] = Linear.Sigmoid(p[3 * n + i] + Linear.Dot(_w.HiddenRow(3 * n + i), h));
+            (T ci, T gi, T ii, T oh, T oc, T f) = Coefficients(state, gates, tc, i);
+            T dc = ci * w[(n + i) * n + i] + gi * w[i * n + i] + ii * w[(2 * n + i) * n + i];
+            diagonal[i] = oh * w[(3 * n + i) * n + i] + oc * dc;
+            diagonal[n + i] = f;
         }
+    }
 
+    private void Jacobian(ReadOnlySpan<T> state, ReadOnlySpan<T> gates, ReadOnlySpan<T> tc, Span<T> jacobian)
+    {
+        int n = _c.HiddenSize, s2 = 2 * n;
+        T[] w = _c.HiddenRows;
+        jacobian[..(s2 * s2)].Clear();
         for (int i = 0; i < n; i++)
         {
-            T cNext = fg[i] * c[i] + ig[i] * gg[i];
-            tc[i] = T.Tanh(cNext);
-            next[n + i] = cNext;
-            next[i] = og[i] * tc[i];
+            (T ci, T gi, T ii, T oh, T oc, T f) = Coefficients(state, gates, tc, i);
+            Span<T> cRow = jacobian.Slice((n + i) * s2, n), hRow = jacobian.Slice(i * s2, n);
+            TensorPrimitives.Multiply(w.AsSpan((n + i) * n, n), ci, cRow);                   // ∂c'/∂h
+            TensorPrimitives.MultiplyAdd(w.AsSpan(i * n, n), gi, cRow, cRow);
+            TensorPrimitives.MultiplyAdd(w.AsSpan((2 * n + i) * n, n), ii, cRow, cRow);
+            TensorPrimitives.Multiply(cRow, oc, hRow);                                       // ∂h'/∂h
+            TensorPrimitives.MultiplyAdd(w.AsSpan((3 * n + i) * n, n), oh, hRow, hRow);
+            jacobian[(n + i) * s2 + n + i] = f;
+            jacobian[i * s2 + n + i] = oc * f;
         }
+    }
+
+    /// <summary>Row i's coefficients: c f(1-f), g i(1-i), i(1-g²), τ o(1-o), o(1-τ²), and f.</summary>
+    private (T Ci, T Gi, T Ii, T Oh, T Oc, T F) Coefficients(ReadOnlySpan<T> state, ReadOnlySpan<T> gates, ReadOnlySpan<T> tc, int i)
+    {
+        int n = _c.HiddenSize;
+        T ig = gates[i], fg = gates[n + i], gg = gates[2 * n + i], og = gates[3 * n + i], t = tc[i];
+        return (state[n + i] * fg * (T.One - fg), gg * ig * (T.One - ig), ig * (T.One - gg * gg),
+            t * og * (T.One - og), og * (T.One - t * t), fg);
     }
 }

@@ -99,20 +99,4 @@ public sealed class RecurrentWeights<T>
         return new RecurrentWeights<T>(gates, hiddenSize, inputSize,
             Draw(rows * inputSize), Draw(rows * hiddenSize), bias ? Draw(rows) : null, bias ? Draw(rows) : null);
     }
-
-    /// <summary>Row <paramref name="row"/> of weight_hh.</summary>
-    internal ReadOnlySpan<T> HiddenRow(int row) => WeightHH.AsSpan(row * HiddenSize, HiddenSize);
-
-    /// <summary>projection = weight_ih x + bias_ih + bias_hh for the first <paramref name="foldedGates"/> gates (those where PyTorch adds bias_hh outside any gate product).</summary>
-    internal void Project(ReadOnlySpan<T> input, Span<T> projection, int foldedGates)
-    {
-        int n = HiddenSize;
-        int d = InputSize;
-        int foldedRows = foldedGates * n;
-        for (int r = 0; r < Gates * n; r++)
-        {
-            T sum = BiasIH[r] + Linear.Dot(WeightIH.AsSpan(r * d, d), input);
-            projection[r] = r < foldedRows ? sum + BiasHH[r] : sum;
-        }
-    }
 }

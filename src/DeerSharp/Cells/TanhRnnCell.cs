@@ -1,17 +1,20 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
+using System.Numerics.Tensors;
 
 namespace DeerSharp.Cells;
 
 /// <summary>
 /// PyTorch's nn.RNN cell with tanh: h' = tanh(W_ih x + b_ih + W_hh h + b_hh).
 /// </summary>
-/// <remarks>Jacobian: J = diag(1 - h'²) W_hh.</remarks>
+/// <remarks>Jacobian: J = diag(1 - h'²) W_hh; its diagonal (1 - h'²) ⊙ diag(W_hh).</remarks>
 public readonly struct TanhRnnCell<T> : IRecurrentCell<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    private readonly CellWeights<T> _c;
     private readonly RecurrentWeights<T> _w;
 
-    /// <summary>Wraps one layer's weights (G = 1).</summary>
+    /// <summary>Wraps one layer's weights (G = 1), taking a snapshot of them.</summary>
     public TanhRnnCell(RecurrentWeights<T> weights)
     {
         ArgumentNullException.ThrowIfNull(weights);
@@ -21,67 +24,92 @@ public readonly struct TanhRnnCell<T> : IRecurrentCell<T>
         }
 
         _w = weights;
+        _c = new CellWeights<T>(weights, foldedGates: 1);
     }
 
     /// <summary>Random weights as PyTorch initialises them, scaled by <paramref name="scale"/>.</summary>
     public static TanhRnnCell<T> Random(int inputSize, int hiddenSize, Random random, double scale = 1.0) =>
         new(RecurrentWeights<T>.Random(1, hiddenSize, inputSize, random, scale));
 
-    /// <summary>The layer's weights.</summary>
+    /// <summary>The layer's weights as given.</summary>
     public RecurrentWeights<T> Weights => _w;
 
     /// <inheritdoc/>
-    public int StateSize => _w.HiddenSize;
+    public int StateSize => _c.HiddenSize;
 
     /// <inheritdoc/>
-    public int InputSize => _w.InputSize;
+    public int InputSize => _c.InputSize;
 
     /// <inheritdoc/>
-    public int OutputSize => _w.HiddenSize;
+    public int OutputSize => _c.HiddenSize;
 
     /// <inheritdoc/>
-    public int ProjectionSize => _w.HiddenSize;
+    public int ProjectionSize => _c.HiddenSize;
 
     /// <inheritdoc/>
-    public int WorkspaceSize => 0;
+    public int WorkspaceSize => _c.HiddenSize;
 
     /// <inheritdoc/>
-    public void ProjectInput(ReadOnlySpan<T> input, Span<T> projection) => _w.Project(input, projection, foldedGates: 1);
+    public int BlockWorkspaceSize(int count) => count * _c.HiddenSize;
 
     /// <inheritdoc/>
+    public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _c.Project(inputs, projections, count);
+
+    /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
-        for (int i = 0; i < next.Length; i++)
+        int n = _c.HiddenSize;
+        Span<T> hh = workspace[..n];
+        _c.Hidden(state, hh);
+        AddTanh(projection[..n], hh, next[..n]);
+    }
+
+    /// <summary>next = tanh(p + hh), fused.</summary>
+    private static void AddTanh(ReadOnlySpan<T> p, ReadOnlySpan<T> hh, Span<T> next)
+    {
+        int v = Vector<T>.Count, i = 0;
+        for (; i + v <= next.Length; i += v)
         {
-            next[i] = T.Tanh(projection[i] + Linear.Dot(_w.HiddenRow(i), state));
+            Activations.Tanh(new Vector<T>(p[i..]) + new Vector<T>(hh[i..])).CopyTo(next[i..]);
+        }
+
+        for (; i < next.Length; i++)
+        {
+            next[i] = Activations.Tanh(p[i] + hh[i]);
         }
     }
 
     /// <inheritdoc/>
-    public void EvaluateJacobian(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> jacobian, Span<T> workspace)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
+        Span<T> workspace, int count)
     {
-        int n = _w.HiddenSize;
-        Evaluate(state, projection, next, workspace);
-        for (int i = 0; i < n; i++)
+        int n = _c.HiddenSize;
+        Span<T> hh = workspace[..(count * n)];
+        _c.Hidden(states, hh, count, n);
+        AddTanh(projections[..(count * n)], hh, next[..(count * n)]);
+        if (mode == JacobianMode.None)
         {
-            T slope = T.One - next[i] * next[i];
-            ReadOnlySpan<T> w = _w.HiddenRow(i);
-            Span<T> row = jacobian.Slice(i * n, n);
-            for (int j = 0; j < n; j++)
+            return;
+        }
+
+        T[] w = _c.HiddenRows;
+        for (int s = 0; s < count; s++)
+        {
+            ReadOnlySpan<T> h1 = next.Slice(s * n, n);
+            for (int i = 0; i < n; i++)
             {
-                row[j] = slope * w[j];
+                T slope = T.One - h1[i] * h1[i];
+                if (mode == JacobianMode.Diagonal)
+                {
+                    jacobians[s * n + i] = slope * w[i * n + i];
+                }
+                else
+                {
+                    TensorPrimitives.Multiply(w.AsSpan(i * n, n), slope, jacobians.Slice(s * n * n + i * n, n));
+                }
             }
-        }
-    }
-
-    /// <inheritdoc/>
-    public void EvaluateJacobianDiagonal(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> diagonal, Span<T> workspace)
-    {
-        int n = _w.HiddenSize;
-        Evaluate(state, projection, next, workspace);
-        for (int i = 0; i < n; i++)
-        {
-            diagonal[i] = (T.One - next[i] * next[i]) * _w.WeightHH[i * n + i];
         }
     }
 }

@@ -1,5 +1,7 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 
 namespace DeerSharp.Scan;
 
@@ -20,22 +22,118 @@ namespace DeerSharp.Scan;
 public static class LinearRecurrence
 {
     /// <summary>Sequential diagonal recurrence h_t = a_t ⊙ h_{t-1} + b_t.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SolveDiagonalSequential<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, ReadOnlySpan<T> h0, Span<T> h, int n)
-        where T : IFloatingPointIeee754<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         int length = CheckShapes(a, b, h0, h, n, dense: false);
-        ReadOnlySpan<T> previous = h0;
+        RunDiagonal(a, b, h0, h, length, n);
+    }
+
+    /// <summary>The diagonal loop itself: SIMD across the state for n ≥ one vector, a register-carried scalar chain for n = 1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunDiagonal<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, ReadOnlySpan<T> h0, Span<T> h, int length, int n)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (length == 0)
+        {
+            return;
+        }
+
+        ref T ra = ref MemoryMarshal.GetReference(a);
+        ref T rb = ref MemoryMarshal.GetReference(b);
+        ref T rh = ref MemoryMarshal.GetReference(h);
+        if (n == 1)
+        {
+            T x = h0[0];
+            for (int t = 0; t < length; t++)
+            {
+                x = T.FusedMultiplyAdd(Unsafe.Add(ref ra, t), x, Unsafe.Add(ref rb, t));
+                Unsafe.Add(ref rh, t) = x;
+            }
+
+            return;
+        }
+
+        int v = Vector<T>.Count;
+        int vectorEnd = n - n % v;
+        // Step 0 from h0, then each step from the one before it in h.
+        for (int i = 0; i < n; i++)
+        {
+            Unsafe.Add(ref rh, i) = T.FusedMultiplyAdd(Unsafe.Add(ref ra, i), h0[i], Unsafe.Add(ref rb, i));
+        }
+
+        for (int t = 1; t < length; t++)
+        {
+            nuint row = (nuint)(t * n), previous = (nuint)((t - 1) * n);
+            int i = 0;
+            for (; i < vectorEnd; i += v)
+            {
+                Kernels.Fma(Vector.LoadUnsafe(ref ra, row + (nuint)i), Vector.LoadUnsafe(ref rh, previous + (nuint)i), Vector.LoadUnsafe(ref rb, row + (nuint)i))
+                    .StoreUnsafe(ref rh, row + (nuint)i);
+            }
+
+            for (; i < n; i++)
+            {
+                Unsafe.Add(ref rh, (int)row + i) = T.FusedMultiplyAdd(Unsafe.Add(ref ra, (int)row + i), Unsafe.Add(ref rh, (int)previous + i), Unsafe.Add(ref rb, (int)row + i));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Folds steps into one affine map (pa, pb) ← (a_t ⊙ pa, a_t ⊙ pb + b_t), streaming a and b once in time order (the
+    /// map itself stays in L1).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void FoldDiagonal<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> pa, Span<T> pb, int length, int n)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ref T ra = ref MemoryMarshal.GetReference(a);
+        ref T rb = ref MemoryMarshal.GetReference(b);
+        ref T rpa = ref MemoryMarshal.GetReference(pa);
+        ref T rpb = ref MemoryMarshal.GetReference(pb);
+        if (n == 1)
+        {
+            // One channel: carry the map in registers, not through memory on every step.
+            T ma = pa[0], mb = pb[0];
+            for (int t = 0; t < length; t++)
+            {
+                T at = Unsafe.Add(ref ra, t);
+                mb = T.FusedMultiplyAdd(at, mb, Unsafe.Add(ref rb, t));
+                ma *= at;
+            }
+
+            pa[0] = ma;
+            pb[0] = mb;
+            return;
+        }
+
+        int v = Vector<T>.Count;
+        int vectorEnd = n - n % v;
         for (int t = 0; t < length; t++)
         {
-            Span<T> current = h.Slice(t * n, n);
-            TensorPrimitives.MultiplyAdd(previous, a.Slice(t * n, n), b.Slice(t * n, n), current);
-            previous = current;
+            nuint row = (nuint)(t * n);
+            int i = 0;
+            for (; i < vectorEnd; i += v)
+            {
+                Vector<T> at = Vector.LoadUnsafe(ref ra, row + (nuint)i);
+                Kernels.Fma(at, Vector.LoadUnsafe(ref rpb, (nuint)i), Vector.LoadUnsafe(ref rb, row + (nuint)i)).StoreUnsafe(ref rpb, (nuint)i);
+                (at * Vector.LoadUnsafe(ref rpa, (nuint)i)).StoreUnsafe(ref rpa, (nuint)i);
+            }
+
+            for (; i < n; i++)
+            {
+                T at = Unsafe.Add(ref ra, (int)row + i);
+                Unsafe.Add(ref rpb, i) = T.FusedMultiplyAdd(at, Unsafe.Add(ref rpb, i), Unsafe.Add(ref rb, (int)row + i));
+                Unsafe.Add(ref rpa, i) *= at;
+            }
         }
     }
 
     /// <summary>Sequential dense recurrence h_t = A_t h_{t-1} + b_t.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SolveDenseSequential<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, ReadOnlySpan<T> h0, Span<T> h, int n)
-        where T : IFloatingPointIeee754<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         int length = CheckShapes(a, b, h0, h, n, dense: true);
         int nn = n * n;
@@ -67,13 +165,13 @@ public static class LinearRecurrence
     /// <param name="maxDegreeOfParallelism">Cores to use; 1 forces the sequential loop.</param>
     /// <param name="workspace">Chunk buffers reused across calls; null allocates them.</param>
     public static void Solve<T>(T[] a, T[] b, T[] h0, T[] h, int length, int n, bool dense, int maxDegreeOfParallelism, ScanWorkspace<T>? workspace = null)
-        where T : IFloatingPointIeee754<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
         ArgumentNullException.ThrowIfNull(h0);
         ArgumentNullException.ThrowIfNull(h);
-        int chunks = ChooseChunks(length, n, dense, maxDegreeOfParallelism);
+        int chunks = ChooseChunks(length, n, dense, maxDegreeOfParallelism, Unsafe.SizeOf<T>());
         if (chunks <= 1)
         {
             int m = dense ? n * n : n;
@@ -92,17 +190,35 @@ public static class LinearRecurrence
         SolveBlocked(a, b, h0, h, length, n, dense, chunks, maxDegreeOfParallelism, workspace);
     }
 
-    /// <summary>The number of chunks the blocked scan would use; 1 means the sequential loop.</summary>
-    internal static int ChooseChunks(int length, int n, bool dense, int maxDegreeOfParallelism)
+    /// <summary>
+    /// The number of workers the blocked scan should use; 1 means the sequential loop. The blocked scan does about twice
+    /// the work of the loop (a fold and a re-run for all but the first chunk), so its best case on p cores is
+    /// p²/(2p - 1) times faster: 1.33 on 2 cores. Measured on 2 cores (docs/benchmarks.md) it loses while the data
+    /// fits in cache and wins once the scan is bound by memory bandwidth, where the second core adds bandwidth; so on 2
+    /// cores it is chosen only for large data, and from 4 cores on whenever there are enough steps.
+    /// </summary>
+    /// <param name="length">L, the number of steps.</param>
+    /// <param name="n">The state dimension.</param>
+    /// <param name="dense">Whether A_t is dense.</param>
+    /// <param name="maxDegreeOfParallelism">The cores available.</param>
+    /// <param name="elementSize">Bytes per element (4 for float, 8 for double).</param>
+    public static int ChooseChunks(int length, int n, bool dense, int maxDegreeOfParallelism, int elementSize = 4)
     {
         const int MinimumChunkSteps = 512;
+        const long MemoryBoundBytes = 256L << 20;
         if (maxDegreeOfParallelism <= 1 || length < 2 * MinimumChunkSteps)
         {
             return 1;
         }
 
-        // Dense: the blocked scan costs ≈ L n³/p against L n² sequential; it needs n < p to win.
+        // Dense: the blocked scan costs ≈ L n³/p against L n² sequential; it needs n well below p to win.
         if (dense && n >= maxDegreeOfParallelism)
+        {
+            return 1;
+        }
+
+        long bytes = 3L * length * (dense ? (long)n * n : n) * elementSize;
+        if (maxDegreeOfParallelism < 4 && bytes < MemoryBoundBytes)
         {
             return 1;
         }
@@ -110,81 +226,92 @@ public static class LinearRecurrence
         return Math.Min(maxDegreeOfParallelism, length / MinimumChunkSteps);
     }
 
-    /// <summary>The blocked three-phase scan with an explicit chunk count (exposed for tests).</summary>
-    internal static void SolveBlocked<T>(T[] a, T[] b, T[] h0, T[] h, int length, int n, bool dense, int chunks, int maxDegreeOfParallelism, ScanWorkspace<T>? workspace = null)
-        where T : IFloatingPointIeee754<T>
+    /// <summary>
+    /// The blocked three-phase scan over <paramref name="workers"/> cores (exposed for tests). Layout, for p workers:
+    /// the first L/p steps form chunk 0, which worker 0 simply runs from h0 while workers 1..p-1 each fold one region of
+    /// the rest into affine maps, one map per sub-chunk (p sub-chunks per region). The carries into every sub-chunk then
+    /// follow serially, and all p workers re-run the (p-1)·p sub-chunks. Per step that is one run for chunk 0 and a fold
+    /// plus a run for the rest, with the re-runs shared by every core: critical path ≈ L(2p-1)/p² steps against L.
+    /// </summary>
+    internal static void SolveBlocked<T>(T[] a, T[] b, T[] h0, T[] h, int length, int n, bool dense, int workers, int maxDegreeOfParallelism, ScanWorkspace<T>? workspace = null)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         int m = dense ? n * n : n;
-        chunks = Math.Clamp(chunks, 1, Math.Max(1, length));
+        workers = Math.Clamp(workers, 1, Math.Max(1, length));
+        int head = length / workers;                                   // chunk 0: [0, head)
+        int subchunks = workers == 1 ? 0 : Math.Min((workers - 1) * workers, length - head);
         workspace ??= new ScanWorkspace<T>();
-        workspace.Ensure(chunks, n, dense);
+        workspace.Ensure(subchunks + 1, n, dense, workers);
         T[] mapA = workspace.MapA, mapB = workspace.MapB, carries = workspace.Carries, scratch = workspace.Scratch;
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, maxDegreeOfParallelism) };
+        (int Start, int End) Sub(int j) => (head + (int)((long)(length - head) * j / subchunks), head + (int)((long)(length - head) * (j + 1) / subchunks));
 
-        // Phase 1: chunk 0 runs its steps from h0 for real; every other chunk folds its steps into one affine map.
-        Parallel.For(0, chunks, parallel, k =>
+        // Phase 1: worker 0 runs chunk 0 from h0; worker w ≥ 1 folds its region's sub-chunks j = (w-1)·p .. w·p - 1.
+        Parallel.For(0, workers, parallel, w =>
         {
-            (int start, int end) = ChunkRange(k, chunks, length);
-            if (k == 0)
+            if (w == 0)
             {
-                RunChunk(a, b, h0.AsSpan(0, n), h, start, end, n, dense);
+                RunChunk(a, b, h0.AsSpan(0, n), h, 0, head, n, dense);
                 return;
             }
 
-            Span<T> pa = mapA.AsSpan(k * m, m);
-            Span<T> pb = mapB.AsSpan(k * n, n);
-            if (dense)
+            int per = subchunks / (workers - 1), first = (w - 1) * per, last = w == workers - 1 ? subchunks : first + per;
+            for (int j = first; j < last; j++)
             {
-                Span<T> own = scratch.AsSpan(k * (m + n), m + n);
-                AffineMap.DenseIdentity<T>(pa, pb, n);
-                for (int t = start; t < end; t++)
+                (int start, int end) = Sub(j);
+                Span<T> pa = mapA.AsSpan(j * m, m), pb = mapB.AsSpan(j * n, n);
+                if (dense)
                 {
-                    AffineMap.ComposeDense<T>(pa, pb, a.AsSpan(t * m, m), b.AsSpan(t * n, n), pa, pb, n, own);
+                    Span<T> own = scratch.AsSpan(w * (m + n), m + n);
+                    AffineMap.DenseIdentity<T>(pa, pb, n);
+                    for (int t = start; t < end; t++)
+                    {
+                        AffineMap.ComposeDense<T>(pa, pb, a.AsSpan(t * m, m), b.AsSpan(t * n, n), pa, pb, n, own);
+                    }
                 }
-            }
-            else
-            {
-                AffineMap.DiagonalIdentity<T>(pa, pb);
-                for (int t = start; t < end; t++)
+                else
                 {
-                    AffineMap.ComposeDiagonal<T>(pa, pb, a.AsSpan(t * n, n), b.AsSpan(t * n, n), pa, pb);
+                    AffineMap.DiagonalIdentity<T>(pa, pb);
+                    FoldDiagonal<T>(a.AsSpan(start * n, (end - start) * n), b.AsSpan(start * n, (end - start) * n), pa, pb, end - start, n);
                 }
             }
         });
 
-        if (chunks == 1)
+        if (subchunks == 0)
         {
             return;
         }
 
-        // Phase 2: carries in order. Chunk 1's carry is chunk 0's last state; chunk k+1's is chunk k's map applied to chunk k's carry.
-        (_, int end0) = ChunkRange(0, chunks, length);
-        h.AsSpan((end0 - 1) * n, n).CopyTo(carries.AsSpan(n, n));
-        for (int k = 1; k < chunks - 1; k++)
+        // Phase 2: carries in order; sub-chunk 0 starts from chunk 0's last state.
+        h.AsSpan((head - 1) * n, n).CopyTo(carries.AsSpan(0, n));
+        for (int j = 0; j < subchunks - 1; j++)
         {
-            Span<T> next = carries.AsSpan((k + 1) * n, n);
-            ReadOnlySpan<T> carry = carries.AsSpan(k * n, n);
+            Span<T> next = carries.AsSpan((j + 1) * n, n);
+            ReadOnlySpan<T> carry = carries.AsSpan(j * n, n);
             if (dense)
             {
-                Linear.MatVec<T>(mapA.AsSpan(k * m, m), carry, next);
-                TensorPrimitives.Add(next, mapB.AsSpan(k * n, n), next);
+                Linear.MatVec<T>(mapA.AsSpan(j * m, m), carry, next);
+                TensorPrimitives.Add(next, mapB.AsSpan(j * n, n), next);
             }
             else
             {
-                TensorPrimitives.MultiplyAdd(carry, mapA.AsSpan(k * n, n), mapB.AsSpan(k * n, n), next);
+                TensorPrimitives.MultiplyAdd(carry, mapA.AsSpan(j * n, n), mapB.AsSpan(j * n, n), next);
             }
         }
 
-        // Phase 3: every chunk after the first re-runs its steps from its incoming state.
-        Parallel.For(1, chunks, parallel, k =>
+        // Phase 3: every core re-runs an equal share of the sub-chunks from their incoming states.
+        Parallel.For(0, workers, parallel, w =>
         {
-            (int start, int end) = ChunkRange(k, chunks, length);
-            RunChunk(a, b, carries.AsSpan(k * n, n), h, start, end, n, dense);
+            for (int j = w; j < subchunks; j += workers)
+            {
+                (int start, int end) = Sub(j);
+                RunChunk(a, b, carries.AsSpan(j * n, n), h, start, end, n, dense);
+            }
         });
     }
 
     private static void RunChunk<T>(T[] a, T[] b, ReadOnlySpan<T> carry, T[] h, int start, int end, int n, bool dense)
-        where T : IFloatingPointIeee754<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         int m = dense ? n * n : n;
         int steps = end - start;
@@ -194,7 +321,7 @@ public static class LinearRecurrence
         }
         else
         {
-            SolveDiagonalSequential<T>(a.AsSpan(start * m, steps * m), b.AsSpan(start * n, steps * n), carry, h.AsSpan(start * n, steps * n), n);
+            RunDiagonal<T>(a.AsSpan(start * m, steps * m), b.AsSpan(start * n, steps * n), carry, h.AsSpan(start * n, steps * n), steps, n);
         }
     }
 

@@ -7,7 +7,7 @@ namespace DeerSharp.Scan;
 /// (one per Newton iteration) allocate nothing. Not thread safe: give each concurrent solve its own.
 /// </summary>
 public sealed class ScanWorkspace<T>
-    where T : IFloatingPointIeee754<T>
+    where T : unmanaged, IFloatingPointIeee754<T>
 {
     internal T[] MapA { get; private set; } = [];
 
@@ -17,14 +17,14 @@ public sealed class ScanWorkspace<T>
 
     internal T[] Scratch { get; private set; } = [];
 
-    /// <summary>Grows the buffers to hold <paramref name="chunks"/> chunk maps of dimension <paramref name="n"/>.</summary>
-    internal void Ensure(int chunks, int n, bool dense)
+    /// <summary>Grows the buffers to hold <paramref name="chunks"/> chunk maps of dimension <paramref name="n"/> and per-worker scratch.</summary>
+    internal void Ensure(int chunks, int n, bool dense, int workers)
     {
         int m = dense ? n * n : n;
         Grow(MapA, chunks * m, v => MapA = v);
         Grow(MapB, chunks * n, v => MapB = v);
         Grow(Carries, chunks * n, v => Carries = v);
-        Grow(Scratch, dense ? chunks * (m + n) : 0, v => Scratch = v);
+        Grow(Scratch, dense ? workers * (m + n) : 0, v => Scratch = v);
     }
 
     private static void Grow(T[] current, int needed, Action<T[]> set)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using DeerSharp.Scan;
 
@@ -7,7 +8,12 @@ namespace DeerSharp.Solvers;
 /// Every buffer one sequence's solve needs, sized once and reused across Newton iterations (and across the sequences a
 /// worker solves). Not thread safe: one per concurrent solve.
 /// </summary>
-internal sealed class SequenceWorkspace<T>
+/// <remarks>
+/// The large buffers are rented from <see cref="ArrayPool{T}.Shared"/> and returned on <see cref="Dispose"/>, so repeated
+/// solves (a training loop, a benchmark) reuse memory instead of allocating, zeroing and faulting in fresh pages each
+/// time. Rented arrays hold stale data: every solver writes a buffer before it reads it.
+/// </remarks>
+internal sealed class SequenceWorkspace<T> : IDisposable
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <summary>Input projections, [L, P].</summary>
@@ -37,11 +43,12 @@ internal sealed class SequenceWorkspace<T>
 
     public readonly ScanWorkspace<T> Scan = new();
 
-    public void Ensure(int length, int stateSize, int projectionSize, int workspaceSize, long jacobianValues, int chunks)
+    /// <summary>Sizes the buffers; the iterate and its evaluations only when <paramref name="iterative"/> (the sequential loop writes straight into the result).</summary>
+    public void Ensure(int length, int stateSize, int projectionSize, int workspaceSize, long jacobianValues, int chunks, bool iterative)
     {
         Grow(ref Projections, (long)length * projectionSize);
-        Grow(ref States, (long)length * stateSize);
-        Grow(ref Evaluations, (long)length * stateSize);
+        Grow(ref States, iterative ? (long)length * stateSize : 0);
+        Grow(ref Evaluations, iterative ? (long)length * stateSize : 0);
         Grow(ref Jacobians, jacobianValues);
         Grow(ref InitialState, stateSize);
         Grow(ref CellScratch, (long)Math.Max(1, chunks) * Math.Max(1, workspaceSize));
@@ -63,7 +70,28 @@ internal sealed class SequenceWorkspace<T>
 
         if (buffer.Length < needed)
         {
-            buffer = new T[needed];
+            Return(buffer);
+            buffer = ArrayPool<T>.Shared.Rent((int)needed);
         }
+    }
+
+    private static void Return(T[] buffer)
+    {
+        if (buffer.Length > 0)
+        {
+            ArrayPool<T>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Returns every rented buffer to the pool.</summary>
+    public void Dispose()
+    {
+        Return(Projections);
+        Return(States);
+        Return(Evaluations);
+        Return(Jacobians);
+        Return(InitialState);
+        Return(CellScratch);
+        Projections = States = Evaluations = Jacobians = InitialState = CellScratch = [];
     }
 }

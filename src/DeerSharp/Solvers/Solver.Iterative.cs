@@ -1,5 +1,7 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using DeerSharp.Cells;
+using System.Numerics.Tensors;
 using DeerSharp.Scan;
 
 namespace DeerSharp.Solvers;
@@ -8,17 +10,8 @@ internal static partial class Solver
 {
     private const int MinimumEvaluationChunk = 256;
 
-    private enum Linearisation
-    {
-        /// <summary>f only: Picard, or a final check after which no update follows.</summary>
-        None,
-
-        /// <summary>f and diag(J): quasi-DEER.</summary>
-        Diagonal,
-
-        /// <summary>f and J: DEER.</summary>
-        Dense,
-    }
+    /// <summary>Steps per <see cref="IRecurrentCell{T}.EvaluateBlock"/> call: small enough that the block's gates stay in L1/L2.</summary>
+    internal const int BlockSteps = 64;
 
     /// <summary>
     /// DEER, quasi-DEER and Picard (reference §3-5). Each pass evaluates f (and J) at the current iterate for all t in
@@ -49,18 +42,18 @@ internal static partial class Solver
             states.Clear();
         }
 
-        Linearisation update = settings.Method switch
+        JacobianMode update = settings.Method switch
         {
-            SolveMethod.Deer => Linearisation.Dense,
-            SolveMethod.QuasiDeer => Linearisation.Diagonal,
-            _ => Linearisation.None,
+            SolveMethod.Deer => JacobianMode.Full,
+            SolveMethod.QuasiDeer => JacobianMode.Diagonal,
+            _ => JacobianMode.None,
         };
 
         var history = new List<double>();
         for (int k = 0; ; k++)
         {
             bool last = k >= settings.MaxIterations;
-            var (max, within, finite) = EvaluateAll(cell, ws, length, last ? Linearisation.None : update, settings);
+            var (max, within, finite) = EvaluateAll(cell, ws, length, last ? JacobianMode.None : update, settings);
             history.Add(max);
             if (!finite)
             {
@@ -77,14 +70,14 @@ internal static partial class Solver
                 return new SequenceOutcome(k, SolveStatus.MaxIterationsReached, [.. history], max, -1);
             }
 
-            if (update == Linearisation.None)
+            if (update == JacobianMode.None)
             {
                 Array.Copy(ws.Evaluations, ws.States, length * s);
             }
             else
             {
                 LinearRecurrence.Solve(ws.Jacobians, ws.Evaluations, ws.InitialState, ws.States, length, s,
-                    dense: update == Linearisation.Dense, settings.MaxDegreeOfParallelism, ws.Scan);
+                    dense: update == JacobianMode.Full, settings.MaxDegreeOfParallelism, ws.Scan);
             }
         }
     }
@@ -97,7 +90,7 @@ internal static partial class Solver
 
     /// <summary>One parallel pass over all t: f, J (as asked), the residual reduction, and b_t = f_t - J_t h_{t-1} for Newton.</summary>
     private static (double Max, bool Within, bool Finite) EvaluateAll<TCell, T>(TCell cell, SequenceWorkspace<T> ws, int length,
-        Linearisation mode, SolverSettings<T> settings)
+        JacobianMode mode, SolverSettings<T> settings)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -128,38 +121,31 @@ internal static partial class Solver
         return (finite ? max : double.NaN, within && finite, finite);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void EvaluateRange<TCell, T>(TCell cell, SequenceWorkspace<T> ws, int start, int end, int chunk,
-        Linearisation mode, SolverSettings<T> settings)
+        JacobianMode mode, SolverSettings<T> settings)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int s = cell.StateSize;
         int p = cell.ProjectionSize;
-        int w = Math.Max(1, cell.WorkspaceSize);
+        int w = BlockWorkspaceSize<TCell, T>(cell);
+        int m = mode == JacobianMode.Full ? s * s : mode == JacobianMode.Diagonal ? s : 0;
         Span<T> scratch = ws.CellScratch.AsSpan(chunk * w, w);
         T atol = settings.AbsoluteTolerance, rtol = settings.RelativeTolerance;
         T max = T.Zero;
         bool within = true, finite = true;
-        for (int t = start; t < end; t++)
+        for (int t0 = start; t0 < end;)
         {
-            ReadOnlySpan<T> previous = t == 0 ? ws.InitialState.AsSpan(0, s) : ws.States.AsSpan((t - 1) * s, s);
-            ReadOnlySpan<T> projection = ws.Projections.AsSpan(t * p, p);
-            ReadOnlySpan<T> current = ws.States.AsSpan(t * s, s);
-            Span<T> f = ws.Evaluations.AsSpan(t * s, s);
-            switch (mode)
-            {
-                case Linearisation.Dense:
-                    cell.EvaluateJacobian(previous, projection, f, ws.Jacobians.AsSpan(t * s * s, s * s), scratch);
-                    break;
-                case Linearisation.Diagonal:
-                    cell.EvaluateJacobianDiagonal(previous, projection, f, ws.Jacobians.AsSpan(t * s, s), scratch);
-                    break;
-                default:
-                    cell.Evaluate(previous, projection, f, scratch);
-                    break;
-            }
+            // Step 0 starts from h0, the others from the previous step of the iterate: contiguous in States.
+            int t1 = t0 == 0 ? 1 : Math.Min(end, t0 + BlockSteps);
+            int count = t1 - t0;
+            ReadOnlySpan<T> previous = t0 == 0 ? ws.InitialState.AsSpan(0, s) : ws.States.AsSpan((t0 - 1) * s, count * s);
+            Span<T> f = ws.Evaluations.AsSpan(t0 * s, count * s);
+            cell.EvaluateBlock(previous, ws.Projections.AsSpan(t0 * p, count * p), f, ws.Jacobians.AsSpan(t0 * m, count * m), mode, scratch, count);
 
-            for (int i = 0; i < s; i++)
+            ReadOnlySpan<T> current = ws.States.AsSpan(t0 * s, count * s);
+            for (int i = 0; i < f.Length; i++)
             {
                 T r = T.Abs(current[i] - f[i]);
                 // NaN compares false everywhere, so test finiteness explicitly: r is non-finite if either side is.
@@ -174,26 +160,37 @@ internal static partial class Solver
                 }
             }
 
-            if (mode == Linearisation.Dense)
+            // Newton's affine term in place: b_t = f_t - J_t h_{t-1}.
+            if (mode == JacobianMode.Full)
             {
-                ReadOnlySpan<T> jt = ws.Jacobians.AsSpan(t * s * s, s * s);
-                for (int i = 0; i < s; i++)
+                for (int k = 0; k < count; k++)
                 {
-                    f[i] -= Linear.Dot(jt.Slice(i * s, s), previous);
+                    ReadOnlySpan<T> jt = ws.Jacobians.AsSpan((t0 + k) * m, m);
+                    ReadOnlySpan<T> hp = previous.Slice(k * s, s);
+                    for (int i = 0; i < s; i++)
+                    {
+                        f[k * s + i] -= Linear.Dot(jt.Slice(i * s, s), hp);
+                    }
                 }
             }
-            else if (mode == Linearisation.Diagonal)
+            else if (mode == JacobianMode.Diagonal)
             {
-                ReadOnlySpan<T> dt = ws.Jacobians.AsSpan(t * s, s);
-                for (int i = 0; i < s; i++)
-                {
-                    f[i] -= dt[i] * previous[i];
-                }
+                Span<T> product = scratch[..f.Length];
+                TensorPrimitives.Multiply(ws.Jacobians.AsSpan(t0 * s, count * s), previous[..f.Length], product);
+                TensorPrimitives.Subtract(f, product, f);
             }
+
+            t0 = t1;
         }
 
         ws.ChunkMax[chunk] = double.CreateTruncating(max);
         ws.ChunkWithin[chunk] = within;
         ws.ChunkFinite[chunk] = finite;
     }
+
+    /// <summary>Scratch per chunk: one block's cell workspace, and room for the diagonal product b_t = f_t - d_t ⊙ h_{t-1}.</summary>
+    internal static int BlockWorkspaceSize<TCell, T>(in TCell cell)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        Math.Max(1, Math.Max(cell.BlockWorkspaceSize(BlockSteps), BlockSteps * cell.StateSize));
 }

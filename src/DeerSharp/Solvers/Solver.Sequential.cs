@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using DeerSharp.Cells;
 
@@ -9,6 +10,7 @@ internal static partial class Solver
     /// The reference loop h_t = f(h_{t-1}, x_t) with the input projection hoisted out. Each state is f of the one
     /// before by construction, so the fixed-point residual is zero exactly when every state is finite, which is checked per step.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static SequenceOutcome SolveSequential<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, int length, Span<T> states)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>

@@ -81,7 +81,7 @@ internal static partial class Solver
         if (batchSize < 2 || settings.MaxDegreeOfParallelism < 2)
         {
             // Few sequences: one at a time, each parallel over time.
-            var ws = new SequenceWorkspace<T>();
+            using var ws = new SequenceWorkspace<T>();
             for (int b = 0; b < batchSize; b++)
             {
                 outcomes[b] = SolveOne(cell, inputs.Slice(b * length * d, length * d), Slice(initialState, b, s), Slice(warmStart, b, perSequence),
@@ -101,7 +101,7 @@ internal static partial class Solver
             outcomes[b] = SolveOne(cell, x.AsSpan(b * length * d, length * d), Slice<T>(h0, b, s), Slice<T>(guess, b, perSequence),
                 states.AsSpan(b * perSequence, perSequence), inner, ws);
             return ws;
-        }, _ => { });
+        }, ws => ws.Dispose());
     }
 
     private static ReadOnlySpan<T> Slice<T>(ReadOnlySpan<T> values, int index, int size) =>
@@ -112,7 +112,7 @@ internal static partial class Solver
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize;
+        int s = cell.StateSize, p = cell.ProjectionSize;
         int length = states.Length / s;
 
         bool iterative = settings.Method != SolveMethod.Sequential;
@@ -123,13 +123,11 @@ internal static partial class Solver
             _ => 0,
         };
         int chunks = iterative ? EvaluationChunks(length, settings.MaxDegreeOfParallelism) : 1;
-        ws.Ensure(length, s, p, cell.WorkspaceSize, jacobianValues, chunks);
+        int scratch = Math.Max(cell.WorkspaceSize, iterative ? BlockWorkspaceSize<TCell, T>(cell) : 0);
+        ws.Ensure(length, s, p, scratch, jacobianValues, chunks, iterative);
 
-        // The input projection depends on x alone: computed once, outside every iteration.
-        for (int t = 0; t < length; t++)
-        {
-            cell.ProjectInput(inputs.Slice(t * d, d), ws.Projections.AsSpan(t * p, p));
-        }
+        // The input projection depends on x alone: one matrix product, computed once, outside every iteration.
+        Project(cell, inputs, ws.Projections, length, settings.MaxDegreeOfParallelism);
 
         if (initialState.IsEmpty)
         {
@@ -148,6 +146,33 @@ internal static partial class Solver
         SequenceOutcome outcome = SolveIterative(cell, ws, length, warmStart, settings);
         ws.States.AsSpan(0, length * s).CopyTo(states);
         return outcome;
+    }
+
+    /// <summary>The input projections of all steps, split over cores in row blocks when the sequence is long.</summary>
+    private static unsafe void Project<TCell, T>(in TCell cell, ReadOnlySpan<T> inputs, T[] projections, int length, int maxDegreeOfParallelism)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int d = cell.InputSize, p = cell.ProjectionSize;
+        int chunks = maxDegreeOfParallelism <= 1 || (long)length * d * p < 1 << 20 ? 1 : Math.Min(maxDegreeOfParallelism, length / MinimumEvaluationChunk);
+        if (chunks <= 1)
+        {
+            cell.ProjectInputs(inputs, projections.AsSpan(0, length * p), length);
+            return;
+        }
+
+        // The inputs arrive as a span, which a worker cannot capture: pin it for the duration and pass its address.
+        fixed (T* pinned = inputs)
+        {
+            nint address = (nint)pinned;
+            TCell local = cell;
+            Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = maxDegreeOfParallelism }, k =>
+            {
+                (int start, int end) = Scan.LinearRecurrence.ChunkRange(k, chunks, length);
+                var x = new ReadOnlySpan<T>((T*)address + (long)start * d, (end - start) * d);
+                local.ProjectInputs(x, projections.AsSpan(start * p, (end - start) * p), end - start);
+            });
+        }
     }
 
     private static SolveResult<T> Report<TCell, T>(TCell cell, T[] states, int batchSize, int length, SolverSettings<T> settings,

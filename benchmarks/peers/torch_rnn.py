@@ -1,0 +1,61 @@
+"""PyTorch peer for `deer bench`: times nn.GRU / nn.LSTM on the CPU on the same weights and inputs as Deer.
+
+Usage: python3 torch_rnn.py --cell gru|lstm --weights W.safetensors --inputs X.npy --out Y.npy --repeats N
+Reads the state_dict with a minimal safetensors reader (no extra package needed), runs the batch_first module once to
+warm up and N times timed, writes the output (for an agreement check) and prints one JSON line:
+{"median_seconds": ..., "min_seconds": ..., "threads": ..., "torch": ...}.
+"""
+import argparse
+import json
+import struct
+import time
+
+import numpy as np
+import torch
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = {"F32": np.float32, "F64": np.float64}[e["dtype"]]
+        b, t = e["data_offsets"]
+        out[name] = torch.from_numpy(np.frombuffer(data[b:t], dtype=dtype).reshape(e["shape"]).copy())
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--cell", choices=["gru", "lstm"], required=True)
+    p.add_argument("--weights", required=True)
+    p.add_argument("--inputs", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--repeats", type=int, default=3)
+    a = p.parse_args()
+    state = read_safetensors(a.weights)
+    x = torch.from_numpy(np.load(a.inputs))
+    layers = sum(1 for k in state if k.startswith("weight_ih_l"))
+    hidden = state["weight_hh_l0"].shape[1]
+    cls = torch.nn.GRU if a.cell == "gru" else torch.nn.LSTM
+    module = cls(x.shape[-1], hidden, num_layers=layers, batch_first=True).to(x.dtype)
+    module.load_state_dict(state)
+    times = []
+    with torch.no_grad():
+        y, _ = module(x[..., : min(x.shape[-2], 256), :])
+        for _ in range(a.repeats):
+            t0 = time.perf_counter()
+            y, _ = module(x)
+            times.append(time.perf_counter() - t0)
+    np.save(a.out, y.numpy())
+    times.sort()
+    print(json.dumps({"median_seconds": times[len(times) // 2], "min_seconds": times[0],
+                      "threads": torch.get_num_threads(), "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Text.Json;
+using DeerSharp.Cells;
+using DeerSharp.IO;
+
+namespace DeerSharp.Cli.Bench;
+
+/// <summary>Runs benchmarks/peers/torch_rnn.py (embedded in the tool) on the same weights and inputs as Deer.</summary>
+internal sealed class TorchPeer(string? python)
+{
+    public sealed record Result(double MedianSeconds, double MinSeconds, int Threads, string TorchVersion, float[] Output);
+
+    public string? Python { get; } = python ?? Find();
+
+    public string? Why { get; private set; }
+
+    private static string? Find()
+    {
+        foreach (string? candidate in new[] { Environment.GetEnvironmentVariable("DEER_PYTHON"), "/usr/bin/python3", "python3" })
+        {
+            if (!string.IsNullOrEmpty(candidate) && Run(candidate, ["-c", "import torch, numpy"], out _) == 0)
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Times the module; null (with <see cref="Why"/>) when Python with torch is missing or the peer fails.</summary>
+    public Result? Time(string cell, RecurrentWeights<float> weights, float[] inputs, int batch, int length, int repeats)
+    {
+        if (Python is null)
+        {
+            Why = "no Python with torch and numpy (install Debian's python3-torch, or pass --python)";
+            return null;
+        }
+
+        string dir = Path.Combine(Path.GetTempPath(), "deer-bench-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string script = Path.Combine(dir, "torch_rnn.py");
+            using (Stream resource = Assembly.GetExecutingAssembly().GetManifestResourceStream("torch_rnn.py")!)
+            using (FileStream file = File.Create(script))
+            {
+                resource.CopyTo(file);
+            }
+
+            int g = weights.Gates, n = weights.HiddenSize, d = weights.InputSize;
+            SafetensorsFile.Write(Path.Combine(dir, "w.safetensors"), new Dictionary<string, TensorData>
+            {
+                ["weight_ih_l0"] = TensorData.FromSingle(weights.WeightIH, g * n, d),
+                ["weight_hh_l0"] = TensorData.FromSingle(weights.WeightHH, g * n, n),
+                ["bias_ih_l0"] = TensorData.FromSingle(weights.BiasIH, g * n),
+                ["bias_hh_l0"] = TensorData.FromSingle(weights.BiasHH, g * n),
+            });
+            Npy.Write(Path.Combine(dir, "x.npy"), TensorData.FromSingle(inputs, batch, length, d));
+            string[] args = [script, "--cell", cell, "--weights", Path.Combine(dir, "w.safetensors"), "--inputs", Path.Combine(dir, "x.npy"),
+                "--out", Path.Combine(dir, "y.npy"), "--repeats", repeats.ToString(CultureInfo.InvariantCulture)];
+            if (Run(Python, args, out string output) != 0)
+            {
+                Why = $"torch_rnn.py failed: {output.Trim().Split('\n')[^1]}";
+                return null;
+            }
+
+            using JsonDocument json = JsonDocument.Parse(output.Trim().Split('\n')[^1]);
+            JsonElement r = json.RootElement;
+            return new Result(r.GetProperty("median_seconds").GetDouble(), r.GetProperty("min_seconds").GetDouble(),
+                r.GetProperty("threads").GetInt32(), r.GetProperty("torch").GetString()!, Npy.Read(Path.Combine(dir, "y.npy")).ToArray<float>());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static int Run(string file, string[] args, out string output)
+    {
+        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        try
+        {
+            using Process p = Process.Start(info)!;
+            Task<string> stderr = p.StandardError.ReadToEndAsync();
+            output = p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            output += stderr.Result;
+            return p.ExitCode;
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            output = e.Message;
+            return -1;
+        }
+    }
+}

@@ -1,0 +1,182 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace DeerSharp;
+
+/// <summary>
+/// Dense products for the cells, SIMD across output columns with register blocking: <see cref="MatVec{T}"/> for the
+/// sequential loop (one state at a time) and <see cref="Gemm{T}"/> for a block of time steps (the weights are loaded
+/// once per four steps instead of once per step). Weights are stored transposed, [k, cols], so a column block of the
+/// output is a contiguous load.
+/// </summary>
+internal static class Kernels
+{
+    /// <summary>y[cols] = Σ_p x[p]·B[p, :] for B row-major [x.Length, cols].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void MatVec<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> b, Span<T> y)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int k = x.Length, cols = y.Length;
+        int v = Vector<T>.Count;
+        ref T rb = ref MemoryMarshal.GetReference(b);
+        ref T ry = ref MemoryMarshal.GetReference(y);
+        ref T rx = ref MemoryMarshal.GetReference(x);
+        int c = 0;
+        // Four vectors of output columns per pass stay in registers across the whole reduction over p.
+        for (; c + 4 * v <= cols; c += 4 * v)
+        {
+            Vector<T> a0 = Vector<T>.Zero, a1 = Vector<T>.Zero, a2 = Vector<T>.Zero, a3 = Vector<T>.Zero;
+            for (int p = 0; p < k; p++)
+            {
+                var xp = new Vector<T>(Unsafe.Add(ref rx, p));
+                nuint o = (nuint)(p * cols + c);
+                a0 = Fma(xp, Vector.LoadUnsafe(ref rb, o), a0);
+                a1 = Fma(xp, Vector.LoadUnsafe(ref rb, o + (nuint)v), a1);
+                a2 = Fma(xp, Vector.LoadUnsafe(ref rb, o + (nuint)(2 * v)), a2);
+                a3 = Fma(xp, Vector.LoadUnsafe(ref rb, o + (nuint)(3 * v)), a3);
+            }
+
+            a0.StoreUnsafe(ref ry, (nuint)c);
+            a1.StoreUnsafe(ref ry, (nuint)(c + v));
+            a2.StoreUnsafe(ref ry, (nuint)(c + 2 * v));
+            a3.StoreUnsafe(ref ry, (nuint)(c + 3 * v));
+        }
+
+        for (; c + v <= cols; c += v)
+        {
+            Vector<T> a0 = Vector<T>.Zero;
+            for (int p = 0; p < k; p++)
+            {
+                a0 = Fma(new Vector<T>(Unsafe.Add(ref rx, p)), Vector.LoadUnsafe(ref rb, (nuint)(p * cols + c)), a0);
+            }
+
+            a0.StoreUnsafe(ref ry, (nuint)c);
+        }
+
+        for (; c < cols; c++)
+        {
+            T s = T.Zero;
+            for (int p = 0; p < k; p++)
+            {
+                s = T.FusedMultiplyAdd(Unsafe.Add(ref rx, p), Unsafe.Add(ref rb, p * cols + c), s);
+            }
+
+            Unsafe.Add(ref ry, c) = s;
+        }
+    }
+
+    /// <summary>C[m, cols] = A[m, k] · B[k, cols], all row-major; row i of A starts at i·<paramref name="lda"/> (default k).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Gemm<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, int m, int k, int cols, int lda = 0)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        lda = lda == 0 ? k : lda;
+        if (m > 0 && ((long)(m - 1) * lda + k > a.Length) || (long)k * cols > b.Length || (long)m * cols > c.Length)
+        {
+            throw new ArgumentException($"Gemm: A[{m}, {k}], B[{k}, {cols}], C[{m}, {cols}] do not fit spans of {a.Length}, {b.Length}, {c.Length}.");
+        }
+
+        int v = Vector<T>.Count;
+        ref T ra = ref MemoryMarshal.GetReference(a);
+        ref T rb = ref MemoryMarshal.GetReference(b);
+        ref T rc = ref MemoryMarshal.GetReference(c);
+        int i = 0;
+        for (; i + 4 <= m; i += 4)
+        {
+            ref T a0 = ref Unsafe.Add(ref ra, i * lda);
+            ref T a1 = ref Unsafe.Add(ref a0, lda);
+            ref T a2 = ref Unsafe.Add(ref a1, lda);
+            ref T a3 = ref Unsafe.Add(ref a2, lda);
+            int col = 0;
+            // 4 rows × 2 vectors: eight accumulators, each B load used four times.
+            for (; col + 2 * v <= cols; col += 2 * v)
+            {
+                Vector<T> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+                for (int p = 0; p < k; p++)
+                {
+                    nuint o = (nuint)(p * cols + col);
+                    Vector<T> b0 = Vector.LoadUnsafe(ref rb, o), b1 = Vector.LoadUnsafe(ref rb, o + (nuint)v);
+                    var x0 = new Vector<T>(Unsafe.Add(ref a0, p));
+                    var x1 = new Vector<T>(Unsafe.Add(ref a1, p));
+                    var x2 = new Vector<T>(Unsafe.Add(ref a2, p));
+                    var x3 = new Vector<T>(Unsafe.Add(ref a3, p));
+                    c00 = Fma(x0, b0, c00);
+                    c01 = Fma(x0, b1, c01);
+                    c10 = Fma(x1, b0, c10);
+                    c11 = Fma(x1, b1, c11);
+                    c20 = Fma(x2, b0, c20);
+                    c21 = Fma(x2, b1, c21);
+                    c30 = Fma(x3, b0, c30);
+                    c31 = Fma(x3, b1, c31);
+                }
+
+                nuint r0 = (nuint)(i * cols + col);
+                c00.StoreUnsafe(ref rc, r0);
+                c01.StoreUnsafe(ref rc, r0 + (nuint)v);
+                c10.StoreUnsafe(ref rc, r0 + (nuint)cols);
+                c11.StoreUnsafe(ref rc, r0 + (nuint)(cols + v));
+                c20.StoreUnsafe(ref rc, r0 + (nuint)(2 * cols));
+                c21.StoreUnsafe(ref rc, r0 + (nuint)(2 * cols + v));
+                c30.StoreUnsafe(ref rc, r0 + (nuint)(3 * cols));
+                c31.StoreUnsafe(ref rc, r0 + (nuint)(3 * cols + v));
+            }
+
+            for (; col < cols; col++)
+            {
+                T s0 = T.Zero, s1 = T.Zero, s2 = T.Zero, s3 = T.Zero;
+                for (int p = 0; p < k; p++)
+                {
+                    T bp = Unsafe.Add(ref rb, p * cols + col);
+                    s0 = T.FusedMultiplyAdd(Unsafe.Add(ref a0, p), bp, s0);
+                    s1 = T.FusedMultiplyAdd(Unsafe.Add(ref a1, p), bp, s1);
+                    s2 = T.FusedMultiplyAdd(Unsafe.Add(ref a2, p), bp, s2);
+                    s3 = T.FusedMultiplyAdd(Unsafe.Add(ref a3, p), bp, s3);
+                }
+
+                Unsafe.Add(ref rc, i * cols + col) = s0;
+                Unsafe.Add(ref rc, (i + 1) * cols + col) = s1;
+                Unsafe.Add(ref rc, (i + 2) * cols + col) = s2;
+                Unsafe.Add(ref rc, (i + 3) * cols + col) = s3;
+            }
+        }
+
+        for (; i < m; i++)
+        {
+            MatVec(a.Slice(i * lda, k), b[..(k * cols)], c.Slice(i * cols, cols));
+        }
+    }
+
+    /// <summary>a·b + c per lane, fused; the type test folds away when the JIT specialises T.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector<T> Fma<T>(Vector<T> a, Vector<T> b, Vector<T> c)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (typeof(T) == typeof(float))
+        {
+            return Vector.FusedMultiplyAdd(a.As<T, float>(), b.As<T, float>(), c.As<T, float>()).As<float, T>();
+        }
+
+        if (typeof(T) == typeof(double))
+        {
+            return Vector.FusedMultiplyAdd(a.As<T, double>(), b.As<T, double>(), c.As<T, double>()).As<double, T>();
+        }
+
+        return a * b + c;
+    }
+
+    /// <summary>Returns B transposed: row-major [rows, cols] in, [cols, rows] out.</summary>
+    public static T[] Transpose<T>(T[] b, int rows, int cols)
+    {
+        var t = new T[b.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            for (int c = 0; c < cols; c++)
+            {
+                t[c * rows + r] = b[r * cols + c];
+            }
+        }
+
+        return t;
+    }
+}
