@@ -4,8 +4,9 @@ namespace DeerSharp;
 public enum SolveMethod
 {
     /// <summary>
-    /// Let Deer choose; the result reports the method it chose. Until the CPU cost model is calibrated, this is
-    /// <see cref="Sequential"/>: on the CPUs measured so far (docs/methods.md) the loop beat every iterative method.
+    /// Let Deer choose by a cost model calibrated on measurements (batch size, T, state size, cores); the result reports
+    /// the method chosen. On 2 cores that is always <see cref="Sequential"/>, which measured fastest everywhere there
+    /// (docs/benchmarks.md); on many cores, long single sequences of small state get <see cref="QuasiDeer"/>.
     /// </summary>
     Auto,
 

@@ -37,6 +37,23 @@ public class SolveApiTests
     }
 
     [Fact]
+    public void Auto_picks_the_loop_on_few_cores_and_quasi_deer_only_for_long_single_sequences_on_many()
+    {
+        Assert.Equal(SolveMethod.Sequential, Solvers.CostModel.Choose(batchSize: 1, length: 1 << 20, stateSize: 1, cores: 2));
+        Assert.Equal(SolveMethod.QuasiDeer, Solvers.CostModel.Choose(batchSize: 1, length: 1 << 20, stateSize: 1, cores: 64));
+        Assert.Equal(SolveMethod.Sequential, Solvers.CostModel.Choose(batchSize: 64, length: 1 << 20, stateSize: 1, cores: 64));
+        Assert.Equal(SolveMethod.Sequential, Solvers.CostModel.Choose(batchSize: 1, length: 1000, stateSize: 1, cores: 64));
+        Assert.Equal(SolveMethod.Sequential, Solvers.CostModel.Choose(batchSize: 1, length: 1 << 20, stateSize: 64, cores: 16));
+
+        var gru = GruCell<float>.Random(4, 8, new Random(1));
+        SolveResult<float> r = Deer.Solve(gru, RandomInputs(5000, 4, 3), new SolveOptions { Method = SolveMethod.Auto, MaxDegreeOfParallelism = 2 });
+        Assert.Equal(SolveMethod.Sequential, r.Method);
+        SolveResult<float> many = Deer.Solve(gru, RandomInputs(5000, 4, 3), new SolveOptions { Method = SolveMethod.Auto, MaxDegreeOfParallelism = 512 });
+        Assert.Equal(SolveMethod.QuasiDeer, many.Method);
+        Assert.True(many.Converged);
+    }
+
+    [Fact]
     public void A_wrong_input_width_names_inputs_and_both_shapes()
     {
         var gru = GruCell<float>.Random(4, 8, new Random(1));

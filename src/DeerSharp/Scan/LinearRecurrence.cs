@@ -171,7 +171,7 @@ public static class LinearRecurrence
         ArgumentNullException.ThrowIfNull(b);
         ArgumentNullException.ThrowIfNull(h0);
         ArgumentNullException.ThrowIfNull(h);
-        int chunks = ChooseChunks(length, n, dense, maxDegreeOfParallelism, Unsafe.SizeOf<T>());
+        int chunks = ChooseChunks(length, n, dense, maxDegreeOfParallelism);
         if (chunks <= 1)
         {
             int m = dense ? n * n : n;
@@ -193,32 +193,24 @@ public static class LinearRecurrence
     /// <summary>
     /// The number of workers the blocked scan should use; 1 means the sequential loop. The blocked scan does about twice
     /// the work of the loop (a fold and a re-run for all but the first chunk), so its best case on p cores is
-    /// p²/(2p - 1) times faster: 1.33 on 2 cores. Measured on 2 cores (docs/benchmarks.md) it loses while the data
-    /// fits in cache and wins once the scan is bound by memory bandwidth, where the second core adds bandwidth; so on 2
-    /// cores it is chosen only for large data, and from 4 cores on whenever there are enough steps.
+    /// p²/(2p - 1) times faster: 1.33 on 2 cores, 2.3 on 4, 8.3 on 16. On 2 cores it measured slower than the loop both in
+    /// cache and at T·n = 2^26, where the loop already streams at the copy's bandwidth (docs/benchmarks.md), so it is
+    /// used from 4 cores on (an extrapolation from that bound, not a measurement).
     /// </summary>
     /// <param name="length">L, the number of steps.</param>
     /// <param name="n">The state dimension.</param>
     /// <param name="dense">Whether A_t is dense.</param>
     /// <param name="maxDegreeOfParallelism">The cores available.</param>
-    /// <param name="elementSize">Bytes per element (4 for float, 8 for double).</param>
-    public static int ChooseChunks(int length, int n, bool dense, int maxDegreeOfParallelism, int elementSize = 4)
+    public static int ChooseChunks(int length, int n, bool dense, int maxDegreeOfParallelism)
     {
         const int MinimumChunkSteps = 512;
-        const long MemoryBoundBytes = 256L << 20;
-        if (maxDegreeOfParallelism <= 1 || length < 2 * MinimumChunkSteps)
+        if (maxDegreeOfParallelism < 4 || length < 2 * MinimumChunkSteps)
         {
             return 1;
         }
 
         // Dense: the blocked scan costs ≈ L n³/p against L n² sequential; it needs n well below p to win.
         if (dense && n >= maxDegreeOfParallelism)
-        {
-            return 1;
-        }
-
-        long bytes = 3L * length * (dense ? (long)n * n : n) * elementSize;
-        if (maxDegreeOfParallelism < 4 && bytes < MemoryBoundBytes)
         {
             return 1;
         }

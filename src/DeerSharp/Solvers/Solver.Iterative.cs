@@ -145,19 +145,9 @@ internal static partial class Solver
             cell.EvaluateBlock(previous, ws.Projections.AsSpan(t0 * p, count * p), f, ws.Jacobians.AsSpan(t0 * m, count * m), mode, scratch, count);
 
             ReadOnlySpan<T> current = ws.States.AsSpan(t0 * s, count * s);
-            for (int i = 0; i < f.Length; i++)
+            if (!ResidualWithin(current, f, atol, rtol, ref max, ref within))
             {
-                T r = T.Abs(current[i] - f[i]);
-                // NaN compares false everywhere, so test finiteness explicitly: r is non-finite if either side is.
-                if (!T.IsFinite(r))
-                {
-                    finite = false;
-                }
-                else
-                {
-                    max = T.Max(max, r);
-                    within &= r <= atol + rtol * T.Abs(f[i]);
-                }
+                finite = false;
             }
 
             // Newton's affine term in place: b_t = f_t - J_t h_{t-1}.
@@ -186,6 +176,63 @@ internal static partial class Solver
         ws.ChunkMax[chunk] = double.CreateTruncating(max);
         ws.ChunkWithin[chunk] = within;
         ws.ChunkFinite[chunk] = finite;
+    }
+
+    /// <summary>
+    /// Folds |h - f| of one block into the running maximum and the tolerance test |h - f| ≤ atol + rtol·|f|; returns
+    /// false if any value is NaN or infinite. SIMD while every lane is finite; the scalar loop classifies a block that is not.
+    /// </summary>
+    private static bool ResidualWithin<T>(ReadOnlySpan<T> current, ReadOnlySpan<T> f, T atol, T rtol, ref T max, ref bool within)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int v = Vector<T>.Count, i = 0;
+        var vmax = new Vector<T>(max);
+        var infinity = new Vector<T>(T.PositiveInfinity);
+        var vatol = new Vector<T>(atol);
+        var vrtol = new Vector<T>(rtol);
+        bool vectorWithin = true;
+        for (; i + v <= f.Length; i += v)
+        {
+            var fv = new Vector<T>(f[i..]);
+            Vector<T> r = Vector.Abs(new Vector<T>(current[i..]) - fv);
+            // r < ∞ is false for NaN and for ∞: either sends the block to the scalar path, which classifies it.
+            if (!Vector.LessThanAll(r, infinity))
+            {
+                return ResidualScalar(current, f, atol, rtol, ref max, ref within);
+            }
+
+            vmax = Vector.Max(vmax, r);
+            vectorWithin &= Vector.LessThanOrEqualAll(r, Kernels.Fma(vrtol, Vector.Abs(fv), vatol));
+        }
+
+        for (int k = 0; k < v; k++)
+        {
+            max = T.Max(max, vmax[k]);
+        }
+
+        within &= vectorWithin;
+        return ResidualScalar(current[i..], f[i..], atol, rtol, ref max, ref within);
+    }
+
+    private static bool ResidualScalar<T>(ReadOnlySpan<T> current, ReadOnlySpan<T> f, T atol, T rtol, ref T max, ref bool within)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        bool finite = true;
+        for (int i = 0; i < f.Length; i++)
+        {
+            T r = T.Abs(current[i] - f[i]);
+            if (!T.IsFinite(r))
+            {
+                finite = false;
+            }
+            else
+            {
+                max = T.Max(max, r);
+                within &= r <= atol + rtol * T.Abs(f[i]);
+            }
+        }
+
+        return finite;
     }
 
     /// <summary>Scratch per chunk: one block's cell workspace, and room for the diagonal product b_t = f_t - d_t ⊙ h_{t-1}.</summary>

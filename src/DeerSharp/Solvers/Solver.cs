@@ -54,7 +54,7 @@ internal static partial class Solver
         Require.Finite(warmStart, nameof(warmStart), batchSize, length, s);
 
         var clock = Stopwatch.StartNew();
-        var settings = SolverSettings<T>.Resolve(options, length);
+        var settings = SolverSettings<T>.Resolve(options, batchSize, length, s);
         var states = new T[stepsTotal * s];
         var outcomes = new SequenceOutcome[batchSize];
         if (length > 0)

@@ -7,21 +7,18 @@ internal readonly record struct SolverSettings<T>(SolveMethod Method, int MaxIte
     InitialGuess InitialGuess, int MaxDegreeOfParallelism)
     where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public static SolverSettings<T> Resolve(SolveOptions options, int length)
+    public static SolverSettings<T> Resolve(SolveOptions options, int batchSize, int length, int stateSize)
     {
-        SolveMethod method = options.Method == SolveMethod.Auto ? ChooseMethod() : options.Method;
+        int cores = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
+        SolveMethod method = options.Method == SolveMethod.Auto ? CostModel.Choose(batchSize, length, stateSize, cores) : options.Method;
         bool single = typeof(T) == typeof(float);
         double atol = options.AbsoluteTolerance ?? (single ? 1e-5 : 1e-10);
         double rtol = options.RelativeTolerance ?? (single ? 1e-5 : 1e-10);
         int defaultLimit = method == SolveMethod.Deer ? 100 : 500;
         int maxIterations = options.MaxIterations ?? Math.Min(defaultLimit, length);
-        int dop = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
         return new SolverSettings<T>(method, maxIterations, T.CreateTruncating(atol), T.CreateTruncating(rtol),
-            options.InitialGuess, dop);
+            options.InitialGuess, cores);
     }
-
-    /// <summary>The method <see cref="SolveMethod.Auto"/> resolves to on the CPU backend.</summary>
-    private static SolveMethod ChooseMethod() => SolveMethod.Sequential;
 
     public SolverSettings<T> WithParallelism(int dop) => this with { MaxDegreeOfParallelism = dop };
 }

@@ -1,0 +1,36 @@
+namespace DeerSharp.Solvers;
+
+/// <summary>
+/// How <see cref="SolveMethod.Auto"/> chooses on the CPU. An iterative method does k passes over the sequence, each
+/// costing ρ times a sequential step per step (ρ > 1: the Jacobian, the residual, the scan), spread over P cores; the
+/// loop does one pass, spread over min(B, P) cores (sequences of a batch run side by side). So quasi-DEER wins by
+/// P / (min(B, P) · k · ρ), and the choice needs that ratio above a safety margin, since k is only an estimate.
+/// </summary>
+/// <remarks>
+/// ρ and k were measured with <c>deer bench</c> on 2026-11-21 (AMD EPYC, 2 cores, AVX-512; GRU, float32, B = 1,
+/// docs/benchmarks.md): quasi-DEER took 3 iterations at n = 1 and 8-9 at n = 4-32, each costing 1.7-6 sequential
+/// steps per step; DEER took 3 iterations at 5-10 sequential steps each. On 2 cores no iterative method can win, and
+/// <see cref="SolveMethod.Auto"/> picks the loop. On many cores the model picks quasi-DEER for long, small-state,
+/// single sequences; that regime is an extrapolation from these constants, not a measurement.
+/// </remarks>
+internal static class CostModel
+{
+    /// <summary>Required predicted gain before leaving the loop: the iteration count of a real model varies.</summary>
+    private const double Margin = 2.0;
+
+    /// <summary>Shortest sequence worth iterating: below it, per-pass overheads dominate.</summary>
+    private const int MinimumLength = 4096;
+
+    public static SolveMethod Choose(int batchSize, int length, int stateSize, int cores)
+    {
+        if (length < MinimumLength || cores < 2)
+        {
+            return SolveMethod.Sequential;
+        }
+
+        double sequentialCores = Math.Min(Math.Max(1, batchSize), cores);
+        (double iterations, double passCost) = stateSize <= 1 ? (3.0, 6.0) : (9.0, stateSize <= 8 ? 5.5 : 2.6);
+        double gain = cores / (sequentialCores * iterations * passCost);
+        return gain >= Margin ? SolveMethod.QuasiDeer : SolveMethod.Sequential;
+    }
+}
