@@ -100,6 +100,29 @@ public class LinearRecurrenceTests
         return h;
     }
 
+    [Theory]
+    [InlineData(false, 1)]
+    [InlineData(false, 2)]
+    [InlineData(false, 8)]
+    [InlineData(true, 2)]
+    [InlineData(true, 8)]
+    public void Batched_scans_match_each_sequence_alone(bool dense, int cores)
+    {
+        var rnd = new Random();
+        const int B = 3, L = 1500, N = 3;
+        int m = dense ? N * N : N;
+        double[] a = Numbers.Uniform(rnd, B * L * m, dense ? 0.3 : 0.95), b = Numbers.Uniform(rnd, B * L * N), h0 = Numbers.Uniform(rnd, B * N);
+        var h = new double[B * L * N];
+        LinearRecurrence.SolveBatch(a, b, h0, h, B, L, N, dense, cores);
+        for (int k = 0; k < B; k++)
+        {
+            double[] expected = PlainLoop(a[(k * L * m)..((k + 1) * L * m)], b[(k * L * N)..((k + 1) * L * N)], h0[(k * N)..((k + 1) * N)], L, N, dense);
+            Assert.True(Numbers.MaxAbsDiff(expected, h.AsSpan(k * L * N, L * N)) <= 1e-12, $"sequence {k}");
+        }
+
+        Assert.Equal("h0", Assert.Throws<ArgumentException>(() => LinearRecurrence.SolveBatch(a, b, new double[2], h, B, L, N, dense, cores)).ParamName);
+    }
+
     [Fact]
     public void The_blocked_scan_is_chosen_only_where_it_can_win()
     {
