@@ -18,7 +18,7 @@ public static class CliApp
         var root = new RootCommand("deer: parallel-in-time evaluation of nonlinear recurrences (DEER). 'deer demo' gives a tour.")
         {
             DemoCommand.Create(),
-            RunCommand.Create(stdout),
+            RunCommand.Create(stdout, stderr),
             InfoCommand.Create(stdout),
             Bench.BenchCommand.Create(stdout),
         };

@@ -3,7 +3,7 @@ namespace DeerSharp.Cli;
 /// <summary>The CLI's spelling of each method.</summary>
 internal static class MethodNames
 {
-    public static readonly string[] All = ["auto", "sequential", "deer", "quasi-deer", "picard"];
+    public static readonly string[] All = ["auto", "sequential", "deer", "quasi-deer", "quasi-elk", "picard"];
 
     public static string Name(SolveMethod method) => method switch
     {
@@ -12,6 +12,7 @@ internal static class MethodNames
         SolveMethod.Deer => "deer",
         SolveMethod.QuasiDeer => "quasi-deer",
         SolveMethod.Picard => "picard",
+        SolveMethod.QuasiElk => "quasi-elk",
         _ => method.ToString(),
     };
 
@@ -22,6 +23,7 @@ internal static class MethodNames
         "deer" => SolveMethod.Deer,
         "quasi-deer" => SolveMethod.QuasiDeer,
         "picard" => SolveMethod.Picard,
+        "quasi-elk" => SolveMethod.QuasiElk,
         _ => throw new UsageException($"--method must be one of {string.Join(", ", All)}; got '{name}'."),
     };
 }

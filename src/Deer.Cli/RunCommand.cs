@@ -16,7 +16,7 @@ internal static class RunCommand
     private sealed record Request(string Cell, string Weights, string Inputs, string? H0, string? C0, SolveMethod Method, string? DType,
         double? Atol, double? Rtol, int? MaxIterations, string Out, string? Report, string Prefix, bool FallbackSequential);
 
-    public static Command Create(TextWriter stdout)
+    public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var cell = new Option<string>("--cell") { Description = "The module type.", Required = true };
         cell.AcceptOnlyFromAmong("rnn", "gru", "lstm");
@@ -44,11 +44,11 @@ internal static class RunCommand
         command.SetAction(r => Execute(new Request(
             r.GetValue(cell)!, r.GetValue(weights)!, r.GetValue(inputs)!, r.GetValue(h0), r.GetValue(c0), MethodNames.Parse(r.GetValue(method)!),
             r.GetValue(dtype), r.GetValue(atol), r.GetValue(rtol), r.GetValue(maxIter), r.GetValue(output)!, r.GetValue(report),
-            r.GetValue(prefix) ?? "", r.GetValue(fallback) == "sequential"), stdout));
+            r.GetValue(prefix) ?? "", r.GetValue(fallback) == "sequential"), stdout, stderr));
         return command;
     }
 
-    private static int Execute(Request q, TextWriter stdout)
+    private static int Execute(Request q, TextWriter stdout, TextWriter stderr)
     {
         if (q.Atol is { } a && (!double.IsFinite(a) || a < 0))
         {
@@ -89,10 +89,10 @@ internal static class RunCommand
         }
 
         string dtype = q.DType ?? (x.IsDouble ? "float64" : "float32");
-        return dtype == "float64" ? Execute<double>(q, x, stdout) : Execute<float>(q, x, stdout);
+        return dtype == "float64" ? Execute<double>(q, x, stdout, stderr) : Execute<float>(q, x, stdout, stderr);
     }
 
-    private static int Execute<T>(Request q, TensorData x, TextWriter stdout)
+    private static int Execute<T>(Request q, TensorData x, TextWriter stdout, TextWriter stderr)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         RecurrentKind kind = q.Cell switch { "rnn" => RecurrentKind.TanhRnn, "gru" => RecurrentKind.Gru, _ => RecurrentKind.Lstm };
@@ -109,24 +109,22 @@ internal static class RunCommand
         }
 
         T[]? initial = InitialStates<T>(q, layers, batch, batched);
-        var options = new SolveOptions { Method = q.Method, AbsoluteTolerance = q.Atol, RelativeTolerance = q.Rtol, MaxIterations = q.MaxIterations };
+        using TerminalProgress? progress = TerminalProgress.Create(stderr);
+
+        // An explicitly chosen method stands or fails on its own unless --fallback asks otherwise; auto always falls back.
+        var options = new SolveOptions
+        {
+            Method = q.Method, AbsoluteTolerance = q.Atol, RelativeTolerance = q.Rtol, MaxIterations = q.MaxIterations,
+            Fallback = q.FallbackSequential || q.Method == SolveMethod.Auto ? FallbackPolicy.Sequential : FallbackPolicy.None,
+            Progress = progress,
+        };
         T[] inputs = x.ToArray<T>();
         SolveResult<T> result = Solve(kind, layers, inputs, batch, length, options, initial);
-        SolveResult<T>? failed = null;
+        progress?.Dispose();
         if (!result.Converged)
         {
-            if (!q.FallbackSequential)
-            {
-                throw new NotConvergedException(
-                    $"{MethodNames.Name(result.Method)} did not converge: {result.Message} Nothing was written; pass --fallback sequential to fall back instead.");
-            }
-
-            failed = result;
-            result = Solve(kind, layers, inputs, batch, length, options with { Method = SolveMethod.Sequential }, initial);
-            if (!result.Converged)
-            {
-                throw new NotConvergedException($"the sequential fallback failed too: {result.Message} Nothing was written.");
-            }
+            string hint = q.FallbackSequential || q.Method == SolveMethod.Auto ? "" : " Pass --fallback sequential to fall back instead.";
+            throw new NotConvergedException($"{MethodNames.Name(result.Method)} did not converge: {result.Message} Nothing was written.{hint}");
         }
 
         T[] outputs = result.Outputs();
@@ -135,12 +133,12 @@ internal static class RunCommand
         files.Stage(q.Out, "--out", s => Npy.Write(s, TensorData.From(outputs, shape)));
         if (q.Report is not null)
         {
-            files.Stage(q.Report, "--report", s => WriteReport(s, q, result, failed, typeof(T) == typeof(double) ? "float64" : "float32", batch, length, d, n, numLayers));
+            files.Stage(q.Report, "--report", s => WriteReport(s, q, result, typeof(T) == typeof(double) ? "float64" : "float32", batch, length, d, n, numLayers));
         }
 
         files.Commit();
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{q.Cell}, {numLayers} layer(s), B = {batch}, T = {length}, d = {d}, n = {n}: {MethodNames.Name(result.Method)} {(failed is null ? "" : "(fallback) ")}"
+            $"{q.Cell}, {numLayers} layer(s), B = {batch}, T = {length}, d = {d}, n = {n}: {MethodNames.Name(result.Method)} {(result.FallbackSequences == 0 ? "" : $"(sequential fallback for {result.FallbackSequences}) ")}"
             + $"{result.Status} after {result.Iterations} iteration(s), max residual {result.MaxResidual:G3}, {result.Elapsed.TotalSeconds:F3} s; wrote {q.Out}."));
         return 0;
     }
@@ -242,7 +240,7 @@ internal static class RunCommand
         return $"[{string.Join(", ", c)}]";
     }
 
-    private static void WriteReport<T>(Stream stream, Request q, SolveResult<T> result, SolveResult<T>? failed, string dtype,
+    private static void WriteReport<T>(Stream stream, Request q, SolveResult<T> result, string dtype,
         int batch, int length, int d, int n, int numLayers)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -256,13 +254,15 @@ internal static class RunCommand
         w.WriteString("status", result.Status.ToString());
         w.WriteString("message", result.Message);
         w.WriteNumber("max_residual", result.MaxResidual);
-        w.WriteNumber("solve_seconds", result.Elapsed.TotalSeconds + (failed?.Elapsed.TotalSeconds ?? 0));
-        w.WriteBoolean("fallback_used", failed is not null);
-        if (failed is not null)
+        w.WriteNumber("solve_seconds", result.Elapsed.TotalSeconds);
+        w.WriteBoolean("fallback_used", result.FallbackSequences > 0);
+        w.WriteNumber("fallback_sequences", result.FallbackSequences);
+        if (result.FallbackReason is not null)
         {
-            w.WriteString("fallback_reason", failed.Message);
+            w.WriteString("fallback_reason", result.FallbackReason);
         }
 
+        w.WriteNumber("windows", result.Windows);
         w.WriteStartArray("residual_history");
         foreach (double v in result.ResidualHistory)
         {

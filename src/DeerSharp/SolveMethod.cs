@@ -27,4 +27,11 @@ public enum SolveMethod
 
     /// <summary>Picard (fixed-point) iteration h_t ← f(h_{t-1}, x_t) for all t at once: the baseline that shows why Newton is needed.</summary>
     Picard,
+
+    /// <summary>
+    /// Damped quasi-DEER (quasi-ELK; Gonzalez et al. 2024, reference §6): a Levenberg-Marquardt step with the Jacobian's
+    /// diagonal, λ adapted per step (shrunk after a step that lowers Σ|r|², grown and retried after one that does not).
+    /// Slower per iteration than quasi-DEER but it does not blow up where quasi-DEER and DEER do. O(T n).
+    /// </summary>
+    QuasiElk,
 }

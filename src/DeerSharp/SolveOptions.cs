@@ -3,7 +3,7 @@ namespace DeerSharp;
 /// <summary>Options for <see cref="Deer"/>.Solve. Every option has a working default.</summary>
 public sealed record SolveOptions
 {
-    /// <summary>The default options: DEER with the element type's default tolerances.</summary>
+    /// <summary>The default options: DEER with the element type's default tolerances, falling back to the loop on failure.</summary>
     public static SolveOptions Default { get; } = new();
 
     /// <summary>The method. Default: <see cref="SolveMethod.Deer"/>.</summary>
@@ -30,6 +30,25 @@ public sealed record SolveOptions
     /// <summary>The most cores to use. Default: all of them (<see cref="Environment.ProcessorCount"/>).</summary>
     public int? MaxDegreeOfParallelism { get; init; }
 
+    /// <summary>What to do when an iterative method does not converge. Default: <see cref="FallbackPolicy.Sequential"/>.</summary>
+    public FallbackPolicy Fallback { get; init; } = FallbackPolicy.Sequential;
+
+    /// <summary>
+    /// Bytes the solve may use for its working buffers (projections, iterates, Jacobians), the states it returns aside.
+    /// Over budget, each sequence is solved in windows, each starting from the previous one's final state. Default: half of
+    /// the memory the runtime reports as available.
+    /// </summary>
+    public long? MemoryBudgetBytes { get; init; }
+
+    /// <summary>The starting damping λ of <see cref="SolveMethod.QuasiElk"/>; it adapts from there. Default 0.01.</summary>
+    public double InitialDamping { get; init; } = 1e-2;
+
+    /// <summary>Checked between iterations (and every few thousand steps of the loop); cancelling throws <see cref="OperationCanceledException"/>.</summary>
+    public CancellationToken CancellationToken { get; init; }
+
+    /// <summary>Receives a <see cref="SolveProgress"/> after every iteration of every sequence; null for none.</summary>
+    public IProgress<SolveProgress>? Progress { get; init; }
+
     internal void Validate()
     {
         if (!Enum.IsDefined(Method))
@@ -49,6 +68,21 @@ public sealed record SolveOptions
 
         CheckTolerance(AbsoluteTolerance, nameof(AbsoluteTolerance));
         CheckTolerance(RelativeTolerance, nameof(RelativeTolerance));
+        if (!Enum.IsDefined(Fallback))
+        {
+            throw new ArgumentException($"Fallback must be one of {string.Join(", ", Enum.GetNames<FallbackPolicy>())}; it is {(int)Fallback}.", nameof(Fallback));
+        }
+
+        if (MemoryBudgetBytes is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MemoryBudgetBytes), MemoryBudgetBytes, "MemoryBudgetBytes must be positive.");
+        }
+
+        if (!double.IsFinite(InitialDamping) || InitialDamping <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(InitialDamping), InitialDamping, "InitialDamping must be finite and positive.");
+        }
+
         if (MaxDegreeOfParallelism is < 1)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxDegreeOfParallelism), MaxDegreeOfParallelism, "MaxDegreeOfParallelism must be at least 1.");

@@ -11,8 +11,12 @@ public sealed class SolveResult<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     internal SolveResult(T[] states, int batchSize, int length, int stateSize, int outputSize, SolveMethod method, int iterations,
-        SolveStatus status, string message, double[] residualHistory, double maxResidual, TimeSpan elapsed, IReadOnlyList<SolveResult<T>>? layers = null)
+        SolveStatus status, string message, double[] residualHistory, double maxResidual, TimeSpan elapsed, IReadOnlyList<SolveResult<T>>? layers = null,
+        int fallbackSequences = 0, string? fallbackReason = null, int windows = 1)
     {
+        FallbackSequences = fallbackSequences;
+        FallbackReason = fallbackReason;
+        Windows = windows;
         States = states;
         BatchSize = batchSize;
         Length = length;
@@ -75,6 +79,18 @@ public sealed class SolveResult<T>
 
     /// <summary>Wall time of the solve, input validation excluded.</summary>
     public TimeSpan Elapsed { get; }
+
+    /// <summary>
+    /// How many sequences (or windows of them) the iterative method failed on and the sequential loop evaluated instead
+    /// (<see cref="FallbackPolicy.Sequential"/>). Their states are the loop's, checked like every other.
+    /// </summary>
+    public int FallbackSequences { get; }
+
+    /// <summary>Why the first fallback happened (the iterative method's own status message); null when none did.</summary>
+    public string? FallbackReason { get; }
+
+    /// <summary>How many windows each sequence was split into to keep within the memory budget (1: none).</summary>
+    public int Windows { get; }
 
     /// <summary>For a stack of layers, each layer's result, bottom first; null for a single cell.</summary>
     public IReadOnlyList<SolveResult<T>>? Layers { get; }

@@ -29,7 +29,7 @@ public class TorchAgreementTests
             string folder = Path.Combine(dir.Path, name);
             TensorData expected = Npy.Read(Path.Combine(folder, "expected.npy"));
             double tolerance = c.GetProperty("dtype").GetString() == "float64" ? 1e-9 : 1e-4;
-            foreach (string method in new[] { "auto", "sequential", "deer", "quasi-deer", "picard" })
+            foreach (string method in new[] { "auto", "sequential", "deer", "quasi-deer", "quasi-elk", "picard" })
             {
                 var args = new List<string> { "run", "--cell", cell, "--weights", Path.Combine(folder, "weights.safetensors"),
                     "--inputs", Path.Combine(folder, "x.npy"), "--method", method, "--out", Path.Combine(folder, $"{method}.npy"),
@@ -69,7 +69,7 @@ public class TorchAgreementTests
             }
         }
 
-        Assert.Equal(120, runs);
+        Assert.Equal(144, runs);
         Assert.True(failures.Count == 0, $"seed {seed}:\n" + string.Join("\n", failures));
     }
 

@@ -44,14 +44,14 @@ public class ExactnessTests
             x[t, 1] = 1 + rnd.NextDouble();
         }
 
-        SolveResult<double> picard = Deer.Solve(cell, x, new SolveOptions { Method = SolveMethod.Picard, MaxIterations = length + 5 });
+        SolveResult<double> picard = Deer.Solve(cell, x, new SolveOptions { Method = SolveMethod.Picard, MaxIterations = length + 5, Fallback = FallbackPolicy.None });
         Assert.True(picard.Converged, picard.ToString());
         Assert.Equal(length, picard.Iterations);
 
         // One fewer is not enough, and the result says so instead of claiming convergence.
         if (length > 1)
         {
-            SolveResult<double> shortRun = Deer.Solve(cell, x, new SolveOptions { Method = SolveMethod.Picard, MaxIterations = length - 1 });
+            SolveResult<double> shortRun = Deer.Solve(cell, x, new SolveOptions { Method = SolveMethod.Picard, MaxIterations = length - 1, Fallback = FallbackPolicy.None });
             Assert.False(shortRun.Converged);
             Assert.Equal(SolveStatus.MaxIterationsReached, shortRun.Status);
             Assert.Contains("MaxIterations", shortRun.Message, StringComparison.Ordinal);
@@ -59,7 +59,7 @@ public class ExactnessTests
         }
 
         // The recurrence is linear, so Newton is exact after one iteration.
-        SolveResult<double> deer = Deer.Solve(cell, x, new SolveOptions { Method = SolveMethod.Deer });
+        SolveResult<double> deer = Deer.Solve(cell, x, new SolveOptions { Method = SolveMethod.Deer, Fallback = FallbackPolicy.None });
         Assert.True(deer.Converged);
         Assert.Equal(Math.Min(1, length), deer.Iterations);
     }
@@ -83,7 +83,7 @@ public class ExactnessTests
             var x = new double[c.Length, 2];
             Buffer.BlockCopy(xs, 0, x, 0, xs.Length * sizeof(double));
             var cell = new TanhRnnCell<double>(w);
-            SolveResult<double> r = Deer.Solve(cell, x, new SolveOptions { Method = c.Method, MaxIterations = c.Length });
+            SolveResult<double> r = Deer.Solve(cell, x, new SolveOptions { Method = c.Method, MaxIterations = c.Length, Fallback = FallbackPolicy.None });
             Assert.True(r.Converged, $"{c}: {r}");
             Assert.True(r.Iterations <= c.Length, $"{c}: {r.Iterations} > T");
             double[] expected = Cells.ReferenceStates("rnn", w, xs, c.Length);
@@ -107,7 +107,7 @@ public class ExactnessTests
         var cell = new GruCell<double>(w);
         for (int k = 0; k <= 6; k++)
         {
-            SolveResult<double> r = Deer.Solve(cell, xs, 1, Length, new SolveOptions { Method = method, MaxIterations = k });
+            SolveResult<double> r = Deer.Solve(cell, xs, 1, Length, new SolveOptions { Method = method, MaxIterations = k, Fallback = FallbackPolicy.None });
             double diff = Numbers.MaxAbsDiff(expected.AsSpan(0, k * 4), r.States.AsSpan(0, k * 4));
             Assert.True(diff <= 1e-12, $"{method}, {k} iterations: the first {k} states differ by {diff}");
         }

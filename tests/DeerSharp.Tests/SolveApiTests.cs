@@ -129,7 +129,7 @@ public class SolveApiTests
         var gru = GruCell<double>.Random(3, 4, new Random(1));
         var x = new double[50, 3];
         x[0, 0] = 1;
-        SolveResult<double> r = Deer.Solve(gru, x, new SolveOptions { MaxIterations = 0 });
+        SolveResult<double> r = Deer.Solve(gru, x, new SolveOptions { MaxIterations = 0, Fallback = FallbackPolicy.None });
         Assert.False(r.Converged);
         Assert.Equal(SolveStatus.MaxIterationsReached, r.Status);
         Assert.Single(r.ResidualHistory);
@@ -153,10 +153,10 @@ public class SolveApiTests
         SolveResult<double> exact = Deer.Solve(lstm, x, new SolveOptions { Method = SolveMethod.Sequential });
         foreach (SolveMethod m in new[] { SolveMethod.Deer, SolveMethod.QuasiDeer, SolveMethod.Picard })
         {
-            SolveResult<double> warm = Deer.Solve(lstm, x, new SolveOptions { Method = m }, warmStart: exact.States);
+            SolveResult<double> warm = Deer.Solve(lstm, x, new SolveOptions { Method = m, Fallback = FallbackPolicy.None }, warmStart: exact.States);
             Assert.True(warm.Converged);
             Assert.Equal(0, warm.Iterations);
-            SolveResult<double> broadcast = Deer.Solve(lstm, x, new SolveOptions { Method = m, InitialGuess = InitialGuess.BroadcastInitialState });
+            SolveResult<double> broadcast = Deer.Solve(lstm, x, new SolveOptions { Method = m, InitialGuess = InitialGuess.BroadcastInitialState, Fallback = FallbackPolicy.None });
             Assert.True(broadcast.Converged);
         }
     }
@@ -181,7 +181,7 @@ public class SolveApiTests
     public void Overflow_is_reported_as_divergence_never_as_convergence(SolveMethod method)
     {
         var cell = new AutoDiffCell<Exploding, double>(new Exploding());
-        SolveResult<double> r = Deer.Solve(cell, new double[2000, 1], new SolveOptions { Method = method, MaxIterations = 3000 });
+        SolveResult<double> r = Deer.Solve(cell, new double[2000, 1], new SolveOptions { Method = method, MaxIterations = 3000, Fallback = FallbackPolicy.None });
         Assert.False(r.Converged);
         Assert.Equal(SolveStatus.Diverged, r.Status);
         Assert.Contains(method == SolveMethod.Sequential ? "overflows" : "Diverged", r.Message, StringComparison.Ordinal);
@@ -266,8 +266,9 @@ public class SolveApiTests
 
         foreach (SolveMethod m in Enum.GetValues<SolveMethod>())
         {
-            SolveResult<double> r = Deer.Solve(cell, x, new SolveOptions { Method = m });
+            SolveResult<double> r = Deer.Solve(cell, x, new SolveOptions { Method = m, Fallback = FallbackPolicy.None });
             Assert.True(r.Converged, r.ToString());
+            Assert.Equal(0, r.FallbackSequences);
             Assert.True(Numbers.MaxAbsDiff(expected, r.States) <= 1e-9, m.ToString());
         }
     }

@@ -59,7 +59,7 @@ public class SolverAgreementTests
         double[] x = Numbers.Uniform(rnd, c.Batch * c.Length * c.D, 2.0);
         double[]? h0 = c.WithH0 ? Numbers.Uniform(rnd, c.Batch * s) : null;
 
-        var options = new SolveOptions { Method = c.Method, MaxDegreeOfParallelism = c.Cores };
+        var options = new SolveOptions { Method = c.Method, MaxDegreeOfParallelism = c.Cores, Fallback = FallbackPolicy.None };
         SolveResult<T> r = Cells.With(c.Kind, w, new SolveWith<T>(Numbers.As<T>(x), c.Batch, c.Length, options, h0 is null ? null : Numbers.As<T>(h0)));
 
         Assert.True(r.Converged, $"{c}: {r}");

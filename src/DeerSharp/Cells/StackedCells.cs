@@ -58,7 +58,7 @@ public sealed class StackedCells<TCell, T>
             TCell layer = _layers[k];
             ReadOnlySpan<T> h0 = initialStates is null ? default : initialStates.AsSpan((int)statesPerLayer, batchSize * layer.StateSize);
             statesPerLayer += (long)batchSize * layer.StateSize;
-            SolveResult<T> result = Solver.Solve(layer, k == 0 ? inputs : layerInputs, batchSize, length, h0, default, options);
+            SolveResult<T> result = Solver.Solve(layer, k == 0 ? inputs : layerInputs, batchSize, length, h0, default, options, layer: k);
             results.Add(result);
             if (!result.Converged)
             {
@@ -76,6 +76,8 @@ public sealed class StackedCells<TCell, T>
             : string.Create(CultureInfo.InvariantCulture, $"Layer {results.IndexOf(failed)} of {_layers.Length}: {failed.Message}");
         return new SolveResult<T>(top.States, batchSize, length, top.StateSize, top.OutputSize, top.Method,
             results.Sum(r => r.Iterations), failed?.Status ?? SolveStatus.Converged, message,
-            [.. results.SelectMany(r => r.ResidualHistory)], results.Max(r => r.MaxResidual), clock.Elapsed, results);
+            [.. results.SelectMany(r => r.ResidualHistory)], results.Max(r => r.MaxResidual), clock.Elapsed, results,
+            results.Sum(r => r.FallbackSequences), results.Select(r => r.FallbackReason).FirstOrDefault(r => r is not null),
+            results.Max(r => r.Windows));
     }
 }

@@ -31,6 +31,10 @@ internal sealed class SequenceWorkspace<T> : IDisposable
     /// <summary>h0, [S].</summary>
     public T[] InitialState = [];
 
+    /// <summary>quasi-ELK: the residual h - f and the Jacobian diagonal of the accepted iterate, the Thomas sweep's
+    /// coefficients, the step (then a candidate's residual), and a copy of the accepted iterate. [L, S] each.</summary>
+    public T[] Residual = [], Diagonal = [], Sweep = [], Step = [], Backup = [];
+
     /// <summary>Per-chunk cell workspaces, [chunks, W].</summary>
     public T[] CellScratch = [];
 
@@ -44,8 +48,15 @@ internal sealed class SequenceWorkspace<T> : IDisposable
     public readonly ScanWorkspace<T> Scan = new();
 
     /// <summary>Sizes the buffers; the iterate and its evaluations only when <paramref name="iterative"/> (the sequential loop writes straight into the result).</summary>
-    public void Ensure(int length, int stateSize, int projectionSize, int workspaceSize, long jacobianValues, int chunks, bool iterative)
+    public void Ensure(int length, int stateSize, int projectionSize, int workspaceSize, long jacobianValues, int chunks, bool iterative,
+        bool damped = false)
     {
+        long damping = damped ? (long)length * stateSize : 0;
+        Grow(ref Residual, damping);
+        Grow(ref Diagonal, damping);
+        Grow(ref Sweep, damping);
+        Grow(ref Step, damping);
+        Grow(ref Backup, damping);
         Grow(ref Projections, (long)length * projectionSize);
         Grow(ref States, iterative ? (long)length * stateSize : 0);
         Grow(ref Evaluations, iterative ? (long)length * stateSize : 0);
@@ -92,6 +103,12 @@ internal sealed class SequenceWorkspace<T> : IDisposable
         Return(Jacobians);
         Return(InitialState);
         Return(CellScratch);
+        Return(Residual);
+        Return(Diagonal);
+        Return(Sweep);
+        Return(Step);
+        Return(Backup);
         Projections = States = Evaluations = Jacobians = InitialState = CellScratch = [];
+        Residual = Diagonal = Sweep = Step = Backup = [];
     }
 }

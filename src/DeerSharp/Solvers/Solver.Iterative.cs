@@ -20,27 +20,12 @@ internal static partial class Solver
     /// Picard h_t ← f_t; Newton solves h_t = J_t h_{t-1} + (f_t - J_t h^(k)_{t-1}) by one scan.
     /// </summary>
     private static SequenceOutcome SolveIterative<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, int length, ReadOnlySpan<T> warmStart,
-        in SolverSettings<T> settings)
+        in SolverSettings<T> settings, int sequence, int window)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int s = cell.StateSize;
-        Span<T> states = ws.States.AsSpan(0, length * s);
-        if (!warmStart.IsEmpty)
-        {
-            warmStart.CopyTo(states);
-        }
-        else if (settings.InitialGuess == InitialGuess.BroadcastInitialState)
-        {
-            for (int t = 0; t < length; t++)
-            {
-                ws.InitialState.AsSpan(0, s).CopyTo(states.Slice(t * s, s));
-            }
-        }
-        else
-        {
-            states.Clear();
-        }
+        InitialIterate(ws, length, s, warmStart, settings);
 
         JacobianMode update = settings.Method switch
         {
@@ -50,15 +35,26 @@ internal static partial class Solver
         };
 
         var history = new List<double>();
+        double best = double.PositiveInfinity;
         for (int k = 0; ; k++)
         {
+            settings.CancellationToken.ThrowIfCancellationRequested();
             bool last = k >= settings.MaxIterations;
-            var (max, within, finite) = EvaluateAll(cell, ws, length, last ? JacobianMode.None : update, settings);
+            var (max, within, finite) = EvaluateAll(cell, ws, length, last ? JacobianMode.None : update, settings, newtonTerm: true);
             history.Add(max);
+            settings.Report(sequence, window, k, max);
             if (!finite)
             {
                 return new SequenceOutcome(k, SolveStatus.Diverged, [.. history], max, k);
             }
+
+            if (Runaway(max, best, double.CreateTruncating(settings.AbsoluteTolerance)))
+            {
+                return new SequenceOutcome(k, SolveStatus.Diverged, [.. history], max, k,
+                    Message: string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the residual grew from {best:G3} to {max:G3}"));
+            }
+
+            best = Math.Min(best, max);
 
             if (within)
             {
@@ -82,22 +78,54 @@ internal static partial class Solver
         }
     }
 
+    /// <summary>
+    /// A residual 10^10 times past the best seen (and above 10^8) is a run-away iteration: Newton on a non-contractive cell
+    /// overflows a few iterations later. Stopping here saves those iterations and reports why.
+    /// </summary>
+    internal static bool Runaway(double residual, double best, double atol) =>
+        residual > 1e8 && residual > 1e10 * (best + atol);
+
+    /// <summary>The starting iterate: the warm start, h0 broadcast, or zeros.</summary>
+    private static void InitialIterate<T>(SequenceWorkspace<T> ws, int length, int s, ReadOnlySpan<T> warmStart, in SolverSettings<T> settings)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Span<T> states = ws.States.AsSpan(0, length * s);
+        if (!warmStart.IsEmpty)
+        {
+            warmStart.CopyTo(states);
+        }
+        else if (settings.InitialGuess == InitialGuess.BroadcastInitialState)
+        {
+            for (int t = 0; t < length; t++)
+            {
+                ws.InitialState.AsSpan(0, s).CopyTo(states.Slice(t * s, s));
+            }
+        }
+        else
+        {
+            states.Clear();
+        }
+    }
+
     /// <summary>Chunks for a parallel evaluation pass: a few per core for balance, none shorter than the minimum.</summary>
     internal static int EvaluationChunks(int length, int maxDegreeOfParallelism) =>
         maxDegreeOfParallelism <= 1 || length < 2 * MinimumEvaluationChunk
             ? 1
             : Math.Min(4 * maxDegreeOfParallelism, length / MinimumEvaluationChunk);
 
-    /// <summary>One parallel pass over all t: f, J (as asked), the residual reduction, and b_t = f_t - J_t h_{t-1} for Newton.</summary>
+    /// <summary>
+    /// One parallel pass over all t: f, J (as asked), the residual reduction, and, when <paramref name="newtonTerm"/>,
+    /// b_t = f_t - J_t h_{t-1} in place of f_t.
+    /// </summary>
     private static (double Max, bool Within, bool Finite) EvaluateAll<TCell, T>(TCell cell, SequenceWorkspace<T> ws, int length,
-        JacobianMode mode, SolverSettings<T> settings)
+        JacobianMode mode, SolverSettings<T> settings, bool newtonTerm)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int chunks = EvaluationChunks(length, settings.MaxDegreeOfParallelism);
         if (chunks == 1)
         {
-            EvaluateRange(cell, ws, 0, length, 0, mode, settings);
+            EvaluateRange(cell, ws, 0, length, 0, mode, settings, newtonTerm);
         }
         else
         {
@@ -105,7 +133,7 @@ internal static partial class Solver
             Parallel.For(0, chunks, parallel, k =>
             {
                 (int start, int end) = LinearRecurrence.ChunkRange(k, chunks, length);
-                EvaluateRange(cell, ws, start, end, k, mode, settings);
+                EvaluateRange(cell, ws, start, end, k, mode, settings, newtonTerm);
             });
         }
 
@@ -123,7 +151,7 @@ internal static partial class Solver
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void EvaluateRange<TCell, T>(TCell cell, SequenceWorkspace<T> ws, int start, int end, int chunk,
-        JacobianMode mode, SolverSettings<T> settings)
+        JacobianMode mode, SolverSettings<T> settings, bool newtonTerm)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -151,7 +179,7 @@ internal static partial class Solver
             }
 
             // Newton's affine term in place: b_t = f_t - J_t h_{t-1}.
-            if (mode == JacobianMode.Full)
+            if (newtonTerm && mode == JacobianMode.Full)
             {
                 for (int k = 0; k < count; k++)
                 {
@@ -163,7 +191,7 @@ internal static partial class Solver
                     }
                 }
             }
-            else if (mode == JacobianMode.Diagonal)
+            else if (newtonTerm && mode == JacobianMode.Diagonal)
             {
                 Span<T> product = scratch[..f.Length];
                 TensorPrimitives.Multiply(ws.Jacobians.AsSpan(t0 * s, count * s), previous[..f.Length], product);

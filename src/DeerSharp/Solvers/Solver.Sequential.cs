@@ -11,7 +11,7 @@ internal static partial class Solver
     /// before by construction, so the fixed-point residual is zero exactly when every state is finite, which is checked per step.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static SequenceOutcome SolveSequential<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, int length, Span<T> states)
+    private static SequenceOutcome SolveSequential<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, int length, Span<T> states, CancellationToken cancellation)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -21,6 +21,11 @@ internal static partial class Solver
         ReadOnlySpan<T> previous = ws.InitialState.AsSpan(0, s);
         for (int t = 0; t < length; t++)
         {
+            if ((t & 4095) == 4095)
+            {
+                cancellation.ThrowIfCancellationRequested();
+            }
+
             Span<T> current = states.Slice(t * s, s);
             cell.Evaluate(previous, ws.Projections.AsSpan(t * p, p), current, scratch);
             if (!AllFinite<T>(current))

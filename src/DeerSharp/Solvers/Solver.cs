@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using DeerSharp.Cells;
 
 namespace DeerSharp.Solvers;
@@ -9,7 +10,7 @@ namespace DeerSharp.Solvers;
 internal static partial class Solver
 {
     public static SolveResult<T> Solve<TCell, T>(TCell cell, ReadOnlySpan<T> inputs, int batchSize, int length,
-        ReadOnlySpan<T> initialState, ReadOnlySpan<T> warmStart, SolveOptions? options)
+        ReadOnlySpan<T> initialState, ReadOnlySpan<T> warmStart, SolveOptions? options, int layer = 0)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -54,7 +55,7 @@ internal static partial class Solver
         Require.Finite(warmStart, nameof(warmStart), batchSize, length, s);
 
         var clock = Stopwatch.StartNew();
-        var settings = SolverSettings<T>.Resolve(options, batchSize, length, s);
+        var settings = SolverSettings<T>.Resolve(options, batchSize, length, s, layer);
         var states = new T[stepsTotal * s];
         var outcomes = new SequenceOutcome[batchSize];
         if (length > 0)
@@ -84,7 +85,7 @@ internal static partial class Solver
             using var ws = new SequenceWorkspace<T>();
             for (int b = 0; b < batchSize; b++)
             {
-                outcomes[b] = SolveOne(cell, inputs.Slice(b * length * d, length * d), Slice(initialState, b, s), Slice(warmStart, b, perSequence),
+                outcomes[b] = SolveOne(cell, b, inputs.Slice(b * length * d, length * d), Slice(initialState, b, s), Slice(warmStart, b, perSequence),
                     states.AsSpan(b * perSequence, perSequence), settings, ws);
             }
 
@@ -98,7 +99,7 @@ internal static partial class Solver
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = settings.MaxDegreeOfParallelism };
         Parallel.For(0, batchSize, parallel, () => new SequenceWorkspace<T>(), (b, _, ws) =>
         {
-            outcomes[b] = SolveOne(cell, x.AsSpan(b * length * d, length * d), Slice<T>(h0, b, s), Slice<T>(guess, b, perSequence),
+            outcomes[b] = SolveOne(cell, (int)b, x.AsSpan(b * length * d, length * d), Slice<T>(h0, b, s), Slice<T>(guess, b, perSequence),
                 states.AsSpan(b * perSequence, perSequence), inner, ws);
             return ws;
         }, ws => ws.Dispose());
@@ -107,24 +108,95 @@ internal static partial class Solver
     private static ReadOnlySpan<T> Slice<T>(ReadOnlySpan<T> values, int index, int size) =>
         values.IsEmpty ? default : values.Slice(index * size, size);
 
-    private static SequenceOutcome SolveOne<TCell, T>(in TCell cell, ReadOnlySpan<T> inputs, ReadOnlySpan<T> initialState, ReadOnlySpan<T> warmStart,
-        Span<T> states, in SolverSettings<T> settings, SequenceWorkspace<T> ws)
+    private static SequenceOutcome SolveOne<TCell, T>(in TCell cell, int sequence, ReadOnlySpan<T> inputs, ReadOnlySpan<T> initialState,
+        ReadOnlySpan<T> warmStart, Span<T> states, in SolverSettings<T> settings, SequenceWorkspace<T> ws)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int s = cell.StateSize, d = cell.InputSize;
+        int length = states.Length / s;
+        int window = WindowLength(cell, length, settings);
+        int windows = (length + window - 1) / window;
+        var history = new List<double>();
+        int iterations = 0, fallbacks = 0;
+        double finalResidual = 0;
+        string? reason = null;
+        SequenceOutcome last = default;
+        for (int w = 0; w < windows; w++)
+        {
+            settings.CancellationToken.ThrowIfCancellationRequested();
+            int w0 = w * window, w1 = Math.Min(length, w0 + window);
+            ReadOnlySpan<T> h0 = w0 == 0 ? initialState : states.Slice((w0 - 1) * s, s);
+            Span<T> part = states.Slice(w0 * s, (w1 - w0) * s);
+            last = SolveWindow(cell, sequence, w, inputs.Slice(w0 * d, (w1 - w0) * d), h0,
+                warmStart.IsEmpty ? default : warmStart.Slice(w0 * s, (w1 - w0) * s), part, settings, ws);
+            iterations = Math.Max(iterations, last.Iterations);
+            history.AddRange(last.ResidualHistory);
+            if (last.Status != SolveStatus.Converged && settings.Fallback && settings.Method != SolveMethod.Sequential)
+            {
+                // The iterative method failed on this window: evaluate it with the loop from the same starting state.
+                reason ??= Describe(last.Status, settings, last.Iterations, last.MaxResidual, w1 - w0, 1, 0, last.FailedAt, last.Message, 0, null);
+                fallbacks++;
+                last = SolveWindow(cell, sequence, w, inputs.Slice(w0 * d, (w1 - w0) * d), h0, default, part,
+                    settings with { Method = SolveMethod.Sequential }, ws);
+            }
+
+            finalResidual = double.IsNaN(last.MaxResidual) ? double.NaN : Math.Max(finalResidual, last.MaxResidual);
+            if (last.Status != SolveStatus.Converged)
+            {
+                // No later window can start from a state that is not a solution: mark them as not computed.
+                states[(w1 * s)..].Fill(T.NaN);
+                break;
+            }
+        }
+
+        return last with { Iterations = iterations, ResidualHistory = [.. history], MaxResidual = finalResidual, Fallbacks = fallbacks, FallbackReason = reason, Windows = windows };
+    }
+
+    /// <summary>
+    /// The most steps one window may hold so the working buffers fit <see cref="SolverSettings{T}.MemoryBudgetBytes"/>:
+    /// the whole sequence when they fit.
+    /// </summary>
+    internal static int WindowLength<TCell, T>(in TCell cell, int length, in SolverSettings<T> settings)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        long s = cell.StateSize;
+        long perStep = cell.ProjectionSize + settings.Method switch
+        {
+            SolveMethod.Sequential => 0,
+            SolveMethod.Deer => 2 * s + s * s,
+            SolveMethod.QuasiElk => 7 * s,
+            _ => 3 * s,
+        };
+        long bytesPerStep = Math.Max(1, perStep * Unsafe.SizeOf<T>());
+        long fits = settings.MemoryBudgetBytes / bytesPerStep;
+        if (fits < 1)
+        {
+            throw new InsufficientMemoryException(
+                $"One step of {settings.Method} needs {bytesPerStep} bytes of working memory, over the memory budget of {settings.MemoryBudgetBytes} bytes; raise SolveOptions.MemoryBudgetBytes or use SolveMethod.QuasiDeer.");
+        }
+
+        return (int)Math.Clamp(fits, 1, Math.Max(1, length));
+    }
+
+    private static SequenceOutcome SolveWindow<TCell, T>(in TCell cell, int sequence, int window, ReadOnlySpan<T> inputs, ReadOnlySpan<T> initialState,
+        ReadOnlySpan<T> warmStart, Span<T> states, in SolverSettings<T> settings, SequenceWorkspace<T> ws)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int s = cell.StateSize, p = cell.ProjectionSize;
         int length = states.Length / s;
-
         bool iterative = settings.Method != SolveMethod.Sequential;
         long jacobianValues = settings.Method switch
         {
             SolveMethod.Deer => (long)length * s * s,
-            SolveMethod.QuasiDeer => (long)length * s,
+            SolveMethod.QuasiDeer or SolveMethod.QuasiElk => (long)length * s,
             _ => 0,
         };
         int chunks = iterative ? EvaluationChunks(length, settings.MaxDegreeOfParallelism) : 1;
         int scratch = Math.Max(cell.WorkspaceSize, iterative ? BlockWorkspaceSize<TCell, T>(cell) : 0);
-        ws.Ensure(length, s, p, scratch, jacobianValues, chunks, iterative);
+        ws.Ensure(length, s, p, scratch, jacobianValues, chunks, iterative, damped: settings.Method == SolveMethod.QuasiElk);
 
         // The input projection depends on x alone: one matrix product, computed once, outside every iteration.
         Project(cell, inputs, ws.Projections, length, settings.MaxDegreeOfParallelism);
@@ -140,10 +212,12 @@ internal static partial class Solver
 
         if (!iterative)
         {
-            return SolveSequential(cell, ws, length, states);
+            return SolveSequential(cell, ws, length, states, settings.CancellationToken);
         }
 
-        SequenceOutcome outcome = SolveIterative(cell, ws, length, warmStart, settings);
+        SequenceOutcome outcome = settings.Method == SolveMethod.QuasiElk
+            ? SolveDamped(cell, ws, length, warmStart, settings, sequence, window)
+            : SolveIterative(cell, ws, length, warmStart, settings, sequence, window);
         ws.States.AsSpan(0, length * s).CopyTo(states);
         return outcome;
     }
@@ -180,21 +254,26 @@ internal static partial class Solver
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int iterations = 0, historyLength = 0;
+        int iterations = 0, historyLength = 0, fallbacks = 0, windows = 1;
         double maxResidual = 0;
         SolveStatus status = SolveStatus.Converged;
         int failedSequence = -1, failedAt = -1;
+        string? detail = null, reason = null;
         for (int b = 0; b < outcomes.Length; b++)
         {
             SequenceOutcome o = outcomes[b];
             iterations = Math.Max(iterations, o.Iterations);
             historyLength = Math.Max(historyLength, o.ResidualHistory.Length);
             maxResidual = double.IsNaN(o.MaxResidual) || double.IsNaN(maxResidual) ? double.NaN : Math.Max(maxResidual, o.MaxResidual);
+            fallbacks += o.Fallbacks;
+            reason ??= o.FallbackReason;
+            windows = Math.Max(windows, o.Windows);
             if (o.Status != SolveStatus.Converged && (status == SolveStatus.Converged || o.Status == SolveStatus.Diverged))
             {
                 status = o.Status;
                 failedSequence = b;
                 failedAt = o.FailedAt;
+                detail = o.Message;
             }
         }
 
@@ -209,18 +288,25 @@ internal static partial class Solver
             }
         }
 
-        string message = Describe(status, settings, iterations, maxResidual, length, batchSize, failedSequence, failedAt);
+        string message = Describe(status, settings, iterations, maxResidual, length, batchSize, failedSequence, failedAt, detail, fallbacks, reason);
         return new SolveResult<T>(states, batchSize, length, cell.StateSize, cell.OutputSize, settings.Method, iterations, status,
-            message, history, maxResidual, elapsed);
+            message, history, maxResidual, elapsed, null, fallbacks, reason, windows);
     }
 
     private static string Describe<T>(SolveStatus status, SolverSettings<T> settings, int iterations, double residual, int length,
-        int batchSize, int failedSequence, int failedAt)
+        int batchSize, int failedSequence, int failedAt, string? detail, int fallbacks, string? reason)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var c = CultureInfo.InvariantCulture;
         string where = batchSize > 1 ? string.Create(c, $" (sequence {failedSequence})") : "";
         string tolerance = string.Create(c, $"atol {double.CreateTruncating(settings.AbsoluteTolerance):G3} + rtol {double.CreateTruncating(settings.RelativeTolerance):G3}·|f|");
+        string method = settings.Method.ToString();
+        if (status == SolveStatus.Converged && fallbacks > 0)
+        {
+            return string.Create(c,
+                $"{method} did not converge on {fallbacks} sequence(s) or window(s), which the sequential loop evaluated instead ({reason}) Every returned state satisfies the recurrence: residual {residual:G3}.");
+        }
+
         return (status, settings.Method) switch
         {
             (SolveStatus.Converged, SolveMethod.Sequential) =>
@@ -231,9 +317,9 @@ internal static partial class Solver
             (SolveStatus.Diverged, SolveMethod.Sequential) => string.Create(c,
                 $"The sequential evaluation produced NaN or infinity at step {failedAt}{where}: the recurrence itself overflows for these weights and inputs."),
             (SolveStatus.Diverged, _) => string.Create(c,
-                $"Diverged: an iterate became NaN or infinite at iteration {failedAt}{where}. Newton iterations can diverge on non-contractive recurrences; use SolveMethod.Sequential, or check the weights' scale."),
+                $"Diverged: {detail ?? "an iterate became NaN or infinite"} at iteration {failedAt}{where}. Newton iterations can diverge on non-contractive recurrences; use SolveMethod.QuasiElk (damped), SolveMethod.Sequential, or FallbackPolicy.Sequential."),
             _ => string.Create(c,
-                $"Not converged: after {iterations} iteration(s) the fixed-point residual is {residual:G3}{where}, above {tolerance}. Raise MaxIterations (every method is exact after T = {length} iterations), loosen the tolerances, or use SolveMethod.Deer (quadratic convergence) or SolveMethod.Sequential."),
+                $"Not converged: after {iterations} iteration(s) the fixed-point residual is {residual:G3}{where}, above {tolerance}. Raise MaxIterations{(settings.Method == SolveMethod.QuasiElk ? "" : $" (every undamped method is exact after T = {length} iterations)")}, loosen the tolerances, or use SolveMethod.Deer (quadratic convergence) or SolveMethod.Sequential."),
         };
     }
 

@@ -2,12 +2,13 @@ using System.Numerics;
 
 namespace DeerSharp.Solvers;
 
-/// <summary>Options resolved for one element type and sequence length.</summary>
+/// <summary>Options resolved for one element type, batch and sequence length.</summary>
 internal readonly record struct SolverSettings<T>(SolveMethod Method, int MaxIterations, T AbsoluteTolerance, T RelativeTolerance,
-    InitialGuess InitialGuess, int MaxDegreeOfParallelism)
+    InitialGuess InitialGuess, int MaxDegreeOfParallelism, bool Fallback, long MemoryBudgetBytes, T InitialDamping,
+    IProgress<SolveProgress>? Progress, int Layer, CancellationToken CancellationToken)
     where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public static SolverSettings<T> Resolve(SolveOptions options, int batchSize, int length, int stateSize)
+    public static SolverSettings<T> Resolve(SolveOptions options, int batchSize, int length, int stateSize, int layer = 0)
     {
         int cores = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
         SolveMethod method = options.Method == SolveMethod.Auto ? CostModel.Choose(batchSize, length, stateSize, cores) : options.Method;
@@ -15,10 +16,23 @@ internal readonly record struct SolverSettings<T>(SolveMethod Method, int MaxIte
         double atol = options.AbsoluteTolerance ?? (single ? 1e-5 : 1e-10);
         double rtol = options.RelativeTolerance ?? (single ? 1e-5 : 1e-10);
         int defaultLimit = method == SolveMethod.Deer ? 100 : 500;
-        int maxIterations = options.MaxIterations ?? Math.Min(defaultLimit, length);
-        return new SolverSettings<T>(method, maxIterations, T.CreateTruncating(atol), T.CreateTruncating(rtol),
-            options.InitialGuess, cores);
+        int maxIterations = options.MaxIterations ?? Math.Min(defaultLimit, Math.Max(length, method == SolveMethod.QuasiElk ? 50 : 0));
+        // Auto promises the loop's answer, so it always falls back; explicit methods follow the option.
+        bool fallback = options.Method == SolveMethod.Auto || options.Fallback == FallbackPolicy.Sequential;
+        long budget = options.MemoryBudgetBytes ?? DefaultMemoryBudget();
+        return new SolverSettings<T>(method, maxIterations, T.CreateTruncating(atol), T.CreateTruncating(rtol), options.InitialGuess, cores,
+            fallback, budget, T.CreateTruncating(options.InitialDamping), options.Progress, layer, options.CancellationToken);
+    }
+
+    /// <summary>Half of what the runtime reports as available, and at least 64 MiB.</summary>
+    public static long DefaultMemoryBudget()
+    {
+        long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+        return Math.Max(64L << 20, available / 2);
     }
 
     public SolverSettings<T> WithParallelism(int dop) => this with { MaxDegreeOfParallelism = dop };
+
+    public void Report(int sequence, int window, int iteration, double residual) =>
+        Progress?.Report(new SolveProgress(Method, Layer, sequence, window, iteration, residual));
 }
