@@ -226,7 +226,7 @@ public class SolveApiTests
     }
 
     /// <summary>A user recurrence: two coupled leaky oscillators with a sine nonlinearity, written once over TNum.</summary>
-    private readonly struct CoupledOscillators : IRecurrence
+    internal readonly struct CoupledOscillators : IRecurrence
     {
         public int StateSize => 2;
 

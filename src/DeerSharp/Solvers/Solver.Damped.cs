@@ -58,7 +58,9 @@ internal static partial class Solver
 
             var (candidateMax, candidateWithin, candidateFinite) = EvaluateAll(cell, ws, length, JacobianMode.Diagonal, settings, newtonTerm: false);
             double candidateMerit = candidateFinite ? Residual(ws.States, ws.Evaluations, ws.Step, count) : double.PositiveInfinity;
-            if (candidateMerit < merit)
+            // Accept a step that lowers Σ|r|² (the Levenberg-Marquardt merit) or max|r| (what the stopping test measures):
+            // undamped steps converge front to back, lowering the worst residual while Σ|r|² can rise for a while.
+            if (candidateFinite && (candidateMerit < merit || candidateMax < max))
             {
                 // Accept: the candidate's residual (in Step) and diagonal become the current ones; damp less.
                 accepted++;
