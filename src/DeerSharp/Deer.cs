@@ -111,6 +111,85 @@ public static class Deer
         return stack.Solve(inputs, batchSize, length, initialStates, options);
     }
 
+    /// <summary>
+    /// Gradients of a loss through the solve of one sequence: given ∂L/∂output_t for every step ([T, OutputSize]), returns
+    /// ∂L/∂θ, ∂L/∂x and ∂L/∂h0 (reference §7), exactly what PyTorch's autograd gives for output.backward(cotangent).
+    /// </summary>
+    /// <param name="cell">A differentiable cell (the built-in ones, or an <see cref="AutoDiffCell{TFunction, T}"/>).</param>
+    /// <param name="inputs">x, [T, d].</param>
+    /// <param name="outputCotangent">∂L/∂output, [T, OutputSize].</param>
+    /// <param name="options">The forward solve's options (its fallback guarantees a solution to differentiate at).</param>
+    /// <param name="gradient">How to solve the adjoint recurrence.</param>
+    /// <param name="initialState">h0, [S]; null for zeros.</param>
+    public static GradientResult<T> Gradient<TCell, T>(TCell cell, T[,] inputs, T[,] outputCotangent, SolveOptions? options = null,
+        GradientOptions? gradient = null, T[]? initialState = null)
+        where TCell : IDifferentiableCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(outputCotangent);
+        CheckInputWidth<TCell, T>(cell, inputs);
+        return Gradient(cell, Flat<T>(inputs), 1, inputs.GetLength(0), Flat<T>(outputCotangent), options, gradient, initialState);
+    }
+
+    /// <summary>Gradients through the solve of a batch: <paramref name="inputs"/> [B, T, d], <paramref name="outputCotangent"/> [B, T, OutputSize].</summary>
+    /// <param name="cell">A differentiable cell.</param>
+    /// <param name="inputs">x, [B, T, d].</param>
+    /// <param name="outputCotangent">∂L/∂output, [B, T, OutputSize].</param>
+    /// <param name="options">The forward solve's options.</param>
+    /// <param name="gradient">How to solve the adjoint recurrence.</param>
+    /// <param name="initialState">h0, [B, S]; null for zeros.</param>
+    public static GradientResult<T> Gradient<TCell, T>(TCell cell, T[,,] inputs, T[,,] outputCotangent, SolveOptions? options = null,
+        GradientOptions? gradient = null, T[]? initialState = null)
+        where TCell : IDifferentiableCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(outputCotangent);
+        CheckInputWidth<TCell, T>(cell, inputs);
+        return Gradient(cell, Flat<T>(inputs), inputs.GetLength(0), inputs.GetLength(1), Flat<T>(outputCotangent), options, gradient, initialState);
+    }
+
+    /// <summary>Gradients through a solve, span-first: <paramref name="inputs"/> [B, T, d] and <paramref name="outputCotangent"/> [B, T, OutputSize] flat.</summary>
+    /// <param name="cell">A differentiable cell.</param>
+    /// <param name="inputs">x, B·T·d values.</param>
+    /// <param name="batchSize">B.</param>
+    /// <param name="length">T.</param>
+    /// <param name="outputCotangent">∂L/∂output, B·T·OutputSize values.</param>
+    /// <param name="options">The forward solve's options.</param>
+    /// <param name="gradient">How to solve the adjoint recurrence.</param>
+    /// <param name="initialState">h0, B·S values, or empty for zeros.</param>
+    public static GradientResult<T> Gradient<TCell, T>(TCell cell, ReadOnlySpan<T> inputs, int batchSize, int length, ReadOnlySpan<T> outputCotangent,
+        SolveOptions? options = null, GradientOptions? gradient = null, ReadOnlySpan<T> initialState = default)
+        where TCell : IDifferentiableCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var r = Solvers.Adjoint.Gradient(cell, inputs, batchSize, length, outputCotangent, initialState, options, gradient);
+        return new GradientResult<T>(r.Forward, [r.Parameters], r.Inputs, r.InitialStates, r.Method);
+    }
+
+    /// <summary>
+    /// Gradients through a stack of layers: the top layer's ∂L/∂output in, every layer's parameter gradient, ∂L/∂x and
+    /// each layer's ∂L/∂h0 out. Layers are differentiated top down, each layer's input gradient being the cotangent of the
+    /// layer below's outputs.
+    /// </summary>
+    /// <param name="stack">The layers, bottom first.</param>
+    /// <param name="inputs">x, B·T·d values.</param>
+    /// <param name="batchSize">B.</param>
+    /// <param name="length">T.</param>
+    /// <param name="outputCotangent">∂L/∂(top layer's output), B·T·OutputSize values.</param>
+    /// <param name="options">The forward solves' options.</param>
+    /// <param name="gradient">How to solve the adjoint recurrences.</param>
+    /// <param name="initialStates">Each layer's h0, [layers, B, S] flat; null for zeros.</param>
+    public static GradientResult<T> Gradient<TCell, T>(StackedCells<TCell, T> stack, ReadOnlySpan<T> inputs, int batchSize, int length,
+        ReadOnlySpan<T> outputCotangent, SolveOptions? options = null, GradientOptions? gradient = null, T[]? initialStates = null)
+        where TCell : IDifferentiableCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(stack);
+        return stack.Gradient(inputs, batchSize, length, outputCotangent, initialStates, options, gradient);
+    }
+
     private static void CheckInputWidth<TCell, T>(TCell cell, Array inputs)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>

@@ -68,10 +68,16 @@ internal static class Kernels
 
     /// <summary>C[m, cols] = A[m, k] · B[k, cols], all row-major; row i of A starts at i·<paramref name="lda"/> (default k).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Gemm<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, int m, int k, int cols, int lda = 0)
+    public static void Gemm<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, int m, int k, int cols, int lda = 0, bool accumulate = false)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         lda = lda == 0 ? k : lda;
+        if (accumulate)
+        {
+            GemmAccumulate(a, b, c, m, k, cols, lda);
+            return;
+        }
+
         if (m > 0 && ((long)(m - 1) * lda + k > a.Length) || (long)k * cols > b.Length || (long)m * cols > c.Length)
         {
             throw new ArgumentException($"Gemm: A[{m}, {k}], B[{k}, {cols}], C[{m}, {cols}] do not fit spans of {a.Length}, {b.Length}, {c.Length}.");
@@ -163,6 +169,24 @@ internal static class Kernels
         }
 
         return a * b + c;
+    }
+
+    /// <summary>C += A·B: row i of C gets Σ_p A[i, p]·B[p, :], SIMD across the row.</summary>
+    private static void GemmAccumulate<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, int m, int k, int cols, int lda)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < m; i++)
+        {
+            Span<T> row = c.Slice(i * cols, cols);
+            for (int p = 0; p < k; p++)
+            {
+                T aip = a[i * lda + p];
+                if (aip != T.Zero)
+                {
+                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(b.Slice(p * cols, cols), aip, row, row);
+                }
+            }
+        }
     }
 
     /// <summary>Returns B transposed: row-major [rows, cols] in, [cols, rows] out.</summary>

@@ -12,7 +12,7 @@ namespace DeerSharp.Cells;
 /// The full Jacobian and its diagonal both cost S evaluations of f on dual numbers. A hand-written
 /// <see cref="IRecurrentCell{T}"/> is faster where that matters (the built-in GRU's diagonal costs O(S)).
 /// </remarks>
-public readonly struct AutoDiffCell<TFunction, T> : IRecurrentCell<T>
+public readonly struct AutoDiffCell<TFunction, T> : IDifferentiableCell<T>
     where TFunction : IRecurrence
     where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -95,6 +95,51 @@ public readonly struct AutoDiffCell<TFunction, T> : IRecurrentCell<T>
     /// <inheritdoc/>
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace) =>
         _f.Apply(state, projection, next);
+
+    /// <summary>A plain recurrence has no parameters to differentiate; its inputs and states are differentiated by AD.</summary>
+    public int ParameterCount => 0;
+
+    /// <inheritdoc/>
+    public int BackwardWorkspaceSize(int count) => WorkspaceSize + _stateSize * _stateSize + _stateSize;
+
+    /// <summary>J_iᵀ v and (∂f/∂x_i)ᵀ v by forward-mode AD: S + d dual-number evaluations of f per step.</summary>
+    public void BackwardBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> inputs, ReadOnlySpan<T> adjoints,
+        Span<T> previousAdjoints, Span<T> inputAdjoints, Span<T> gradient, Span<T> workspace, int count)
+    {
+        int s = _stateSize, d = _inputSize;
+        Span<T> jacobian = workspace.Slice(WorkspaceSize, s * s), next = workspace.Slice(WorkspaceSize + s * s, s);
+        for (int k = 0; k < count; k++)
+        {
+            ReadOnlySpan<T> state = states.Slice(k * s, s), x = inputs.Slice(k * d, d), v = adjoints.Slice(k * s, s);
+            EvaluateJacobian(state, x, next, jacobian, workspace);
+            Span<T> previous = previousAdjoints.Slice(k * s, s);
+            for (int j = 0; j < s; j++)
+            {
+                T sum = T.Zero;
+                for (int i = 0; i < s; i++)
+                {
+                    sum += jacobian[i * s + j] * v[i];
+                }
+
+                previous[j] = sum;
+            }
+
+            Span<Dual<T>> ds = DualSpans(workspace, state, x, out Span<Dual<T>> dx, out Span<Dual<T>> dnext);
+            for (int j = 0; j < d; j++)
+            {
+                dx[j] = Dual<T>.Variable(x[j]);
+                _f.Apply<Dual<T>>(ds, dx, dnext);
+                dx[j] = Dual<T>.Constant(x[j]);
+                T sum = T.Zero;
+                for (int i = 0; i < s; i++)
+                {
+                    sum += dnext[i].Derivative * v[i];
+                }
+
+                inputAdjoints[k * d + j] = sum;
+            }
+        }
+    }
 
     /// <summary>f and its full Jacobian at one state: S dual-number evaluations of f.</summary>
     private void EvaluateJacobian(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> jacobian, Span<T> workspace)

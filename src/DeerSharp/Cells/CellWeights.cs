@@ -20,6 +20,7 @@ internal sealed class CellWeights<T>
         InputSize = w.InputSize;
         Rows = rows;
         HiddenRows = (T[])w.WeightHH.Clone();
+        InputRows = (T[])w.WeightIH.Clone();
         HiddenTransposed = Kernels.Transpose(w.WeightHH, rows, w.HiddenSize);
         InputTransposed = Kernels.Transpose(w.WeightIH, rows, w.InputSize);
         HiddenBias = (T[])w.BiasHH.Clone();
@@ -37,6 +38,9 @@ internal sealed class CellWeights<T>
 
     /// <summary>W_hh, [G·n, n].</summary>
     public T[] HiddenRows { get; }
+
+    /// <summary>W_ih, [G·n, d].</summary>
+    public T[] InputRows { get; }
 
     /// <summary>W_hhᵀ, [n, G·n].</summary>
     public T[] HiddenTransposed { get; }
@@ -68,4 +72,54 @@ internal sealed class CellWeights<T>
     /// <summary>HH[count, G·n] = H[count, n] W_hhᵀ, where row i of H starts at i·<paramref name="stateStride"/>.</summary>
     public void Hidden(ReadOnlySpan<T> states, Span<T> hh, int count, int stateStride) =>
         Kernels.Gemm<T>(states, HiddenTransposed, hh, count, HiddenSize, Rows, stateStride);
+
+    /// <summary>[weight_ih, weight_hh, bias_ih, bias_hh]: the flat parameter layout of the PyTorch cells.</summary>
+    public int ParameterCount => Rows * (InputSize + HiddenSize + 2);
+
+    /// <summary>Scratch for <see cref="Backward"/>: ∂L/∂h rows, a transposed δ block, and gathered h rows.</summary>
+    public int BackwardScratch(int count) => count * (2 * HiddenSize + Rows);
+
+    /// <summary>
+    /// The linear part of a backward step, shared by the PyTorch cells. Given the gradients of a block's pre-activations,
+    /// δ_ih (what multiplies W_ih x and bias_ih) and δ_hh (what multiplies W_hh h and bias_hh), both [count, G·n]:
+    /// adds δ_hh W_hh to the first n entries of each row of <paramref name="previous"/> (row stride <paramref name="stateStride"/>),
+    /// writes δ_ih W_ih to <paramref name="inputAdjoints"/>, and adds δ_ihᵀ X, δ_hhᵀ H and the bias sums to <paramref name="gradient"/>.
+    /// </summary>
+    public void Backward(ReadOnlySpan<T> dIh, ReadOnlySpan<T> dHh, ReadOnlySpan<T> inputs, ReadOnlySpan<T> states, int stateStride,
+        Span<T> previous, Span<T> inputAdjoints, Span<T> gradient, Span<T> scratch, int count)
+    {
+        int n = HiddenSize, d = InputSize, rows = Rows;
+        Span<T> dh = scratch[..(count * n)], transposed = scratch.Slice(count * n, count * rows), hs = scratch.Slice(count * (n + rows), count * n);
+        Kernels.Gemm<T>(dHh, HiddenRows, dh, count, rows, n);
+        for (int i = 0; i < count; i++)
+        {
+            Span<T> row = previous.Slice(i * stateStride, n);
+            TensorPrimitives.Add(row, dh.Slice(i * n, n), row);
+            states.Slice(i * stateStride, n).CopyTo(hs.Slice(i * n, n));
+        }
+
+        Kernels.Gemm<T>(dIh, InputRows, inputAdjoints, count, rows, d);
+        Span<T> gIh = gradient[..(rows * d)], gHh = gradient.Slice(rows * d, rows * n);
+        Span<T> gBih = gradient.Slice(rows * (d + n), rows), gBhh = gradient.Slice(rows * (d + n + 1), rows);
+        Transpose(dIh, transposed, count, rows);
+        Kernels.Gemm<T>(transposed, inputs, gIh, rows, count, d, accumulate: true);
+        Transpose(dHh, transposed, count, rows);
+        Kernels.Gemm<T>(transposed, hs, gHh, rows, count, n, accumulate: true);
+        for (int i = 0; i < count; i++)
+        {
+            TensorPrimitives.Add(gBih, dIh.Slice(i * rows, rows), gBih);
+            TensorPrimitives.Add(gBhh, dHh.Slice(i * rows, rows), gBhh);
+        }
+    }
+
+    private static void Transpose(ReadOnlySpan<T> source, Span<T> destination, int rows, int cols)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            for (int c = 0; c < cols; c++)
+            {
+                destination[c * rows + r] = source[r * cols + c];
+            }
+        }
+    }
 }

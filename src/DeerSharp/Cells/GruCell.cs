@@ -14,7 +14,7 @@ namespace DeerSharp.Cells;
 /// α = (1 - z)(1 - n²) r(1 - r)(W_hn h + b_hn), γ = (1 - z)(1 - n²) r and ε = (h - n) z(1 - z).
 /// The diagonal (quasi-DEER) is the same expression at j = i: O(n) after the gates, J is never formed.
 /// </remarks>
-public readonly struct GruCell<T> : IRecurrentCell<T>
+public readonly struct GruCell<T> : IDifferentiableCell<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly CellWeights<T> _c;
@@ -94,6 +94,53 @@ public readonly struct GruCell<T> : IRecurrentCell<T>
                 Jacobian(h, hh, g, jacobians.Slice(s * n * n, n * n));
             }
         }
+    }
+
+    /// <inheritdoc/>
+    public int ParameterCount => _c.ParameterCount;
+
+    /// <inheritdoc/>
+    public int BackwardWorkspaceSize(int count) => count * 3 * _c.HiddenSize * 3 + count * _c.HiddenSize + 2 * _c.HiddenSize + _c.BackwardScratch(count);
+
+    /// <summary>
+    /// Backward through the gates (see the type's equations): with v = ∂L/∂h', ∂n = v(1 - z), ∂z = v(h - n),
+    /// ∂a_n = ∂n(1 - n²), ∂(W_hn h + b_hn) = ∂a_n ⊙ r, ∂a_r = ∂a_n ⊙ (W_hn h + b_hn) ⊙ r(1 - r), ∂a_z = ∂z ⊙ z(1 - z), and
+    /// ∂h_{t-1} = v ⊙ z + W_hhᵀ [∂a_r; ∂a_z; ∂a_n ⊙ r].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void BackwardBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> inputs, ReadOnlySpan<T> adjoints,
+        Span<T> previousAdjoints, Span<T> inputAdjoints, Span<T> gradient, Span<T> workspace, int count)
+    {
+        int n = _c.HiddenSize, rows = 3 * n;
+        Span<T> gates = workspace[..(count * rows)];
+        Span<T> dIh = workspace.Slice(count * rows, count * rows), dHh = workspace.Slice(2 * count * rows, count * rows);
+        Span<T> gAll = workspace.Slice(3 * count * rows, count * n);
+        Span<T> tmp = workspace.Slice(3 * count * rows + count * n, n), next = workspace.Slice(3 * count * rows + count * n + n, n);
+        Span<T> scratch = workspace[(3 * count * rows + count * n + 2 * n)..];
+        _c.Hidden(states, gates, count, n);
+        for (int i = 0; i < count; i++)
+        {
+            ReadOnlySpan<T> h = states.Slice(i * n, n), v = adjoints.Slice(i * n, n);
+            Span<T> gi = gates.Slice(i * rows, rows), g = gAll.Slice(i * n, n);
+            Gates(h, projections.Slice(i * rows, rows), gi, g, tmp, next);
+            Span<T> di = dIh.Slice(i * rows, rows), dh = dHh.Slice(i * rows, rows), previous = previousAdjoints.Slice(i * n, n);
+            for (int j = 0; j < n; j++)
+            {
+                T r = gi[j], z = gi[n + j], hn = gi[2 * n + j], gj = g[j], vj = v[j];
+                T dan = vj * (T.One - z) * (T.One - gj * gj);
+                T dar = dan * hn * r * (T.One - r);
+                T daz = vj * (h[j] - gj) * z * (T.One - z);
+                di[j] = dar;
+                di[n + j] = daz;
+                di[2 * n + j] = dan;
+                dh[j] = dar;
+                dh[n + j] = daz;
+                dh[2 * n + j] = dan * r;
+                previous[j] = vj * z;
+            }
+        }
+
+        _c.Backward(dIh, dHh, inputs, states, n, previousAdjoints, inputAdjoints, gradient, scratch, count);
     }
 
     /// <summary>

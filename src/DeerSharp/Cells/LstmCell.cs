@@ -13,7 +13,7 @@ namespace DeerSharp.Cells;
 /// ∂c'/∂h = diag(c f(1-f)) W_hf + diag(g i(1-i)) W_hi + diag(i(1-g²)) W_hg; ∂c'/∂c = diag(f);
 /// ∂h'/∂h = diag(τ o(1-o)) W_ho + diag(o(1-τ²)) ∂c'/∂h; ∂h'/∂c = diag(o(1-τ²) f).
 /// </remarks>
-public readonly struct LstmCell<T> : IRecurrentCell<T>
+public readonly struct LstmCell<T> : IDifferentiableCell<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly CellWeights<T> _c;
@@ -93,6 +93,49 @@ public readonly struct LstmCell<T> : IRecurrentCell<T>
                 Jacobian(state, gates, tc, jacobians.Slice(s * s2 * s2, s2 * s2));
             }
         }
+    }
+
+    /// <inheritdoc/>
+    public int ParameterCount => _c.ParameterCount;
+
+    /// <inheritdoc/>
+    public int BackwardWorkspaceSize(int count) => count * 4 * _c.HiddenSize * 2 + count * _c.HiddenSize + 3 * _c.HiddenSize + _c.BackwardScratch(count);
+
+    /// <summary>
+    /// Backward through the gates: with [v_h; v_c] = ∂L/∂[h'; c'], ∂c' = v_c + v_h ⊙ o(1 - τ²), ∂o = v_h ⊙ τ, ∂i = ∂c' ⊙ g,
+    /// ∂g = ∂c' ⊙ i, ∂f = ∂c' ⊙ c, ∂c_{t-1} = ∂c' ⊙ f, and ∂h_{t-1} = W_hhᵀ ∂a for the gate pre-activations ∂a.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void BackwardBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> inputs, ReadOnlySpan<T> adjoints,
+        Span<T> previousAdjoints, Span<T> inputAdjoints, Span<T> gradient, Span<T> workspace, int count)
+    {
+        int n = _c.HiddenSize, s2 = 2 * n, rows = 4 * n;
+        Span<T> gates = workspace[..(count * rows)], delta = workspace.Slice(count * rows, count * rows);
+        Span<T> tcAll = workspace.Slice(2 * count * rows, count * n);
+        Span<T> tmp = workspace.Slice(2 * count * rows + count * n, n), next = workspace.Slice(2 * count * rows + count * n + n, s2);
+        Span<T> scratch = workspace[(2 * count * rows + count * n + 3 * n)..];
+        _c.Hidden(states, gates, count, s2);
+        for (int k = 0; k < count; k++)
+        {
+            ReadOnlySpan<T> state = states.Slice(k * s2, s2), v = adjoints.Slice(k * s2, s2);
+            Span<T> gk = gates.Slice(k * rows, rows), tc = tcAll.Slice(k * n, n), dk = delta.Slice(k * rows, rows);
+            Gates(state, projections.Slice(k * rows, rows), gk, tc, tmp, next);
+            Span<T> previous = previousAdjoints.Slice(k * s2, s2);
+            for (int j = 0; j < n; j++)
+            {
+                T ig = gk[j], fg = gk[n + j], gg = gk[2 * n + j], og = gk[3 * n + j], t = tc[j];
+                T vh = v[j];
+                T dc = v[n + j] + vh * og * (T.One - t * t);
+                dk[j] = dc * gg * ig * (T.One - ig);
+                dk[n + j] = dc * state[n + j] * fg * (T.One - fg);
+                dk[2 * n + j] = dc * ig * (T.One - gg * gg);
+                dk[3 * n + j] = vh * t * og * (T.One - og);
+                previous[j] = T.Zero;
+                previous[n + j] = dc * fg;
+            }
+        }
+
+        _c.Backward(delta, delta, inputs, states, s2, previousAdjoints, inputAdjoints, gradient, scratch, count);
     }
 
     /// <summary>

@@ -99,4 +99,16 @@ public sealed class RecurrentWeights<T>
         return new RecurrentWeights<T>(gates, hiddenSize, inputSize,
             Draw(rows * inputSize), Draw(rows * hiddenSize), bias ? Draw(rows) : null, bias ? Draw(rows) : null);
     }
+
+    /// <summary>
+    /// Splits a flat parameter gradient of a cell built from these weights ([weight_ih, weight_hh, bias_ih, bias_hh]) into
+    /// arrays shaped like the weights.
+    /// </summary>
+    public (T[] WeightIH, T[] WeightHH, T[] BiasIH, T[] BiasHH) SplitGradient(ReadOnlySpan<T> gradient)
+    {
+        int rows = Gates * HiddenSize;
+        Require.Length(gradient, (long)rows * (InputSize + HiddenSize + 2), nameof(gradient), $"[{rows}·({InputSize} + {HiddenSize} + 2)]");
+        return (gradient[..(rows * InputSize)].ToArray(), gradient.Slice(rows * InputSize, rows * HiddenSize).ToArray(),
+            gradient.Slice(rows * (InputSize + HiddenSize), rows).ToArray(), gradient.Slice(rows * (InputSize + HiddenSize + 1), rows).ToArray());
+    }
 }

@@ -80,4 +80,56 @@ public sealed class StackedCells<TCell, T>
             results.Sum(r => r.FallbackSequences), results.Select(r => r.FallbackReason).FirstOrDefault(r => r is not null),
             results.Max(r => r.Windows));
     }
+
+    internal GradientResult<T> Gradient(ReadOnlySpan<T> inputs, int batchSize, int length, ReadOnlySpan<T> outputCotangent, T[]? initialStates,
+        SolveOptions? options, GradientOptions? gradientOptions)
+    {
+        if (!typeof(IDifferentiableCell<T>).IsAssignableFrom(typeof(TCell)))
+        {
+            throw new NotSupportedException($"{typeof(TCell).Name} is not an IDifferentiableCell<{typeof(T).Name}>.");
+        }
+
+        if (initialStates is not null)
+        {
+            Require.Length(initialStates, _layers.Sum(l => (long)batchSize * l.StateSize), nameof(initialStates), $"[{_layers.Length}, {batchSize}, S]");
+        }
+
+        // Forward, keeping every layer's inputs.
+        var layerInputs = new T[_layers.Length][];
+        layerInputs[0] = inputs.ToArray();
+        var offsets = new int[_layers.Length];
+        for (int k = 1; k < _layers.Length; k++)
+        {
+            offsets[k] = offsets[k - 1] + batchSize * _layers[k - 1].StateSize;
+        }
+
+        SolveResult<T> top = Solve(inputs, batchSize, length, initialStates, options);
+        if (!top.Converged)
+        {
+            throw new InvalidOperationException($"The forward solve did not converge, so there is no solution to differentiate at: {top.Message}");
+        }
+
+        for (int k = 1; k < _layers.Length; k++)
+        {
+            layerInputs[k] = top.Layers![k - 1].Outputs();
+        }
+
+        // Backward, top down.
+        var parameters = new T[_layers.Length][];
+        var initialGradients = new T[offsets[^1] + batchSize * _layers[^1].StateSize];
+        T[] cotangent = outputCotangent.ToArray();
+        AdjointMethod method = AdjointMethod.Sequential;
+        for (int k = _layers.Length - 1; k >= 0; k--)
+        {
+            ReadOnlySpan<T> h0 = initialStates is null ? default : initialStates.AsSpan(offsets[k], batchSize * _layers[k].StateSize);
+            var r = Solvers.Adjoint.Gradient((IDifferentiableCell<T>)_layers[k], layerInputs[k], batchSize, length, cotangent, h0, options, gradientOptions, k,
+                top.Layers![k]);
+            parameters[k] = r.Parameters;
+            r.InitialStates.CopyTo(initialGradients.AsSpan(offsets[k]));
+            cotangent = r.Inputs;
+            method = r.Method;
+        }
+
+        return new GradientResult<T>(top, parameters, cotangent, initialGradients, method);
+    }
 }

@@ -8,7 +8,7 @@ namespace DeerSharp.Cells;
 /// PyTorch's nn.RNN cell with tanh: h' = tanh(W_ih x + b_ih + W_hh h + b_hh).
 /// </summary>
 /// <remarks>Jacobian: J = diag(1 - h'²) W_hh; its diagonal (1 - h'²) ⊙ diag(W_hh).</remarks>
-public readonly struct TanhRnnCell<T> : IRecurrentCell<T>
+public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly CellWeights<T> _c;
@@ -63,6 +63,30 @@ public readonly struct TanhRnnCell<T> : IRecurrentCell<T>
         Span<T> hh = workspace[..n];
         _c.Hidden(state, hh);
         AddTanh(projection[..n], hh, next[..n]);
+    }
+
+    /// <inheritdoc/>
+    public int ParameterCount => _c.ParameterCount;
+
+    /// <inheritdoc/>
+    public int BackwardWorkspaceSize(int count) => 3 * count * _c.HiddenSize + _c.BackwardScratch(count);
+
+    /// <summary>Backward: ∂a = v ⊙ (1 - h'²) for the pre-activation a, and ∂h_{t-1} = W_hhᵀ ∂a.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void BackwardBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> inputs, ReadOnlySpan<T> adjoints,
+        Span<T> previousAdjoints, Span<T> inputAdjoints, Span<T> gradient, Span<T> workspace, int count)
+    {
+        int n = _c.HiddenSize, m = count * n;
+        Span<T> hh = workspace[..m], next = workspace.Slice(m, m), delta = workspace.Slice(2 * m, m);
+        _c.Hidden(states, hh, count, n);
+        AddTanh(projections[..m], hh, next);
+        for (int i = 0; i < m; i++)
+        {
+            delta[i] = adjoints[i] * (T.One - next[i] * next[i]);
+        }
+
+        previousAdjoints[..m].Clear();
+        _c.Backward(delta, delta, inputs, states, n, previousAdjoints, inputAdjoints, gradient, workspace[(3 * m)..], count);
     }
 
     /// <summary>next = tanh(p + hh), fused.</summary>

@@ -1,0 +1,38 @@
+using System.Numerics;
+
+namespace DeerSharp;
+
+/// <summary>
+/// Gradients of a loss L through a solve, given ∂L/∂output at every step: with respect to every parameter, every input
+/// and the initial state. The same numbers PyTorch's autograd gives for output.backward(cotangent).
+/// </summary>
+public sealed class GradientResult<T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    internal GradientResult(SolveResult<T> forward, IReadOnlyList<T[]> parameters, T[] inputs, T[] initialStates, AdjointMethod adjoint)
+    {
+        Forward = forward;
+        LayerParameterGradients = parameters;
+        InputGradient = inputs;
+        InitialStateGradient = initialStates;
+        Adjoint = adjoint;
+    }
+
+    /// <summary>The forward solve (its states, method and status).</summary>
+    public SolveResult<T> Forward { get; }
+
+    /// <summary>∂L/∂θ of the (bottom, or only) cell, in its flat layout (PyTorch cells: [weight_ih, weight_hh, bias_ih, bias_hh]).</summary>
+    public T[] ParameterGradient => LayerParameterGradients[0];
+
+    /// <summary>∂L/∂θ per layer, bottom first (one entry for a single cell).</summary>
+    public IReadOnlyList<T[]> LayerParameterGradients { get; }
+
+    /// <summary>∂L/∂x, [B, T, d].</summary>
+    public T[] InputGradient { get; }
+
+    /// <summary>∂L/∂h0, [B, S] for a cell or [layers, B, S] for a stack (an LSTM's S covers [h0; c0]).</summary>
+    public T[] InitialStateGradient { get; }
+
+    /// <summary>How the adjoint recurrence was solved.</summary>
+    public AdjointMethod Adjoint { get; }
+}

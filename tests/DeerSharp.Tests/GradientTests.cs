@@ -1,0 +1,176 @@
+using DeerSharp.Cells;
+
+namespace DeerSharp.Tests;
+
+/// <summary>
+/// The backward pass against central finite differences (float64) and against backpropagation through time, for every
+/// cell, every forward method, batches, stacks and custom cells.
+/// </summary>
+public class GradientTests
+{
+    private const int T = 25, D = 3, N = 4, B = 2;
+
+    private static readonly SolveOptions Tight = new() { AbsoluteTolerance = 1e-13, RelativeTolerance = 1e-13, Fallback = FallbackPolicy.None };
+
+    /// <summary>L = Σ C ⊙ output for a cell built from <paramref name="w"/> (rebuilt for each perturbation).</summary>
+    private static double Loss(string kind, RecurrentWeights<double> w, double[] x, double[] h0, double[] c)
+    {
+        double[] outputs = Cells.With(kind, w, new SolveOutputs(x, h0));
+        return outputs.Zip(c).Sum(p => p.First * p.Second);
+    }
+
+    private readonly struct SolveOutputs(double[] x, double[] h0) : ICellFunc<double, double[]>
+    {
+        public double[] Invoke<TCell>(TCell cell)
+            where TCell : IRecurrentCell<double> =>
+            Deer.Solve(cell, x, B, T, new SolveOptions { Method = SolveMethod.Sequential }, h0).Outputs();
+    }
+
+    private readonly struct Differentiate(double[] x, double[] h0, double[] c, SolveOptions options, AdjointMethod adjoint) : ICellFunc<double, GradientResult<double>>
+    {
+        public GradientResult<double> Invoke<TCell>(TCell cell)
+            where TCell : IRecurrentCell<double> => cell switch
+        {
+            GruCell<double> g => Deer.Gradient(g, x, B, T, c, options, new GradientOptions { Adjoint = adjoint }, h0),
+            LstmCell<double> l => Deer.Gradient(l, x, B, T, c, options, new GradientOptions { Adjoint = adjoint }, h0),
+            TanhRnnCell<double> r => Deer.Gradient(r, x, B, T, c, options, new GradientOptions { Adjoint = adjoint }, h0),
+            _ => throw new InvalidOperationException(),
+        };
+    }
+
+    [Theory]
+    [InlineData("rnn")]
+    [InlineData("gru")]
+    [InlineData("lstm")]
+    public void Gradients_match_central_finite_differences(string kind)
+    {
+        var rnd = new Random();
+        RecurrentWeights<double> w = Cells.Weights(kind, D, N, rnd, scale: 1.5);
+        int s = kind == "lstm" ? 2 * N : N;
+        double[] x = Numbers.Uniform(rnd, B * T * D), h0 = Numbers.Uniform(rnd, B * s, 0.5), c = Numbers.Uniform(rnd, B * T * N);
+        GradientResult<double> g = Cells.With(kind, w, new Differentiate(x, h0, c, Tight, AdjointMethod.Scan));
+        var (gih, ghh, gbi, gbh) = w.SplitGradient(g.ParameterGradient);
+        const double H = 1e-6;
+        double Central(Action<double> set) { set(H); double up = Loss(kind, w, x, h0, c); set(-2 * H); double down = Loss(kind, w, x, h0, c); set(H); return (up - down) / (2 * H); }
+        void Check(double analytic, double numeric, string what) =>
+            Assert.True(Math.Abs(analytic - numeric) <= 1e-6 * Math.Max(1, Math.Abs(numeric)), $"{kind} {what}: analytic {analytic}, central difference {numeric}");
+
+        for (int trial = 0; trial < 12; trial++)
+        {
+            int i = rnd.Next(w.WeightIH.Length), j = rnd.Next(w.WeightHH.Length), k = rnd.Next(w.BiasIH.Length), m = rnd.Next(w.BiasHH.Length);
+            Check(gih[i], Central(e => w.WeightIH[i] += e), $"weight_ih[{i}]");
+            Check(ghh[j], Central(e => w.WeightHH[j] += e), $"weight_hh[{j}]");
+            Check(gbi[k], Central(e => w.BiasIH[k] += e), $"bias_ih[{k}]");
+            Check(gbh[m], Central(e => w.BiasHH[m] += e), $"bias_hh[{m}]");
+            int xi = rnd.Next(x.Length), hi = rnd.Next(h0.Length);
+            Check(g.InputGradient[xi], Central(e => x[xi] += e), $"x[{xi}]");
+            Check(g.InitialStateGradient[hi], Central(e => h0[hi] += e), $"h0[{hi}]");
+        }
+    }
+
+    [Theory]
+    [InlineData("rnn")]
+    [InlineData("gru")]
+    [InlineData("lstm")]
+    public void Every_forward_method_and_both_adjoints_give_the_BPTT_gradient(string kind)
+    {
+        var rnd = new Random();
+        RecurrentWeights<double> w = Cells.Weights(kind, D, N, rnd);
+        int s = kind == "lstm" ? 2 * N : N;
+        double[] x = Numbers.Uniform(rnd, B * T * D), h0 = Numbers.Uniform(rnd, B * s, 0.5), c = Numbers.Uniform(rnd, B * T * N);
+        GradientResult<double> reference = Cells.With(kind, w, new Differentiate(x, h0, c, Tight with { Method = SolveMethod.Sequential }, AdjointMethod.Sequential));
+        Assert.Equal(AdjointMethod.Sequential, reference.Adjoint);
+        foreach (SolveMethod method in new[] { SolveMethod.Sequential, SolveMethod.Deer, SolveMethod.QuasiDeer, SolveMethod.Picard, SolveMethod.QuasiElk })
+        {
+            foreach (AdjointMethod adjoint in new[] { AdjointMethod.Scan, AdjointMethod.Sequential })
+            {
+                GradientResult<double> g = Cells.With(kind, w, new Differentiate(x, h0, c, Tight with { Method = method, MaxIterations = 200 }, adjoint));
+                Assert.True(g.Forward.Converged);
+                Relative(reference.ParameterGradient, g.ParameterGradient, $"{kind} {method} {adjoint}: parameters");
+                Relative(reference.InputGradient, g.InputGradient, $"{kind} {method} {adjoint}: inputs");
+                Relative(reference.InitialStateGradient, g.InitialStateGradient, $"{kind} {method} {adjoint}: h0");
+            }
+        }
+    }
+
+    private static void Relative(double[] expected, double[] actual, string what)
+    {
+        double scale = Math.Max(1e-300, expected.Max(Math.Abs));
+        double diff = Numbers.MaxAbsDiff(expected, actual);
+        Assert.True(diff <= 1e-8 * scale, $"{what}: max difference {diff:G3} against a scale of {scale:G3}");
+    }
+
+    [Theory]
+    [InlineData("gru")]
+    [InlineData("lstm")]
+    public void Stacked_layers_have_finite_difference_gradients(string kind)
+    {
+        var rnd = new Random();
+        RecurrentWeights<double> w0 = Cells.Weights(kind, D, N, rnd), w1 = Cells.Weights(kind, N, N, rnd);
+        int s = kind == "lstm" ? 2 * N : N;
+        double[] x = Numbers.Uniform(rnd, B * T * D), h0 = Numbers.Uniform(rnd, 2 * B * s, 0.5), c = Numbers.Uniform(rnd, B * T * N);
+        double Loss2()
+        {
+            SolveResult<double> r = kind == "gru"
+                ? Deer.Solve(new StackedCells<GruCell<double>, double>(new(w0), new(w1)), x, B, T, new SolveOptions { Method = SolveMethod.Sequential }, h0)
+                : Deer.Solve(new StackedCells<LstmCell<double>, double>(new(w0), new(w1)), x, B, T, new SolveOptions { Method = SolveMethod.Sequential }, h0);
+            return r.Outputs().Zip(c).Sum(p => p.First * p.Second);
+        }
+
+        GradientResult<double> g = kind == "gru"
+            ? Deer.Gradient(new StackedCells<GruCell<double>, double>(new(w0), new(w1)), x, B, T, c, Tight with { Method = SolveMethod.Deer }, null, h0)
+            : Deer.Gradient(new StackedCells<LstmCell<double>, double>(new(w0), new(w1)), x, B, T, c, Tight with { Method = SolveMethod.Deer }, null, h0);
+        Assert.Equal(2, g.LayerParameterGradients.Count);
+        const double H = 1e-6;
+        double Central(Action<double> set) { set(H); double up = Loss2(); set(-2 * H); double down = Loss2(); set(H); return (up - down) / (2 * H); }
+        for (int trial = 0; trial < 8; trial++)
+        {
+            int i = rnd.Next(w0.WeightHH.Length), j = rnd.Next(w1.WeightIH.Length), xi = rnd.Next(x.Length), hi = rnd.Next(h0.Length);
+            (double a, double n, string what)[] checks =
+            [
+                (w0.SplitGradient(g.LayerParameterGradients[0]).WeightHH[i], Central(e => w0.WeightHH[i] += e), "layer 0 weight_hh"),
+                (w1.SplitGradient(g.LayerParameterGradients[1]).WeightIH[j], Central(e => w1.WeightIH[j] += e), "layer 1 weight_ih"),
+                (g.InputGradient[xi], Central(e => x[xi] += e), "x"),
+                (g.InitialStateGradient[hi], Central(e => h0[hi] += e), "h0"),
+            ];
+            foreach (var (a, n, what) in checks)
+            {
+                Assert.True(Math.Abs(a - n) <= 1e-6 * Math.Max(1, Math.Abs(n)), $"{kind} stack {what}: analytic {a}, central difference {n}");
+            }
+        }
+    }
+
+    [Fact]
+    public void Custom_cells_are_differentiated_by_AD()
+    {
+        var cell = new AutoDiffCell<SolveApiTests.CoupledOscillators, double>(new SolveApiTests.CoupledOscillators());
+        var rnd = new Random();
+        double[] x = Numbers.Uniform(rnd, B * 40), h0 = Numbers.Uniform(rnd, B * 2, 0.3), c = Numbers.Uniform(rnd, B * 40 * 2);
+        double Loss3() => Deer.Solve(cell, x, B, 40, new SolveOptions { Method = SolveMethod.Sequential }, h0).States.Zip(c).Sum(p => p.First * p.Second);
+        GradientResult<double> g = Deer.Gradient(cell, x, B, 40, c, Tight with { Method = SolveMethod.Deer }, new GradientOptions { Adjoint = AdjointMethod.Scan }, h0);
+        GradientResult<double> bptt = Deer.Gradient(cell, x, B, 40, c, Tight with { Method = SolveMethod.Sequential }, new GradientOptions { Adjoint = AdjointMethod.Sequential }, h0);
+        Relative(bptt.InputGradient, g.InputGradient, "custom: inputs");
+        Relative(bptt.InitialStateGradient, g.InitialStateGradient, "custom: h0");
+        const double H = 1e-6;
+        for (int trial = 0; trial < 10; trial++)
+        {
+            int xi = rnd.Next(x.Length);
+            x[xi] += H;
+            double up = Loss3();
+            x[xi] -= 2 * H;
+            double down = Loss3();
+            x[xi] += H;
+            double n = (up - down) / (2 * H);
+            Assert.True(Math.Abs(g.InputGradient[xi] - n) <= 1e-6 * Math.Max(1, Math.Abs(n)), $"custom x[{xi}]: {g.InputGradient[xi]} vs {n}");
+        }
+    }
+
+    [Fact]
+    public void A_mis_shaped_cotangent_is_refused_by_name()
+    {
+        var gru = GruCell<double>.Random(D, N, new Random(1));
+        var ex = Assert.Throws<ArgumentException>(() => Deer.Gradient(gru, new double[T, D], new double[T, N + 1]));
+        Assert.Equal("outputCotangent", ex.ParamName);
+        Assert.Contains($"[1, {T}, {N}]", ex.Message, StringComparison.Ordinal);
+    }
+}
