@@ -19,6 +19,7 @@ public static class CliApp
         {
             DemoCommand.Create(),
             RunCommand.Create(stdout, stderr),
+            GradCommand.Create(stdout),
             InfoCommand.Create(stdout),
             Bench.BenchCommand.Create(stdout),
         };

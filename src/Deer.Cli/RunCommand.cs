@@ -13,7 +13,7 @@ namespace DeerSharp.Cli;
 /// </summary>
 internal static class RunCommand
 {
-    private sealed record Request(string Cell, string Weights, string Inputs, string? H0, string? C0, SolveMethod Method, string? DType,
+    internal sealed record Request(string Cell, string Weights, string Inputs, string? H0, string? C0, SolveMethod Method, string? DType,
         double? Atol, double? Rtol, int? MaxIterations, string Out, string? Report, string Prefix, bool FallbackSequential);
 
     public static Command Create(TextWriter stdout, TextWriter stderr)
@@ -50,6 +50,15 @@ internal static class RunCommand
 
     private static int Execute(Request q, TextWriter stdout, TextWriter stderr)
     {
+        Validate(q);
+        TensorData x = ReadInputs(q);
+        string dtype = q.DType ?? (x.IsDouble ? "float64" : "float32");
+        return dtype == "float64" ? Execute<double>(q, x, stdout, stderr) : Execute<float>(q, x, stdout, stderr);
+    }
+
+    /// <summary>Checks the options that need no file: tolerances, limits, --c0 for an LSTM only, and the output directories.</summary>
+    internal static void Validate(Request q)
+    {
         if (q.Atol is { } a && (!double.IsFinite(a) || a < 0))
         {
             throw new UsageException($"--atol must be finite and non-negative; got {a.ToString(CultureInfo.InvariantCulture)}.");
@@ -75,7 +84,11 @@ internal static class RunCommand
         {
             RequireDirectory(q.Report, "--report");
         }
+    }
 
+    /// <summary>Reads --inputs: [T, d] or [B, T, d], all finite.</summary>
+    internal static TensorData ReadInputs(Request q)
+    {
         TensorData x = ReadNpy(q.Inputs, "--inputs");
         if (x.Rank is not (2 or 3))
         {
@@ -88,36 +101,49 @@ internal static class RunCommand
             throw new UsageException($"--inputs {q.Inputs}: holds NaN or infinity at {Coordinates(bad, x.Shape)}.");
         }
 
-        string dtype = q.DType ?? (x.IsDouble ? "float64" : "float32");
-        return dtype == "float64" ? Execute<double>(q, x, stdout, stderr) : Execute<float>(q, x, stdout, stderr);
+        return x;
     }
+
+    internal static RecurrentKind Kind(string cell) => cell switch { "rnn" => RecurrentKind.TanhRnn, "gru" => RecurrentKind.Gru, _ => RecurrentKind.Lstm };
+
+    internal static void CheckWidth<T>(Request q, RecurrentWeights<T>[] layers, int d, TensorData x)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (d != layers[0].InputSize)
+        {
+            throw new UsageException(
+                $"--inputs {q.Inputs}: has {d} features per step (shape {x.ShapeText}), but {q.Prefix}weight_ih_l0 expects {layers[0].InputSize}.");
+        }
+    }
+
+    /// <summary>
+    /// The solve's options. An explicitly chosen method stands or fails on its own unless --fallback asks otherwise; auto
+    /// always falls back.
+    /// </summary>
+    internal static SolveOptions Options(Request q, IProgress<SolveProgress>? progress) => new()
+    {
+        Method = q.Method,
+        AbsoluteTolerance = q.Atol,
+        RelativeTolerance = q.Rtol,
+        MaxIterations = q.MaxIterations,
+        Fallback = q.FallbackSequential || q.Method == SolveMethod.Auto ? FallbackPolicy.Sequential : FallbackPolicy.None,
+        Progress = progress,
+    };
 
     private static int Execute<T>(Request q, TensorData x, TextWriter stdout, TextWriter stderr)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        RecurrentKind kind = q.Cell switch { "rnn" => RecurrentKind.TanhRnn, "gru" => RecurrentKind.Gru, _ => RecurrentKind.Lstm };
+        RecurrentKind kind = Kind(q.Cell);
         SafetensorsFile file = Wrap(q.Weights, "--weights", () => SafetensorsFile.Read(q.Weights));
         RecurrentWeights<T>[] layers = Wrap(q.Weights, "--weights", () => TorchRecurrentWeights.Load<T>(file, kind, q.Prefix));
 
         bool batched = x.Rank == 3;
         int batch = batched ? x.Shape[0] : 1, length = x.Shape[batched ? 1 : 0], d = x.Shape[batched ? 2 : 1];
         int n = layers[^1].HiddenSize, numLayers = layers.Length;
-        if (d != layers[0].InputSize)
-        {
-            throw new UsageException(
-                $"--inputs {q.Inputs}: has {d} features per step (shape {x.ShapeText}), but {q.Prefix}weight_ih_l0 expects {layers[0].InputSize}.");
-        }
-
+        CheckWidth(q, layers, d, x);
         T[]? initial = InitialStates<T>(q, layers, batch, batched);
         using TerminalProgress? progress = TerminalProgress.Create(stderr);
-
-        // An explicitly chosen method stands or fails on its own unless --fallback asks otherwise; auto always falls back.
-        var options = new SolveOptions
-        {
-            Method = q.Method, AbsoluteTolerance = q.Atol, RelativeTolerance = q.Rtol, MaxIterations = q.MaxIterations,
-            Fallback = q.FallbackSequential || q.Method == SolveMethod.Auto ? FallbackPolicy.Sequential : FallbackPolicy.None,
-            Progress = progress,
-        };
+        SolveOptions options = Options(q, progress);
         T[] inputs = x.ToArray<T>();
         SolveResult<T> result = Solve(kind, layers, inputs, batch, length, options, initial);
         progress?.Dispose();
@@ -143,7 +169,7 @@ internal static class RunCommand
         return 0;
     }
 
-    private static SolveResult<T> Solve<T>(RecurrentKind kind, RecurrentWeights<T>[] layers, T[] inputs, int batch, int length, SolveOptions options, T[]? initial)
+    internal static SolveResult<T> Solve<T>(RecurrentKind kind, RecurrentWeights<T>[] layers, T[] inputs, int batch, int length, SolveOptions options, T[]? initial)
         where T : unmanaged, IFloatingPointIeee754<T> => kind switch
     {
         RecurrentKind.TanhRnn => Deer.Solve(new StackedCells<TanhRnnCell<T>, T>([.. layers.Select(w => new TanhRnnCell<T>(w))]), inputs, batch, length, options, initial),
@@ -152,7 +178,7 @@ internal static class RunCommand
     };
 
     /// <summary>[layers, B, S] from --h0 (and --c0): PyTorch's [num_layers, B, n], or [num_layers, n] when unbatched.</summary>
-    private static T[]? InitialStates<T>(Request q, RecurrentWeights<T>[] layers, int batch, bool batched)
+    internal static T[]? InitialStates<T>(Request q, RecurrentWeights<T>[] layers, int batch, bool batched)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (q.H0 is null && q.C0 is null)
@@ -198,10 +224,10 @@ internal static class RunCommand
         return t.ToArray<T>();
     }
 
-    private static TensorData ReadNpy(string path, string option) => Wrap(path, option, () => Npy.Read(path));
+    internal static TensorData ReadNpy(string path, string option) => Wrap(path, option, () => Npy.Read(path));
 
     /// <summary>Runs a read and turns any failure into one line that names the option and the file.</summary>
-    private static TResult Wrap<TResult>(string path, string option, Func<TResult> read)
+    internal static TResult Wrap<TResult>(string path, string option, Func<TResult> read)
     {
         try
         {
@@ -219,7 +245,7 @@ internal static class RunCommand
         }
     }
 
-    private static void RequireDirectory(string path, string option)
+    internal static void RequireDirectory(string path, string option)
     {
         string? directory = Path.GetDirectoryName(Path.GetFullPath(path));
         if (directory is null || !Directory.Exists(directory))
@@ -228,7 +254,7 @@ internal static class RunCommand
         }
     }
 
-    private static string Coordinates(long flat, IReadOnlyList<int> shape)
+    internal static string Coordinates(long flat, IReadOnlyList<int> shape)
     {
         var c = new long[shape.Count];
         for (int k = shape.Count - 1; k >= 0; k--)

@@ -244,6 +244,31 @@ public sealed class RunCommandTests : IDisposable
     }
 
     [Fact]
+    public void Grad_writes_one_tensor_per_weight_key_plus_inputs_and_refuses_bad_cotangents()
+    {
+        Npy.Write(_dir.File("c.npy"), TensorData.FromDouble([.. Enumerable.Range(0, 2 * T * N).Select(i => Math.Sin(i))], 2, T, N));
+        string[] args = ["grad", "--cell", "gru", "--weights", _dir.File("gru.safetensors"), "--inputs", _dir.File("x.npy"),
+            "--cotangent", _dir.File("c.npy"), "--out", _dir.File("g.safetensors")];
+        Cli.Outcome r = Cli.Run(args);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        SafetensorsFile g = SafetensorsFile.Read(_dir.File("g.safetensors"));
+        Assert.Equal(["bias_hh_l0", "bias_hh_l1", "bias_ih_l0", "bias_ih_l1", "inputs", "weight_hh_l0", "weight_hh_l1", "weight_ih_l0", "weight_ih_l1"],
+            g.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal([2, T, D], g.Get("inputs").Shape);
+        Assert.Equal([3 * N, N], g.Get("weight_hh_l1").Shape);
+
+        Npy.Write(_dir.File("c-bad.npy"), TensorData.FromDouble(new double[T * N], T, N));
+        Cli.Outcome bad = Cli.Run([.. args[..^4], "--cotangent", _dir.File("c-bad.npy"), "--out", _dir.File("g2.safetensors")]);
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains($"expected shape [2, {T}, {N}]", bad.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(_dir.File("g2.safetensors")));
+
+        Cli.Outcome stuck = Cli.Run([.. args[..^2], "--out", _dir.File("g3.safetensors"), "--method", "picard", "--max-iter", "1"]);
+        Assert.Equal(3, stuck.ExitCode);
+        Assert.False(File.Exists(_dir.File("g3.safetensors")));
+    }
+
+    [Fact]
     public void Info_lists_version_backends_simd_and_cores()
     {
         Cli.Outcome r = Cli.Run("info");

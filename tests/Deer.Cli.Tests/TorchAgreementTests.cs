@@ -73,6 +73,78 @@ public class TorchAgreementTests
         Assert.True(failures.Count == 0, $"seed {seed}:\n" + string.Join("\n", failures));
     }
 
+    /// <summary>
+    /// `deer grad` against autograd's output.backward(C): every weight key, "inputs", "h0" and "c0", for every case, after
+    /// forward passes by DEER, quasi-DEER and the loop; 1e-8 relative to each tensor's largest entry in float64, 1e-3 in float32.
+    /// </summary>
+    [TorchFact]
+    public void Grad_reproduces_PyTorch_autograd()
+    {
+        using var dir = new TempDir();
+        int seed = Random.Shared.Next();
+        string script = Path.Combine(AppContext.BaseDirectory, "python", "torch_fixtures.py");
+        (int code, string output) = PythonTorch.Run(PythonTorch.Interpreter!, [script, dir.Path, seed.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromMinutes(3));
+        Assert.True(code == 0, $"torch_fixtures.py failed: {output}");
+        using JsonDocument cases = JsonDocument.Parse(File.ReadAllText(dir.File("cases.json")));
+        var failures = new List<string>();
+        int compared = 0;
+        foreach (JsonElement c in cases.RootElement.EnumerateArray())
+        {
+            string name = c.GetProperty("name").GetString()!, cell = c.GetProperty("cell").GetString()!;
+            string folder = Path.Combine(dir.Path, name);
+            bool dbl = c.GetProperty("dtype").GetString() == "float64";
+            SafetensorsFile expected = SafetensorsFile.Read(Path.Combine(folder, "grads.safetensors"));
+            foreach (string method in new[] { "deer", "quasi-deer", "sequential" })
+            {
+                string outPath = Path.Combine(folder, $"g-{method}.safetensors");
+                var args = new List<string> { "grad", "--cell", cell, "--weights", Path.Combine(folder, "weights.safetensors"),
+                    "--inputs", Path.Combine(folder, "x.npy"), "--cotangent", Path.Combine(folder, "c.npy"), "--method", method, "--out", outPath };
+                if (dbl)
+                {
+                    args.AddRange(["--atol", "1e-13", "--rtol", "1e-13"]);
+                }
+
+                if (c.GetProperty("h0").GetBoolean())
+                {
+                    args.AddRange(["--h0", Path.Combine(folder, "h0.npy")]);
+                    if (cell == "lstm")
+                    {
+                        args.AddRange(["--c0", Path.Combine(folder, "c0.npy")]);
+                    }
+                }
+
+                Cli.Outcome r = Cli.Run([.. args]);
+                if (r.ExitCode != 0)
+                {
+                    failures.Add($"{name} {method}: {r}");
+                    continue;
+                }
+
+                SafetensorsFile actual = SafetensorsFile.Read(outPath);
+                if (!actual.Keys.Order(StringComparer.Ordinal).SequenceEqual(expected.Keys.Order(StringComparer.Ordinal)))
+                {
+                    failures.Add($"{name} {method}: keys {string.Join(",", actual.Keys)} vs autograd's {string.Join(",", expected.Keys)}");
+                    continue;
+                }
+
+                foreach (string key in expected.Keys)
+                {
+                    TensorData e = expected.Get(key), a = actual.Get(key);
+                    double[] ev = e.ToArray<double>(), av = a.ToArray<double>();
+                    double scale = Math.Max(1e-300, ev.Max(Math.Abs)), diff = MaxAbsDiff(ev, av), tolerance = dbl ? 1e-8 : 1e-3;
+                    compared++;
+                    if (!e.Shape.SequenceEqual(a.Shape) || !(diff <= tolerance * scale))
+                    {
+                        failures.Add($"{name} {method} {key}: shape {a.ShapeText} vs {e.ShapeText}, relative difference {diff / scale:G3} (tolerance {tolerance:G1})");
+                    }
+                }
+            }
+        }
+
+        Assert.True(compared > 200, $"only {compared} tensors compared");
+        Assert.True(failures.Count == 0, $"seed {seed}:\n" + string.Join("\n", failures));
+    }
+
     private static double MaxAbsDiff(double[] a, double[] b)
     {
         if (a.Length != b.Length)

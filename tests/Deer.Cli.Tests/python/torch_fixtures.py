@@ -5,6 +5,8 @@ random weights, runs it on random inputs (and sometimes random h0/c0), and write
   weights.safetensors  the module's state_dict (written here with a minimal writer, independent of Deer's)
   x.npy, h0.npy, c0.npy  inputs and initial states, shaped as PyTorch takes them (batch_first)
   expected.npy         the module's output
+  c.npy                a random cotangent dL/d(output)
+  grads.safetensors    what autograd gives for output.backward(c): every weight key, "inputs", and "h0"/"c0" if given
 and OUT/cases.json listing the cases. Usage: python3 torch_fixtures.py OUT SEED
 """
 import json
@@ -54,19 +56,35 @@ def main(out, seed):
                     state_shape = (layers, B, n) if batched else (layers, n)
                     h0 = torch.tensor(rng.uniform(-0.8, 0.8, size=state_shape), dtype=tdtype)
                     c0 = torch.tensor(rng.uniform(-0.8, 0.8, size=state_shape), dtype=tdtype)
-                    with torch.no_grad():
-                        if not with_h0:
-                            y, _ = module(x)
-                        elif cell == "lstm":
-                            y, _ = module(x, (h0, c0))
-                        else:
-                            y, _ = module(x, h0)
+                    x.requires_grad_(True)
+                    h0.requires_grad_(True)
+                    c0.requires_grad_(True)
+                    if not with_h0:
+                        y, _ = module(x)
+                    elif cell == "lstm":
+                        y, _ = module(x, (h0, c0))
+                    else:
+                        y, _ = module(x, h0)
+                    cot = torch.tensor(rng.uniform(-1, 1, size=tuple(y.shape)), dtype=tdtype)
+                    y.backward(cot)
+                    grads = {k: p.grad for k, p in module.named_parameters()}
+                    grads["inputs"] = x.grad
+                    if with_h0:
+                        grads["h0"] = h0.grad
+                        if cell == "lstm":
+                            grads["c0"] = c0.grad
+                    y = y.detach()
+                    x = x.detach()
+                    h0 = h0.detach()
+                    c0 = c0.detach()
                     name = f"{cell}-l{layers}-{'batched' if batched else 'unbatched'}-{dtype}"
                     folder = os.path.join(out, name)
                     os.makedirs(folder, exist_ok=True)
                     save_safetensors(os.path.join(folder, "weights.safetensors"), module.state_dict())
                     np.save(os.path.join(folder, "x.npy"), x.numpy())
                     np.save(os.path.join(folder, "expected.npy"), y.numpy())
+                    np.save(os.path.join(folder, "c.npy"), cot.numpy())
+                    save_safetensors(os.path.join(folder, "grads.safetensors"), grads)
                     if with_h0:
                         np.save(os.path.join(folder, "h0.npy"), h0.numpy())
                         if cell == "lstm":

@@ -1,0 +1,145 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Numerics;
+using DeerSharp.Cells;
+using DeerSharp.IO;
+
+namespace DeerSharp.Cli;
+
+/// <summary>
+/// `deer grad`: the gradients PyTorch's autograd gives for output.backward(C) on a batch_first nn.RNN / nn.GRU / nn.LSTM:
+/// one tensor per weight key, named as in the weights file, plus "inputs" (and "h0" / "c0" when they were given).
+/// </summary>
+internal static class GradCommand
+{
+    public static Command Create(TextWriter stdout)
+    {
+        var cell = new Option<string>("--cell") { Description = "The module type.", Required = true };
+        cell.AcceptOnlyFromAmong("rnn", "gru", "lstm");
+        var weights = new Option<string>("--weights") { Description = "The module's state_dict as safetensors.", Required = true };
+        var inputs = new Option<string>("--inputs") { Description = "Inputs as .npy, [T, d] or [B, T, d].", Required = true };
+        var cotangent = new Option<string>("--cotangent") { Description = "dL/d(output) as .npy, shaped like deer run's output.", Required = true };
+        var h0 = new Option<string?>("--h0") { Description = "Initial hidden state as .npy, [num_layers, B, n] or [num_layers, n]." };
+        var c0 = new Option<string?>("--c0") { Description = "Initial LSTM cell state as .npy, shaped like --h0." };
+        var method = new Option<string>("--method") { Description = "Forward solution method.", DefaultValueFactory = _ => "auto" };
+        method.AcceptOnlyFromAmong(MethodNames.All);
+        var dtype = new Option<string?>("--dtype") { Description = "Element type; defaults to the inputs' type." };
+        dtype.AcceptOnlyFromAmong("float32", "float64");
+        var atol = new Option<double?>("--atol") { Description = "Absolute tolerance of the forward solve." };
+        var rtol = new Option<double?>("--rtol") { Description = "Relative tolerance of the forward solve." };
+        var maxIter = new Option<int?>("--max-iter") { Description = "Most iterations of an iterative forward method." };
+        var output = new Option<string>("--out") { Description = "Output safetensors of gradients.", Required = true };
+        var prefix = new Option<string>("--prefix") { Description = "Key prefix of the module inside a larger state_dict.", DefaultValueFactory = _ => "" };
+        var fallback = new Option<string?>("--fallback") { Description = "If the forward method does not converge, use this one instead of exiting with code 3." };
+        fallback.AcceptOnlyFromAmong("sequential");
+        var command = new Command("grad", "Gradients of a PyTorch RNN/GRU/LSTM for a given dL/d(output), as autograd's output.backward(C).")
+        {
+            cell, weights, inputs, cotangent, h0, c0, method, dtype, atol, rtol, maxIter, output, prefix, fallback,
+        };
+        command.SetAction(r =>
+        {
+            var q = new RunCommand.Request(r.GetValue(cell)!, r.GetValue(weights)!, r.GetValue(inputs)!, r.GetValue(h0), r.GetValue(c0),
+                MethodNames.Parse(r.GetValue(method)!), r.GetValue(dtype), r.GetValue(atol), r.GetValue(rtol), r.GetValue(maxIter),
+                r.GetValue(output)!, null, r.GetValue(prefix) ?? "", r.GetValue(fallback) == "sequential");
+            return Execute(q, r.GetValue(cotangent)!, stdout);
+        });
+        return command;
+    }
+
+    private static int Execute(RunCommand.Request q, string cotangentPath, TextWriter stdout)
+    {
+        RunCommand.Validate(q);
+        TensorData x = RunCommand.ReadInputs(q);
+        string dtype = q.DType ?? (x.IsDouble ? "float64" : "float32");
+        return dtype == "float64" ? Execute<double>(q, x, cotangentPath, stdout) : Execute<float>(q, x, cotangentPath, stdout);
+    }
+
+    private static int Execute<T>(RunCommand.Request q, TensorData x, string cotangentPath, TextWriter stdout)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        RecurrentKind kind = RunCommand.Kind(q.Cell);
+        SafetensorsFile file = RunCommand.Wrap(q.Weights, "--weights", () => SafetensorsFile.Read(q.Weights));
+        RecurrentWeights<T>[] layers = RunCommand.Wrap(q.Weights, "--weights", () => TorchRecurrentWeights.Load<T>(file, kind, q.Prefix));
+        bool batched = x.Rank == 3;
+        int batch = batched ? x.Shape[0] : 1, length = x.Shape[batched ? 1 : 0], d = x.Shape[batched ? 2 : 1];
+        int n = layers[^1].HiddenSize, numLayers = layers.Length;
+        RunCommand.CheckWidth(q, layers, d, x);
+        TensorData c = RunCommand.ReadNpy(cotangentPath, "--cotangent");
+        int[] expected = batched ? [batch, length, n] : [length, n];
+        if (!c.Shape.SequenceEqual(expected))
+        {
+            throw new UsageException($"--cotangent {cotangentPath}: expected shape [{string.Join(", ", expected)}] (the output's), got {c.ShapeText}.");
+        }
+
+        if (c.IndexOfNonFinite() is var bad and >= 0)
+        {
+            throw new UsageException($"--cotangent {cotangentPath}: holds NaN or infinity at flat index {bad}.");
+        }
+
+        T[]? initial = RunCommand.InitialStates<T>(q, layers, batch, batched);
+        SolveOptions options = RunCommand.Options(q, progress: null);
+        T[] inputs = x.ToArray<T>();
+        GradientResult<T> g;
+        try
+        {
+            g = kind switch
+            {
+                RecurrentKind.TanhRnn => Deer.Gradient(new StackedCells<TanhRnnCell<T>, T>([.. layers.Select(w => new TanhRnnCell<T>(w))]), inputs, batch, length, c.ToArray<T>(), options, null, initial),
+                RecurrentKind.Gru => Deer.Gradient(new StackedCells<GruCell<T>, T>([.. layers.Select(w => new GruCell<T>(w))]), inputs, batch, length, c.ToArray<T>(), options, null, initial),
+                _ => Deer.Gradient(new StackedCells<LstmCell<T>, T>([.. layers.Select(w => new LstmCell<T>(w))]), inputs, batch, length, c.ToArray<T>(), options, null, initial),
+            };
+        }
+        catch (InvalidOperationException e)
+        {
+            string hint = q.FallbackSequential || q.Method == SolveMethod.Auto ? "" : " Pass --fallback sequential to fall back instead.";
+            throw new NotConvergedException($"{e.Message} Nothing was written.{hint}");
+        }
+
+        var tensors = new Dictionary<string, TensorData>();
+        int gates = TorchRecurrentWeights.Gates(kind);
+        for (int k = 0; k < numLayers; k++)
+        {
+            RecurrentWeights<T> w = layers[k];
+            var (gih, ghh, gbi, gbh) = w.SplitGradient(g.LayerParameterGradients[k]);
+            string Key(string name) => string.Create(CultureInfo.InvariantCulture, $"{q.Prefix}{name}_l{k}");
+            tensors[Key("weight_ih")] = TensorData.From(gih, gates * w.HiddenSize, w.InputSize);
+            tensors[Key("weight_hh")] = TensorData.From(ghh, gates * w.HiddenSize, w.HiddenSize);
+            if (file.Contains(Key("bias_ih")))
+            {
+                tensors[Key("bias_ih")] = TensorData.From(gbi, gates * w.HiddenSize);
+                tensors[Key("bias_hh")] = TensorData.From(gbh, gates * w.HiddenSize);
+            }
+        }
+
+        tensors["inputs"] = TensorData.From(g.InputGradient, [.. x.Shape]);
+        int s = kind == RecurrentKind.Lstm ? 2 * n : n;
+        int[] stateShape = batched ? [numLayers, batch, n] : [numLayers, n];
+        if (q.H0 is not null)
+        {
+            tensors["h0"] = TensorData.From(StatePart(g.InitialStateGradient, numLayers * batch, s, 0, n), stateShape);
+        }
+
+        if (q.C0 is not null)
+        {
+            tensors["c0"] = TensorData.From(StatePart(g.InitialStateGradient, numLayers * batch, s, n, n), stateShape);
+        }
+
+        using var files = new AtomicFiles();
+        files.Stage(q.Out, "--out", stream => SafetensorsFile.Write(stream, tensors));
+        files.Commit();
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{q.Cell}, {numLayers} layer(s), B = {batch}, T = {length}: forward {MethodNames.Name(g.Forward.Method)} ({g.Forward.Iterations} iteration(s)), adjoint {g.Adjoint}; wrote {tensors.Count} gradient tensors to {q.Out}."));
+        return 0;
+    }
+
+    private static T[] StatePart<T>(T[] states, int rows, int stride, int offset, int width)
+    {
+        var part = new T[rows * width];
+        for (int r = 0; r < rows; r++)
+        {
+            states.AsSpan(r * stride + offset, width).CopyTo(part.AsSpan(r * width, width));
+        }
+
+        return part;
+    }
+}
