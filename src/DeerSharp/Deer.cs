@@ -159,12 +159,14 @@ public static class Deer
     /// <param name="options">The forward solve's options.</param>
     /// <param name="gradient">How to solve the adjoint recurrence.</param>
     /// <param name="initialState">h0, B·S values, or empty for zeros.</param>
+    /// <param name="warmStart">A starting trajectory for an iterative forward pass (e.g. <see cref="Training.WarmStarts{T}"/>), or empty.</param>
     public static GradientResult<T> Gradient<TCell, T>(TCell cell, ReadOnlySpan<T> inputs, int batchSize, int length, ReadOnlySpan<T> outputCotangent,
-        SolveOptions? options = null, GradientOptions? gradient = null, ReadOnlySpan<T> initialState = default)
+        SolveOptions? options = null, GradientOptions? gradient = null, ReadOnlySpan<T> initialState = default, ReadOnlySpan<T> warmStart = default)
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var r = Solvers.Adjoint.Gradient(cell, inputs, batchSize, length, outputCotangent, initialState, options, gradient);
+        SolveResult<T>? forward = warmStart.IsEmpty ? null : Solvers.Solver.Solve(cell, inputs, batchSize, length, initialState, warmStart, options);
+        var r = Solvers.Adjoint.Gradient(cell, inputs, batchSize, length, outputCotangent, initialState, options, gradient, solved: forward);
         return new GradientResult<T>(r.Forward, [r.Parameters], r.Inputs, r.InitialStates, r.Method);
     }
 

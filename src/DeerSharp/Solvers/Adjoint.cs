@@ -47,22 +47,25 @@ internal static class Adjoint
         var dInputs = new T[(long)batchSize * length * d];
         var dInitial = new T[(long)batchSize * s];
         T[] x = inputs.ToArray(), h0 = initialState.IsEmpty ? new T[(long)batchSize * s] : initialState.ToArray(), cot = outputCotangent.ToArray();
-        object gate = new();
+        // Each sequence's gradient in its own array, summed in sequence order afterwards: the same bits on every run.
         int inner = batchSize >= cores ? 1 : cores;
+        var perSequence = new T[batchSize][];
         Parallel.For(0, batchSize, new ParallelOptions { MaxDegreeOfParallelism = batchSize >= cores ? cores : 1 }, b =>
         {
             var local = new T[parameters.Length];
             Sequence(cell, x.AsSpan(b * length * d, length * d), forward.States.AsSpan(b * length * s, length * s), h0.AsSpan(b * s, s),
                 cot.AsSpan(b * length * o, length * o), local, dInputs.AsSpan(b * length * d, length * d), dInitial.AsSpan(b * s, s),
                 method, inner, options.CancellationToken);
-            lock (gate)
-            {
-                for (int i = 0; i < local.Length; i++)
-                {
-                    parameters[i] += local[i];
-                }
-            }
+            perSequence[b] = local;
         });
+        foreach (T[] local in perSequence)
+        {
+            for (int i = 0; i < local.Length; i++)
+            {
+                parameters[i] += local[i];
+            }
+        }
+
         return new Result<T>(forward, parameters, dInputs, dInitial, method);
     }
 
@@ -187,33 +190,35 @@ internal static class Adjoint
             w.AsSpan((length - 1 - t) * s, s).CopyTo(adjoints.AsSpan(t * s, s));
         }
 
-        // 3. Every step's backward product at once: parameter gradients summed per block, then over blocks.
+        // 3. Every step's backward product at once, in a fixed partition of the blocks: each chunk sums its blocks' parameter
+        //    gradients in order, and the chunks are summed in order, so the result does not depend on scheduling.
         var stepPrevious = new T[length * s];
         T[] inputsCopy = x.ToArray();
         var inputGradients = new T[length * d];
-        var total = new T[parameters.Length];
-        object gate = new();
-        Parallel.For(0, blocks, parallel, () => (new T[local.BackwardWorkspaceSize(block)], new T[total.Length]), (k, _, state) =>
+        int chunks = Math.Min(blocks, 4 * Math.Max(1, cores));
+        int parameterCount = parameters.Length;
+        var perChunk = new T[chunks][];
+        Parallel.For(0, chunks, parallel, c =>
         {
-            int t0 = k * block, count = Math.Min(block, length - t0);
-            local.BackwardBlock(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), inputsCopy.AsSpan(t0 * d, count * d),
-                adjoints.AsSpan(t0 * s, count * s), stepPrevious.AsSpan(t0 * s, count * s), inputGradients.AsSpan(t0 * d, count * d),
-                state.Item2, state.Item1, count);
-            return state;
-        }, state =>
-        {
-            lock (gate)
+            var ws = new T[local.BackwardWorkspaceSize(block)];
+            var sum = new T[parameterCount];
+            for (int k = (int)((long)blocks * c / chunks); k < (int)((long)blocks * (c + 1) / chunks); k++)
             {
-                for (int i = 0; i < total.Length; i++)
-                {
-                    total[i] += state.Item2[i];
-                }
+                int t0 = k * block, count = Math.Min(block, length - t0);
+                local.BackwardBlock(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), inputsCopy.AsSpan(t0 * d, count * d),
+                    adjoints.AsSpan(t0 * s, count * s), stepPrevious.AsSpan(t0 * s, count * s), inputGradients.AsSpan(t0 * d, count * d),
+                    sum, ws, count);
             }
+
+            perChunk[c] = sum;
         });
 
-        for (int i = 0; i < total.Length; i++)
+        foreach (T[] sum in perChunk)
         {
-            parameters[i] += total[i];
+            for (int i = 0; i < sum.Length; i++)
+            {
+                parameters[i] += sum[i];
+            }
         }
 
         inputGradients.CopyTo(dInputs);
