@@ -165,6 +165,49 @@ public class GradientTests
         }
     }
 
+    /// <summary>h' = tanh(a ⊙ h + B x + c), with θ = [a (2), B (2×1), c (2)].</summary>
+    private readonly struct Leaky : IParameterizedRecurrence
+    {
+        public int StateSize => 2;
+
+        public int InputSize => 1;
+
+        public int ParameterCount => 6;
+
+        public void Apply<TNum>(ReadOnlySpan<TNum> h, ReadOnlySpan<TNum> x, ReadOnlySpan<TNum> p, Span<TNum> next)
+            where TNum : System.Numerics.IFloatingPointIeee754<TNum>
+        {
+            next[0] = TNum.Tanh(p[0] * h[0] + p[2] * x[0] + p[4] + h[1] * h[1] * TNum.CreateTruncating(0.1));
+            next[1] = TNum.Tanh(p[1] * h[1] + p[3] * x[0] + p[5]);
+        }
+    }
+
+    [Fact]
+    public void Custom_cell_parameters_are_differentiated_by_AD()
+    {
+        var rnd = new Random();
+        double[] theta = Numbers.Uniform(rnd, 6, 1.2), x = Numbers.Uniform(rnd, B * 50), c = Numbers.Uniform(rnd, B * 50 * 2);
+        double LossAt(double[] p) =>
+            Deer.Solve(new ParameterizedCell<Leaky, double>(new Leaky(), p), x, B, 50, new SolveOptions { Method = SolveMethod.Sequential })
+                .States.Zip(c).Sum(q => q.First * q.Second);
+        var cell = new ParameterizedCell<Leaky, double>(new Leaky(), theta);
+        GradientResult<double> g = Deer.Gradient(cell, x, B, 50, c, Tight with { Method = SolveMethod.Deer }, new GradientOptions { Adjoint = AdjointMethod.Scan });
+        GradientResult<double> bptt = Deer.Gradient(cell, x, B, 50, c, Tight with { Method = SolveMethod.Sequential }, new GradientOptions { Adjoint = AdjointMethod.Sequential });
+        Relative(bptt.ParameterGradient, g.ParameterGradient, "parameterized: parameters");
+        Assert.Equal(6, g.ParameterGradient.Length);
+        for (int j = 0; j < 6; j++)
+        {
+            const double H = 1e-6;
+            double[] up = (double[])theta.Clone(), down = (double[])theta.Clone();
+            up[j] += H;
+            down[j] -= H;
+            double n = (LossAt(up) - LossAt(down)) / (2 * H);
+            Assert.True(Math.Abs(g.ParameterGradient[j] - n) <= 1e-6 * Math.Max(1, Math.Abs(n)), $"θ[{j}]: {g.ParameterGradient[j]} vs {n}");
+        }
+
+        Assert.Equal("parameters", Assert.Throws<ArgumentException>(() => new ParameterizedCell<Leaky, double>(new Leaky(), new double[5])).ParamName);
+    }
+
     [Fact]
     public void A_mis_shaped_cotangent_is_refused_by_name()
     {

@@ -1,24 +1,17 @@
 using System.Numerics;
-using System.Runtime.InteropServices;
-using DeerSharp.AutoDiff;
 
 namespace DeerSharp.Cells;
 
 /// <summary>
-/// A cell for a user's <see cref="IRecurrence"/>, whose Jacobian comes from forward-mode automatic differentiation:
-/// column j of J is the derivative of f along the unit vector e_j, one dual-number evaluation of f per column.
+/// A cell for a user's <see cref="IRecurrence"/>, differentiated by forward-mode automatic differentiation: the
+/// Jacobian (and its diagonal) costs S dual-number evaluations of f, a backward step S + d. For a recurrence with
+/// parameters to train, use <see cref="ParameterizedCell{TFunction, T}"/>, which adds their gradient.
 /// </summary>
-/// <remarks>
-/// The full Jacobian and its diagonal both cost S evaluations of f on dual numbers. A hand-written
-/// <see cref="IRecurrentCell{T}"/> is faster where that matters (the built-in GRU's diagonal costs O(S)).
-/// </remarks>
 public readonly struct AutoDiffCell<TFunction, T> : IDifferentiableCell<T>
     where TFunction : IRecurrence
     where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private readonly TFunction _f;
-    private readonly int _stateSize;
-    private readonly int _inputSize;
+    private readonly ParameterizedCell<Unparameterized<TFunction>, T> _cell;
 
     /// <summary>Wraps <paramref name="function"/>.</summary>
     public AutoDiffCell(TFunction function)
@@ -28,177 +21,60 @@ public readonly struct AutoDiffCell<TFunction, T> : IDifferentiableCell<T>
             throw new ArgumentNullException(nameof(function));
         }
 
-        _stateSize = function.StateSize;
-        _inputSize = function.InputSize;
-        if (_stateSize < 1)
+        if (function.StateSize < 1)
         {
-            throw new ArgumentException($"The recurrence's StateSize must be at least 1; it is {_stateSize}.", nameof(function));
+            throw new ArgumentException($"The recurrence's StateSize must be at least 1; it is {function.StateSize}.", nameof(function));
         }
 
-        if (_inputSize < 0)
+        if (function.InputSize < 0)
         {
-            throw new ArgumentException($"The recurrence's InputSize must not be negative; it is {_inputSize}.", nameof(function));
+            throw new ArgumentException($"The recurrence's InputSize must not be negative; it is {function.InputSize}.", nameof(function));
         }
 
-        _f = function;
+        _cell = new ParameterizedCell<Unparameterized<TFunction>, T>(new Unparameterized<TFunction>(function), []);
     }
 
     /// <summary>The wrapped recurrence.</summary>
-    public TFunction Function => _f;
+    public TFunction Function => _cell.Function.Function;
 
     /// <inheritdoc/>
-    public int StateSize => _stateSize;
+    public int StateSize => _cell.StateSize;
 
     /// <inheritdoc/>
-    public int InputSize => _inputSize;
+    public int InputSize => _cell.InputSize;
 
     /// <inheritdoc/>
-    public int OutputSize => _stateSize;
+    public int OutputSize => _cell.OutputSize;
 
     /// <summary>The projection is the input itself: f sees x_t unchanged.</summary>
-    public int ProjectionSize => _inputSize;
-
-    /// <summary>Room for the dual state, input and output (two T each).</summary>
-    public int WorkspaceSize => 2 * (2 * _stateSize + _inputSize);
+    public int ProjectionSize => _cell.ProjectionSize;
 
     /// <inheritdoc/>
-    public int BlockWorkspaceSize(int count) => WorkspaceSize;
+    public int WorkspaceSize => _cell.WorkspaceSize;
 
-    /// <inheritdoc/>
-    public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) =>
-        inputs[..(count * _inputSize)].CopyTo(projections);
-
-    /// <inheritdoc/>
-    public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
-        Span<T> workspace, int count)
-    {
-        int s = _stateSize, d = _inputSize;
-        for (int i = 0; i < count; i++)
-        {
-            ReadOnlySpan<T> state = states.Slice(i * s, s), x = projections.Slice(i * d, d);
-            Span<T> f = next.Slice(i * s, s);
-            switch (mode)
-            {
-                case JacobianMode.Full:
-                    EvaluateJacobian(state, x, f, jacobians.Slice(i * s * s, s * s), workspace);
-                    break;
-                case JacobianMode.Diagonal:
-                    EvaluateJacobianDiagonal(state, x, f, jacobians.Slice(i * s, s), workspace);
-                    break;
-                default:
-                    _f.Apply(state, x, f);
-                    break;
-            }
-        }
-    }
-
-    /// <inheritdoc/>
-    public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace) =>
-        _f.Apply(state, projection, next);
-
-    /// <summary>A plain recurrence has no parameters to differentiate; its inputs and states are differentiated by AD.</summary>
+    /// <summary>A plain recurrence has no parameters: its states and inputs are differentiated.</summary>
     public int ParameterCount => 0;
 
     /// <inheritdoc/>
-    public int BackwardWorkspaceSize(int count) => WorkspaceSize + _stateSize * _stateSize + _stateSize;
+    public int BlockWorkspaceSize(int count) => _cell.BlockWorkspaceSize(count);
 
-    /// <summary>J_iᵀ v and (∂f/∂x_i)ᵀ v by forward-mode AD: S + d dual-number evaluations of f per step.</summary>
+    /// <inheritdoc/>
+    public int BackwardWorkspaceSize(int count) => _cell.BackwardWorkspaceSize(count);
+
+    /// <inheritdoc/>
+    public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _cell.ProjectInputs(inputs, projections, count);
+
+    /// <inheritdoc/>
+    public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace) =>
+        _cell.Evaluate(state, projection, next, workspace);
+
+    /// <inheritdoc/>
+    public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
+        Span<T> workspace, int count) =>
+        _cell.EvaluateBlock(states, projections, next, jacobians, mode, workspace, count);
+
+    /// <inheritdoc/>
     public void BackwardBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> inputs, ReadOnlySpan<T> adjoints,
-        Span<T> previousAdjoints, Span<T> inputAdjoints, Span<T> gradient, Span<T> workspace, int count)
-    {
-        int s = _stateSize, d = _inputSize;
-        Span<T> jacobian = workspace.Slice(WorkspaceSize, s * s), next = workspace.Slice(WorkspaceSize + s * s, s);
-        for (int k = 0; k < count; k++)
-        {
-            ReadOnlySpan<T> state = states.Slice(k * s, s), x = inputs.Slice(k * d, d), v = adjoints.Slice(k * s, s);
-            EvaluateJacobian(state, x, next, jacobian, workspace);
-            Span<T> previous = previousAdjoints.Slice(k * s, s);
-            for (int j = 0; j < s; j++)
-            {
-                T sum = T.Zero;
-                for (int i = 0; i < s; i++)
-                {
-                    sum += jacobian[i * s + j] * v[i];
-                }
-
-                previous[j] = sum;
-            }
-
-            Span<Dual<T>> ds = DualSpans(workspace, state, x, out Span<Dual<T>> dx, out Span<Dual<T>> dnext);
-            for (int j = 0; j < d; j++)
-            {
-                dx[j] = Dual<T>.Variable(x[j]);
-                _f.Apply<Dual<T>>(ds, dx, dnext);
-                dx[j] = Dual<T>.Constant(x[j]);
-                T sum = T.Zero;
-                for (int i = 0; i < s; i++)
-                {
-                    sum += dnext[i].Derivative * v[i];
-                }
-
-                inputAdjoints[k * d + j] = sum;
-            }
-        }
-    }
-
-    /// <summary>f and its full Jacobian at one state: S dual-number evaluations of f.</summary>
-    private void EvaluateJacobian(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> jacobian, Span<T> workspace)
-    {
-        int s = _stateSize;
-        Span<Dual<T>> ds = DualSpans(workspace, state, projection, out Span<Dual<T>> dx, out Span<Dual<T>> dnext);
-        for (int j = 0; j < s; j++)
-        {
-            ds[j] = Dual<T>.Variable(state[j]);
-            _f.Apply<Dual<T>>(ds, dx, dnext);
-            ds[j] = Dual<T>.Constant(state[j]);
-            for (int i = 0; i < s; i++)
-            {
-                jacobian[i * s + j] = dnext[i].Derivative;
-            }
-        }
-
-        for (int i = 0; i < s; i++)
-        {
-            next[i] = dnext[i].Value;
-        }
-    }
-
-    /// <summary>f and its Jacobian's diagonal at one state: S dual-number evaluations of f.</summary>
-    private void EvaluateJacobianDiagonal(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> diagonal, Span<T> workspace)
-    {
-        int s = _stateSize;
-        Span<Dual<T>> ds = DualSpans(workspace, state, projection, out Span<Dual<T>> dx, out Span<Dual<T>> dnext);
-        for (int j = 0; j < s; j++)
-        {
-            ds[j] = Dual<T>.Variable(state[j]);
-            _f.Apply<Dual<T>>(ds, dx, dnext);
-            ds[j] = Dual<T>.Constant(state[j]);
-            diagonal[j] = dnext[j].Derivative;
-        }
-
-        for (int i = 0; i < s; i++)
-        {
-            next[i] = dnext[i].Value;
-        }
-    }
-
-    /// <summary>Lays the dual state, input and output over the workspace; inputs become constants.</summary>
-    private Span<Dual<T>> DualSpans(Span<T> workspace, ReadOnlySpan<T> state, ReadOnlySpan<T> input, out Span<Dual<T>> dx, out Span<Dual<T>> dnext)
-    {
-        Span<Dual<T>> all = MemoryMarshal.Cast<T, Dual<T>>(workspace[..WorkspaceSize]);
-        Span<Dual<T>> ds = all[.._stateSize];
-        dx = all.Slice(_stateSize, _inputSize);
-        dnext = all.Slice(_stateSize + _inputSize, _stateSize);
-        for (int i = 0; i < _stateSize; i++)
-        {
-            ds[i] = Dual<T>.Constant(state[i]);
-        }
-
-        for (int i = 0; i < _inputSize; i++)
-        {
-            dx[i] = Dual<T>.Constant(input[i]);
-        }
-
-        return ds;
-    }
+        Span<T> previousAdjoints, Span<T> inputAdjoints, Span<T> gradient, Span<T> workspace, int count) =>
+        _cell.BackwardBlock(states, projections, inputs, adjoints, previousAdjoints, inputAdjoints, gradient, workspace, count);
 }
