@@ -57,7 +57,9 @@ public class TrainingTests
         List<double> bptt = Train(SolveMethod.Sequential, AdjointMethod.Sequential, seed, 60);
         for (int i = 0; i < deer.Count; i++)
         {
-            Assert.True(Math.Abs(deer[i] - bptt[i]) <= 1e-8 * Math.Max(1, bptt[i]), $"seed {seed}, step {i}: DEER loss {deer[i]}, BPTT loss {bptt[i]}");
+            // Both gradients are exact (tested to 1e-8 elsewhere); what separates the runs is the forward solve's rounding,
+            // which Adam carries forward, so the curves drift apart slowly over the steps.
+            Assert.True(Math.Abs(deer[i] - bptt[i]) <= 1e-6 * Math.Max(1, bptt[i]), $"seed {seed}, step {i}: DEER loss {deer[i]}, BPTT loss {bptt[i]}");
         }
 
         double first = bptt.Take(5).Average(), last = bptt.TakeLast(5).Average();
