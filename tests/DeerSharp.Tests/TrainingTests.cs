@@ -49,21 +49,49 @@ public class TrainingTests
         return losses;
     }
 
+    /// <summary>
+    /// One training run, evaluated at every step by DEER (Newton forward, adjoint scan) and by the loop with BPTT at the
+    /// same parameters: equal losses and gradients (1e-8 relative). Two separate runs would not do: Adam divides by √v, so
+    /// a coordinate whose gradient is near zero moves by about ±lr with the sign that rounding picks, and two exact
+    /// gradient runs drift apart however precise each gradient is.
+    /// </summary>
     [Fact]
-    public void DEER_and_BPTT_training_follow_the_same_loss_curve_and_it_falls()
+    public void DEER_and_BPTT_give_the_same_loss_and_gradient_at_every_training_step()
     {
         int seed = Random.Shared.Next();
-        List<double> deer = Train(SolveMethod.Deer, AdjointMethod.Scan, seed, 60);
-        List<double> bptt = Train(SolveMethod.Sequential, AdjointMethod.Sequential, seed, 60);
-        for (int i = 0; i < deer.Count; i++)
+        var model = new GruClassifier<double>(1, N, 2, new Random(seed));
+        var adam = new Adam<double>(model.Parameters.Arrays, learningRate: 0.05);
+        var data = new Random(seed + 1);
+        var deerOptions = new SolveOptions { Method = SolveMethod.Deer, AbsoluteTolerance = 1e-12, RelativeTolerance = 1e-12 };
+        var loopOptions = new SolveOptions { Method = SolveMethod.Sequential };
+        for (int step = 0; step < 20; step++)
         {
-            // Both gradients are exact (tested to 1e-8 elsewhere); what separates the runs is the forward solve's rounding,
-            // which Adam carries forward, so the curves drift apart slowly over the steps.
-            Assert.True(Math.Abs(deer[i] - bptt[i]) <= 1e-6 * Math.Max(1, bptt[i]), $"seed {seed}, step {i}: DEER loss {deer[i]}, BPTT loss {bptt[i]}");
-        }
+            var (x, labels) = Batch(data);
+            BatchResult<double> deer = model.Evaluate(x, B, T, labels, deerOptions, true, new GradientOptions { Adjoint = AdjointMethod.Scan });
+            BatchResult<double> bptt = model.Evaluate(x, B, T, labels, loopOptions, true, new GradientOptions { Adjoint = AdjointMethod.Sequential });
+            Assert.True(Math.Abs(deer.Loss - bptt.Loss) <= 1e-10 * Math.Max(1, bptt.Loss), $"seed {seed}, step {step}: losses {deer.Loss} and {bptt.Loss}");
+            foreach (string name in model.Parameters.Names)
+            {
+                double[] a = deer.Gradients![name], e = bptt.Gradients![name];
+                double scale = Math.Max(1e-12, e.Max(Math.Abs));
+                Assert.True(Numbers.MaxAbsDiff(e, a) <= 1e-8 * scale, $"seed {seed}, step {step}, {name}: DEER and BPTT gradients differ");
+            }
 
-        double first = bptt.Take(5).Average(), last = bptt.TakeLast(5).Average();
-        Assert.True(last < 0.8 * first, $"seed {seed}: the mean loss of the first five steps was {first}, of the last five {last}");
+            GradientClipping.ClipByGlobalNorm(bptt.Gradients!.Arrays, 1.0);
+            adam.Step(bptt.Gradients.Arrays);
+        }
+    }
+
+    /// <summary>
+    /// A small training run lowers the loss. A fixed seed: how fast a small GRU leaves the ln 2 plateau depends on its
+    /// initialisation, and a test of "it learns" should not depend on a lucky draw.
+    /// </summary>
+    [Fact]
+    public void A_small_training_run_lowers_the_loss()
+    {
+        List<double> losses = Train(SolveMethod.Deer, AdjointMethod.Scan, 2024, 60);
+        double first = losses.Take(5).Average(), last = losses.TakeLast(5).Average();
+        Assert.True(last < 0.5 * first, $"the mean loss of the first five steps was {first}, of the last five {last}");
     }
 
     [Fact]
