@@ -14,35 +14,11 @@ internal static class GradCommand
 {
     public static Command Create(TextWriter stdout)
     {
-        var cell = new Option<string>("--cell") { Description = "The module type.", Required = true };
-        cell.AcceptOnlyFromAmong("rnn", "gru", "lstm");
-        var weights = new Option<string>("--weights") { Description = "The module's state_dict as safetensors.", Required = true };
-        var inputs = new Option<string>("--inputs") { Description = "Inputs as .npy, [T, d] or [B, T, d].", Required = true };
+        var module = new ModuleOptions("Output safetensors of gradients.");
         var cotangent = new Option<string>("--cotangent") { Description = "dL/d(output) as .npy, shaped like deer run's output.", Required = true };
-        var h0 = new Option<string?>("--h0") { Description = "Initial hidden state as .npy, [num_layers, B, n] or [num_layers, n]." };
-        var c0 = new Option<string?>("--c0") { Description = "Initial LSTM cell state as .npy, shaped like --h0." };
-        var method = new Option<string>("--method") { Description = "Forward solution method.", DefaultValueFactory = _ => "auto" };
-        method.AcceptOnlyFromAmong(MethodNames.All);
-        var dtype = new Option<string?>("--dtype") { Description = "Element type; defaults to the inputs' type." };
-        dtype.AcceptOnlyFromAmong("float32", "float64");
-        var atol = new Option<double?>("--atol") { Description = "Absolute tolerance of the forward solve." };
-        var rtol = new Option<double?>("--rtol") { Description = "Relative tolerance of the forward solve." };
-        var maxIter = new Option<int?>("--max-iter") { Description = "Most iterations of an iterative forward method." };
-        var output = new Option<string>("--out") { Description = "Output safetensors of gradients.", Required = true };
-        var prefix = new Option<string>("--prefix") { Description = "Key prefix of the module inside a larger state_dict.", DefaultValueFactory = _ => "" };
-        var fallback = new Option<string?>("--fallback") { Description = "If the forward method does not converge, use this one instead of exiting with code 3." };
-        fallback.AcceptOnlyFromAmong("sequential");
-        var command = new Command("grad", "Gradients of a PyTorch RNN/GRU/LSTM for a given dL/d(output), as autograd's output.backward(C).")
-        {
-            cell, weights, inputs, cotangent, h0, c0, method, dtype, atol, rtol, maxIter, output, prefix, fallback,
-        };
-        command.SetAction(r =>
-        {
-            var q = new RunCommand.Request(r.GetValue(cell)!, r.GetValue(weights)!, r.GetValue(inputs)!, r.GetValue(h0), r.GetValue(c0),
-                MethodNames.Parse(r.GetValue(method)!), r.GetValue(dtype), r.GetValue(atol), r.GetValue(rtol), r.GetValue(maxIter),
-                r.GetValue(output)!, null, r.GetValue(prefix) ?? "", r.GetValue(fallback) == "sequential");
-            return Execute(q, r.GetValue(cotangent)!, stdout);
-        });
+        var command = new Command("grad", "Gradients of a PyTorch RNN/GRU/LSTM for a given dL/d(output), as autograd's output.backward(C).") { cotangent };
+        module.AddTo(command);
+        command.SetAction(r => Execute(module.Read(r, report: null), r.GetValue(cotangent)!, stdout));
         return command;
     }
 

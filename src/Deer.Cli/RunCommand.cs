@@ -18,33 +18,11 @@ internal static class RunCommand
 
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var cell = new Option<string>("--cell") { Description = "The module type.", Required = true };
-        cell.AcceptOnlyFromAmong("rnn", "gru", "lstm");
-        var weights = new Option<string>("--weights") { Description = "The module's state_dict as safetensors (weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}).", Required = true };
-        var inputs = new Option<string>("--inputs") { Description = "Inputs as .npy, [T, d] or [B, T, d] (batch first).", Required = true };
-        var h0 = new Option<string?>("--h0") { Description = "Initial hidden state as .npy, [num_layers, B, n] or [num_layers, n] when unbatched." };
-        var c0 = new Option<string?>("--c0") { Description = "Initial LSTM cell state as .npy, shaped like --h0." };
-        var method = new Option<string>("--method") { Description = "Solution method.", DefaultValueFactory = _ => "auto" };
-        method.AcceptOnlyFromAmong(MethodNames.All);
-        var dtype = new Option<string?>("--dtype") { Description = "Element type of the solve and the output; defaults to the inputs' type." };
-        dtype.AcceptOnlyFromAmong("float32", "float64");
-        var atol = new Option<double?>("--atol") { Description = "Absolute tolerance on the fixed-point residual (default 1e-5 float32, 1e-10 float64)." };
-        var rtol = new Option<double?>("--rtol") { Description = "Relative tolerance on the fixed-point residual (same defaults)." };
-        var maxIter = new Option<int?>("--max-iter") { Description = "Most iterations of an iterative method (default 100 DEER, 500 others, capped at T)." };
-        var output = new Option<string>("--out") { Description = "Output .npy: [B, T, n], or [T, n] for unbatched inputs.", Required = true };
+        var module = new ModuleOptions("Output .npy: [B, T, n], or [T, n] for unbatched inputs.");
         var report = new Option<string?>("--report") { Description = "Write a JSON report of the solve here." };
-        var prefix = new Option<string>("--prefix") { Description = "Key prefix of the module inside a larger state_dict (e.g. 'encoder.rnn.').", DefaultValueFactory = _ => "" };
-        var fallback = new Option<string?>("--fallback") { Description = "If the chosen method does not converge, re-solve with this method instead of exiting with code 3." };
-        fallback.AcceptOnlyFromAmong("sequential");
-
-        var command = new Command("run", "Evaluate a PyTorch RNN/GRU/LSTM on .npy inputs and write its output as .npy.")
-        {
-            cell, weights, inputs, h0, c0, method, dtype, atol, rtol, maxIter, output, report, prefix, fallback,
-        };
-        command.SetAction(r => Execute(new Request(
-            r.GetValue(cell)!, r.GetValue(weights)!, r.GetValue(inputs)!, r.GetValue(h0), r.GetValue(c0), MethodNames.Parse(r.GetValue(method)!),
-            r.GetValue(dtype), r.GetValue(atol), r.GetValue(rtol), r.GetValue(maxIter), r.GetValue(output)!, r.GetValue(report),
-            r.GetValue(prefix) ?? "", r.GetValue(fallback) == "sequential"), stdout, stderr));
+        var command = new Command("run", "Evaluate a PyTorch RNN/GRU/LSTM on .npy inputs and write its output as .npy.") { report };
+        module.AddTo(command);
+        command.SetAction(r => Execute(module.Read(r, r.GetValue(report)), stdout, stderr));
         return command;
     }
 

@@ -16,11 +16,7 @@ public class TorchAgreementTests
     {
         using var dir = new TempDir();
         int seed = Random.Shared.Next();
-        string script = Path.Combine(AppContext.BaseDirectory, "python", "torch_fixtures.py");
-        (int code, string output) = PythonTorch.Run(PythonTorch.Interpreter!, [script, dir.Path, seed.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromMinutes(3));
-        Assert.True(code == 0, $"torch_fixtures.py failed: {output}");
-
-        using JsonDocument cases = JsonDocument.Parse(File.ReadAllText(dir.File("cases.json")));
+        using JsonDocument cases = Fixtures(dir, seed);
         var failures = new List<string>();
         int runs = 0;
         foreach (JsonElement c in cases.RootElement.EnumerateArray())
@@ -82,10 +78,7 @@ public class TorchAgreementTests
     {
         using var dir = new TempDir();
         int seed = Random.Shared.Next();
-        string script = Path.Combine(AppContext.BaseDirectory, "python", "torch_fixtures.py");
-        (int code, string output) = PythonTorch.Run(PythonTorch.Interpreter!, [script, dir.Path, seed.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromMinutes(3));
-        Assert.True(code == 0, $"torch_fixtures.py failed: {output}");
-        using JsonDocument cases = JsonDocument.Parse(File.ReadAllText(dir.File("cases.json")));
+        using JsonDocument cases = Fixtures(dir, seed);
         var failures = new List<string>();
         int compared = 0;
         foreach (JsonElement c in cases.RootElement.EnumerateArray())
@@ -143,6 +136,15 @@ public class TorchAgreementTests
 
         Assert.True(compared > 200, $"only {compared} tensors compared");
         Assert.True(failures.Count == 0, $"seed {seed}:\n" + string.Join("\n", failures));
+    }
+
+    /// <summary>Runs torch_fixtures.py into <paramref name="dir"/> with fresh random weights and data; returns its case list.</summary>
+    private static JsonDocument Fixtures(TempDir dir, int seed)
+    {
+        string script = Path.Combine(AppContext.BaseDirectory, "python", "torch_fixtures.py");
+        (int code, string output) = PythonTorch.Run(PythonTorch.Interpreter!, [script, dir.Path, seed.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromMinutes(3));
+        Assert.True(code == 0, $"torch_fixtures.py failed: {output}");
+        return JsonDocument.Parse(File.ReadAllText(dir.File("cases.json")));
     }
 
     private static double MaxAbsDiff(double[] a, double[] b)

@@ -1,0 +1,46 @@
+using System.CommandLine;
+
+namespace DeerSharp.Cli;
+
+/// <summary>
+/// The options `deer run` and `deer grad` share: the module (cell, weights, prefix), its inputs and initial states, and
+/// the solve (method, dtype, tolerances, limit, fallback), plus --out.
+/// </summary>
+internal sealed class ModuleOptions
+{
+    private readonly Option<string> _cell = new("--cell") { Description = "The module type.", Required = true };
+    private readonly Option<string> _weights = new("--weights") { Description = "The module's state_dict as safetensors (weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}).", Required = true };
+    private readonly Option<string> _inputs = new("--inputs") { Description = "Inputs as .npy, [T, d] or [B, T, d] (batch first).", Required = true };
+    private readonly Option<string?> _h0 = new("--h0") { Description = "Initial hidden state as .npy, [num_layers, B, n] or [num_layers, n] when unbatched." };
+    private readonly Option<string?> _c0 = new("--c0") { Description = "Initial LSTM cell state as .npy, shaped like --h0." };
+    private readonly Option<string> _method = new("--method") { Description = "Solution method of the forward pass.", DefaultValueFactory = _ => "auto" };
+    private readonly Option<string?> _dtype = new("--dtype") { Description = "Element type of the solve and the output; defaults to the inputs' type." };
+    private readonly Option<double?> _atol = new("--atol") { Description = "Absolute tolerance on the fixed-point residual (default 1e-5 float32, 1e-10 float64)." };
+    private readonly Option<double?> _rtol = new("--rtol") { Description = "Relative tolerance on the fixed-point residual (same defaults)." };
+    private readonly Option<int?> _maxIter = new("--max-iter") { Description = "Most iterations of an iterative method (default 100 DEER, 500 others, capped at T)." };
+    private readonly Option<string> _prefix = new("--prefix") { Description = "Key prefix of the module inside a larger state_dict (e.g. 'encoder.rnn.').", DefaultValueFactory = _ => "" };
+    private readonly Option<string?> _fallback = new("--fallback") { Description = "If the chosen method does not converge, use this one instead of exiting with code 3." };
+    private readonly Option<string> _out;
+
+    public ModuleOptions(string outDescription)
+    {
+        _cell.AcceptOnlyFromAmong("rnn", "gru", "lstm");
+        _method.AcceptOnlyFromAmong(MethodNames.All);
+        _dtype.AcceptOnlyFromAmong("float32", "float64");
+        _fallback.AcceptOnlyFromAmong("sequential");
+        _out = new Option<string>("--out") { Description = outDescription, Required = true };
+    }
+
+    public void AddTo(Command command)
+    {
+        foreach (Option option in new Option[] { _cell, _weights, _inputs, _h0, _c0, _method, _dtype, _atol, _rtol, _maxIter, _out, _prefix, _fallback })
+        {
+            command.Add(option);
+        }
+    }
+
+    public RunCommand.Request Read(ParseResult r, string? report) => new(
+        r.GetValue(_cell)!, r.GetValue(_weights)!, r.GetValue(_inputs)!, r.GetValue(_h0), r.GetValue(_c0), MethodNames.Parse(r.GetValue(_method)!),
+        r.GetValue(_dtype), r.GetValue(_atol), r.GetValue(_rtol), r.GetValue(_maxIter), r.GetValue(_out)!, report,
+        r.GetValue(_prefix) ?? "", r.GetValue(_fallback) == "sequential");
+}
