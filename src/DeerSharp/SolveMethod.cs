@@ -34,4 +34,11 @@ public enum SolveMethod
     /// Slower per iteration than quasi-DEER but it does not blow up where quasi-DEER and DEER do. O(T n).
     /// </summary>
     QuasiElk,
+
+    /// <summary>
+    /// For linear-surrogate cells (<see cref="Cells.ILinearSurrogateCell{T}"/>: GILR, GILR-LSTM): the exact trajectory from
+    /// the model's own scans, no Newton iteration. Reported as 1 iteration, its residual checked like every other method's.
+    /// <see cref="Auto"/> picks it for those cells; asking for it on any other cell is an error.
+    /// </summary>
+    Scan,
 }

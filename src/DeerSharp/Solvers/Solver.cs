@@ -55,7 +55,14 @@ internal static partial class Solver
         Require.Finite(warmStart, nameof(warmStart), batchSize, length, s);
 
         var clock = Stopwatch.StartNew();
-        var settings = SolverSettings<T>.Resolve(options, batchSize, length, s, layer);
+        bool surrogate = cell is ILinearSurrogateCell<T>;
+        if (options.Method == SolveMethod.Scan && !surrogate)
+        {
+            throw new ArgumentException(
+                $"SolveMethod.Scan needs a linear-surrogate cell (GilrCell, GilrLstmCell: ILinearSurrogateCell); {typeof(TCell).Name} is not one.", nameof(options));
+        }
+
+        var settings = SolverSettings<T>.Resolve(options, batchSize, length, s, layer, surrogate);
         var states = new T[stepsTotal * s];
         var outcomes = new SequenceOutcome[batchSize];
         if (length > 0)
@@ -215,11 +222,31 @@ internal static partial class Solver
             return SolveSequential(cell, ws, length, states, settings.CancellationToken);
         }
 
-        SequenceOutcome outcome = settings.Method == SolveMethod.QuasiElk
-            ? SolveDamped(cell, ws, length, warmStart, settings, sequence, window)
-            : SolveIterative(cell, ws, length, warmStart, settings, sequence, window);
+        SequenceOutcome outcome = settings.Method switch
+        {
+            SolveMethod.QuasiElk => SolveDamped(cell, ws, length, warmStart, settings, sequence, window),
+            SolveMethod.Scan => SolveScan(cell, ws, length, settings, sequence, window),
+            _ => SolveIterative(cell, ws, length, warmStart, settings, sequence, window),
+        };
         ws.States.AsSpan(0, length * s).CopyTo(states);
         return outcome;
+    }
+
+    /// <summary>
+    /// A linear-surrogate cell's own scans give the exact trajectory; the residual is then checked like any method's, and a
+    /// residual outside tolerance (rounding gone wrong) is reported, not hidden.
+    /// </summary>
+    private static SequenceOutcome SolveScan<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, int length, in SolverSettings<T> settings, int sequence, int window)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int s = cell.StateSize;
+        ((ILinearSurrogateCell<T>)cell).SolveLinear(ws.Projections.AsSpan(0, length * cell.ProjectionSize), ws.InitialState.AsSpan(0, s),
+            ws.States.AsSpan(0, length * s), length);
+        var (max, within, finite) = EvaluateAll(cell, ws, length, JacobianMode.None, settings, newtonTerm: false);
+        settings.Report(sequence, window, 1, max);
+        SolveStatus status = !finite ? SolveStatus.Diverged : within ? SolveStatus.Converged : SolveStatus.MaxIterationsReached;
+        return new SequenceOutcome(1, status, [max], max, status == SolveStatus.Diverged ? 1 : -1);
     }
 
     /// <summary>The input projections of all steps, split over cores in row blocks when the sequence is long.</summary>

@@ -8,10 +8,15 @@ internal readonly record struct SolverSettings<T>(SolveMethod Method, int MaxIte
     IProgress<SolveProgress>? Progress, int Layer, CancellationToken CancellationToken)
     where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public static SolverSettings<T> Resolve(SolveOptions options, int batchSize, int length, int stateSize, int layer = 0)
+    public static SolverSettings<T> Resolve(SolveOptions options, int batchSize, int length, int stateSize, int layer = 0, bool linearSurrogate = false)
     {
         int cores = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
-        SolveMethod method = options.Method == SolveMethod.Auto ? CostModel.Choose(batchSize, length, stateSize, cores) : options.Method;
+        SolveMethod method = options.Method switch
+        {
+            SolveMethod.Auto when linearSurrogate => SolveMethod.Scan,
+            SolveMethod.Auto => CostModel.Choose(batchSize, length, stateSize, cores),
+            var m => m,
+        };
         bool single = typeof(T) == typeof(float);
         double atol = options.AbsoluteTolerance ?? (single ? 1e-5 : 1e-10);
         double rtol = options.RelativeTolerance ?? (single ? 1e-5 : 1e-10);
