@@ -264,7 +264,7 @@ public class SolveApiTests
             expected[2 * t + 1] = b;
         }
 
-        foreach (SolveMethod m in Enum.GetValues<SolveMethod>())
+        foreach (SolveMethod m in Enum.GetValues<SolveMethod>().Where(m => m != SolveMethod.Scan))
         {
             SolveResult<double> r = Deer.Solve(cell, x, new SolveOptions { Method = m, Fallback = FallbackPolicy.None });
             Assert.True(r.Converged, r.ToString());

@@ -41,7 +41,7 @@ public sealed class StackedCells<TCell, T>
     /// <summary>The layers, bottom first.</summary>
     public IReadOnlyList<TCell> Layers => _layers;
 
-    internal SolveResult<T> Solve(ReadOnlySpan<T> inputs, int batchSize, int length, T[]? initialStates, SolveOptions? options)
+    internal SolveResult<T> Solve(ReadOnlySpan<T> inputs, int batchSize, int length, T[]? initialStates, SolveOptions? options, T[][]? warmStarts = null)
     {
         long statesPerLayer = 0;
         if (initialStates is not null)
@@ -58,7 +58,8 @@ public sealed class StackedCells<TCell, T>
             TCell layer = _layers[k];
             ReadOnlySpan<T> h0 = initialStates is null ? default : initialStates.AsSpan((int)statesPerLayer, batchSize * layer.StateSize);
             statesPerLayer += (long)batchSize * layer.StateSize;
-            SolveResult<T> result = Solver.Solve(layer, k == 0 ? inputs : layerInputs, batchSize, length, h0, default, options, layer: k);
+            ReadOnlySpan<T> warm = warmStarts is null ? default : warmStarts[k];
+            SolveResult<T> result = Solver.Solve(layer, k == 0 ? inputs : layerInputs, batchSize, length, h0, warm, options, layer: k);
             results.Add(result);
             if (!result.Converged)
             {
@@ -82,7 +83,7 @@ public sealed class StackedCells<TCell, T>
     }
 
     internal GradientResult<T> Gradient(ReadOnlySpan<T> inputs, int batchSize, int length, ReadOnlySpan<T> outputCotangent, T[]? initialStates,
-        SolveOptions? options, GradientOptions? gradientOptions)
+        SolveOptions? options, GradientOptions? gradientOptions, SolveResult<T>? solved = null)
     {
         if (!typeof(IDifferentiableCell<T>).IsAssignableFrom(typeof(TCell)))
         {
@@ -103,7 +104,7 @@ public sealed class StackedCells<TCell, T>
             offsets[k] = offsets[k - 1] + batchSize * _layers[k - 1].StateSize;
         }
 
-        SolveResult<T> top = Solve(inputs, batchSize, length, initialStates, options);
+        SolveResult<T> top = solved ?? Solve(inputs, batchSize, length, initialStates, options);
         if (!top.Converged)
         {
             throw new InvalidOperationException($"The forward solve did not converge, so there is no solution to differentiate at: {top.Message}");

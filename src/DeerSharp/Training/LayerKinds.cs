@@ -1,0 +1,129 @@
+using System.Globalization;
+using System.Numerics;
+using DeerSharp.Cells;
+
+namespace DeerSharp.Training;
+
+/// <summary>How a <see cref="SequenceClassifier{TLayers, TCell, T}"/> makes, names and rebuilds the layers of one cell type.</summary>
+public interface ILayerKind<TCell, T>
+    where TCell : IDifferentiableCell<T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>Adds layer <paramref name="layer"/>'s randomly initialised parameters to <paramref name="parameters"/>.</summary>
+    void Add(ParameterSet<T> parameters, int layer, int inputSize, int hiddenSize, Random random);
+
+    /// <summary>Builds layer <paramref name="layer"/>'s cell from the current parameter values.</summary>
+    TCell Build(ParameterSet<T> parameters, int layer, int inputSize, int hiddenSize);
+
+    /// <summary>Copies the cell's flat gradient into layer <paramref name="layer"/>'s arrays of <paramref name="gradients"/>.</summary>
+    void Scatter(ReadOnlySpan<T> gradient, ParameterSet<T> gradients, int layer);
+}
+
+/// <summary>Names layer parameters as PyTorch's recurrent modules do: weight_ih_l0, …</summary>
+internal static class LayerNames
+{
+    public static string Of(string name, int layer) => string.Create(CultureInfo.InvariantCulture, $"{name}_l{layer}");
+
+    public static void Scatter<T>(ReadOnlySpan<T> gradient, ParameterSet<T> gradients, int layer, params string[] names)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int offset = 0;
+        foreach (string name in names)
+        {
+            T[] target = gradients[Of(name, layer)];
+            gradient.Slice(offset, target.Length).CopyTo(target);
+            offset += target.Length;
+        }
+    }
+}
+
+/// <summary>PyTorch-style GRU layers.</summary>
+public readonly struct GruLayers<T> : ILayerKind<GruCell<T>, T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <inheritdoc/>
+    public void Add(ParameterSet<T> parameters, int layer, int inputSize, int hiddenSize, Random random) =>
+        RecurrentLayers.Add(parameters, layer, 3, inputSize, hiddenSize, random);
+
+    /// <inheritdoc/>
+    public GruCell<T> Build(ParameterSet<T> parameters, int layer, int inputSize, int hiddenSize) =>
+        new(RecurrentLayers.Weights(parameters, layer, 3, inputSize, hiddenSize));
+
+    /// <inheritdoc/>
+    public void Scatter(ReadOnlySpan<T> gradient, ParameterSet<T> gradients, int layer) =>
+        LayerNames.Scatter(gradient, gradients, layer, "weight_ih", "weight_hh", "bias_ih", "bias_hh");
+}
+
+/// <summary>PyTorch-style LSTM layers.</summary>
+public readonly struct LstmLayers<T> : ILayerKind<LstmCell<T>, T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <inheritdoc/>
+    public void Add(ParameterSet<T> parameters, int layer, int inputSize, int hiddenSize, Random random) =>
+        RecurrentLayers.Add(parameters, layer, 4, inputSize, hiddenSize, random);
+
+    /// <inheritdoc/>
+    public LstmCell<T> Build(ParameterSet<T> parameters, int layer, int inputSize, int hiddenSize) =>
+        new(RecurrentLayers.Weights(parameters, layer, 4, inputSize, hiddenSize));
+
+    /// <inheritdoc/>
+    public void Scatter(ReadOnlySpan<T> gradient, ParameterSet<T> gradients, int layer) =>
+        LayerNames.Scatter(gradient, gradients, layer, "weight_ih", "weight_hh", "bias_ih", "bias_hh");
+}
+
+/// <summary>GILR-LSTM layers (Martin &amp; Cundy): a GILR surrogate, then LSTM-style gates reading it.</summary>
+public readonly struct GilrLstmLayers<T> : ILayerKind<GilrLstmCell<T>, T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private static readonly string[] Names =
+        ["surrogate.gate.weight", "surrogate.gate.bias", "surrogate.impulse.weight", "surrogate.impulse.bias", "weight_ih", "weight_hh", "bias"];
+
+    /// <inheritdoc/>
+    public void Add(ParameterSet<T> parameters, int layer, int inputSize, int hiddenSize, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        var w = GilrLstmWeights<T>.Random(hiddenSize, inputSize, random);
+        int n = hiddenSize, d = inputSize;
+        parameters.Add(LayerNames.Of(Names[0], layer), w.Surrogate.GateWeight, n, d);
+        parameters.Add(LayerNames.Of(Names[1], layer), w.Surrogate.GateBias, n);
+        parameters.Add(LayerNames.Of(Names[2], layer), w.Surrogate.ImpulseWeight, n, d);
+        parameters.Add(LayerNames.Of(Names[3], layer), w.Surrogate.ImpulseBias, n);
+        parameters.Add(LayerNames.Of(Names[4], layer), w.WeightIH, 4 * n, d);
+        parameters.Add(LayerNames.Of(Names[5], layer), w.WeightHH, 4 * n, n);
+        parameters.Add(LayerNames.Of(Names[6], layer), w.Bias, 4 * n);
+    }
+
+    /// <inheritdoc/>
+    public GilrLstmCell<T> Build(ParameterSet<T> parameters, int layer, int inputSize, int hiddenSize)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        T[] P(int k) => parameters[LayerNames.Of(Names[k], layer)];
+        var surrogate = new GilrWeights<T>(hiddenSize, inputSize, P(0), P(1), P(2), P(3));
+        return new GilrLstmCell<T>(new GilrLstmWeights<T>(surrogate, P(4), P(5), P(6)));
+    }
+
+    /// <inheritdoc/>
+    public void Scatter(ReadOnlySpan<T> gradient, ParameterSet<T> gradients, int layer) => LayerNames.Scatter(gradient, gradients, layer, Names);
+}
+
+internal static class RecurrentLayers
+{
+    public static void Add<T>(ParameterSet<T> parameters, int layer, int gates, int inputSize, int hiddenSize, Random random)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        var w = RecurrentWeights<T>.Random(gates, hiddenSize, inputSize, random);
+        parameters.Add(LayerNames.Of("weight_ih", layer), w.WeightIH, gates * hiddenSize, inputSize);
+        parameters.Add(LayerNames.Of("weight_hh", layer), w.WeightHH, gates * hiddenSize, hiddenSize);
+        parameters.Add(LayerNames.Of("bias_ih", layer), w.BiasIH, gates * hiddenSize);
+        parameters.Add(LayerNames.Of("bias_hh", layer), w.BiasHH, gates * hiddenSize);
+    }
+
+    public static RecurrentWeights<T> Weights<T>(ParameterSet<T> parameters, int layer, int gates, int inputSize, int hiddenSize)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return new RecurrentWeights<T>(gates, hiddenSize, inputSize, parameters[LayerNames.Of("weight_ih", layer)],
+            parameters[LayerNames.Of("weight_hh", layer)], parameters[LayerNames.Of("bias_ih", layer)], parameters[LayerNames.Of("bias_hh", layer)]);
+    }
+}
