@@ -33,13 +33,15 @@ internal static class GradCommand
     private static int Execute<T>(RunCommand.Request q, TensorData x, string cotangentPath, TextWriter stdout)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        RecurrentKind kind = RunCommand.Kind(q.Cell);
         SafetensorsFile file = RunCommand.Wrap(q.Weights, "--weights", () => SafetensorsFile.Read(q.Weights));
-        RecurrentWeights<T>[] layers = RunCommand.Wrap(q.Weights, "--weights", () => TorchRecurrentWeights.Load<T>(file, kind, q.Prefix));
         bool batched = x.Rank == 3;
         int batch = batched ? x.Shape[0] : 1, length = x.Shape[batched ? 1 : 0], d = x.Shape[batched ? 2 : 1];
-        int n = layers[^1].HiddenSize, numLayers = layers.Length;
-        RunCommand.CheckWidth(q, layers, d, x);
+        bool surrogate = SurrogateModules<T>.Handles(q.Cell);
+        SurrogateModules<T>? module = surrogate ? RunCommand.Wrap(q.Weights, "--weights", () => SurrogateModules<T>.Load(file, q.Cell, q.Prefix)) : null;
+        RecurrentKind kind = surrogate ? default : RunCommand.Kind(q.Cell);
+        RecurrentWeights<T>[] layers = surrogate ? [] : RunCommand.Wrap(q.Weights, "--weights", () => TorchRecurrentWeights.Load<T>(file, kind, q.Prefix));
+        int n = module?.HiddenSize ?? layers[^1].HiddenSize, numLayers = module?.Layers ?? layers.Length;
+        RunCommand.CheckWidth(q, module?.InputSize ?? layers[0].InputSize, d, x);
         TensorData c = RunCommand.ReadNpy(cotangentPath, "--cotangent");
         int[] expected = batched ? [batch, length, n] : [length, n];
         if (!c.Shape.SequenceEqual(expected))
@@ -52,17 +54,17 @@ internal static class GradCommand
             throw new UsageException($"--cotangent {cotangentPath}: holds NaN or infinity at flat index {bad}.");
         }
 
-        T[]? initial = RunCommand.InitialStates<T>(q, layers, batch, batched);
+        T[]? initial = module is not null ? module.InitialStates(q, batch, batched) : RunCommand.InitialStates<T>(q, layers, batch, batched);
         SolveOptions options = RunCommand.Options(q, progress: null);
-        T[] inputs = x.ToArray<T>();
+        T[] inputs = x.ToArray<T>(), cotangent = c.ToArray<T>();
         GradientResult<T> g;
         try
         {
-            g = kind switch
+            g = module is not null ? module.Gradient(inputs, batch, length, cotangent, options, initial) : kind switch
             {
-                RecurrentKind.TanhRnn => Deer.Gradient(new StackedCells<TanhRnnCell<T>, T>([.. layers.Select(w => new TanhRnnCell<T>(w))]), inputs, batch, length, c.ToArray<T>(), options, null, initial),
-                RecurrentKind.Gru => Deer.Gradient(new StackedCells<GruCell<T>, T>([.. layers.Select(w => new GruCell<T>(w))]), inputs, batch, length, c.ToArray<T>(), options, null, initial),
-                _ => Deer.Gradient(new StackedCells<LstmCell<T>, T>([.. layers.Select(w => new LstmCell<T>(w))]), inputs, batch, length, c.ToArray<T>(), options, null, initial),
+                RecurrentKind.TanhRnn => Deer.Gradient(new StackedCells<TanhRnnCell<T>, T>([.. layers.Select(w => new TanhRnnCell<T>(w))]), inputs, batch, length, cotangent, options, null, initial),
+                RecurrentKind.Gru => Deer.Gradient(new StackedCells<GruCell<T>, T>([.. layers.Select(w => new GruCell<T>(w))]), inputs, batch, length, cotangent, options, null, initial),
+                _ => Deer.Gradient(new StackedCells<LstmCell<T>, T>([.. layers.Select(w => new LstmCell<T>(w))]), inputs, batch, length, cotangent, options, null, initial),
             };
         }
         catch (InvalidOperationException e)
@@ -72,7 +74,30 @@ internal static class GradCommand
         }
 
         var tensors = new Dictionary<string, TensorData>();
-        int gates = TorchRecurrentWeights.Gates(kind);
+        if (module is not null)
+        {
+            module.AddGradients(g, tensors);
+            module.AddInitialStateGradients(q, g, batch, batched, tensors);
+        }
+        else
+        {
+            AddRecurrentGradients(q, file, kind, layers, g, batch, batched, tensors);
+        }
+
+        tensors["inputs"] = TensorData.From(g.InputGradient, [.. x.Shape]);
+        using var files = new AtomicFiles();
+        files.Stage(q.Out, "--out", stream => SafetensorsFile.Write(stream, tensors));
+        files.Commit();
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{q.Cell}, {numLayers} layer(s), B = {batch}, T = {length}: forward {MethodNames.Name(g.Forward.Method)} ({g.Forward.Iterations} iteration(s)), adjoint {g.Adjoint}; wrote {tensors.Count} gradient tensors to {q.Out}."));
+        return 0;
+    }
+
+    private static void AddRecurrentGradients<T>(RunCommand.Request q, SafetensorsFile file, RecurrentKind kind, RecurrentWeights<T>[] layers,
+        GradientResult<T> g, int batch, bool batched, Dictionary<string, TensorData> tensors)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int gates = TorchRecurrentWeights.Gates(kind), numLayers = layers.Length, n = layers[^1].HiddenSize;
         for (int k = 0; k < numLayers; k++)
         {
             RecurrentWeights<T> w = layers[k];
@@ -87,7 +112,6 @@ internal static class GradCommand
             }
         }
 
-        tensors["inputs"] = TensorData.From(g.InputGradient, [.. x.Shape]);
         int s = kind == RecurrentKind.Lstm ? 2 * n : n;
         int[] stateShape = batched ? [numLayers, batch, n] : [numLayers, n];
         if (q.H0 is not null)
@@ -99,13 +123,6 @@ internal static class GradCommand
         {
             tensors["c0"] = TensorData.From(StatePart(g.InitialStateGradient, numLayers * batch, s, n, n), stateShape);
         }
-
-        using var files = new AtomicFiles();
-        files.Stage(q.Out, "--out", stream => SafetensorsFile.Write(stream, tensors));
-        files.Commit();
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{q.Cell}, {numLayers} layer(s), B = {batch}, T = {length}: forward {MethodNames.Name(g.Forward.Method)} ({g.Forward.Iterations} iteration(s)), adjoint {g.Adjoint}; wrote {tensors.Count} gradient tensors to {q.Out}."));
-        return 0;
     }
 
     private static T[] StatePart<T>(T[] states, int rows, int stride, int offset, int width)

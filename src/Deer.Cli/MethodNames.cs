@@ -3,7 +3,7 @@ namespace DeerSharp.Cli;
 /// <summary>The CLI's spelling of each method.</summary>
 internal static class MethodNames
 {
-    public static readonly string[] All = ["auto", "sequential", "deer", "quasi-deer", "quasi-elk", "picard"];
+    public static readonly string[] All = ["auto", "sequential", "deer", "quasi-deer", "quasi-elk", "picard", "scan"];
 
     public static string Name(SolveMethod method) => method switch
     {
@@ -13,6 +13,7 @@ internal static class MethodNames
         SolveMethod.QuasiDeer => "quasi-deer",
         SolveMethod.Picard => "picard",
         SolveMethod.QuasiElk => "quasi-elk",
+        SolveMethod.Scan => "scan",
         _ => method.ToString(),
     };
 
@@ -24,6 +25,7 @@ internal static class MethodNames
         "quasi-deer" => SolveMethod.QuasiDeer,
         "picard" => SolveMethod.Picard,
         "quasi-elk" => SolveMethod.QuasiElk,
+        "scan" => SolveMethod.Scan,
         _ => throw new UsageException($"--method must be one of {string.Join(", ", All)}; got '{name}'."),
     };
 }

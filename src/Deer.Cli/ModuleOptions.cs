@@ -24,7 +24,7 @@ internal sealed class ModuleOptions
 
     public ModuleOptions(string outDescription)
     {
-        _cell.AcceptOnlyFromAmong("rnn", "gru", "lstm");
+        _cell.AcceptOnlyFromAmong("rnn", "gru", "lstm", "gilr", "gilr-lstm");
         _method.AcceptOnlyFromAmong(MethodNames.All);
         _dtype.AcceptOnlyFromAmong("float32", "float64");
         _fallback.AcceptOnlyFromAmong("sequential");

@@ -52,9 +52,9 @@ internal static class RunCommand
             throw new UsageException($"--max-iter must be at least 0; got {q.MaxIterations}.");
         }
 
-        if (q.C0 is not null && q.Cell != "lstm")
+        if (q.C0 is not null && q.Cell is not ("lstm" or "gilr-lstm"))
         {
-            throw new UsageException($"--c0 is only meaningful for --cell lstm, not {q.Cell}.");
+            throw new UsageException($"--c0 is only meaningful for --cell lstm or gilr-lstm, not {q.Cell}.");
         }
 
         RequireDirectory(q.Out, "--out");
@@ -84,13 +84,12 @@ internal static class RunCommand
 
     internal static RecurrentKind Kind(string cell) => cell switch { "rnn" => RecurrentKind.TanhRnn, "gru" => RecurrentKind.Gru, _ => RecurrentKind.Lstm };
 
-    internal static void CheckWidth<T>(Request q, RecurrentWeights<T>[] layers, int d, TensorData x)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    internal static void CheckWidth(Request q, int expected, int d, TensorData x)
     {
-        if (d != layers[0].InputSize)
+        if (d != expected)
         {
             throw new UsageException(
-                $"--inputs {q.Inputs}: has {d} features per step (shape {x.ShapeText}), but {q.Prefix}weight_ih_l0 expects {layers[0].InputSize}.");
+                $"--inputs {q.Inputs}: has {d} features per step (shape {x.ShapeText}), but the bottom layer's input weights ({q.Prefix}…) expect {expected}.");
         }
     }
 
@@ -111,19 +110,30 @@ internal static class RunCommand
     private static int Execute<T>(Request q, TensorData x, TextWriter stdout, TextWriter stderr)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        RecurrentKind kind = Kind(q.Cell);
         SafetensorsFile file = Wrap(q.Weights, "--weights", () => SafetensorsFile.Read(q.Weights));
-        RecurrentWeights<T>[] layers = Wrap(q.Weights, "--weights", () => TorchRecurrentWeights.Load<T>(file, kind, q.Prefix));
-
         bool batched = x.Rank == 3;
         int batch = batched ? x.Shape[0] : 1, length = x.Shape[batched ? 1 : 0], d = x.Shape[batched ? 2 : 1];
-        int n = layers[^1].HiddenSize, numLayers = layers.Length;
-        CheckWidth(q, layers, d, x);
-        T[]? initial = InitialStates<T>(q, layers, batch, batched);
         using TerminalProgress? progress = TerminalProgress.Create(stderr);
         SolveOptions options = Options(q, progress);
         T[] inputs = x.ToArray<T>();
-        SolveResult<T> result = Solve(kind, layers, inputs, batch, length, options, initial);
+        int n, numLayers;
+        SolveResult<T> result;
+        if (SurrogateModules<T>.Handles(q.Cell))
+        {
+            SurrogateModules<T> module = Wrap(q.Weights, "--weights", () => SurrogateModules<T>.Load(file, q.Cell, q.Prefix));
+            CheckWidth(q, module.InputSize, d, x);
+            (n, numLayers) = (module.HiddenSize, module.Layers);
+            result = module.Solve(inputs, batch, length, options, module.InitialStates(q, batch, batched));
+        }
+        else
+        {
+            RecurrentKind kind = Kind(q.Cell);
+            RecurrentWeights<T>[] layers = Wrap(q.Weights, "--weights", () => TorchRecurrentWeights.Load<T>(file, kind, q.Prefix));
+            CheckWidth(q, layers[0].InputSize, d, x);
+            (n, numLayers) = (layers[^1].HiddenSize, layers.Length);
+            result = Solve(kind, layers, inputs, batch, length, options, InitialStates<T>(q, layers, batch, batched));
+        }
+
         progress?.Dispose();
         if (!result.Converged)
         {
@@ -183,7 +193,7 @@ internal static class RunCommand
         return states;
     }
 
-    private static T[] ReadState<T>(string path, string option, int numLayers, int batch, int n, bool batched)
+    internal static T[] ReadState<T>(string path, string option, int numLayers, int batch, int n, bool batched)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         TensorData t = ReadNpy(path, option);

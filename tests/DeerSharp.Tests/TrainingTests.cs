@@ -120,6 +120,33 @@ public class TrainingTests
         Assert.Null(warm.Batch([99], T * N));
     }
 
+    /// <summary>
+    /// The memorisation task at a short dependency (T = 48): a 2-layer GILR-LSTM, solved by its scans and trained with the
+    /// exact adjoint, reaches 5 consecutive perfect minibatches. A fixed seed, as for any "it learns" test.
+    /// </summary>
+    [Fact]
+    public void A_GILR_LSTM_solves_the_memorisation_task_at_a_short_length()
+    {
+        const int Length = 48, Batch = 16, Hidden = 8;
+        var model = new SequenceClassifier<GilrLstmLayers<double>, DeerSharp.Cells.GilrLstmCell<double>, double>(Memorisation.Dimension, Hidden, 2, 2, new Random(11));
+        model.ChronoInitialize(Length, new Random(12));
+        var adam = new Adam<double>(model.Parameters.Arrays, learningRate: 0.01);
+        var data = new Random(13);
+        var options = new SolveOptions { Method = SolveMethod.Scan };
+        int streak = 0, step = 0;
+        for (; step < 600 && streak < Memorisation.PerfectBatchesToConverge; step++)
+        {
+            var (x, labels) = Memorisation.Batch<double>(data, Batch, Length);
+            BatchResult<double> r = model.Evaluate(x, Batch, Length, labels, options, withGradient: true, new GradientOptions { Adjoint = AdjointMethod.Sequential });
+            Assert.Equal(SolveMethod.Scan, r.Forward.Method);
+            GradientClipping.ClipByGlobalNorm(r.Gradients!.Arrays, 1.0);
+            adam.Step(r.Gradients.Arrays);
+            streak = r.Accuracy == 1 ? streak + 1 : 0;
+        }
+
+        Assert.True(streak >= Memorisation.PerfectBatchesToConverge, $"not solved in {step} steps");
+    }
+
     [Fact]
     public void Adam_minimises_a_quadratic_and_clipping_caps_the_norm()
     {

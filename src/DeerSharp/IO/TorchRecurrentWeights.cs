@@ -113,7 +113,7 @@ public static class TorchRecurrentWeights
         return [.. layers];
     }
 
-    private static T[] Read<T>(SafetensorsFile file, string key, out IReadOnlyList<int> shape)
+    internal static T[] Read<T>(SafetensorsFile file, string key, out IReadOnlyList<int> shape)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (!file.Contains(key))
@@ -132,6 +132,6 @@ public static class TorchRecurrentWeights
         return tensor.ToArray<T>();
     }
 
-    private static TensorFormatException Shape(string key, string expected, IReadOnlyList<int> actual) =>
+    internal static TensorFormatException Shape(string key, string expected, IReadOnlyList<int> actual) =>
         new($"tensor '{key}' should have shape {expected}, but has [{string.Join(", ", actual)}].");
 }

@@ -17,6 +17,21 @@ public interface ILayerKind<TCell, T>
 
     /// <summary>Copies the cell's flat gradient into layer <paramref name="layer"/>'s arrays of <paramref name="gradients"/>.</summary>
     void Scatter(ReadOnlySpan<T> gradient, ParameterSet<T> gradients, int layer);
+
+    /// <summary>
+    /// Chrono initialisation (Tallec &amp; Ollivier, 2018): sets the biases of the gates that keep the state (forget, update,
+    /// GILR's gate) to log U(1, <paramref name="maxTimescale"/> - 1) and of the input gates to minus that, so the layer
+    /// starts out remembering over timescales up to <paramref name="maxTimescale"/>. Long-memory tasks need it.
+    /// </summary>
+    void Chrono(ParameterSet<T> parameters, int layer, int hiddenSize, double maxTimescale, Random random);
+}
+
+/// <summary>Chrono initialisation's draws: log U(1, T - 1).</summary>
+internal static class Chrono
+{
+    public static T Draw<T>(Random random, double maxTimescale)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        T.CreateTruncating(Math.Log(1 + random.NextDouble() * Math.Max(0, maxTimescale - 2)));
 }
 
 /// <summary>Names layer parameters as PyTorch's recurrent modules do: weight_ih_l0, …</summary>
@@ -52,6 +67,18 @@ public readonly struct GruLayers<T> : ILayerKind<GruCell<T>, T>
     /// <inheritdoc/>
     public void Scatter(ReadOnlySpan<T> gradient, ParameterSet<T> gradients, int layer) =>
         LayerNames.Scatter(gradient, gradients, layer, "weight_ih", "weight_hh", "bias_ih", "bias_hh");
+
+    /// <summary>The update gate z keeps the state (h' = (1 - z) n + z h): its biases get the chrono draws.</summary>
+    public void Chrono(ParameterSet<T> parameters, int layer, int hiddenSize, double maxTimescale, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        T[] bi = parameters[LayerNames.Of("bias_ih", layer)], bh = parameters[LayerNames.Of("bias_hh", layer)];
+        for (int j = 0; j < hiddenSize; j++)
+        {
+            bi[hiddenSize + j] = Training.Chrono.Draw<T>(random, maxTimescale);
+            bh[hiddenSize + j] = T.Zero;
+        }
+    }
 }
 
 /// <summary>PyTorch-style LSTM layers.</summary>
@@ -69,6 +96,20 @@ public readonly struct LstmLayers<T> : ILayerKind<LstmCell<T>, T>
     /// <inheritdoc/>
     public void Scatter(ReadOnlySpan<T> gradient, ParameterSet<T> gradients, int layer) =>
         LayerNames.Scatter(gradient, gradients, layer, "weight_ih", "weight_hh", "bias_ih", "bias_hh");
+
+    /// <summary>Forget-gate biases (b_ih + b_hh) get the chrono draws, input-gate biases minus them.</summary>
+    public void Chrono(ParameterSet<T> parameters, int layer, int hiddenSize, double maxTimescale, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        T[] bi = parameters[LayerNames.Of("bias_ih", layer)], bh = parameters[LayerNames.Of("bias_hh", layer)];
+        for (int j = 0; j < hiddenSize; j++)
+        {
+            T v = Training.Chrono.Draw<T>(random, maxTimescale);
+            bi[hiddenSize + j] = v;
+            bi[j] = -v;
+            bh[hiddenSize + j] = bh[j] = T.Zero;
+        }
+    }
 }
 
 /// <summary>GILR-LSTM layers (Martin &amp; Cundy): a GILR surrogate, then LSTM-style gates reading it.</summary>
@@ -104,6 +145,20 @@ public readonly struct GilrLstmLayers<T> : ILayerKind<GilrLstmCell<T>, T>
 
     /// <inheritdoc/>
     public void Scatter(ReadOnlySpan<T> gradient, ParameterSet<T> gradients, int layer) => LayerNames.Scatter(gradient, gradients, layer, Names);
+
+    /// <summary>The surrogate's gate and the forget gate get the chrono draws, the input gate minus the forget gate's.</summary>
+    public void Chrono(ParameterSet<T> parameters, int layer, int hiddenSize, double maxTimescale, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        T[] gate = parameters[LayerNames.Of(Names[1], layer)], bias = parameters[LayerNames.Of(Names[6], layer)];
+        for (int j = 0; j < hiddenSize; j++)
+        {
+            gate[j] = Training.Chrono.Draw<T>(random, maxTimescale);
+            T v = Training.Chrono.Draw<T>(random, maxTimescale);
+            bias[hiddenSize + j] = v;
+            bias[j] = -v;
+        }
+    }
 }
 
 internal static class RecurrentLayers

@@ -40,6 +40,15 @@ public class SequenceClassifier<TLayers, TCell, T>
         Parameters.Add("head.bias", Draw(classes), classes);
     }
 
+    /// <summary>Applies chrono initialisation to every layer (see <see cref="ILayerKind{TCell, T}.Chrono"/>).</summary>
+    public void ChronoInitialize(double maxTimescale, Random random)
+    {
+        for (int k = 0; k < _layers; k++)
+        {
+            default(TLayers).Chrono(Parameters, k, _n, maxTimescale, random);
+        }
+    }
+
     /// <summary>The parameters: each layer's (named as in PyTorch, suffixed _l{k}), then head.weight and head.bias.</summary>
     public ParameterSet<T> Parameters { get; } = new();
 
