@@ -18,7 +18,7 @@ namespace DeerSharp;
 /// Console.WriteLine(result);                 // method, status, iterations, residual
 /// </code>
 /// </example>
-public static class Deer
+public static partial class Deer
 {
     /// <summary>Solves one sequence. <paramref name="inputs"/> is [T, d]; states come back as [1, T, S].</summary>
     /// <param name="cell">The cell f, e.g. <see cref="GruCell{T}"/> or an <see cref="AutoDiffCell{TFunction, T}"/>.</param>
