@@ -20,6 +20,7 @@ public static class CliApp
             DemoCommand.Create(),
             RunCommand.Create(stdout, stderr),
             GradCommand.Create(stdout),
+            OdeCommand.Create(stdout),
             InfoCommand.Create(stdout),
             Bench.BenchCommand.Create(stdout),
         };
