@@ -44,17 +44,44 @@ public static partial class Deer
         where TField : IOdeField<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        if (field is null)
+        {
+            throw new ArgumentNullException(nameof(field));
+        }
+
+        int n = Math.Max(1, field.StateSize);
+        if (y0.Length % n == 0 && !y0.IsEmpty)
+        {
+            Require.Length(outputCotangent, (long)y0.Length / n * times.Length * n, nameof(outputCotangent),
+                $"[{y0.Length / n}, {times.Length}, {n}] (the solution's shape)");
+        }
+
+        T[] cotangent = outputCotangent.ToArray();
+        return OdeGradient(field, y0, times, _ => cotangent, options, inputs, initialGuess);
+    }
+
+    /// <summary>
+    /// Like <see cref="OdeGradient{TField, T}(TField, ReadOnlySpan{T}, ReadOnlySpan{T}, ReadOnlySpan{T}, OdeOptions?, ReadOnlySpan{T}, ReadOnlySpan{T})"/>,
+    /// for a cotangent that depends on the solution (a loss on y): <paramref name="cotangentOf"/> receives the solution and
+    /// returns dL/dy at every requested time, [B, N + 1, n]. One forward solve serves both.
+    /// </summary>
+    public static OdeGradientResult<T> OdeGradient<TField, T>(TField field, ReadOnlySpan<T> y0, ReadOnlySpan<T> times, Func<OdeResult<T>, T[]> cotangentOf,
+        OdeOptions? options = null, ReadOnlySpan<T> inputs = default, ReadOnlySpan<T> initialGuess = default)
+        where TField : IOdeField<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(cotangentOf);
         var run = OdeRun<TField, T>.Create(field, y0, times, options ?? OdeOptions.Default, inputs, initialGuess);
         int batch = run.BatchSize, n = field.StateSize, length = times.Length;
-        Require.Length(outputCotangent, (long)batch * length * n, nameof(outputCotangent), $"[{batch}, {length}, {n}] (the solution's shape)");
-        Require.Finite(outputCotangent, nameof(outputCotangent));
         var tapes = new object?[batch];
         var grids = new object?[batch];
         OdeResult<T> solution = run.Solve(y0, initialGuess, tapes, grids);
+        T[] cotangent = cotangentOf(solution);
+        Require.Length(cotangent, (long)batch * length * n, "outputCotangent", $"[{batch}, {length}, {n}] (the solution's shape)");
+        Require.Finite(cotangent, "outputCotangent");
         var dy0 = new T[batch * n];
         var dTheta = new T[field.ParameterCount];
         var partial = new T[batch * field.ParameterCount];
-        T[] cotangent = outputCotangent.ToArray();
         for (int b = 0; b < batch; b++)
         {
             run.Gradient(b, tapes[b], grids[b], cotangent.AsSpan(b * length * n, length * n), dy0.AsSpan(b * n, n),
