@@ -3,7 +3,7 @@
 // gradient by reverse-mode through its steps). Prints both loss curves and wall times and writes an SVG of the true
 // trajectories against both learned ones.
 //
-//   dotnet run -c Release --project samples/NeuralOde [-- --steps 150 --svg neural-ode.svg]
+//   dotnet run -c Release --project samples/NeuralOde [-- --steps 200 --svg neural-ode.svg]
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -12,8 +12,8 @@ using DeerSharp.Ode;
 using DeerSharp.Training;
 
 var culture = CultureInfo.InvariantCulture;
-int steps = 150, batch = 8, points = 200, hidden = 32, seed = 1;
-double horizon = 3.0, learningRate = 1e-2;
+int steps = 200, batch = 8, points = 200, hidden = 32, seed = 1;
+double horizon = 3.0, learningRate = 2e-2;
 string svgPath = "neural-ode.svg";
 for (int i = 0; i + 1 < args.Length; i += 2)
 {
@@ -24,6 +24,7 @@ for (int i = 0; i + 1 < args.Length; i += 2)
         case "--points": points = int.Parse(args[i + 1], culture); break;
         case "--hidden": hidden = int.Parse(args[i + 1], culture); break;
         case "--seed": seed = int.Parse(args[i + 1], culture); break;
+        case "--lr": learningRate = double.Parse(args[i + 1], culture); break;
         case "--svg": svgPath = args[i + 1]; break;
         default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
     }

@@ -382,13 +382,29 @@ public readonly struct MlpField<T> : IOdeField<T>
     /// <summary>∂f/∂y = W_L D_{L−1} W_{L−1} ⋯ D_1 W_1[:, :n], after <see cref="Forward"/> filled the pre-activations.</summary>
     private void Jacobian(Span<T> jacobian, Span<T> workspace)
     {
-        int n = _n, panelAt = _widths[0] + 2 * _hiddenTotal;
-        Span<T> p = workspace.Slice(panelAt, _maxWidth * n), q = workspace.Slice(panelAt + _maxWidth * n, _maxWidth * n);
+        // The panel is kept transposed, Pᵀ [n, width] with row stride maxWidth, so every product is a unit-stride dot
+        // product over a layer's width rather than n-long updates.
+        int n = _n, w = _maxWidth, panelAt = _widths[0] + 2 * _hiddenTotal;
+        Span<T> p = workspace.Slice(panelAt, w * n), q = workspace.Slice(panelAt + w * n, w * n);
+        Span<T> slopes = workspace.Slice(panelAt + 2 * w * n, w);
         int rows0 = _widths[1], cols0 = _widths[0];
         ReadOnlySpan<T> w0 = _parameters.AsSpan(_weightOffsets[0], rows0 * cols0);
+        if (Layers == 1)
+        {
+            for (int r = 0; r < rows0; r++)
+            {
+                w0.Slice(r * cols0, n).CopyTo(jacobian.Slice(r * n, n));
+            }
+
+            return;
+        }
+
         for (int r = 0; r < rows0; r++)
         {
-            w0.Slice(r * cols0, n).CopyTo(p.Slice(r * n, n));
+            for (int c = 0; c < n; c++)
+            {
+                p[c * w + r] = w0[r * cols0 + c];
+            }
         }
 
         for (int l = 1; l < Layers; l++)
@@ -397,32 +413,35 @@ public readonly struct MlpField<T> : IOdeField<T>
             ReadOnlySpan<T> z = PreActivation(workspace, l - 1);
             for (int k = 0; k < cols; k++)
             {
-                TensorPrimitives.Multiply(p.Slice(k * n, n), Slope(z[k]), p.Slice(k * n, n));
+                slopes[k] = Slope(z[k]);
             }
 
-            ReadOnlySpan<T> w = _parameters.AsSpan(_weightOffsets[l], rows * cols);
-            Span<T> target = l == Layers - 1 ? jacobian[..(rows * n)] : q[..(rows * n)];
-            target.Clear();
-            for (int r = 0; r < rows; r++)
+            ReadOnlySpan<T> weights = _parameters.AsSpan(_weightOffsets[l], rows * cols);
+            bool last = l == Layers - 1;
+            for (int c = 0; c < n; c++)
             {
-                Span<T> row = target.Slice(r * n, n);
-                for (int k = 0; k < cols; k++)
+                Span<T> column = p.Slice(c * w, cols);
+                TensorPrimitives.Multiply(column, slopes[..cols], column);
+                for (int r = 0; r < rows; r++)
                 {
-                    TensorPrimitives.MultiplyAdd(p.Slice(k * n, n), w[r * cols + k], row, row);
+                    T dot = TensorPrimitives.Dot(weights.Slice(r * cols, cols), column);
+                    if (last)
+                    {
+                        jacobian[r * n + c] = dot;
+                    }
+                    else
+                    {
+                        q[c * w + r] = dot;
+                    }
                 }
             }
 
-            if (l < Layers - 1)
+            if (!last)
             {
                 Span<T> swap = p;
                 p = q;
                 q = swap;
             }
-        }
-
-        if (Layers == 1)
-        {
-            p[..(n * n)].CopyTo(jacobian);
         }
     }
 
