@@ -43,6 +43,9 @@ public sealed record SolveOptions
     /// <summary>The starting damping λ of <see cref="SolveMethod.QuasiElk"/>; it adapts from there. Default 0.01.</summary>
     public double InitialDamping { get; init; } = 1e-2;
 
+    /// <summary>Where to solve. Default: <see cref="ComputeDevice.Cpu"/>. See docs/benchmarks-gpu.md for the CUDA backend.</summary>
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
+
     /// <summary>Checked between iterations (and every few thousand steps of the loop); cancelling throws <see cref="OperationCanceledException"/>.</summary>
     public CancellationToken CancellationToken { get; init; }
 
@@ -68,6 +71,11 @@ public sealed record SolveOptions
 
         CheckTolerance(AbsoluteTolerance, nameof(AbsoluteTolerance));
         CheckTolerance(RelativeTolerance, nameof(RelativeTolerance));
+        if (!Enum.IsDefined(Device))
+        {
+            throw new ArgumentException($"Device must be one of {string.Join(", ", Enum.GetNames<ComputeDevice>())}; it is {(int)Device}.", nameof(Device));
+        }
+
         if (!Enum.IsDefined(Fallback))
         {
             throw new ArgumentException($"Fallback must be one of {string.Join(", ", Enum.GetNames<FallbackPolicy>())}; it is {(int)Fallback}.", nameof(Fallback));

@@ -54,6 +54,11 @@ internal static partial class Solver
         Require.Finite(initialState, nameof(initialState), batchSize, s);
         Require.Finite(warmStart, nameof(warmStart), batchSize, length, s);
 
+        if (options.Device != ComputeDevice.Cpu && Cuda.GpuDispatch.TrySolve(cell, inputs, batchSize, length, initialState, warmStart, options, out SolveResult<T>? onGpu))
+        {
+            return onGpu;
+        }
+
         var clock = Stopwatch.StartNew();
         bool surrogate = cell is ILinearSurrogateCell<T>;
         if (options.Method == SolveMethod.Scan && !surrogate)
