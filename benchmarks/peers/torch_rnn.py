@@ -1,6 +1,8 @@
 """PyTorch peer for `deer bench`: times nn.GRU / nn.LSTM on the CPU on the same weights and inputs as Deer.
 
-Usage: python3 torch_rnn.py --cell gru|lstm --weights W.safetensors --inputs X.npy --out Y.npy --repeats N
+Usage: python3 torch_rnn.py --cell gru|lstm --weights W.safetensors --inputs X.npy --out Y.npy --repeats N [--device cpu|cuda]
+With --device cuda the module and inputs live on the GPU (cuDNN's RNN kernels) and each timed run ends with
+torch.cuda.synchronize(); the inputs are moved to the device before timing.
 Reads the state_dict with a minimal safetensors reader (no extra package needed), runs the batch_first module once to
 warm up and N times timed, writes the output (for an agreement check) and prints one JSON line:
 {"median_seconds": ..., "min_seconds": ..., "threads": ..., "torch": ...}.
@@ -36,6 +38,7 @@ def main():
     p.add_argument("--inputs", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     a = p.parse_args()
     state = read_safetensors(a.weights)
     x = torch.from_numpy(np.load(a.inputs))
@@ -44,14 +47,20 @@ def main():
     cls = torch.nn.GRU if a.cell == "gru" else torch.nn.LSTM
     module = cls(x.shape[-1], hidden, num_layers=layers, batch_first=True).to(x.dtype)
     module.load_state_dict(state)
+    device = torch.device(a.device)
+    module = module.to(device)
+    x = x.to(device)
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     times = []
     with torch.no_grad():
         y, _ = module(x[..., : min(x.shape[-2], 256), :])
+        sync()
         for _ in range(a.repeats):
             t0 = time.perf_counter()
             y, _ = module(x)
+            sync()
             times.append(time.perf_counter() - t0)
-    np.save(a.out, y.numpy())
+    np.save(a.out, y.cpu().numpy())
     times.sort()
     print(json.dumps({"median_seconds": times[len(times) // 2], "min_seconds": times[0],
                       "threads": torch.get_num_threads(), "torch": torch.__version__}))

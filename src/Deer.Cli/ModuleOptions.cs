@@ -20,6 +20,7 @@ internal sealed class ModuleOptions
     private readonly Option<int?> _maxIter = new("--max-iter") { Description = "Most iterations of an iterative method (default 100 DEER, 500 others, capped at T)." };
     private readonly Option<string> _prefix = new("--prefix") { Description = "Key prefix of the module inside a larger state_dict (e.g. 'encoder.rnn.').", DefaultValueFactory = _ => "" };
     private readonly Option<string?> _fallback = new("--fallback") { Description = "If the chosen method does not converge, use this one instead of exiting with code 3." };
+    private readonly Option<string> _device = new("--device") { Description = "cpu (default), cuda (fails clearly without a CUDA device), or auto (CUDA when present and the problem is large).", DefaultValueFactory = _ => "cpu" };
     private readonly Option<string> _out;
 
     public ModuleOptions(string outDescription)
@@ -28,12 +29,13 @@ internal sealed class ModuleOptions
         _method.AcceptOnlyFromAmong(MethodNames.All);
         _dtype.AcceptOnlyFromAmong("float32", "float64");
         _fallback.AcceptOnlyFromAmong("sequential");
+        _device.AcceptOnlyFromAmong("cpu", "cuda", "auto");
         _out = new Option<string>("--out") { Description = outDescription, Required = true };
     }
 
     public void AddTo(Command command)
     {
-        foreach (Option option in new Option[] { _cell, _weights, _inputs, _h0, _c0, _method, _dtype, _atol, _rtol, _maxIter, _out, _prefix, _fallback })
+        foreach (Option option in new Option[] { _cell, _weights, _inputs, _h0, _c0, _method, _dtype, _atol, _rtol, _maxIter, _out, _prefix, _fallback, _device })
         {
             command.Add(option);
         }
@@ -42,5 +44,7 @@ internal sealed class ModuleOptions
     public RunCommand.Request Read(ParseResult r, string? report) => new(
         r.GetValue(_cell)!, r.GetValue(_weights)!, r.GetValue(_inputs)!, r.GetValue(_h0), r.GetValue(_c0), MethodNames.Parse(r.GetValue(_method)!),
         r.GetValue(_dtype), r.GetValue(_atol), r.GetValue(_rtol), r.GetValue(_maxIter), r.GetValue(_out)!, report,
-        r.GetValue(_prefix) ?? "", r.GetValue(_fallback) == "sequential");
+        r.GetValue(_prefix) ?? "", r.GetValue(_fallback) == "sequential", ParseDevice(r.GetValue(_device)));
+
+    public static ComputeDevice ParseDevice(string? name) => name switch { "cuda" => ComputeDevice.Cuda, "auto" => ComputeDevice.Auto, _ => ComputeDevice.Cpu };
 }

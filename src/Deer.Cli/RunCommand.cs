@@ -14,7 +14,8 @@ namespace DeerSharp.Cli;
 internal static class RunCommand
 {
     internal sealed record Request(string Cell, string Weights, string Inputs, string? H0, string? C0, SolveMethod Method, string? DType,
-        double? Atol, double? Rtol, int? MaxIterations, string Out, string? Report, string Prefix, bool FallbackSequential);
+        double? Atol, double? Rtol, int? MaxIterations, string Out, string? Report, string Prefix, bool FallbackSequential,
+        ComputeDevice Device = ComputeDevice.Cpu);
 
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
@@ -105,6 +106,7 @@ internal static class RunCommand
         MaxIterations = q.MaxIterations,
         Fallback = q.FallbackSequential || q.Method == SolveMethod.Auto ? FallbackPolicy.Sequential : FallbackPolicy.None,
         Progress = progress,
+        Device = q.Device,
     };
 
     private static int Execute<T>(Request q, TensorData x, TextWriter stdout, TextWriter stderr)
@@ -262,7 +264,7 @@ internal static class RunCommand
         w.WriteStartObject();
         w.WriteString("method", MethodNames.Name(result.Method));
         w.WriteString("requested_method", MethodNames.Name(q.Method));
-        w.WriteString("backend", "cpu");
+        w.WriteString("backend", result.Device == ComputeDevice.Cuda ? "cuda" : "cpu");
         w.WriteNumber("iterations", result.Iterations);
         w.WriteBoolean("converged", result.Converged);
         w.WriteString("status", result.Status.ToString());

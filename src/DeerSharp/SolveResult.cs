@@ -35,6 +35,9 @@ public sealed class SolveResult<T>
     /// <summary>All states, flat, shape [BatchSize, Length, StateSize], row-major. For an LSTM each state is [h; c].</summary>
     public T[] States { get; }
 
+    /// <summary>Where the solve ran: the CPU, or the CUDA backend.</summary>
+    public ComputeDevice Device { get; internal set; } = ComputeDevice.Cpu;
+
     /// <summary>B, the number of sequences.</summary>
     public int BatchSize { get; }
 

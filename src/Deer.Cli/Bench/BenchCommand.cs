@@ -37,9 +37,11 @@ internal static class BenchCommand
         var repeats = new Option<int>("--repeats") { Description = "Timed runs per measurement (after one warm-up); the median is reported.", DefaultValueFactory = _ => 5 };
         var noPeers = new Option<bool>("--no-peers") { Description = "Skip the PyTorch peer." };
         var python = new Option<string?>("--python") { Description = "Python with torch for the PyTorch peer (default: DEER_PYTHON, /usr/bin/python3, python3)." };
+        var device = new Option<string>("--device") { Description = "cpu (default) or cuda: the GPU bench (scan against device copy; GRU against the GPU loop, the CPU, cuDNN and JAX DEER).", DefaultValueFactory = _ => "cpu" };
+        device.AcceptOnlyFromAmong("cpu", "cuda");
         var command = new Command("bench", "Measure Deer against its peers (memory copy, PyTorch) in one run; write markdown, JSON and an SVG chart.")
         {
-            outDir, quick, repeats, noPeers, python,
+            outDir, quick, repeats, noPeers, python, device,
         };
         command.SetAction(r =>
         {
@@ -47,6 +49,11 @@ internal static class BenchCommand
             if (reps < 1)
             {
                 throw new UsageException($"--repeats must be at least 1; got {reps}.");
+            }
+
+            if (r.GetValue(device) == "cuda")
+            {
+                return GpuBench.Run(r.GetValue(outDir)!, r.GetValue(quick), reps, !r.GetValue(noPeers), r.GetValue(python), stdout);
             }
 
             return Run(new Options(r.GetValue(outDir)!, r.GetValue(quick), reps, !r.GetValue(noPeers), r.GetValue(python), stdout));

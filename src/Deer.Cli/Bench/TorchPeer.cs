@@ -30,7 +30,8 @@ internal sealed class TorchPeer(string? python)
     }
 
     /// <summary>Times the module; null (with <see cref="Why"/>) when Python with torch is missing or the peer fails.</summary>
-    public Result? Time(string cell, RecurrentWeights<float> weights, float[] inputs, int batch, int length, int repeats)
+    public Result? Time(string cell, RecurrentWeights<float> weights, float[] inputs, int batch, int length, int repeats, string device = "cpu",
+        string scriptName = "torch_rnn.py", params string[] extra)
     {
         if (Python is null)
         {
@@ -42,8 +43,8 @@ internal sealed class TorchPeer(string? python)
         Directory.CreateDirectory(dir);
         try
         {
-            string script = Path.Combine(dir, "torch_rnn.py");
-            using (Stream resource = Assembly.GetExecutingAssembly().GetManifestResourceStream("torch_rnn.py")!)
+            string script = Path.Combine(dir, scriptName);
+            using (Stream resource = Assembly.GetExecutingAssembly().GetManifestResourceStream(scriptName)!)
             using (FileStream file = File.Create(script))
             {
                 resource.CopyTo(file);
@@ -58,18 +59,21 @@ internal sealed class TorchPeer(string? python)
                 ["bias_hh_l0"] = TensorData.FromSingle(weights.BiasHH, g * n),
             });
             Npy.Write(Path.Combine(dir, "x.npy"), TensorData.FromSingle(inputs, batch, length, d));
-            string[] args = [script, "--cell", cell, "--weights", Path.Combine(dir, "w.safetensors"), "--inputs", Path.Combine(dir, "x.npy"),
-                "--out", Path.Combine(dir, "y.npy"), "--repeats", repeats.ToString(CultureInfo.InvariantCulture)];
+            bool torch = scriptName == "torch_rnn.py";
+            string[] args = [script, .. torch ? new[] { "--cell", cell, "--device", device } : [], "--weights", Path.Combine(dir, "w.safetensors"),
+                "--inputs", Path.Combine(dir, "x.npy"), "--out", Path.Combine(dir, "y.npy"), "--repeats", repeats.ToString(CultureInfo.InvariantCulture), .. extra];
             if (Run(Python, args, out string output) != 0)
             {
-                Why = $"torch_rnn.py failed: {output.Trim().Split('\n')[^1]}";
+                Why = $"{scriptName} failed: {output.Trim().Split('\n')[^1]}";
                 return null;
             }
 
             using JsonDocument json = JsonDocument.Parse(output.Trim().Split('\n')[^1]);
             JsonElement r = json.RootElement;
-            return new Result(r.GetProperty("median_seconds").GetDouble(), r.GetProperty("min_seconds").GetDouble(),
-                r.GetProperty("threads").GetInt32(), r.GetProperty("torch").GetString()!, Npy.Read(Path.Combine(dir, "y.npy")).ToArray<float>());
+            string version = r.TryGetProperty("torch", out JsonElement t) ? t.GetString()! : r.TryGetProperty("jax", out JsonElement j) ? "jax " + j.GetString() : "?";
+            int threads = r.TryGetProperty("threads", out JsonElement th) ? th.GetInt32() : 0;
+            return new Result(r.GetProperty("median_seconds").GetDouble(), r.GetProperty("min_seconds").GetDouble(), threads, version,
+                Npy.Read(Path.Combine(dir, "y.npy")).ToArray<float>());
         }
         finally
         {

@@ -152,7 +152,7 @@ public static class CudaLibraries
             }
             catch (DllNotFoundException e)
             {
-                last = e.Message;
+                last = e.Message.Contains("cannot open shared object file", StringComparison.Ordinal) ? "" : e.Message;
             }
             catch (BadImageFormatException e)
             {

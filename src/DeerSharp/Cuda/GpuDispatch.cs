@@ -81,7 +81,7 @@ internal static class GpuDispatch
             SolveResult<T> loop = GpuSolver.Solve(gpu, gpuCell, inputs, batch, length, h0, SolveMethod.Sequential, atol, rtol, 0, default);
             result = new SolveResult<T>(loop.States, batch, length, loop.StateSize, loop.OutputSize, SolveMethod.Sequential, result.Iterations,
                 SolveStatus.Converged, $"{result.Message} Fell back to the GPU's sequential loop.", [.. result.ResidualHistory], 0,
-                result.Elapsed + loop.Elapsed, null, batch, result.Message);
+                result.Elapsed + loop.Elapsed, null, batch, result.Message) { Device = ComputeDevice.Cuda };
         }
 
         return true;

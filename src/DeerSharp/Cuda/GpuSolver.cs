@@ -212,7 +212,7 @@ internal static unsafe class GpuSolver
     private static SolveResult<T> Result<T>(T[] states, int batch, int length, int s, int n, SolveMethod method, int iterations, SolveStatus status,
         string message, List<double> history, double residual, Stopwatch clock)
         where T : unmanaged, IFloatingPointIeee754<T> =>
-        new(states, batch, length, s, n, method, iterations, status, message, [.. history], residual, clock.Elapsed);
+        new(states, batch, length, s, n, method, iterations, status, message, [.. history], residual, clock.Elapsed) { Device = ComputeDevice.Cuda };
 
     /// <summary>Three-phase diagonal scan: enough chunks that every SM has work even for one short-state sequence.</summary>
     internal static void DiagonalScan<T>(IGpuRuntime gpu, DeviceBuffers buffers, bool isDouble, ulong a, ulong b, ulong h0, ulong h, int batch, int length, int n)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds what a GPU machine without .NET needs to check Deer's CUDA backend, into gpu-check/ (ignored by git):
+#   gpu-check/deer     a self-contained single-file linux-x64 deer (InvariantGlobalization: no ICU needed)
+#   gpu-check/run.sh   on the GPU machine: deer info; deer selftest --device cuda; deer bench --device cuda
+# Carry gpu-check/ to the machine (the device tool's `carry`) and run `bash gpu-check/run.sh`; results go to $OUT
+# (or gpu-check/results). Pass --quick to make run.sh's bench a smoke run.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out="$root/gpu-check"
+rm -rf "$out"
+dotnet publish "$root/src/Deer.Cli" -c Release -r linux-x64 --self-contained \
+  -p:PublishSingleFile=true -p:InvariantGlobalization=true -p:EnableCompressionInSingleFile=true \
+  -p:DebugType=none -o "$out" >/dev/null
+mkdir -p "$out/peers"
+cp "$root/benchmarks/peers/"*.py "$out/peers/"
+bench_args="${1:-}"
+cat > "$out/run.sh" <<RUN
+#!/usr/bin/env bash
+# Runs on the GPU machine. Each step's output is kept even if a later one fails.
+set -u
+here=\$(cd "\$(dirname "\$0")" && pwd)
+results=\${OUT:-\$here/results}
+mkdir -p "\$results"
+python=\$(command -v python3 || true)
+"\$here/deer" info 2>&1 | tee "\$results/info.txt"
+"\$here/deer" selftest --device cuda --out "\$results/selftest.json" 2>&1 | tee "\$results/selftest.txt"
+"\$here/deer" bench --device cuda --out-dir "\$results" ${bench_args} \${python:+--python "\$python"} 2>&1 | tee "\$results/bench.txt"
+RUN
+chmod +x "$out/run.sh" "$out/deer"
+du -sh "$out"
+echo "ready: carry gpu-check/ and run: bash gpu-check/run.sh"

@@ -1,0 +1,255 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using DeerSharp.Cells;
+using DeerSharp.Cuda;
+
+namespace DeerSharp.Cli.Bench;
+
+/// <summary>
+/// `deer bench --device cuda`: the CUDA backend measured in one run against (1) the device's own copy bandwidth, for the
+/// diagonal scan; (2) its own sequential kernel, the CPU backend, PyTorch's cuDNN nn.GRU and a JAX DEER
+/// (benchmarks/peers/jax_deer.py), for GRUs of batch 16. Writes bench-gpu.md and bench-gpu.json.
+/// </summary>
+/// <remarks>
+/// Deer's GPU times are end to end: they include copying the inputs to the device and the states back, which the
+/// peers' times (inputs already on the device) do not. Every figure is the median of the timed runs after a warm-up.
+/// </remarks>
+internal static class GpuBench
+{
+    private sealed record ScanRow(long Elements, int N, double ScanSeconds, double CopySeconds)
+    {
+        public double ScanGBs => 12.0 * Elements / ScanSeconds / 1e9;
+
+        public double CopyGBs => 8.0 * Elements / CopySeconds / 1e9;
+    }
+
+    private sealed record GruRow(int N, int Length, string Runner, double Seconds, double Speedup, double MaxDifference, int Iterations, string Note);
+
+    public static int Run(string outDir, bool quick, int repeats, bool peers, string? python, TextWriter log)
+    {
+        CudaProbe probe = CudaDevices.Probe();
+        if (!probe.Available)
+        {
+            throw new CudaException($"no CUDA device to benchmark: {probe.Reason}.");
+        }
+
+        Directory.CreateDirectory(outDir);
+        using CudaRuntime gpu = CudaRuntime.Open();
+        log.WriteLine($"deer bench --device cuda{(quick ? " --quick" : "")}: {gpu.Description}; median of {repeats} runs after a warm-up.");
+        List<ScanRow> scans;
+        List<GruRow> grus;
+        string? peerNote = null;
+        using (GpuDispatch.Use(gpu))
+        {
+            scans = Scans(gpu, quick, repeats, log);
+            (grus, peerNote) = Grus(quick, repeats, peers, python, log);
+        }
+
+        string date = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        using var files = new AtomicFiles();
+        files.Stage(Path.Combine(outDir, "bench-gpu.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(gpu, date, repeats, scans, grus, peerNote))));
+        files.Stage(Path.Combine(outDir, "bench-gpu.json"), "--out-dir", s =>
+        {
+            using var w = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });
+            w.WriteStartObject();
+            w.WriteString("date", date);
+            w.WriteString("device", gpu.Description);
+            w.WriteNumber("repeats", repeats);
+            w.WriteString("note", "Deer's GPU times include host-device transfers; the peers' do not.");
+            w.WritePropertyName("scan");
+            JsonSerializer.Serialize(w, scans.Select(r => new { r.Elements, r.N, r.ScanSeconds, r.CopySeconds, r.ScanGBs, r.CopyGBs, fraction = r.ScanGBs / r.CopyGBs }));
+            w.WritePropertyName("gru");
+            JsonSerializer.Serialize(w, grus);
+            if (peerNote is not null)
+            {
+                w.WriteString("peer_note", peerNote);
+            }
+
+            w.WriteEndObject();
+        });
+        files.Commit();
+        log.WriteLine($"wrote {Path.Combine(outDir, "bench-gpu.md")} and bench-gpu.json");
+        return 0;
+    }
+
+    private static List<ScanRow> Scans(CudaRuntime gpu, bool quick, int repeats, TextWriter log)
+    {
+        var rows = new List<ScanRow>();
+        long[] sizes = quick ? [1L << 20] : [1L << 24, 1L << 26, 1L << 28];
+        var random = new Random(1);
+        foreach (long elements in sizes)
+        {
+            foreach (int n in new[] { 1, 32 })
+            {
+                int length = (int)(elements / n);
+                var host = new float[elements];
+                for (long i = 0; i < elements; i++)
+                {
+                    host[i] = (float)(random.NextDouble() * 1.8 - 0.9);
+                }
+
+                using var buffers = new GpuSolver.DeviceBuffers(gpu);
+                ulong a = buffers.Upload<float>(host), b = buffers.Upload<float>(host), h0 = buffers.Upload<float>(new float[n]);
+                ulong h = buffers.Allocate(elements * 4);
+                double scan = Median(repeats, () => GpuSolver.DiagonalScan<float>(gpu, buffers, false, a, b, h0, h, 1, length, n), gpu);
+                double copy = Median(repeats, () => gpu.Copy(h, a, elements * 4), gpu);
+                var row = new ScanRow(elements, n, scan, copy);
+                rows.Add(row);
+                log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  diagonal scan T·n = 2^{Math.Log2(elements):F0} (n = {n}): {scan * 1e3:F3} ms, {row.ScanGBs:F0} GB/s; device copy {row.CopyGBs:F0} GB/s; {row.ScanGBs / row.CopyGBs:P0} of copy"));
+            }
+        }
+
+        return rows;
+    }
+
+    private static (List<GruRow>, string?) Grus(bool quick, int repeats, bool peers, string? python, TextWriter log)
+    {
+        var rows = new List<GruRow>();
+        string? note = null;
+        var peer = peers ? new TorchPeer(python) : null;
+        const int batch = 16;
+        int[] hidden = quick ? [8] : [1, 8, 32, 64];
+        int[] lengths = quick ? [4096] : [65_536, 1_048_576];
+        var random = new Random(2);
+        foreach (int length in lengths)
+        {
+            foreach (int n in hidden)
+            {
+                var gru = GruCell<float>.Random(n, n, random);
+                var x = new float[(long)batch * length * n];
+                for (long i = 0; i < x.Length; i++)
+                {
+                    x[i] = (float)(random.NextDouble() * 2 - 1);
+                }
+
+                SolveResult<float>? loop = null;
+                double loopSeconds = Median(repeats, () => loop = Deer.Solve(gru, x, batch, length, new SolveOptions { Method = SolveMethod.Sequential, Device = ComputeDevice.Cuda }), null);
+                void Add(string runner, double seconds, float[] states, int iterations, string extra) =>
+                    rows.Add(new GruRow(n, length, runner, seconds, loopSeconds / seconds, Diff(states, loop!.States), iterations, extra));
+                rows.Add(new GruRow(n, length, "gpu sequential kernel", loopSeconds, 1, 0, 0, ""));
+                foreach (SolveMethod method in n <= GpuSolver.MaxDenseState ? new[] { SolveMethod.Deer, SolveMethod.QuasiDeer } : [SolveMethod.QuasiDeer])
+                {
+                    SolveResult<float>? r = null;
+                    double seconds = Median(repeats, () => r = Deer.Solve(gru, x, batch, length, new SolveOptions { Method = method, Device = ComputeDevice.Cuda, Fallback = FallbackPolicy.None }), null);
+                    Add($"gpu {MethodNames.Name(method)}", seconds, r!.States, r.Iterations, r.Converged ? "" : "not converged: " + r.Message);
+                }
+
+                if (length <= 65_536)
+                {
+                    SolveResult<float>? cpu = null;
+                    double seconds = Median(Math.Min(repeats, 3), () => cpu = Deer.Solve(gru, x, batch, length, new SolveOptions { Method = SolveMethod.Auto }), null);
+                    Add($"cpu auto ({MethodNames.Name(cpu!.Method)}, {Environment.ProcessorCount} cores)", seconds, cpu.States, cpu.Iterations, "");
+                }
+
+                if (peer is not null)
+                {
+                    TorchPeer.Result? torch = peer.Time("gru", gru.Weights, x, batch, length, repeats, "cuda");
+                    if (torch is not null)
+                    {
+                        Add($"torch cuDNN nn.GRU ({torch.TorchVersion})", torch.MedianSeconds, Outputs(torch.Output), 0, "");
+                    }
+                    else
+                    {
+                        note = peer.Why;
+                    }
+
+                    // The JAX peer forms dense Jacobians [B, T, n, n] like DEER; skip sizes that cannot fit in memory.
+                    if ((long)batch * length * n * n * 4 * 6 < 60L << 30)
+                    {
+                        TorchPeer.Result? jax = peer.Time("gru", gru.Weights, x, batch, length, repeats, "cuda", "jax_deer.py");
+                        if (jax is not null)
+                        {
+                            Add($"jax DEER ({jax.TorchVersion})", jax.MedianSeconds, Outputs(jax.Output), 0, "");
+                        }
+                        else
+                        {
+                            note = (note is null ? "" : note + "; ") + peer.Why;
+                        }
+                    }
+                }
+
+                foreach (GruRow row in rows.Where(r => r.N == n && r.Length == length))
+                {
+                    log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"  GRU B = {batch} n = {n} T = {length}: {row.Runner,-40} {row.Seconds * 1e3,10:F2} ms  {row.Speedup,8:F2}× the GPU loop  max |Δ| {row.MaxDifference:G2} {row.Note}"));
+                }
+            }
+        }
+
+        return (rows, note);
+    }
+
+    /// <summary>The GRU's states are its outputs (S = n), so peers' outputs compare directly.</summary>
+    private static float[] Outputs(float[] output) => output;
+
+    private static double Diff(float[] a, float[] b)
+    {
+        if (a.Length != b.Length)
+        {
+            return double.NaN;
+        }
+
+        double max = 0;
+        for (long i = 0; i < a.Length; i++)
+        {
+            max = Math.Max(max, Math.Abs((double)a[i] - b[i]));
+        }
+
+        return max;
+    }
+
+    private static double Median(int repeats, Action run, CudaRuntime? sync)
+    {
+        run();
+        sync?.Synchronize();
+        var times = new double[repeats];
+        for (int i = 0; i < repeats; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            run();
+            sync?.Synchronize();
+            times[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        }
+
+        Array.Sort(times);
+        return times[repeats / 2];
+    }
+
+    private static string Markdown(CudaRuntime gpu, string date, int repeats, List<ScanRow> scans, List<GruRow> grus, string? peerNote)
+    {
+        var md = new StringBuilder();
+        md.AppendLine(CultureInfo.InvariantCulture, $"# deer bench --device cuda ({date})");
+        md.AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"Device: {gpu.Description}. Median of {repeats} runs after a warm-up. Deer's GPU times include host-device transfers; the peers' do not.");
+        md.AppendLine();
+        md.AppendLine("## Diagonal scan against the device-to-device copy (float32, B = 1)");
+        md.AppendLine();
+        md.AppendLine("| T·n | n | scan ms | scan GB/s (12 B/element) | copy GB/s (8 B/element) | scan / copy |");
+        md.AppendLine("|---|---|---|---|---|---|");
+        foreach (ScanRow r in scans)
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"| 2^{Math.Log2(r.Elements):F0} | {r.N} | {r.ScanSeconds * 1e3:F3} | {r.ScanGBs:F0} | {r.CopyGBs:F0} | {r.ScanGBs / r.CopyGBs:P0} |");
+        }
+
+        md.AppendLine();
+        md.AppendLine("## GRU, batch 16, float32, input size = hidden size");
+        md.AppendLine();
+        md.AppendLine("| n | T | runner | ms | speedup over the GPU loop | max abs diff from the GPU loop | iterations | note |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|");
+        foreach (GruRow r in grus)
+        {
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {r.N} | {r.Length} | {r.Runner} | {r.Seconds * 1e3:F2} | {r.Speedup:F2}× | {r.MaxDifference:G2} | {r.Iterations} | {r.Note} |");
+        }
+
+        if (peerNote is not null)
+        {
+            md.AppendLine();
+            md.AppendLine(CultureInfo.InvariantCulture, $"Peers: {peerNote}");
+        }
+
+        return md.ToString();
+    }
+}
