@@ -569,22 +569,38 @@ internal sealed class DeerOde<TField, T>
             cotangent.Slice(u * n, n).CopyTo(lambda.AsSpan(grid.UserIndex[u] * n, n));
         }
 
-        // λ_i^+ = Φ_iᵀ λ_{i+1} (the adjoint just after t_i), kept in _b; λ_i = λ_i^+ + g_i.
-        for (int i = k - 1; i >= 0; i--)
+        // The reverse-time recurrence λ_i = Φ_iᵀ λ_{i+1} + g_i, as a forward one in j = K − 1 − i solved by the scan:
+        // h_j = Φ_{K−1−j}ᵀ h_{j−1} + g_{K−1−j}, h_{−1} = λ_K = g_K.
+        var transposed = new T[k * nn];
+        var forcing = new T[k * n];
+        var reversed = new T[k * n];
+        for (int j = 0; j < k; j++)
         {
-            ReadOnlySpan<T> phi = _a.AsSpan(i * nn, nn), next = lambda.AsSpan((i + 1) * n, n);
-            Span<T> plus = _b.AsSpan(i * n, n), current = lambda.AsSpan(i * n, n);
-            for (int c = 0; c < n; c++)
+            int i = k - 1 - j;
+            ReadOnlySpan<T> phi = _a.AsSpan(i * nn, nn);
+            Span<T> target = transposed.AsSpan(j * nn, nn);
+            for (int r = 0; r < n; r++)
             {
-                T sum = T.Zero;
-                for (int r = 0; r < n; r++)
+                for (int c = 0; c < n; c++)
                 {
-                    sum += phi[r * n + c] * next[r];
+                    target[c * n + r] = phi[r * n + c];
                 }
-
-                plus[c] = sum;
-                current[c] += sum;
             }
+
+            lambda.AsSpan(i * n, n).CopyTo(forcing.AsSpan(j * n, n));
+        }
+
+        Scan.LinearRecurrence.Solve(transposed, forcing, lambda.AsSpan(k * n, n).ToArray(), reversed, k, n, dense: true, _p.Cores);
+        for (int j = 0; j < k; j++)
+        {
+            int i = k - 1 - j;
+            for (int r = 0; r < n; r++)
+            {
+                // λ_i^+ = Φ_iᵀ λ_{i+1} (the adjoint just after t_i) = λ_i − g_i, kept in _b for the parameter integral.
+                _b[i * n + r] = reversed[j * n + r] - lambda[i * n + r];
+            }
+
+            reversed.AsSpan(j * n, n).CopyTo(lambda.AsSpan(i * n, n));
         }
 
         lambda.AsSpan(0, n).CopyTo(initialGradient);
