@@ -184,6 +184,16 @@ extern "C" __global__ void scan_dense_apply(const real* A, const real* b, const 
     }
 }
 
+// The end of every cell row: the Newton term f − (J h_{t−1}) and the row's residual against the iterate, into stats.
+__device__ __forceinline__ void finish_row(real* bterm, unsigned long long* stats, long long id, real y, real jh, real current, int mode,
+                                           real atol, real rtol)
+{
+    if (mode > 0) bterm[id] = y - jh;
+    real diff = fabs(current - y);
+    atomic_max_nonneg(&stats[0], diff / (atol + rtol * fabs(y)));
+    atomic_max_nonneg(&stats[1], diff);
+}
+
 // ---- Cells: f, its Jacobian (full or diagonal), the Newton affine term and the residual, one thread per (b, t, row) ----
 // xp: input projections W_ih x_t + b_ih, [B, T, G·n]. hh: W_hh h_{t-1} (no bias), [B, T, G·n], from one cuBLAS GEMM.
 // prev: h_{t-1} for every t ([B, T, S], the iterate shifted by one with h0 in front); cur: the iterate h_t.
@@ -216,10 +226,7 @@ extern "C" __global__ void rnn_eval(const real* xp, const real* hh, const real* 
         jac[id] = v;
         jh = v * hp[i];
     }
-    if (mode > 0) bterm[id] = y - jh;
-    real diff = fabs(cur[id] - y);
-    atomic_max_nonneg(&stats[0], diff / (atol + rtol * fabs(y)));
-    atomic_max_nonneg(&stats[1], diff);
+    finish_row(bterm, stats, id, y, jh, cur[id], mode, atol, rtol);
 }
 
 // PyTorch's GRU: r = σ(x_r + W_hr h + b_hr), z = σ(x_z + W_hz h + b_hz), g = tanh(x_n + r ⊙ (W_hn h + b_hn)),
@@ -264,10 +271,7 @@ extern "C" __global__ void gru_eval(const real* xp, const real* hh, const real* 
         jac[id] = v;
         jh = v * hp[i];
     }
-    if (mode > 0) bterm[id] = y - jh;
-    real diff = fabs(cur[id] - y);
-    atomic_max_nonneg(&stats[0], diff / (atol + rtol * fabs(y)));
-    atomic_max_nonneg(&stats[1], diff);
+    finish_row(bterm, stats, id, y, jh, cur[id], mode, atol, rtol);
 }
 
 // PyTorch's LSTM on the state [h; c] (S = 2n): gates i, f, g, o = σ, σ, tanh, σ of x + W_hh h + b_hh;
