@@ -190,7 +190,7 @@ internal static class OdeCommand
             Fallback = q.FallbackDopri5 ? FallbackPolicy.Sequential : FallbackPolicy.None,
         };
         OdeResult<T> result = Deer.SolveOde(field, y0Tensor.ToArray<T>(), times, options, inputs);
-        if (!result.Converged)
+        if (!result.Succeeded)
         {
             string hint = method is OdeMethod.Deer or OdeMethod.QuasiDeer && !q.FallbackDopri5 ? " Pass --fallback dopri5 to fall back instead." : "";
             throw new NotConvergedException($"{q.MethodName} did not succeed ({result.Status}): {result.Message} Nothing was written.{hint}");
@@ -206,7 +206,7 @@ internal static class OdeCommand
 
         files.Commit();
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{q.System ?? "mlp"}, n = {n}, B = {batch}, {length} times: {Name(result.Method)}{(result.FallbackReason is null ? "" : " (after falling back)")} {result.Status}, "
+            $"{q.System ?? "mlp"}, n = {n}, B = {batch}, {length} times: {Name(result.Method)}{(result.FallbackMethod is { } fb ? $" (states by {Name(fb)} after it failed)" : "")} {result.Status}, "
             + $"{result.Iterations} iteration(s), internal grid {result.InternalGridSize}, error estimate {result.ErrorEstimate:G3}, {result.Elapsed.TotalSeconds:F3} s; wrote {q.Out}."));
         return 0;
     }
@@ -235,9 +235,11 @@ internal static class OdeCommand
         w.WriteStartObject();
         w.WriteString("method", Name(result.Method));
         w.WriteString("requested_method", q.MethodName);
+        w.WriteString("states_method", Name(result.FallbackMethod ?? result.Method));
         w.WriteString("field", q.System ?? "mlp");
         w.WriteString("status", result.Status.ToString());
         w.WriteBoolean("converged", result.Converged);
+        w.WriteBoolean("tolerance_met", result.Converged);
         w.WriteString("message", result.Message);
         w.WriteNumber("iterations", result.Iterations);
         w.WriteNumber("refinements", result.Refinements);
@@ -249,8 +251,8 @@ internal static class OdeCommand
         }
 
         w.WriteEndArray();
-        WriteNumber(w, "max_residual", result.MaxResidual);
-        WriteNumber(w, "error_estimate", result.ErrorEstimate);
+        ReportJson.Number(w, "max_residual", result.MaxResidual);
+        ReportJson.Number(w, "error_estimate", result.ErrorEstimate);
         w.WriteNumber("function_evaluations", result.FunctionEvaluations);
         w.WriteNumber("rejected_steps", result.RejectedSteps);
         w.WriteBoolean("fallback_used", result.FallbackReason is not null);
@@ -267,17 +269,5 @@ internal static class OdeCommand
         w.WriteNumber("parameters", parameters);
         w.WriteNumber("cores", Environment.ProcessorCount);
         w.WriteEndObject();
-    }
-
-    private static void WriteNumber(Utf8JsonWriter w, string name, double value)
-    {
-        if (double.IsFinite(value))
-        {
-            w.WriteNumber(name, value);
-        }
-        else
-        {
-            w.WriteNull(name);
-        }
     }
 }

@@ -264,12 +264,17 @@ internal static class RunCommand
         w.WriteStartObject();
         w.WriteString("method", MethodNames.Name(result.Method));
         w.WriteString("requested_method", MethodNames.Name(q.Method));
+        if (result.FallbackMethod is { } fallback)
+        {
+            w.WriteString("fallback_method", MethodNames.Name(fallback));
+        }
+
         w.WriteString("backend", result.Device == ComputeDevice.Cuda ? "cuda" : "cpu");
         w.WriteNumber("iterations", result.Iterations);
         w.WriteBoolean("converged", result.Converged);
         w.WriteString("status", result.Status.ToString());
         w.WriteString("message", result.Message);
-        w.WriteNumber("max_residual", result.MaxResidual);
+        ReportJson.Number(w, "max_residual", result.MaxResidual);
         w.WriteNumber("solve_seconds", result.Elapsed.TotalSeconds);
         w.WriteBoolean("fallback_used", result.FallbackSequences > 0);
         w.WriteNumber("fallback_sequences", result.FallbackSequences);
@@ -282,7 +287,7 @@ internal static class RunCommand
         w.WriteStartArray("residual_history");
         foreach (double v in result.ResidualHistory)
         {
-            w.WriteNumberValue(v);
+            ReportJson.NumberValue(w, v);
         }
 
         w.WriteEndArray();
@@ -292,7 +297,7 @@ internal static class RunCommand
             w.WriteStartObject();
             w.WriteNumber("iterations", layer.Iterations);
             w.WriteBoolean("converged", layer.Converged);
-            w.WriteNumber("max_residual", layer.MaxResidual);
+            ReportJson.Number(w, "max_residual", layer.MaxResidual);
             w.WriteNumber("solve_seconds", layer.Elapsed.TotalSeconds);
             w.WriteEndObject();
         }

@@ -76,6 +76,13 @@ public static partial class Deer
         var tapes = new object?[batch];
         var grids = new object?[batch];
         OdeResult<T> solution = run.Solve(y0, initialGuess, tapes, grids);
+        if (!solution.Succeeded)
+        {
+            // As for recurrences: the adjoint at a trajectory that is not the solution is the gradient of nothing.
+            throw new InvalidOperationException(
+                $"The forward ODE solve did not succeed ({solution.Status}), and gradients at a trajectory that is not the solution would be wrong: {solution.Message}");
+        }
+
         T[] cotangent = cotangentOf(solution);
         Require.Length(cotangent, (long)batch * length * n, "outputCotangent", $"[{batch}, {length}, {n}] (the solution's shape)");
         Require.Finite(cotangent, "outputCotangent");
@@ -319,7 +326,8 @@ internal sealed class OdeRun<TField, T>
         int fallbackCount = fallbacks.Count(f => f is not null);
         var result = new OdeResult<T>(states, batch, length, n)
         {
-            Method = _used.Contains(OdeMethod.Dopri5) && deer ? OdeMethod.Dopri5 : _used[0],
+            Method = _options.Method,
+            FallbackMethod = fallbackCount > 0 ? OdeMethod.Dopri5 : null,
             Status = outcomes[worst].Status,
             Message = batch == 1 ? outcomes[0].Message : $"sequence {worst} of {batch}: {outcomes[worst].Message}",
             Iterations = outcomes.Max(o => o.Iterations),
@@ -338,9 +346,10 @@ internal sealed class OdeRun<TField, T>
     private static int Severity(OdeStatus status) => status switch
     {
         OdeStatus.Converged => 0,
-        OdeStatus.AccuracyNotReached => 1,
-        OdeStatus.MaxIterationsReached => 2,
-        _ => 3,
+        OdeStatus.ErrorNotControlled => 1,
+        OdeStatus.AccuracyNotReached => 2,
+        OdeStatus.MaxIterationsReached => 3,
+        _ => 4,
     };
 
     /// <summary>The gradient of one sequence, from the grid or tape its solve kept.</summary>

@@ -165,9 +165,10 @@ public static partial class Deer
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        SolveResult<T>? forward = warmStart.IsEmpty ? null : Solvers.Solver.Solve(cell, inputs, batchSize, length, initialState, warmStart, options);
+        SolveResult<T>? forward = warmStart.IsEmpty ? null
+            : Solvers.Solver.Solve(cell, inputs, batchSize, length, initialState, warmStart, Solvers.Adjoint.ForwardOptions(options ?? SolveOptions.Default));
         var r = Solvers.Adjoint.Gradient(cell, inputs, batchSize, length, outputCotangent, initialState, options, gradient, solved: forward);
-        return new GradientResult<T>(r.Forward, [r.Parameters], r.Inputs, r.InitialStates, r.Method);
+        return new GradientResult<T>(r.Forward, [r.Parameters], r.Inputs, r.InitialStates, r.Method, r.Windows);
     }
 
     /// <summary>
@@ -196,8 +197,9 @@ public static partial class Deer
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        CellCheck.Require(cell, nameof(cell));
         int width = inputs.GetLength(inputs.Rank - 1);
-        if (cell is not null && width != cell.InputSize)
+        if (width != cell.InputSize)
         {
             string shape = string.Join(", ", Enumerable.Range(0, inputs.Rank).Select(inputs.GetLength));
             throw new ArgumentException(

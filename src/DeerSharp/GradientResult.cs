@@ -9,8 +9,10 @@ namespace DeerSharp;
 public sealed class GradientResult<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
-    internal GradientResult(SolveResult<T> forward, IReadOnlyList<T[]> parameters, T[] inputs, T[] initialStates, AdjointMethod adjoint)
+    internal GradientResult(SolveResult<T> forward, IReadOnlyList<T[]> parameters, T[] inputs, T[] initialStates, AdjointMethod adjoint,
+        int adjointWindows = 1)
     {
+        AdjointWindows = adjointWindows;
         Forward = forward;
         LayerParameterGradients = parameters;
         InputGradient = inputs;
@@ -35,4 +37,10 @@ public sealed class GradientResult<T>
 
     /// <summary>How the adjoint recurrence was solved.</summary>
     public AdjointMethod Adjoint { get; }
+
+    /// <summary>
+    /// How many time windows the adjoint was split into to keep within <see cref="SolveOptions.MemoryBudgetBytes"/> (1: none;
+    /// the most over the batch and the layers). Windows give the same gradient.
+    /// </summary>
+    public int AdjointWindows { get; }
 }

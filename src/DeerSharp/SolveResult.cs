@@ -14,6 +14,14 @@ public sealed class SolveResult<T>
         SolveStatus status, string message, double[] residualHistory, double maxResidual, TimeSpan elapsed, IReadOnlyList<SolveResult<T>>? layers = null,
         int fallbackSequences = 0, string? fallbackReason = null, int windows = 1)
     {
+        // The contract (docs/robustness.md) is enforced here, where every path builds its result: "Converged" needs a
+        // residual that was computed on these states and is finite, and states that are all finite.
+        if (status == SolveStatus.Converged && !ResultContract.ConvergedHolds(states, maxResidual, out string? broken))
+        {
+            status = SolveStatus.Diverged;
+            message = $"{broken} {message}";
+        }
+
         FallbackSequences = fallbackSequences;
         FallbackReason = fallbackReason;
         Windows = windows;
@@ -50,12 +58,21 @@ public sealed class SolveResult<T>
     /// <summary>The leading part of each state that is the cell's output (h for an LSTM).</summary>
     public int OutputSize { get; }
 
-    /// <summary>The method that produced the states.</summary>
+    /// <summary>
+    /// The method that was run (Auto resolved). Where it failed and <see cref="FallbackSequences"/> &gt; 0, those sequences'
+    /// states come from <see cref="FallbackMethod"/> instead; every other state comes from this method.
+    /// </summary>
     public SolveMethod Method { get; }
 
     /// <summary>
-    /// The number of updates applied (0 for <see cref="SolveMethod.Sequential"/>): the largest over the batch, summed over
-    /// the layers of a stack.
+    /// The method that produced the states of the sequences (or windows) <see cref="Method"/> failed on:
+    /// <see cref="SolveMethod.Sequential"/> after a fallback, null when there was none.
+    /// </summary>
+    public SolveMethod? FallbackMethod => FallbackSequences > 0 ? SolveMethod.Sequential : null;
+
+    /// <summary>
+    /// The updates <see cref="Method"/> applied (0 for <see cref="SolveMethod.Sequential"/>): summed over a sequence's
+    /// windows, the largest over the batch, summed over the layers of a stack. A fallback's loop adds none.
     /// </summary>
     public int Iterations { get; }
 
@@ -133,5 +150,5 @@ public sealed class SolveResult<T>
 
     /// <inheritdoc/>
     public override string ToString() =>
-        $"{Method}: {Status} after {Iterations} iteration(s), max residual {MaxResidual:G3}, {Elapsed.TotalMilliseconds:F1} ms. {Message}";
+        $"{Method}{(FallbackSequences > 0 ? " (sequential fallback)" : "")}: {Status} after {Iterations} iteration(s), max residual {MaxResidual:G3}, {Elapsed.TotalMilliseconds:F1} ms. {Message}";
 }

@@ -60,9 +60,12 @@ public class OdeTests
         {
             double[] times = OdeReference.UniformTimes(count, 2.0);
             double[] reference = OdeReference.Rk4((y, t) => VanDerPolReference(y), y0, times, substeps: 2000 / (count - 1) + 10);
-            var options = new OdeOptions { Method = method, Adaptive = false, AbsoluteTolerance = 1e-12, RelativeTolerance = 1e-12 };
+            var options = new OdeOptions { Method = method, Adaptive = false, AbsoluteTolerance = 1e-12, RelativeTolerance = 1e-12, Fallback = FallbackPolicy.None };
             OdeResult<double> result = Deer.SolveOde(field, y0, times, options);
-            Assert.True(result.Converged, result.Message);
+            // A fixed grid this coarse cannot meet 1e-12, and the result must say so: DEER's estimate exceeds the
+            // tolerance, and RK4 has none. The Newton iteration itself converged, or the status would be a failure.
+            Assert.Equal(method == OdeMethod.Rk4 ? OdeStatus.ErrorNotControlled : OdeStatus.AccuracyNotReached, result.Status);
+            Assert.False(result.Converged);
             steps.Add(2.0 / (count - 1));
             errors.Add(OdeReference.MaxAbsDiff(result.States, reference));
         }
@@ -99,10 +102,11 @@ public class OdeTests
         if (method != OdeMethod.Dopri5)
         {
             OdeResult<double> fixedGrid = Deer.SolveOde(field, y0, times, options with { Adaptive = false, Fallback = FallbackPolicy.None });
-            if (fixedGrid.Converged)
+            Assert.False(fixedGrid.Converged, fixedGrid.Message);
+            Assert.True(OdeReference.MaxAbsDiff(fixedGrid.States, reference) > 10 * error);
+            if (fixedGrid.Status == OdeStatus.AccuracyNotReached)
             {
                 Assert.True(fixedGrid.ErrorEstimate > 1);
-                Assert.True(OdeReference.MaxAbsDiff(fixedGrid.States, reference) > 10 * error);
             }
         }
     }
@@ -239,7 +243,7 @@ public class OdeTests
             Method = method, AbsoluteTolerance = 1e-12, RelativeTolerance = 1e-12, Substeps = 4, Fallback = FallbackPolicy.None,
         };
         OdeGradientResult<double> g = Deer.OdeGradient(field, y0, times, c, options);
-        Assert.True(g.Solution.Converged, g.Solution.Message);
+        Assert.True(g.Solution.Succeeded, g.Solution.Message);
         double Loss(MlpField<double> f, double[] start)
         {
             OdeResult<double> r = Deer.SolveOde(f, start, times, options);
@@ -490,7 +494,8 @@ public class OdeTests
         Assert.NotEqual(OdeStatus.Converged, deer.Status);
         OdeResult<double> fallback = Deer.SolveOde(field, [1.0], times, new OdeOptions { MaxGridSize = 1 << 14 });
         Assert.False(fallback.Converged);
-        Assert.Equal(OdeMethod.Dopri5, fallback.Method);
+        Assert.Equal(OdeMethod.Deer, fallback.Method);
+        Assert.Equal(OdeMethod.Dopri5, fallback.FallbackMethod);
         Assert.NotNull(fallback.FallbackReason);
     }
 

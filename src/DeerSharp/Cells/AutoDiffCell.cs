@@ -7,10 +7,12 @@ namespace DeerSharp.Cells;
 /// Jacobian (and its diagonal) costs S dual-number evaluations of f, a backward step S + d. For a recurrence with
 /// parameters to train, use <see cref="ParameterizedCell{TFunction, T}"/>, which adds their gradient.
 /// </summary>
-public readonly struct AutoDiffCell<TFunction, T> : IDifferentiableCell<T>
+public readonly struct AutoDiffCell<TFunction, T> : IDifferentiableCell<T>, IConstructedCell
     where TFunction : IRecurrence
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    bool IConstructedCell.IsDefault => ((IConstructedCell)_cell).IsDefault;
+
     private readonly ParameterizedCell<Unparameterized<TFunction>, T> _cell;
 
     /// <summary>Wraps <paramref name="function"/>.</summary>

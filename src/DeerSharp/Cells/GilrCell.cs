@@ -12,9 +12,11 @@ namespace DeerSharp.Cells;
 /// The input projection holds the activated gate and impulse, [g_t; i_t]. The Jacobian is diag(g_t). Parameters, flat:
 /// [gate.weight, gate.bias, impulse.weight, impulse.bias].
 /// </remarks>
-public readonly struct GilrCell<T> : ILinearSurrogateCell<T>
+public readonly struct GilrCell<T> : ILinearSurrogateCell<T>, IConstructedCell
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    bool IConstructedCell.IsDefault => _p is null;
+
     private readonly GilrProjection<T> _p;
 
     /// <summary>Wraps the weights (a snapshot of them).</summary>

@@ -14,9 +14,11 @@ namespace DeerSharp.Cells;
 /// its diagonal is [0; g; f]. Parameters, flat: [surrogate.gate.weight, surrogate.gate.bias, surrogate.impulse.weight,
 /// surrogate.impulse.bias, weight_ih, weight_hh, bias]. Projections hold [g; i; W_ih x + b] (6n).
 /// </remarks>
-public readonly struct GilrLstmCell<T> : ILinearSurrogateCell<T>
+public readonly struct GilrLstmCell<T> : ILinearSurrogateCell<T>, IConstructedCell
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    bool IConstructedCell.IsDefault => _c is null;
+
     private readonly GilrProjection<T> _s;
     private readonly CellWeights<T> _c;
 

@@ -14,10 +14,12 @@ namespace DeerSharp.Cells;
 /// A hand-written <see cref="IDifferentiableCell{T}"/> is faster where that matters (the built-in GRU's diagonal costs O(S)).
 /// The parameter values are copied when the cell is built.
 /// </remarks>
-public readonly struct ParameterizedCell<TFunction, T> : IDifferentiableCell<T>
+public readonly struct ParameterizedCell<TFunction, T> : IDifferentiableCell<T>, IConstructedCell
     where TFunction : IParameterizedRecurrence
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    bool IConstructedCell.IsDefault => _parameters is null;
+
     private readonly TFunction _f;
     private readonly int _stateSize;
     private readonly int _inputSize;

@@ -14,9 +14,11 @@ namespace DeerSharp.Cells;
 /// [weight, bias]. Projections hold [x̃; f; r; x] (4n). The Jacobian's only non-zero blocks are ∂c/∂c = diag(f) and
 /// ∂h/∂c = diag(r (1 - tanh²(c_t)) f); its diagonal is [0; f].
 /// </remarks>
-public readonly struct SruCell<T> : ILinearSurrogateCell<T>
+public readonly struct SruCell<T> : ILinearSurrogateCell<T>, IConstructedCell
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    bool IConstructedCell.IsDefault => _rows is null;
+
     private readonly int _n;
     private readonly T[] _rows;         // W, [3n, n]
     private readonly T[] _transposed;   // Wᵀ, [n, 3n]

@@ -24,6 +24,11 @@ public sealed class StackedCells<TCell, T>
             throw new ArgumentException("A stack needs at least one layer.", nameof(layers));
         }
 
+        foreach (TCell layer in layers)
+        {
+            CellCheck.Require(layer, nameof(layers));
+        }
+
         for (int k = 1; k < layers.Length; k++)
         {
             if (layers[k].InputSize != layers[k - 1].OutputSize)
@@ -81,56 +86,63 @@ public sealed class StackedCells<TCell, T>
             results.Sum(r => r.FallbackSequences), results.Select(r => r.FallbackReason).FirstOrDefault(r => r is not null),
             results.Max(r => r.Windows));
     }
+}
 
-    internal GradientResult<T> Gradient(ReadOnlySpan<T> inputs, int batchSize, int length, ReadOnlySpan<T> outputCotangent, T[]? initialStates,
-        SolveOptions? options, GradientOptions? gradientOptions, SolveResult<T>? solved = null)
+/// <summary>
+/// Gradients through a stack, top layer first. A static generic over the differentiable cell type, so every layer's adjoint
+/// runs on the struct itself: no cast to the interface, no interface call per step.
+/// </summary>
+internal static class StackedGradient
+{
+    internal static GradientResult<T> Gradient<TCell, T>(this StackedCells<TCell, T> stack, ReadOnlySpan<T> inputs, int batchSize, int length,
+        ReadOnlySpan<T> outputCotangent, T[]? initialStates, SolveOptions? options, GradientOptions? gradientOptions, SolveResult<T>? solved = null)
+        where TCell : IDifferentiableCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (!typeof(IDifferentiableCell<T>).IsAssignableFrom(typeof(TCell)))
-        {
-            throw new NotSupportedException($"{typeof(TCell).Name} is not an IDifferentiableCell<{typeof(T).Name}>.");
-        }
-
+        IReadOnlyList<TCell> layers = stack.Layers;
         if (initialStates is not null)
         {
-            Require.Length(initialStates, _layers.Sum(l => (long)batchSize * l.StateSize), nameof(initialStates), $"[{_layers.Length}, {batchSize}, S]");
+            Require.Length(initialStates, layers.Sum(l => (long)batchSize * l.StateSize), nameof(initialStates), $"[{layers.Count}, {batchSize}, S]");
         }
 
         // Forward, keeping every layer's inputs.
-        var layerInputs = new T[_layers.Length][];
+        var layerInputs = new T[layers.Count][];
         layerInputs[0] = inputs.ToArray();
-        var offsets = new int[_layers.Length];
-        for (int k = 1; k < _layers.Length; k++)
+        var offsets = new int[layers.Count];
+        for (int k = 1; k < layers.Count; k++)
         {
-            offsets[k] = offsets[k - 1] + batchSize * _layers[k - 1].StateSize;
+            offsets[k] = offsets[k - 1] + batchSize * layers[k - 1].StateSize;
         }
 
-        SolveResult<T> top = solved ?? Solve(inputs, batchSize, length, initialStates, options);
+        SolveResult<T> top = solved ?? stack.Solve(inputs, batchSize, length, initialStates, Solvers.Adjoint.ForwardOptions(options ?? SolveOptions.Default));
         if (!top.Converged)
         {
             throw new InvalidOperationException($"The forward solve did not converge, so there is no solution to differentiate at: {top.Message}");
         }
 
-        for (int k = 1; k < _layers.Length; k++)
+        for (int k = 1; k < layers.Count; k++)
         {
             layerInputs[k] = top.Layers![k - 1].Outputs();
         }
 
         // Backward, top down.
-        var parameters = new T[_layers.Length][];
-        var initialGradients = new T[offsets[^1] + batchSize * _layers[^1].StateSize];
+        var parameters = new T[layers.Count][];
+        var initialGradients = new T[offsets[^1] + batchSize * layers[^1].StateSize];
         T[] cotangent = outputCotangent.ToArray();
         AdjointMethod method = AdjointMethod.Sequential;
-        for (int k = _layers.Length - 1; k >= 0; k--)
+        int windows = 1;
+        for (int k = layers.Count - 1; k >= 0; k--)
         {
-            ReadOnlySpan<T> h0 = initialStates is null ? default : initialStates.AsSpan(offsets[k], batchSize * _layers[k].StateSize);
-            var r = Solvers.Adjoint.Gradient((IDifferentiableCell<T>)_layers[k], layerInputs[k], batchSize, length, cotangent, h0, options, gradientOptions, k,
+            ReadOnlySpan<T> h0 = initialStates is null ? default : initialStates.AsSpan(offsets[k], batchSize * layers[k].StateSize);
+            var r = Solvers.Adjoint.Gradient(layers[k], layerInputs[k], batchSize, length, cotangent, h0, options, gradientOptions, k,
                 top.Layers![k]);
             parameters[k] = r.Parameters;
             r.InitialStates.CopyTo(initialGradients.AsSpan(offsets[k]));
             cotangent = r.Inputs;
             method = r.Method;
+            windows = Math.Max(windows, r.Windows);
         }
 
-        return new GradientResult<T>(top, parameters, cotangent, initialGradients, method);
+        return new GradientResult<T>(top, parameters, cotangent, initialGradients, method, windows);
     }
 }

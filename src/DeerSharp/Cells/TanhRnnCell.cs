@@ -8,9 +8,11 @@ namespace DeerSharp.Cells;
 /// PyTorch's nn.RNN cell with tanh: h' = tanh(W_ih x + b_ih + W_hh h + b_hh).
 /// </summary>
 /// <remarks>Jacobian: J = diag(1 - h'²) W_hh; its diagonal (1 - h'²) ⊙ diag(W_hh).</remarks>
-public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>
+public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>, IConstructedCell
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    bool IConstructedCell.IsDefault => _c is null;
+
     private readonly CellWeights<T> _c;
     private readonly RecurrentWeights<T> _w;
 

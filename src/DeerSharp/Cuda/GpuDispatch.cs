@@ -28,7 +28,6 @@ internal static class GpuDispatch
     /// <summary>The methods the GPU runs, after Auto is resolved; null when it has none for <paramref name="method"/>.</summary>
     internal static SolveMethod? GpuMethod(SolveMethod method, GpuCellKind kind, int stateSize) => (method, kind) switch
     {
-        (_, GpuCellKind.Gilr) when method is SolveMethod.Sequential => SolveMethod.Sequential,
         (_, GpuCellKind.Gilr) when method is not SolveMethod.QuasiElk => SolveMethod.Scan, // linear: one scan is exact
         (SolveMethod.Auto, _) => stateSize <= GpuSolver.MaxDenseState ? SolveMethod.Deer : SolveMethod.QuasiDeer,
         (SolveMethod.Sequential or SolveMethod.Deer or SolveMethod.QuasiDeer or SolveMethod.Picard, not GpuCellKind.Gilr) => method,
@@ -78,9 +77,14 @@ internal static class GpuDispatch
         result = GpuSolver.Solve(gpu, gpuCell, inputs, batch, length, h0, method.Value, atol, rtol, maxIterations, warmStart);
         if (!result.Converged && (options.Fallback == FallbackPolicy.Sequential || options.Method == SolveMethod.Auto) && method != SolveMethod.Sequential)
         {
+            // Labelled as on the CPU: Method names what failed, FallbackMethod (Sequential) what produced the states, and
+            // the status and residual are the loop's own, checked.
             SolveResult<T> loop = GpuSolver.Solve(gpu, gpuCell, inputs, batch, length, h0, SolveMethod.Sequential, atol, rtol, 0, default);
-            result = new SolveResult<T>(loop.States, batch, length, loop.StateSize, loop.OutputSize, SolveMethod.Sequential, result.Iterations,
-                SolveStatus.Converged, $"{result.Message} Fell back to the GPU's sequential loop.", [.. result.ResidualHistory], 0,
+            string message = loop.Converged
+                ? $"{method} did not converge on the GPU, and the GPU's sequential loop evaluated all {batch} sequence(s) instead ({result.Message}) {loop.Message}"
+                : $"{method} did not converge on the GPU ({result.Message}), nor did the fallback: {loop.Message}";
+            result = new SolveResult<T>(loop.States, batch, length, loop.StateSize, loop.OutputSize, result.Method, result.Iterations,
+                loop.Status, message, [.. result.ResidualHistory], loop.MaxResidual,
                 result.Elapsed + loop.Elapsed, null, batch, result.Message) { Device = ComputeDevice.Cuda };
         }
 

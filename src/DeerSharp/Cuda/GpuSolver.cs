@@ -99,8 +99,9 @@ internal static unsafe class GpuSolver
         int n = cell.HiddenSize, s = cell.StateSize, d = cell.InputSize, gn = cell.Gates * n;
         long rows = (long)batch * length;
         int size = sizeof(T);
-        if (cell.Kind == GpuCellKind.Gilr && method != SolveMethod.Sequential)
+        if (cell.Kind == GpuCellKind.Gilr)
         {
+            // GILR is linear in h: its loop and its scan solve the same recurrence, and the scan is the GPU's way.
             method = SolveMethod.Scan;
         }
 
@@ -135,9 +136,12 @@ internal static unsafe class GpuSolver
             ulong a = buffers.Allocate(rows * n * size), b = buffers.Allocate(rows * n * size);
             Elementwise(gpu, "gilr_coefficients", isDouble, rows * n, xp, a, b, batch, length, n);
             DiagonalScan<T>(gpu, buffers, isDouble, a, b, start, cur, batch, length, n);
-            Download(gpu, cur, result);
-            // The scan is exact for this linear recurrence; its residual is checked by the caller's CPU pass if wanted.
-            return Result(result, batch, length, s, n, SolveMethod.Scan, 1, SolveStatus.Converged, "GPU scan: the GILR recurrence is linear, one scan is exact.", history, 0, clock);
+            // One scan is exact in exact arithmetic; the residual of what it returned is checked all the same.
+            ulong shifted = buffers.Allocate(rows * n * size), scanStats = buffers.Allocate(2 * sizeof(ulong));
+            Elementwise(gpu, "shift_states", isDouble, rows * s, cur, start, shifted, batch, length, s);
+            gpu.Zero(scanStats, 2 * sizeof(ulong));
+            Elementwise(gpu, "linear_residual", isDouble, rows * n, a, b, shifted, cur, scanStats, rows * n, T.CreateTruncating(atol), T.CreateTruncating(rtol));
+            return Checked(gpu, cur, scanStats, result, batch, length, s, n, SolveMethod.Scan, 1, "GPU scan of the GILR recurrence", history, clock);
         }
 
         ulong whh = buffers.Upload<T>(cell.WeightHH!), bhh = buffers.Upload<T>(cell.BiasHH!);
@@ -147,8 +151,17 @@ internal static unsafe class GpuSolver
             uint shared = (uint)((s + gn) * size);
             int gates = cell.Gates;
             Launch(gpu, "sequential_cell", isDouble, (uint)batch, 1, (uint)threads, shared, xp, whh, bhh, start, cur, batch, length, n, gates);
-            Download(gpu, cur, result);
-            return Result(result, batch, length, s, n, SolveMethod.Sequential, 0, SolveStatus.Converged, "GPU sequential loop.", history, 0, clock);
+            // The loop's states are f of the one before by construction, up to the GPU's rounding; one evaluation checks them
+            // (and that they are finite) as the CPU checks its loop's.
+            ulong before = buffers.Allocate(rows * s * size), products = buffers.Allocate(rows * gn * size), values = buffers.Allocate(rows * s * size);
+            ulong loopStats = buffers.Allocate(2 * sizeof(ulong));
+            Elementwise(gpu, "shift_states", isDouble, rows * s, cur, start, before, batch, length, s);
+            gpu.GemmABt(isDouble, (int)rows, gn, n, before, s, whh, n, 0, products, gn);
+            gpu.Zero(loopStats, 2 * sizeof(ulong));
+            string check = cell.Kind switch { GpuCellKind.TanhRnn => "rnn_eval", GpuCellKind.Gru => "gru_eval", _ => "lstm_eval" };
+            Elementwise(gpu, check, isDouble, rows * n, xp, products, bhh, whh, before, cur, values, 0UL, 0UL, loopStats, batch, length, n, 0,
+                T.CreateTruncating(atol), T.CreateTruncating(rtol));
+            return Checked(gpu, cur, loopStats, result, batch, length, s, n, SolveMethod.Sequential, 0, "GPU sequential loop", history, clock);
         }
 
         // The iterate: a warm start, or h0 broadcast over t... zeros are the CPU's default; match it.
@@ -207,6 +220,30 @@ internal static unsafe class GpuSolver
                     break;
             }
         }
+    }
+
+    /// <summary>The result of a path whose states are exact by construction (the loop, the linear scan), once their residual is known.</summary>
+    private static SolveResult<T> Checked<T>(IGpuRuntime gpu, ulong states, ulong stats, T[] result, int batch, int length, int s, int n,
+        SolveMethod method, int iterations, string what, List<double> history, Stopwatch clock)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ulong* host = stackalloc ulong[2];
+        gpu.Download(host, stats, 2 * sizeof(ulong));
+        double ratio = BitConverter.Int64BitsToDouble((long)host[0]), residual = BitConverter.Int64BitsToDouble((long)host[1]);
+        Download(gpu, states, result);
+        if (method != SolveMethod.Sequential)
+        {
+            history.Add(residual);
+        }
+
+        SolveStatus status = ratio <= 1 ? SolveStatus.Converged : double.IsFinite(ratio) ? SolveStatus.MaxIterationsReached : SolveStatus.Diverged;
+        string message = status switch
+        {
+            SolveStatus.Converged => $"{what}: residual {residual:G3} checked on the device.",
+            SolveStatus.Diverged => $"{what} produced NaN or infinity: the recurrence overflows for these weights and inputs.",
+            _ => $"{what}: the residual of its states is {residual:G3}, above the tolerance (rounding).",
+        };
+        return Result(result, batch, length, s, n, method, iterations, status, message, history, residual, clock);
     }
 
     private static SolveResult<T> Result<T>(T[] states, int batch, int length, int s, int n, SolveMethod method, int iterations, SolveStatus status,

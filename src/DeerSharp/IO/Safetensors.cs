@@ -299,7 +299,26 @@ public sealed class SafetensorsFile
                 entries[p.Name] = ParseEntry(p, dataLength, name);
             }
 
+            RequireDisjoint(entries, name);
             return (entries, metadata);
+        }
+    }
+
+    /// <summary>
+    /// Two tensors may not share bytes: overlapping data_offsets would make them read the same data silently. (Empty
+    /// tensors occupy no bytes and overlap nothing.)
+    /// </summary>
+    private static void RequireDisjoint(Dictionary<string, Entry> entries, string name)
+    {
+        var spans = entries.Where(e => e.Value.End > e.Value.Begin).OrderBy(e => e.Value.Begin).ToList();
+        for (int i = 1; i < spans.Count; i++)
+        {
+            var (before, after) = (spans[i - 1], spans[i]);
+            if (after.Value.Begin < before.Value.End)
+            {
+                throw Bad(name,
+                    $"tensors '{before.Key}' (data_offsets [{before.Value.Begin}, {before.Value.End}]) and '{after.Key}' ([{after.Value.Begin}, {after.Value.End}]) overlap");
+            }
         }
     }
 

@@ -120,9 +120,11 @@ internal sealed class DeerOde<TField, T>
             if (worst <= 1 || !_p.Options.Adaptive)
             {
                 Copy(grid, output);
-                string note = worst <= 1 ? "" : $" The local error estimate is {worst:G3}× the tolerance (Adaptive is off).";
-                return new OdeOutcome(OdeStatus.Converged,
-                    $"{Name} converged in {iterations} iterations on {grid.Times.Length} points ({refinements} refinements{Windows}).{note}",
+                OdeStatus met = ResultContract.OdeStatus(OdeStatus.Converged, worst, errorControlled: true);
+                string note = met == OdeStatus.Converged ? ""
+                    : $" But the local error estimate is {worst:G3}× the tolerance on this fixed grid (Adaptive is off): the tolerance is not met. Turn Adaptive on, or request more points.";
+                return new OdeOutcome(met,
+                    $"{Name}'s Newton iteration converged in {iterations} iterations on {grid.Times.Length} points ({refinements} refinements{Windows}).{note}",
                     iterations, refinements, grid.Times.Length, residual, worst, _evaluations);
             }
 

@@ -26,8 +26,9 @@ public enum OdeMethod
 /// <summary>How an ODE solve ended.</summary>
 public enum OdeStatus
 {
-    /// <summary>The solution meets the tolerances: for DEER, the Newton residual was checked on the returned trajectory and
-    /// every interval's local error estimate is within atol/rtol.</summary>
+    /// <summary>The solution meets the tolerances: every interval's local error estimate is within atol/rtol (for DEER, also
+    /// the Newton residual was checked on the returned trajectory). With <see cref="OdeOptions.Adaptive"/> off, a fixed grid
+    /// whose estimate exceeds the tolerance reports <see cref="AccuracyNotReached"/> instead.</summary>
     Converged,
 
     /// <summary>DEER's Newton iteration did not reach its residual tolerance within <see cref="OdeOptions.MaxIterations"/>.</summary>
@@ -41,6 +42,12 @@ public enum OdeStatus
     /// points, or Dopri5 reached its smallest step or <see cref="OdeOptions.MaxSteps"/>.
     /// </summary>
     AccuracyNotReached,
+
+    /// <summary>
+    /// RK4 integrated to the end with finite values, but it has no error estimate: whether the tolerances were met is
+    /// unknown. Not <see cref="OdeResult{T}.Converged"/>, yet not a failure either (<see cref="OdeResult{T}.Succeeded"/>).
+    /// </summary>
+    ErrorNotControlled,
 }
 
 /// <summary>Options for <see cref="Deer"/>.SolveOde and <see cref="Deer"/>.OdeGradient. Every option has a working default.</summary>

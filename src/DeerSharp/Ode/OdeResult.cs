@@ -26,14 +26,26 @@ public sealed class OdeResult<T>
     /// <summary>n.</summary>
     public int StateSize { get; }
 
-    /// <summary>The method that produced <see cref="States"/> (Dopri5 after a fallback).</summary>
+    /// <summary>
+    /// The method that was run. Where it failed and a fallback was allowed, those sequences' states come from
+    /// <see cref="FallbackMethod"/> instead.
+    /// </summary>
     public OdeMethod Method { get; internal set; }
+
+    /// <summary>The method that produced the states of the sequences <see cref="Method"/> failed on (Dopri5), or null when none did.</summary>
+    public OdeMethod? FallbackMethod { get; internal set; }
 
     /// <summary>How the solve ended (the worst over the batch).</summary>
     public OdeStatus Status { get; internal set; }
 
-    /// <summary>Whether every sequence met its tolerances.</summary>
+    /// <summary>Whether every sequence met its tolerances, by an error estimate that was computed and is within them.</summary>
     public bool Converged => Status == OdeStatus.Converged;
+
+    /// <summary>
+    /// Whether the solution can be used: <see cref="Converged"/>, or RK4's <see cref="OdeStatus.ErrorNotControlled"/> (finite,
+    /// but with no error estimate). False for every failure; the CLI exits 3 exactly when this is false.
+    /// </summary>
+    public bool Succeeded => Status is OdeStatus.Converged or OdeStatus.ErrorNotControlled;
 
     /// <summary>A sentence on how it went.</summary>
     public string Message { get; internal set; } = "";

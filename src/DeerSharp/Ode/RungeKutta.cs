@@ -114,7 +114,8 @@ internal sealed class RungeKutta<TField, T>
             y.CopyTo(output.Slice((i + 1) * n, n));
         }
 
-        return new OdeOutcome(OdeStatus.Converged, $"RK4 took {steps} fixed steps.", 0, 0, steps + 1, 0, double.NaN, _evaluations);
+        return new OdeOutcome(ResultContract.OdeStatus(OdeStatus.Converged, double.NaN, errorControlled: false),
+            $"RK4 took {steps} fixed steps. It has no error estimate, so whether the tolerances were met is unknown (use Dopri5 or DEER for error control).", 0, 0, steps + 1, 0, double.NaN, _evaluations);
     }
 
     /// <summary>One explicit Runge-Kutta step of y (in place) from t by h; the stage slopes end in k.</summary>

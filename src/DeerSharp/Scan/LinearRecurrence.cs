@@ -171,23 +171,39 @@ public static class LinearRecurrence
         ArgumentNullException.ThrowIfNull(b);
         ArgumentNullException.ThrowIfNull(h0);
         ArgumentNullException.ThrowIfNull(h);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxDegreeOfParallelism, 1);
+        long m = dense ? (long)n * n : n;
+        RequireAtLeast(a, length * m, nameof(a), dense ? $"[{length}, {n}, {n}]" : $"[{length}, {n}]");
+        RequireAtLeast(b, (long)length * n, nameof(b), $"[{length}, {n}]");
+        RequireAtLeast(h0, n, nameof(h0), $"[{n}]");
+        RequireAtLeast(h, (long)length * n, nameof(h), $"[{length}, {n}]");
         int chunks = ChooseChunks(length, n, dense, maxDegreeOfParallelism);
         if (chunks <= 1)
         {
-            int m = dense ? n * n : n;
             if (dense)
             {
-                SolveDenseSequential<T>(a.AsSpan(0, length * m), b.AsSpan(0, length * n), h0.AsSpan(0, n), h.AsSpan(0, length * n), n);
+                SolveDenseSequential<T>(a.AsSpan(0, (int)(length * m)), b.AsSpan(0, length * n), h0.AsSpan(0, n), h.AsSpan(0, length * n), n);
             }
             else
             {
-                SolveDiagonalSequential<T>(a.AsSpan(0, length * m), b.AsSpan(0, length * n), h0.AsSpan(0, n), h.AsSpan(0, length * n), n);
+                SolveDiagonalSequential<T>(a.AsSpan(0, (int)(length * m)), b.AsSpan(0, length * n), h0.AsSpan(0, n), h.AsSpan(0, length * n), n);
             }
 
             return;
         }
 
         SolveBlocked(a, b, h0, h, length, n, dense, chunks, maxDegreeOfParallelism, workspace);
+    }
+
+    /// <summary>An array may be longer than the steps it is used for (a reused buffer), never shorter.</summary>
+    private static void RequireAtLeast<T>(T[] values, long needed, string name, string shape)
+    {
+        if (values.Length < needed)
+        {
+            throw new ArgumentException($"{name} must hold at least {needed} values ({shape}); it holds {values.Length}.", name);
+        }
     }
 
     /// <summary>
@@ -214,8 +230,14 @@ public static class LinearRecurrence
         ArgumentOutOfRangeException.ThrowIfNegative(batchSize);
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxDegreeOfParallelism, 1);
         long m = dense ? (long)n * n : n;
-        Require.Length(a, batchSize * length * m, nameof(a), dense ? $"[{batchSize}, {length}, {n}, {n}]" : $"[{batchSize}, {length}, {n}]");
+        if ((long)batchSize * length * m > Array.MaxLength)
+        {
+            throw new ArgumentException($"[{batchSize}, {length}] steps of {m} coefficients each exceed what one .NET array can hold ({Array.MaxLength}).", nameof(a));
+        }
+
+        Require.Length(a, (long)batchSize * length * m, nameof(a), dense ? $"[{batchSize}, {length}, {n}, {n}]" : $"[{batchSize}, {length}, {n}]");
         Require.Length(b, (long)batchSize * length * n, nameof(b), $"[{batchSize}, {length}, {n}]");
         Require.Length(h0, (long)batchSize * n, nameof(h0), $"[{batchSize}, {n}]");
         Require.Length(h, (long)batchSize * length * n, nameof(h), $"[{batchSize}, {length}, {n}]");

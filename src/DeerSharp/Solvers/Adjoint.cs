@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using DeerSharp.Cells;
 using DeerSharp.Scan;
@@ -11,7 +12,7 @@ namespace DeerSharp.Solvers;
 /// </summary>
 internal static class Adjoint
 {
-    internal readonly record struct Result<T>(SolveResult<T> Forward, T[] Parameters, T[] Inputs, T[] InitialStates, AdjointMethod Method)
+    internal readonly record struct Result<T>(SolveResult<T> Forward, T[] Parameters, T[] Inputs, T[] InitialStates, AdjointMethod Method, int Windows)
         where T : unmanaged, IFloatingPointIeee754<T>;
 
     public static Result<T> Gradient<TCell, T>(TCell cell, ReadOnlySpan<T> inputs, int batchSize, int length, ReadOnlySpan<T> outputCotangent,
@@ -26,11 +27,14 @@ internal static class Adjoint
             throw new ArgumentException($"Adjoint must be one of {string.Join(", ", Enum.GetNames<AdjointMethod>())}; it is {(int)gradientOptions.Adjoint}.", nameof(gradientOptions));
         }
 
+        CellCheck.Require(cell, nameof(cell));
         int s = cell.StateSize, d = cell.InputSize, o = cell.OutputSize;
         Require.Length(outputCotangent, (long)batchSize * length * o, nameof(outputCotangent), $"[{batchSize}, {length}, {o}]");
         Require.Finite(outputCotangent, nameof(outputCotangent), batchSize, length, o);
         // A stack passes each layer's solve in, having solved the layers on the way up.
-        SolveResult<T> forward = solved ?? Solver.Solve(cell, inputs, batchSize, length, initialState, default, options, layer);
+        // The memory budget is shared: half for the forward solve (its pooled buffers stay with the pool), half for the adjoint.
+        long total = options.MemoryBudgetBytes ?? SolverSettings<T>.DefaultMemoryBudget();
+        SolveResult<T> forward = solved ?? Solver.Solve(cell, inputs, batchSize, length, initialState, default, ForwardOptions(options), layer);
         if (!forward.Converged)
         {
             throw new InvalidOperationException(
@@ -46,18 +50,30 @@ internal static class Adjoint
         var parameters = new T[cell.ParameterCount];
         var dInputs = new T[(long)batchSize * length * d];
         var dInitial = new T[(long)batchSize * s];
-        T[] x = inputs.ToArray(), h0 = initialState.IsEmpty ? new T[(long)batchSize * s] : initialState.ToArray(), cot = outputCotangent.ToArray();
-        // Each sequence's gradient in its own array, summed in sequence order afterwards: the same bits on every run.
+        T[] h0 = initialState.IsEmpty ? new T[(long)batchSize * s] : initialState.ToArray();
+        // Each sequence's gradient in its own array, summed in sequence order afterwards: the same bits on every run. The
+        // memory budget is shared by the workers; the inputs are pinned and passed by address, not copied.
+        int workers = batchSize >= cores ? cores : 1;
         int inner = batchSize >= cores ? 1 : cores;
+        long budget = total / 2 / Math.Max(1, Math.Min(workers, batchSize));
         var perSequence = new T[batchSize][];
-        Parallel.For(0, batchSize, new ParallelOptions { MaxDegreeOfParallelism = batchSize >= cores ? cores : 1 }, b =>
+        var windowCounts = new int[batchSize];
+        unsafe
         {
-            var local = new T[parameters.Length];
-            Sequence(cell, x.AsSpan(b * length * d, length * d), forward.States.AsSpan(b * length * s, length * s), h0.AsSpan(b * s, s),
-                cot.AsSpan(b * length * o, length * o), local, dInputs.AsSpan(b * length * d, length * d), dInitial.AsSpan(b * s, s),
-                method, inner, options.CancellationToken);
-            perSequence[b] = local;
-        });
+            fixed (T* px = inputs, pcot = outputCotangent)
+            {
+                nint xAddress = (nint)px, cotAddress = (nint)pcot;
+                Parallel.For(0, batchSize, new ParallelOptions { MaxDegreeOfParallelism = workers }, b =>
+                {
+                    var local = new T[parameters.Length];
+                    var x = new ReadOnlySpan<T>((T*)xAddress + ((long)b * length * d), length * d);
+                    var cot = new ReadOnlySpan<T>((T*)cotAddress + ((long)b * length * o), length * o);
+                    windowCounts[b] = Sequence(cell, x, forward.States.AsSpan(b * length * s, length * s), h0.AsSpan(b * s, s), cot, local,
+                        dInputs.AsSpan(b * length * d, length * d), dInitial.AsSpan(b * s, s), method, inner, budget, options.CancellationToken);
+                    perSequence[b] = local;
+                });
+            }
+        }
         foreach (T[] local in perSequence)
         {
             for (int i = 0; i < local.Length; i++)
@@ -66,11 +82,50 @@ internal static class Adjoint
             }
         }
 
-        return new Result<T>(forward, parameters, dInputs, dInitial, method);
+        return new Result<T>(forward, parameters, dInputs, dInitial, method, windowCounts.Length == 0 ? 1 : windowCounts.Max());
     }
 
-    private static void Sequence<TCell, T>(TCell cell, ReadOnlySpan<T> x, ReadOnlySpan<T> states, ReadOnlySpan<T> h0, ReadOnlySpan<T> cotangent,
-        Span<T> parameters, Span<T> dInputs, Span<T> dInitial, AdjointMethod method, int cores, CancellationToken cancellation)
+    /// <summary>The forward solve's options inside a gradient: half of the memory budget (the adjoint has the other half).</summary>
+    internal static SolveOptions ForwardOptions(SolveOptions options) =>
+        options with { MemoryBudgetBytes = Math.Max(1, (options.MemoryBudgetBytes ?? SolverSettings<double>.DefaultMemoryBudget()) / 2) };
+
+    /// <summary>
+    /// The most steps one adjoint window may hold so its buffers fit <paramref name="budgetBytes"/>. Per step: the
+    /// projections, g and h_{t-1} (both adjoints), plus for the scan two S×S Jacobians (J and its reversed transpose), five
+    /// state vectors and two input vectors.
+    /// </summary>
+    internal static int WindowLength<TCell, T>(in TCell cell, int length, AdjointMethod method, int cores, long budgetBytes)
+        where TCell : IDifferentiableCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        long s = cell.StateSize, d = cell.InputSize;
+        long perStep = cell.ProjectionSize + (2 * s) + (method == AdjointMethod.Scan ? (2 * s * s) + (5 * s) + (2 * d) : 0);
+        long bytesPerStep = Math.Max(1, perStep * Unsafe.SizeOf<T>());
+        long fits = (budgetBytes - (FixedValues<TCell, T>(cell, method, cores) * Unsafe.SizeOf<T>())) / bytesPerStep;
+        if (fits < 1)
+        {
+            throw new InsufficientMemoryException(
+                $"One step of the {method} adjoint needs {bytesPerStep} bytes of working memory, over the memory budget of {budgetBytes} bytes; raise SolveOptions.MemoryBudgetBytes or use AdjointMethod.Sequential.");
+        }
+
+        return (int)Math.Clamp(fits, 1, Math.Max(1, length));
+    }
+
+    /// <summary>The window-independent buffers: one cell workspace and one parameter sum per core (the scan adjoint), or one step's.</summary>
+    private static long FixedValues<TCell, T>(in TCell cell, AdjointMethod method, int cores)
+        where TCell : IDifferentiableCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        method == AdjointMethod.Scan
+            ? (long)Math.Max(1, cores) * (cell.BlockWorkspaceSize(Solver.BlockSteps) + cell.BackwardWorkspaceSize(Solver.BlockSteps) + cell.ParameterCount)
+            : cell.BackwardWorkspaceSize(1) + (3L * cell.StateSize);
+
+    /// <summary>
+    /// One sequence's gradient, in windows from the end of time back to the start so the buffers fit the memory budget:
+    /// each window starts from J_{t1}ᵀ v_{t1}, what the window after it passed back as "∂L/∂h_{t1-1}", and hands on its own.
+    /// The buffers are allocated once, for the longest window.
+    /// </summary>
+    private static int Sequence<TCell, T>(TCell cell, ReadOnlySpan<T> x, ReadOnlySpan<T> states, ReadOnlySpan<T> h0, ReadOnlySpan<T> cotangent,
+        Span<T> parameters, Span<T> dInputs, Span<T> dInitial, AdjointMethod method, int cores, long budgetBytes, CancellationToken cancellation)
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -79,42 +134,99 @@ internal static class Adjoint
         if (length == 0)
         {
             dInitial.Clear();
-            return;
+            return 1;
         }
 
-        var projections = new T[length * p];
-        cell.ProjectInputs(x, projections, length);
-        // g_t: the cotangent on the output, zero on the rest of the state (an LSTM's c).
-        var g = new T[length * s];
-        for (int t = 0; t < length; t++)
+        int window = WindowLength<TCell, T>(cell, length, method, cores, budgetBytes);
+        var buffers = new Buffers<T>(window, s, d, p, method == AdjointMethod.Scan);
+        int workers = Math.Max(1, cores);
+        if (method == AdjointMethod.Scan)
         {
-            cotangent.Slice(t * o, o).CopyTo(g.AsSpan(t * s, o));
-        }
-
-        // previous[t] = h_{t-1}: h0, then the solved states shifted by one step.
-        var previous = new T[length * s];
-        h0.CopyTo(previous);
-        states[..((length - 1) * s)].CopyTo(previous.AsSpan(s));
-        if (method == AdjointMethod.Sequential)
-        {
-            Backpropagate(cell, x, previous, projections, g, parameters, dInputs, dInitial, cancellation);
+            buffers.Workspaces = [.. Enumerable.Range(0, workers).Select(_ => new T[Math.Max(cell.BlockWorkspaceSize(Solver.BlockSteps), cell.BackwardWorkspaceSize(Solver.BlockSteps))])];
+            buffers.Sums = [.. Enumerable.Range(0, workers).Select(_ => new T[cell.ParameterCount])];
         }
         else
         {
-            ScanAdjoint(cell, x, previous, projections, g, parameters, dInputs, dInitial, cores, cancellation);
+            buffers.Workspaces = [new T[cell.BackwardWorkspaceSize(1)]];
         }
+
+        var carry = new T[s];
+        for (int t1 = length; t1 > 0; t1 -= window)
+        {
+            int t0 = Math.Max(0, t1 - window), count = t1 - t0;
+            Span<T> projections = buffers.Projections.AsSpan(0, count * p), g = buffers.G.AsSpan(0, count * s), previous = buffers.Previous.AsSpan(0, count * s);
+            cell.ProjectInputs(x.Slice(t0 * d, count * d), projections, count);
+            // g_t: the cotangent on the output, zero on the rest of the state (an LSTM's c); the last step also receives
+            // what the later window passed back.
+            g.Clear();
+            for (int t = 0; t < count; t++)
+            {
+                cotangent.Slice((t0 + t) * o, o).CopyTo(g.Slice(t * s, o));
+            }
+
+            for (int i = 0; i < s; i++)
+            {
+                g[((count - 1) * s) + i] += carry[i];
+            }
+
+            // previous[t] = h_{t-1}: h0 (or the state before the window), then the solved states shifted by one step.
+            (t0 == 0 ? h0 : states.Slice((t0 - 1) * s, s)).CopyTo(previous);
+            states.Slice(t0 * s, (count - 1) * s).CopyTo(previous[s..]);
+            if (method == AdjointMethod.Sequential)
+            {
+                Backpropagate(cell, x.Slice(t0 * d, count * d), buffers, count, parameters, dInputs.Slice(t0 * d, count * d), carry, cancellation);
+            }
+            else
+            {
+                ScanAdjoint(cell, x.Slice(t0 * d, count * d), buffers, count, parameters, dInputs.Slice(t0 * d, count * d), carry, cores, cancellation);
+            }
+        }
+
+        carry.CopyTo(dInitial);
+        return (length + window - 1) / window;
     }
 
-    /// <summary>Backpropagation through time: v_t = g_t + J_{t+1}ᵀ v_{t+1}, one vector-Jacobian product per step from the end.</summary>
-    private static void Backpropagate<TCell, T>(TCell cell, ReadOnlySpan<T> x, T[] previous, T[] projections, T[] g, Span<T> parameters,
-        Span<T> dInputs, Span<T> dInitial, CancellationToken cancellation)
+    /// <summary>One adjoint window's buffers, [window, ·] each, allocated once per sequence.</summary>
+    private sealed class Buffers<T>(int window, int s, int d, int p, bool scan)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public readonly T[] Projections = new T[(long)window * p];
+        public readonly T[] G = new T[(long)window * s];
+        public readonly T[] Previous = new T[(long)window * s];
+        public readonly T[] Jacobians = scan ? new T[(long)window * s * s] : [];
+        public readonly T[] Transposed = scan ? new T[(long)window * s * s] : [];
+        public readonly T[] Next = scan ? new T[(long)window * s] : [];
+        public readonly T[] Reversed = scan ? new T[(long)window * s] : [];
+        public readonly T[] W = scan ? new T[(long)window * s] : [];
+        public readonly T[] Adjoints = scan ? new T[(long)window * s] : [];
+        public readonly T[] StepPrevious = scan ? new T[(long)window * s] : [];
+        public readonly T[] Inputs = scan ? new T[(long)window * d] : [];
+        public readonly T[] InputGradients = scan ? new T[(long)window * d] : [];
+
+        /// <summary>Cell workspaces, one per worker, for EvaluateBlock and BackwardBlock alike.</summary>
+        public T[][] Workspaces = [];
+
+        /// <summary>Each worker's parameter-gradient sum (the scan adjoint).</summary>
+        public T[][] Sums = [];
+
+        /// <summary>v, one step's adjoint (BPTT).</summary>
+        public readonly T[] V = new T[s];
+    }
+
+    /// <summary>
+    /// Backpropagation through time over one window: v_t = g_t + J_{t+1}ᵀ v_{t+1}, one vector-Jacobian product per step
+    /// from the end. <paramref name="carry"/> returns J_{t0}ᵀ v_{t0}.
+    /// </summary>
+    private static void Backpropagate<TCell, T>(TCell cell, ReadOnlySpan<T> x, Buffers<T> buffers, int length, Span<T> parameters,
+        Span<T> dInputs, Span<T> carry, CancellationToken cancellation)
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize, length = g.Length / s;
-        var v = new T[s];
-        var carry = new T[s];
-        var workspace = new T[cell.BackwardWorkspaceSize(1)];
+        int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize;
+        T[] g = buffers.G, previous = buffers.Previous, projections = buffers.Projections;
+        Span<T> v = buffers.V;
+        carry.Clear();
+        T[] workspace = buffers.Workspaces[0];
         for (int t = length - 1; t >= 0; t--)
         {
             if ((t & 4095) == 0)
@@ -124,50 +236,54 @@ internal static class Adjoint
 
             for (int i = 0; i < s; i++)
             {
-                v[i] = g[t * s + i] + carry[i];
+                v[i] = g[(t * s) + i] + carry[i];
             }
 
             cell.BackwardBlock(previous.AsSpan(t * s, s), projections.AsSpan(t * p, p), x.Slice(t * d, d), v, carry, dInputs.Slice(t * d, d),
                 parameters, workspace, 1);
         }
-
-        carry.CopyTo(dInitial);
     }
 
     /// <summary>
-    /// The adjoint as DEER computes it: every J_t at once, the reverse-time recurrence w_u = J_{T-u}ᵀ w_{u-1} + g_{T-1-u}
-    /// (u = T-1-t) by the scan, then all steps' backward products at once, in blocks over the cores.
+    /// The adjoint as DEER computes it, over one window: every J_t at once, the reverse-time recurrence
+    /// w_u = J_{T-u}ᵀ w_{u-1} + g_{T-1-u} (u = T-1-t) by the scan, then all steps' backward products at once, in blocks
+    /// over the cores. <paramref name="carry"/> returns J_{t0}ᵀ v_{t0}.
     /// </summary>
-    private static void ScanAdjoint<TCell, T>(TCell cell, ReadOnlySpan<T> x, T[] previous, T[] projections, T[] g, Span<T> parameters,
-        Span<T> dInputs, Span<T> dInitial, int cores, CancellationToken cancellation)
+    private static void ScanAdjoint<TCell, T>(TCell cell, ReadOnlySpan<T> x, Buffers<T> buffers, int length, Span<T> parameters,
+        Span<T> dInputs, Span<T> carry, int cores, CancellationToken cancellation)
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize, length = g.Length / s, ss = s * s;
+        int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize, ss = s * s;
         int block = Solver.BlockSteps;
         int blocks = (length + block - 1) / block;
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, cores), CancellationToken = cancellation };
+        T[] g = buffers.G, previous = buffers.Previous, projections = buffers.Projections;
 
         // 1. Jacobians at the solution, in parallel blocks: J_t = ∂f/∂h at (h_{t-1}, x_t).
-        var jacobians = new T[(long)length * ss];
-        var next = new T[length * s];
+        T[] jacobians = buffers.Jacobians, next = buffers.Next;
         TCell local = cell;
-        Parallel.For(0, blocks, parallel, () => new T[local.BlockWorkspaceSize(block)], (k, _, ws) =>
+        // A fixed partition of the blocks over the workers, each with its own preallocated workspace.
+        int chunks = Math.Min(blocks, buffers.Workspaces.Length);
+        Parallel.For(0, chunks, parallel, c =>
         {
-            int t0 = k * block, count = Math.Min(block, length - t0);
-            local.EvaluateBlock(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), next.AsSpan(t0 * s, count * s),
-                jacobians.AsSpan(t0 * ss, count * ss), JacobianMode.Full, ws, count);
-            return ws;
-        }, _ => { });
+            T[] ws = buffers.Workspaces[c];
+            for (int k = (int)((long)blocks * c / chunks); k < (int)((long)blocks * (c + 1) / chunks); k++)
+            {
+                int t0 = k * block, count = Math.Min(block, length - t0);
+                local.EvaluateBlock(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), next.AsSpan(t0 * s, count * s),
+                    jacobians.AsSpan(t0 * ss, count * ss), JacobianMode.Full, ws, count);
+            }
+        });
 
         // 2. Reverse time and transpose: A'_u = J_{T-u}ᵀ (A'_0 unused: w starts from zero), b'_u = g_{T-1-u}.
-        var a = new T[(long)length * ss];
-        var b = new T[length * s];
+        T[] a = buffers.Transposed, b = buffers.Reversed;
         for (int u = 0; u < length; u++)
         {
             g.AsSpan((length - 1 - u) * s, s).CopyTo(b.AsSpan(u * s, s));
             if (u == 0)
             {
+                a.AsSpan(0, ss).Clear();
                 continue;
             }
 
@@ -177,14 +293,13 @@ internal static class Adjoint
             {
                 for (int c = 0; c < s; c++)
                 {
-                    at[r * s + c] = j[c * s + r];
+                    at[(r * s) + c] = j[(c * s) + r];
                 }
             }
         }
 
-        var w = new T[length * s];
+        T[] w = buffers.W, adjoints = buffers.Adjoints;
         LinearRecurrence.Solve(a, b, new T[s], w, length, s, dense: true, cores);
-        var adjoints = new T[length * s];
         for (int t = 0; t < length; t++)
         {
             w.AsSpan((length - 1 - t) * s, s).CopyTo(adjoints.AsSpan(t * s, s));
@@ -192,16 +307,13 @@ internal static class Adjoint
 
         // 3. Every step's backward product at once, in a fixed partition of the blocks: each chunk sums its blocks' parameter
         //    gradients in order, and the chunks are summed in order, so the result does not depend on scheduling.
-        var stepPrevious = new T[length * s];
-        T[] inputsCopy = x.ToArray();
-        var inputGradients = new T[length * d];
-        int chunks = Math.Min(blocks, 4 * Math.Max(1, cores));
-        int parameterCount = parameters.Length;
-        var perChunk = new T[chunks][];
+        T[] stepPrevious = buffers.StepPrevious, inputsCopy = buffers.Inputs, inputGradients = buffers.InputGradients;
+        x.CopyTo(inputsCopy);
+        T[][] perChunk = buffers.Sums;
         Parallel.For(0, chunks, parallel, c =>
         {
-            var ws = new T[local.BackwardWorkspaceSize(block)];
-            var sum = new T[parameterCount];
+            T[] ws = buffers.Workspaces[c], sum = perChunk[c];
+            sum.AsSpan().Clear();
             for (int k = (int)((long)blocks * c / chunks); k < (int)((long)blocks * (c + 1) / chunks); k++)
             {
                 int t0 = k * block, count = Math.Min(block, length - t0);
@@ -210,10 +322,9 @@ internal static class Adjoint
                     sum, ws, count);
             }
 
-            perChunk[c] = sum;
         });
 
-        foreach (T[] sum in perChunk)
+        foreach (T[] sum in perChunk.AsSpan(0, chunks))
         {
             for (int i = 0; i < sum.Length; i++)
             {
@@ -221,7 +332,7 @@ internal static class Adjoint
             }
         }
 
-        inputGradients.CopyTo(dInputs);
-        stepPrevious.AsSpan(0, s).CopyTo(dInitial);
+        inputGradients.AsSpan(0, length * d).CopyTo(dInputs);
+        stepPrevious.AsSpan(0, s).CopyTo(carry);
     }
 }

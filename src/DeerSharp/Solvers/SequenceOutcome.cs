@@ -1,7 +1,7 @@
 namespace DeerSharp.Solvers;
 
 /// <summary>How one sequence's solve ended.</summary>
-/// <param name="Iterations">Updates applied (the most over the sequence's windows).</param>
+/// <param name="Iterations">Updates the method applied, summed over the sequence's windows.</param>
 /// <param name="Status">The final status, after any fallback.</param>
 /// <param name="ResidualHistory">The residual of every checked iterate, windows one after another.</param>
 /// <param name="MaxResidual">The residual of the returned states.</param>

@@ -17,11 +17,7 @@ internal static partial class Solver
         options ??= SolveOptions.Default;
         options.Validate();
         RequireSupportedType<T>();
-        if (cell is null)
-        {
-            throw new ArgumentNullException(nameof(cell));
-        }
-
+        CellCheck.Require(cell, nameof(cell));
         int s = cell.StateSize, d = cell.InputSize;
         if (s < 1 || d < 0 || cell.OutputSize < 1 || cell.OutputSize > s || cell.ProjectionSize < 0 || cell.WorkspaceSize < 0)
         {
@@ -104,17 +100,28 @@ internal static partial class Solver
             return;
         }
 
-        // Many sequences: parallel over the batch, each sequence on one core. Spans cannot cross into the workers, so
-        // the inputs are copied once.
-        T[] x = inputs.ToArray(), h0 = initialState.ToArray(), guess = warmStart.ToArray();
-        var inner = settings.WithParallelism(1);
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = settings.MaxDegreeOfParallelism };
-        Parallel.For(0, batchSize, parallel, () => new SequenceWorkspace<T>(), (b, _, ws) =>
+        // Many sequences: parallel over the batch, each sequence on one core, each worker with its share of the memory
+        // budget (the budget bounds the whole solve, not each worker). Spans cannot cross into the workers, so they are
+        // pinned for the duration and passed by address rather than copied.
+        int workers = Math.Min(batchSize, settings.MaxDegreeOfParallelism);
+        var inner = settings.WithParallelism(1) with { MemoryBudgetBytes = Math.Max(1, settings.MemoryBudgetBytes / workers) };
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = workers };
+        unsafe
         {
-            outcomes[b] = SolveOne(cell, (int)b, x.AsSpan(b * length * d, length * d), Slice<T>(h0, b, s), Slice<T>(guess, b, perSequence),
-                states.AsSpan(b * perSequence, perSequence), inner, ws);
-            return ws;
-        }, ws => ws.Dispose());
+            fixed (T* px = inputs, ph0 = initialState, pguess = warmStart)
+            {
+                nint x = (nint)px, h0 = (nint)ph0, guess = (nint)pguess;
+                bool hasH0 = !initialState.IsEmpty, hasGuess = !warmStart.IsEmpty;
+                Parallel.For(0, batchSize, parallel, () => new SequenceWorkspace<T>(), (b, _, ws) =>
+                {
+                    var xs = new ReadOnlySpan<T>((T*)x + (b * length * d), length * d);
+                    ReadOnlySpan<T> start = hasH0 ? new ReadOnlySpan<T>((T*)h0 + (b * s), s) : default;
+                    ReadOnlySpan<T> warm = hasGuess ? new ReadOnlySpan<T>((T*)guess + (b * perSequence), perSequence) : default;
+                    outcomes[b] = SolveOne(cell, b, xs, start, warm, states.AsSpan(b * perSequence, perSequence), inner, ws);
+                    return ws;
+                }, ws => ws.Dispose());
+            }
+        }
     }
 
     private static ReadOnlySpan<T> Slice<T>(ReadOnlySpan<T> values, int index, int size) =>
@@ -142,7 +149,7 @@ internal static partial class Solver
             Span<T> part = states.Slice(w0 * s, (w1 - w0) * s);
             last = SolveWindow(cell, sequence, w, inputs.Slice(w0 * d, (w1 - w0) * d), h0,
                 warmStart.IsEmpty ? default : warmStart.Slice(w0 * s, (w1 - w0) * s), part, settings, ws);
-            iterations = Math.Max(iterations, last.Iterations);
+            iterations += last.Iterations;
             history.AddRange(last.ResidualHistory);
             if (last.Status != SolveStatus.Converged && settings.Fallback && settings.Method != SolveMethod.Sequential)
             {
@@ -182,7 +189,8 @@ internal static partial class Solver
             _ => 3 * s,
         };
         long bytesPerStep = Math.Max(1, perStep * Unsafe.SizeOf<T>());
-        long fits = settings.MemoryBudgetBytes / bytesPerStep;
+        // The buffers are rented from ArrayPool, which rounds each one up to a power of two: at most twice what is asked.
+        long fits = settings.MemoryBudgetBytes / 2 / bytesPerStep;
         if (fits < 1)
         {
             throw new InsufficientMemoryException(

@@ -60,7 +60,7 @@ static const std::map<std::string, std::function<void(void**)>>& registry()
         {"scan_dense_reduce", wrap(scan_dense_reduce)}, {"scan_dense_carry", wrap(scan_dense_carry)}, {"scan_dense_apply", wrap(scan_dense_apply)},
         {"rnn_eval", wrap(rnn_eval)}, {"gru_eval", wrap(gru_eval)}, {"lstm_eval", wrap(lstm_eval)},
         {"gilr_coefficients", wrap(gilr_coefficients)}, {"add_bias", wrap(add_bias)}, {"shift_states", wrap(shift_states)},
-        {"sequential_cell", wrap(sequential_cell)},
+        {"sequential_cell", wrap(sequential_cell)}, {"linear_residual", wrap(linear_residual)},
     };
     return kernels;
 }

@@ -25,6 +25,14 @@ __device__ __forceinline__ void atomic_max_nonneg(unsigned long long* target, re
     atomicMax(target, (unsigned long long)__double_as_longlong(fabs(v)));
 }
 
+// |h − f| / (atol + rtol |f|), the residual's ratio to its tolerance, for atomic_max_nonneg. A zero residual is within
+// tolerance even when atol = 0 and f = 0 (0/0 would be NaN); NaN stays NaN, which orders above +inf. Shared with the CPU's
+// rule in ResultContract.Within.
+__device__ __forceinline__ real residual_ratio(real diff, real atol, real rtol, real f)
+{
+    return diff == real(0) ? real(0) : diff / (atol + rtol * fabs(f));
+}
+
 // ---- Diagonal linear recurrence h_t = a_t ⊙ h_{t-1} + b_t, three phases over many blocks per sequence -------------
 
 // Phase 1: every (sequence, chunk, channel) reduces its chunk to one affine map (P, R): h_out = P h_in + R.
@@ -190,7 +198,7 @@ __device__ __forceinline__ void finish_row(real* bterm, unsigned long long* stat
 {
     if (mode > 0) bterm[id] = y - jh;
     real diff = fabs(current - y);
-    atomic_max_nonneg(&stats[0], diff / (atol + rtol * fabs(y)));
+    atomic_max_nonneg(&stats[0], residual_ratio(diff, atol, rtol, y));
     atomic_max_nonneg(&stats[1], diff);
 }
 
@@ -340,8 +348,11 @@ extern "C" __global__ void lstm_eval(const real* xp, const real* hh, const real*
     }
     const real* cu = cur + row * S;
     real dh = fabs(cu[i] - h), dcr = fabs(cu[n + i] - c);
-    atomic_max_nonneg(&stats[0], fmax(dh / (atol + rtol * fabs(h)), dcr / (atol + rtol * fabs(c))));
-    atomic_max_nonneg(&stats[1], fmax(dh, dcr));
+    // Two atomics rather than fmax, which would drop a NaN from either half.
+    atomic_max_nonneg(&stats[0], residual_ratio(dh, atol, rtol, h));
+    atomic_max_nonneg(&stats[0], residual_ratio(dcr, atol, rtol, c));
+    atomic_max_nonneg(&stats[1], dh);
+    atomic_max_nonneg(&stats[1], dcr);
 }
 
 // GILR (Martin & Cundy): g = σ(U x + b_g), i = tanh(V x + b_z) from the projections xp = [U x + b_g; V x + b_z];
@@ -357,6 +368,19 @@ extern "C" __global__ void gilr_coefficients(const real* xp, real* a, real* b, i
     real z = tanh(xp[row * 2 * n + n + i]);
     a[id] = g;
     b[id] = (real(1) - g) * z;
+}
+
+// The residual of a diagonal linear recurrence's solution: |h_t − (a_t h_{t−1} + b_t)|, prev holding h_{t−1}. Checks the
+// GILR scan's states as every other method's are checked.
+extern "C" __global__ void linear_residual(const real* a, const real* b, const real* prev, const real* cur, unsigned long long* stats,
+                                           long long total, real atol, real rtol)
+{
+    long long id = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (id >= total) return;
+    real f = a[id] * prev[id] + b[id];
+    real diff = fabs(cur[id] - f);
+    atomic_max_nonneg(&stats[0], residual_ratio(diff, atol, rtol, f));
+    atomic_max_nonneg(&stats[1], diff);
 }
 
 // rows += bias, for [rows, cols] row-major: the input projections' b_ih after the cuBLAS product.

@@ -1,0 +1,60 @@
+using System.Numerics;
+
+namespace DeerSharp;
+
+/// <summary>
+/// What every result promises, decided once (docs/robustness.md, "The contract"). Solves, stacks, windows, fallbacks,
+/// the GPU backend, ODEs and gradients all build their results through these checks, so no path can report success on
+/// states that were not verified.
+/// </summary>
+internal static class ResultContract
+{
+    /// <summary>
+    /// Whether a residual |h - f| is within atol + rtol·|f|. A zero residual is within even when atol = 0 and f = 0 (the
+    /// ratio would be 0/0); NaN is never within.
+    /// </summary>
+    public static bool Within(double residual, double atol, double rtol, double magnitude) =>
+        residual == 0 || residual <= atol + (rtol * Math.Abs(magnitude));
+
+    /// <summary>
+    /// "Converged" holds only for finite states whose residual was computed (a finite number, 0 for the loop, whose states
+    /// are f of the one before by construction). Says what broke otherwise.
+    /// </summary>
+    public static bool ConvergedHolds<T>(ReadOnlySpan<T> states, double maxResidual, out string? broken)
+        where T : IFloatingPointIeee754<T>
+    {
+        if (!double.IsFinite(maxResidual))
+        {
+            broken = "The residual of the returned states is not a finite number, so they cannot be reported as converged.";
+            return false;
+        }
+
+        for (int i = 0; i < states.Length; i++)
+        {
+            if (!T.IsFinite(states[i]))
+            {
+                broken = $"State value {i} is NaN or infinite, so the states cannot be reported as converged.";
+                return false;
+            }
+        }
+
+        broken = null;
+        return true;
+    }
+
+    /// <summary>The status an ODE result reports: it meets its error target only if an error estimate exists and is ≤ 1.</summary>
+    public static Ode.OdeStatus OdeStatus(Ode.OdeStatus solved, double errorEstimate, bool errorControlled)
+    {
+        if (solved != Ode.OdeStatus.Converged)
+        {
+            return solved;
+        }
+
+        if (!errorControlled || double.IsNaN(errorEstimate))
+        {
+            return Ode.OdeStatus.ErrorNotControlled;
+        }
+
+        return errorEstimate <= 1 ? Ode.OdeStatus.Converged : Ode.OdeStatus.AccuracyNotReached;
+    }
+}
