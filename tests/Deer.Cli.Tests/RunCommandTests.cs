@@ -1,3 +1,5 @@
+using Xunit.Abstractions;
+using DeerSharp.Tests;
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.Json;
@@ -18,9 +20,12 @@ public sealed class RunCommandTests : IDisposable
 
     private const int T = 120, D = 3, N = 5;
 
-    public RunCommandTests()
+    public RunCommandTests(ITestOutputHelper output)
     {
-        var rnd = new Random();
+        // xunit prints a failed test's output: the seed that made this class's weights and inputs.
+        int seed = Seeded.NextSeed();
+        output.WriteLine($"seed {seed} (rerun with DEER_TEST_SEED={seed})");
+        var rnd = new Random(seed);
         _layer0 = RecurrentWeights<double>.Random(3, N, D, rnd);
         _layer1 = RecurrentWeights<double>.Random(3, N, N, rnd);
         _x = [.. Enumerable.Range(0, 2 * T * D).Select(_ => rnd.NextDouble() * 2 - 1)];

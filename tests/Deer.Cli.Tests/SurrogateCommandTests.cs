@@ -1,3 +1,4 @@
+using DeerSharp.Tests;
 using DeerSharp.Cells;
 using DeerSharp.IO;
 
@@ -24,9 +25,8 @@ public sealed class SurrogateCommandTests : IDisposable
     [InlineData("gilr", 2)]
     [InlineData("gilr-lstm", 1)]
     [InlineData("gilr-lstm", 2)]
-    public void Run_and_grad_match_the_library(string cell, int layers)
+    public void Run_and_grad_match_the_library(string cell, int layers) => Seeded.Run(rnd =>
     {
-        var rnd = new Random();
         var tensors = new Dictionary<string, TensorData>();
         var gilr = new List<GilrWeights<double>>();
         var lstm = new List<GilrLstmWeights<double>>();
@@ -81,7 +81,7 @@ public sealed class SurrogateCommandTests : IDisposable
         string first = layers == 1 ? "" : "0.";
         double[] gg = grads.Get(first + (cell == "gilr" ? "gate.weight" : "surrogate.gate.weight")).ToArray<double>();
         Assert.True(gg.Zip(lib.LayerParameterGradients[0]).Max(p => Math.Abs(p.First - p.Second)) <= 1e-9);
-    }
+    });
 
     [Fact]
     public void C0_is_refused_for_gilr_and_missing_keys_are_named()

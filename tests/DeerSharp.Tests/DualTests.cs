@@ -56,9 +56,8 @@ public class DualTests
 
     [Theory]
     [MemberData(nameof(Functions))]
-    public void Derivative_matches_central_difference(string name)
+    public void Derivative_matches_central_difference(string name) => Seeded.Run(rnd =>
     {
-        var rnd = new Random();
         for (int trial = 0; trial < 20; trial++)
         {
             if (Unary.TryGetValue(name, out var u))
@@ -82,7 +81,7 @@ public class DualTests
                 Assert.True(Math.Abs(ry.Derivative - fy) <= 1e-6 * Math.Max(1, Math.Abs(fy)), $"∂{name}/∂y at ({x}, {y}): {ry.Derivative} vs {fy}");
             }
         }
-    }
+    });
 
     private static double Central(Func<double, double> f, double x)
     {

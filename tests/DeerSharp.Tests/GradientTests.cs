@@ -42,9 +42,8 @@ public class GradientTests
     [InlineData("rnn")]
     [InlineData("gru")]
     [InlineData("lstm")]
-    public void Gradients_match_central_finite_differences(string kind)
+    public void Gradients_match_central_finite_differences(string kind) => Seeded.Run(rnd =>
     {
-        var rnd = new Random();
         RecurrentWeights<double> w = Cells.Weights(kind, D, N, rnd, scale: 1.5);
         int s = kind == "lstm" ? 2 * N : N;
         double[] x = Numbers.Uniform(rnd, B * T * D), h0 = Numbers.Uniform(rnd, B * s, 0.5), c = Numbers.Uniform(rnd, B * T * N);
@@ -66,15 +65,14 @@ public class GradientTests
             Check(g.InputGradient[xi], Central(e => x[xi] += e), $"x[{xi}]");
             Check(g.InitialStateGradient[hi], Central(e => h0[hi] += e), $"h0[{hi}]");
         }
-    }
+    });
 
     [Theory]
     [InlineData("rnn")]
     [InlineData("gru")]
     [InlineData("lstm")]
-    public void Every_forward_method_and_both_adjoints_give_the_BPTT_gradient(string kind)
+    public void Every_forward_method_and_both_adjoints_give_the_BPTT_gradient(string kind) => Seeded.Run(rnd =>
     {
-        var rnd = new Random();
         RecurrentWeights<double> w = Cells.Weights(kind, D, N, rnd);
         int s = kind == "lstm" ? 2 * N : N;
         double[] x = Numbers.Uniform(rnd, B * T * D), h0 = Numbers.Uniform(rnd, B * s, 0.5), c = Numbers.Uniform(rnd, B * T * N);
@@ -91,7 +89,7 @@ public class GradientTests
                 Relative(reference.InitialStateGradient, g.InitialStateGradient, $"{kind} {method} {adjoint}: h0");
             }
         }
-    }
+    });
 
     private static void Relative(double[] expected, double[] actual, string what)
     {
@@ -103,9 +101,8 @@ public class GradientTests
     [Theory]
     [InlineData("gru")]
     [InlineData("lstm")]
-    public void Stacked_layers_have_finite_difference_gradients(string kind)
+    public void Stacked_layers_have_finite_difference_gradients(string kind) => Seeded.Run(rnd =>
     {
-        var rnd = new Random();
         RecurrentWeights<double> w0 = Cells.Weights(kind, D, N, rnd), w1 = Cells.Weights(kind, N, N, rnd);
         int s = kind == "lstm" ? 2 * N : N;
         double[] x = Numbers.Uniform(rnd, B * T * D), h0 = Numbers.Uniform(rnd, 2 * B * s, 0.5), c = Numbers.Uniform(rnd, B * T * N);
@@ -138,13 +135,12 @@ public class GradientTests
                 Assert.True(Math.Abs(a - n) <= 1e-6 * Math.Max(1, Math.Abs(n)), $"{kind} stack {what}: analytic {a}, central difference {n}");
             }
         }
-    }
+    });
 
     [Fact]
-    public void Custom_cells_are_differentiated_by_AD()
+    public void Custom_cells_are_differentiated_by_AD() => Seeded.Run(rnd =>
     {
         var cell = new AutoDiffCell<SolveApiTests.CoupledOscillators, double>(new SolveApiTests.CoupledOscillators());
-        var rnd = new Random();
         double[] x = Numbers.Uniform(rnd, B * 40), h0 = Numbers.Uniform(rnd, B * 2, 0.3), c = Numbers.Uniform(rnd, B * 40 * 2);
         double Loss3() => Deer.Solve(cell, x, B, 40, new SolveOptions { Method = SolveMethod.Sequential }, h0).States.Zip(c).Sum(p => p.First * p.Second);
         GradientResult<double> g = Deer.Gradient(cell, x, B, 40, c, Tight with { Method = SolveMethod.Deer }, new GradientOptions { Adjoint = AdjointMethod.Scan }, h0);
@@ -163,7 +159,7 @@ public class GradientTests
             double n = (up - down) / (2 * H);
             Assert.True(Math.Abs(g.InputGradient[xi] - n) <= 1e-6 * Math.Max(1, Math.Abs(n)), $"custom x[{xi}]: {g.InputGradient[xi]} vs {n}");
         }
-    }
+    });
 
     /// <summary>h' = tanh(a ⊙ h + B x + c), with θ = [a (2), B (2×1), c (2)].</summary>
     private readonly struct Leaky : IParameterizedRecurrence
@@ -183,9 +179,8 @@ public class GradientTests
     }
 
     [Fact]
-    public void Custom_cell_parameters_are_differentiated_by_AD()
+    public void Custom_cell_parameters_are_differentiated_by_AD() => Seeded.Run(rnd =>
     {
-        var rnd = new Random();
         double[] theta = Numbers.Uniform(rnd, 6, 1.2), x = Numbers.Uniform(rnd, B * 50), c = Numbers.Uniform(rnd, B * 50 * 2);
         double LossAt(double[] p) =>
             Deer.Solve(new ParameterizedCell<Leaky, double>(new Leaky(), p), x, B, 50, new SolveOptions { Method = SolveMethod.Sequential })
@@ -206,7 +201,7 @@ public class GradientTests
         }
 
         Assert.Equal("parameters", Assert.Throws<ArgumentException>(() => new ParameterizedCell<Leaky, double>(new Leaky(), new double[5])).ParamName);
-    }
+    });
 
     [Fact]
     public void A_mis_shaped_cotangent_is_refused_by_name()

@@ -106,9 +106,8 @@ public class LinearRecurrenceTests
     [InlineData(false, 8)]
     [InlineData(true, 2)]
     [InlineData(true, 8)]
-    public void Batched_scans_match_each_sequence_alone(bool dense, int cores)
+    public void Batched_scans_match_each_sequence_alone(bool dense, int cores) => Seeded.Run(rnd =>
     {
-        var rnd = new Random();
         const int B = 3, L = 1500, N = 3;
         int m = dense ? N * N : N;
         double[] a = Numbers.Uniform(rnd, B * L * m, dense ? 0.3 : 0.95), b = Numbers.Uniform(rnd, B * L * N), h0 = Numbers.Uniform(rnd, B * N);
@@ -121,7 +120,7 @@ public class LinearRecurrenceTests
         }
 
         Assert.Equal("h0", Assert.Throws<ArgumentException>(() => LinearRecurrence.SolveBatch(a, b, new double[2], h, B, L, N, dense, cores)).ParamName);
-    }
+    });
 
     [Fact]
     public void The_blocked_scan_is_chosen_only_where_it_can_win()

@@ -99,9 +99,8 @@ public class LinearSurrogateTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Every_method_reproduces_the_equations(bool lstm, SolveMethod method)
+    public void Every_method_reproduces_the_equations(bool lstm, SolveMethod method) => Seeded.Run(rnd =>
     {
-        var rnd = new Random();
         const int D = 5, N = 6, L = 1500, B = 2;
         var gl = GilrLstmWeights<double>.Random(N, D, rnd);
         GilrWeights<double> g = lstm ? gl.Surrogate : GilrWeights<double>.Random(N, D, rnd);
@@ -125,12 +124,11 @@ public class LinearSurrogateTests
             Assert.Equal(SolveMethod.Scan, r.Method);
             Assert.Equal(1, r.Iterations);
         }
-    }
+    });
 
     [Fact]
-    public void Jacobians_match_automatic_differentiation()
+    public void Jacobians_match_automatic_differentiation() => Seeded.Run(rnd =>
     {
-        var rnd = new Random();
         foreach (bool lstm in new[] { false, true })
         {
             var gl = GilrLstmWeights<double>.Random(4, 3, rnd);
@@ -145,14 +143,13 @@ public class LinearSurrogateTests
             Assert.True(Numbers.MaxAbsDiff(ad.Jacobian, analytic.Jacobian) <= 1e-13, lstm ? "GILR-LSTM J" : "GILR J");
             Assert.True(Numbers.MaxAbsDiff(ad.Diagonal, analytic.Diagonal) <= 1e-13, lstm ? "GILR-LSTM diag" : "GILR diag");
         }
-    }
+    });
 
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void Gradients_match_finite_differences_and_BPTT(bool lstm)
+    public void Gradients_match_finite_differences_and_BPTT(bool lstm) => Seeded.Run(rnd =>
     {
-        var rnd = new Random();
         const int D = 3, N = 4, L = 40, B = 2;
         var gl = GilrLstmWeights<double>.Random(N, D, rnd);
         GilrWeights<double> g = lstm ? gl.Surrogate : GilrWeights<double>.Random(N, D, rnd);
@@ -209,12 +206,11 @@ public class LinearSurrogateTests
                 Assert.True(Math.Abs(grad[i] - numeric) <= 1e-6 * Math.Max(1, Math.Abs(numeric)), $"{grad[i]} vs {numeric}");
             }
         }
-    }
+    });
 
     [Fact]
-    public void Stacked_GILR_LSTM_layers_feed_outputs_upward_and_scan_needs_a_surrogate()
+    public void Stacked_GILR_LSTM_layers_feed_outputs_upward_and_scan_needs_a_surrogate() => Seeded.Run(rnd =>
     {
-        var rnd = new Random();
         var w0 = GilrLstmWeights<double>.Random(5, 3, rnd);
         var w1 = GilrLstmWeights<double>.Random(5, 5, rnd);
         double[] x = Numbers.Uniform(rnd, 300 * 3);
@@ -229,5 +225,5 @@ public class LinearSurrogateTests
 
         var ex = Assert.Throws<ArgumentException>(() => Deer.Solve(GruCell<double>.Random(3, 4, rnd), new double[10, 3], new SolveOptions { Method = SolveMethod.Scan }));
         Assert.Contains("linear-surrogate", ex.Message, StringComparison.Ordinal);
-    }
+    });
 }

@@ -37,9 +37,8 @@ public class SruTests
     }
 
     [Fact]
-    public void Every_method_jacobians_and_gradients_match_the_equations()
+    public void Every_method_jacobians_and_gradients_match_the_equations() => Seeded.Run(rnd =>
     {
-        var rnd = new Random();
         double[] w = Numbers.Uniform(rnd, 3 * N * N, 0.6), b = Numbers.Uniform(rnd, 2 * N, 0.6);
         var cell = new SruCell<double>(N, w, b);
         var reference = new AutoDiffCell<Reference, double>(new Reference(w, b));
@@ -85,5 +84,5 @@ public class SruTests
         }
 
         Assert.Equal("weight", Assert.Throws<ArgumentException>(() => new SruCell<double>(N, new double[3 * N * (N + 1)], b)).ParamName);
-    }
+    });
 }

@@ -168,13 +168,12 @@ public class TensorFileTests
     /// readers check every size against the bytes present before allocating).
     /// </summary>
     [Fact]
-    public void Mutated_files_fail_only_with_documented_exceptions()
+    public void Mutated_files_fail_only_with_documented_exceptions() => Seeded.Run(rnd =>
     {
         using var npy = new MemoryStream();
         Npy.Write(npy, TensorData.FromDouble(Numbers.Uniform(new Random(1), 12), 3, 4));
         using var st = new MemoryStream();
         SafetensorsFile.Write(st, new Dictionary<string, TensorData> { ["w"] = TensorData.FromSingle(new float[6], 2, 3), ["b"] = TensorData.FromDouble(new double[2], 2) });
-        var rnd = new Random();
         foreach ((byte[] original, bool isNpy) in new[] { (npy.ToArray(), true), (st.ToArray(), false) })
         {
             for (int trial = 0; trial < 45_000; trial++)
@@ -220,5 +219,5 @@ public class TensorFileTests
             Assert.ThrowsAny<TensorFormatException>(() => Npy.Read(new MemoryStream(bytes), "random.npy"));
             Assert.ThrowsAny<TensorFormatException>(() => SafetensorsFile.Read(new MemoryStream(bytes), "random.safetensors"));
         }
-    }
+    });
 }

@@ -101,10 +101,10 @@ public class TrainingTests
     }
 
     [Fact]
-    public void Warm_starts_cut_the_iterations_after_a_small_update()
+    public void Warm_starts_cut_the_iterations_after_a_small_update() => Seeded.Run(rnd =>
     {
-        var model = new GruClassifier<double>(1, N, 2, new Random());
-        var (x, labels) = Batch(new Random());
+        var model = new GruClassifier<double>(1, N, 2, rnd);
+        var (x, labels) = Batch(rnd);
         int[] ids = [.. Enumerable.Range(0, B)];
         var options = new SolveOptions { Method = SolveMethod.QuasiDeer, Fallback = FallbackPolicy.None };
         var warm = new WarmStarts<double>();
@@ -118,7 +118,7 @@ public class TrainingTests
         int fromWarm = model.Evaluate(x, B, T, labels, options, withGradient: false, warmStart: warm.Batch(ids, T * N)).Forward.Iterations;
         Assert.True(fromWarm < fromCold, $"{fromWarm} iterations from the warm start, {fromCold} from zeros");
         Assert.Null(warm.Batch([99], T * N));
-    }
+    });
 
     /// <summary>
     /// The memorisation task at a short dependency (T = 48): a 2-layer GILR-LSTM, solved by its scans and trained with the
