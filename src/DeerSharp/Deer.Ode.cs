@@ -17,15 +17,15 @@ public static partial class Deer
     /// <param name="times">The requested times t_0 &lt; t_1 &lt; … &lt; t_N, strictly increasing (any spacing).</param>
     /// <param name="options">Method, tolerances and limits; null for the defaults.</param>
     /// <param name="inputs">x at the requested times: [N + 1, m] shared by the batch or [B, N + 1, m]; empty when the field has no input. Linear in between.</param>
-    /// <param name="initialGuess">DEER's starting trajectory at the requested times, [B, N + 1, n] (a warm start); empty for y0 everywhere.</param>
+    /// <param name="warmStart">DEER's starting trajectory at the requested times, [B, N + 1, n] (a warm start); empty for y0 everywhere.</param>
     /// <exception cref="ArgumentException">A shape or value is wrong; the message names the argument and the expected shape.</exception>
     public static OdeResult<T> SolveOde<TField, T>(TField field, ReadOnlySpan<T> y0, ReadOnlySpan<T> times, OdeOptions? options = null,
-        ReadOnlySpan<T> inputs = default, ReadOnlySpan<T> initialGuess = default)
+        ReadOnlySpan<T> inputs = default, ReadOnlySpan<T> warmStart = default)
         where TField : IOdeField<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var run = OdeRun<TField, T>.Create(field, y0, times, options ?? OdeOptions.Default, inputs, initialGuess);
-        return run.Solve(y0, initialGuess, tapes: null, grids: null);
+        var run = OdeRun<TField, T>.Create(field, y0, times, options ?? OdeOptions.Default, inputs, warmStart);
+        return run.Solve(y0, warmStart, tapes: null, grids: null);
     }
 
     /// <summary>
@@ -40,7 +40,7 @@ public static partial class Deer
     /// the computed numbers.
     /// </remarks>
     public static OdeGradientResult<T> OdeGradient<TField, T>(TField field, ReadOnlySpan<T> y0, ReadOnlySpan<T> times, ReadOnlySpan<T> outputCotangent,
-        OdeOptions? options = null, ReadOnlySpan<T> inputs = default, ReadOnlySpan<T> initialGuess = default)
+        OdeOptions? options = null, ReadOnlySpan<T> inputs = default, ReadOnlySpan<T> warmStart = default)
         where TField : IOdeField<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -57,7 +57,7 @@ public static partial class Deer
         }
 
         T[] cotangent = outputCotangent.ToArray();
-        return OdeGradient(field, y0, times, _ => cotangent, options, inputs, initialGuess);
+        return OdeGradient(field, y0, times, _ => cotangent, options, inputs, warmStart);
     }
 
     /// <summary>
@@ -66,16 +66,16 @@ public static partial class Deer
     /// returns dL/dy at every requested time, [B, N + 1, n]. One forward solve serves both.
     /// </summary>
     public static OdeGradientResult<T> OdeGradient<TField, T>(TField field, ReadOnlySpan<T> y0, ReadOnlySpan<T> times, Func<OdeResult<T>, T[]> cotangentOf,
-        OdeOptions? options = null, ReadOnlySpan<T> inputs = default, ReadOnlySpan<T> initialGuess = default)
+        OdeOptions? options = null, ReadOnlySpan<T> inputs = default, ReadOnlySpan<T> warmStart = default)
         where TField : IOdeField<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(cotangentOf);
-        var run = OdeRun<TField, T>.Create(field, y0, times, options ?? OdeOptions.Default, inputs, initialGuess);
+        var run = OdeRun<TField, T>.Create(field, y0, times, options ?? OdeOptions.Default, inputs, warmStart);
         int batch = run.BatchSize, n = field.StateSize, length = times.Length;
         var tapes = new object?[batch];
         var grids = new object?[batch];
-        OdeResult<T> solution = run.Solve(y0, initialGuess, tapes, grids);
+        OdeResult<T> solution = run.Solve(y0, warmStart, tapes, grids);
         if (!solution.Succeeded)
         {
             // As for recurrences: the adjoint at a trajectory that is not the solution is the gradient of nothing.
@@ -128,7 +128,7 @@ internal sealed class OdeRun<TField, T>
     public int BatchSize => _problems.Length;
 
     public static OdeRun<TField, T> Create(TField field, ReadOnlySpan<T> y0, ReadOnlySpan<T> times, OdeOptions options,
-        ReadOnlySpan<T> inputs, ReadOnlySpan<T> initialGuess)
+        ReadOnlySpan<T> inputs, ReadOnlySpan<T> warmStart)
     {
         if (field is null)
         {
@@ -185,10 +185,10 @@ internal sealed class OdeRun<TField, T>
             throw new ArgumentException($"inputs was given ({inputs.Length} values) but the field reads none (InputSize 0).", nameof(inputs));
         }
 
-        if (!initialGuess.IsEmpty)
+        if (!warmStart.IsEmpty)
         {
-            Require.Length(initialGuess, (long)batch * length * n, nameof(initialGuess), $"[{batch}, {length}, {n}]");
-            Require.Finite(initialGuess, nameof(initialGuess));
+            Require.Length(warmStart, (long)batch * length * n, nameof(warmStart), $"[{batch}, {length}, {n}]");
+            Require.Finite(warmStart, nameof(warmStart));
         }
 
         if (options.Method is OdeMethod.Deer or OdeMethod.QuasiDeer && options.MaxGridSize < length)
@@ -245,7 +245,7 @@ internal sealed class OdeRun<TField, T>
     }
 
     /// <summary>Solves every sequence; keeps the DEER grids or Runge-Kutta tapes when asked (for the gradient).</summary>
-    public OdeResult<T> Solve(ReadOnlySpan<T> y0, ReadOnlySpan<T> initialGuess, object?[]? tapes, object?[]? grids)
+    public OdeResult<T> Solve(ReadOnlySpan<T> y0, ReadOnlySpan<T> warmStart, object?[]? tapes, object?[]? grids)
     {
         var clock = Stopwatch.StartNew();
         int batch = _problems.Length, n = _field.StateSize, length = _problems[0].Times.Length;
@@ -253,7 +253,7 @@ internal sealed class OdeRun<TField, T>
         var outcomes = new OdeOutcome[batch];
         var fallbacks = new string?[batch];
         bool deer = _options.Method is OdeMethod.Deer or OdeMethod.QuasiDeer;
-        T[] y0s = y0.ToArray(), guesses = initialGuess.ToArray();
+        T[] y0s = y0.ToArray(), guesses = warmStart.ToArray();
         int cores = _problems[0].Cores;
 
         void One(int b)

@@ -101,14 +101,14 @@ public static partial class Deer
     /// <param name="batchSize">B.</param>
     /// <param name="length">T.</param>
     /// <param name="options">Method, tolerances and limits for every layer.</param>
-    /// <param name="initialStates">Each layer's h0, [layers, B, S] flat; null for zeros.</param>
+    /// <param name="initialStates">Each layer's h0, [layers, B, S] flat; empty for zeros.</param>
     public static SolveResult<T> Solve<TCell, T>(StackedCells<TCell, T> stack, ReadOnlySpan<T> inputs, int batchSize, int length,
-        SolveOptions? options = null, T[]? initialStates = null)
+        SolveOptions? options = null, ReadOnlySpan<T> initialStates = default)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(stack);
-        return stack.Solve(inputs, batchSize, length, initialStates, options);
+        return stack.Solve(inputs, batchSize, length, initialStates.IsEmpty ? null : initialStates.ToArray(), options);
     }
 
     /// <summary>
@@ -183,14 +183,14 @@ public static partial class Deer
     /// <param name="outputCotangent">∂L/∂(top layer's output), B·T·OutputSize values.</param>
     /// <param name="options">The forward solves' options.</param>
     /// <param name="gradient">How to solve the adjoint recurrences.</param>
-    /// <param name="initialStates">Each layer's h0, [layers, B, S] flat; null for zeros.</param>
+    /// <param name="initialStates">Each layer's h0, [layers, B, S] flat; empty for zeros.</param>
     public static GradientResult<T> Gradient<TCell, T>(StackedCells<TCell, T> stack, ReadOnlySpan<T> inputs, int batchSize, int length,
-        ReadOnlySpan<T> outputCotangent, SolveOptions? options = null, GradientOptions? gradient = null, T[]? initialStates = null)
+        ReadOnlySpan<T> outputCotangent, SolveOptions? options = null, GradientOptions? gradient = null, ReadOnlySpan<T> initialStates = default)
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(stack);
-        return stack.Gradient(inputs, batchSize, length, outputCotangent, initialStates, options, gradient);
+        return stack.Gradient(inputs, batchSize, length, outputCotangent, initialStates.IsEmpty ? null : initialStates.ToArray(), options, gradient);
     }
 
     private static void CheckInputWidth<TCell, T>(TCell cell, Array inputs)
