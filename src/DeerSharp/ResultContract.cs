@@ -10,13 +10,6 @@ namespace DeerSharp;
 internal static class ResultContract
 {
     /// <summary>
-    /// Whether a residual |h - f| is within atol + rtol·|f|. A zero residual is within even when atol = 0 and f = 0 (the
-    /// ratio would be 0/0); NaN is never within.
-    /// </summary>
-    public static bool Within(double residual, double atol, double rtol, double magnitude) =>
-        residual == 0 || residual <= atol + (rtol * Math.Abs(magnitude));
-
-    /// <summary>
     /// "Converged" holds only for finite states whose residual was computed (a finite number, 0 for the loop, whose states
     /// are f of the one before by construction). Says what broke otherwise.
     /// </summary>

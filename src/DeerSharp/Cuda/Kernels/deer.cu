@@ -26,8 +26,8 @@ __device__ __forceinline__ void atomic_max_nonneg(unsigned long long* target, re
 }
 
 // |h − f| / (atol + rtol |f|), the residual's ratio to its tolerance, for atomic_max_nonneg. A zero residual is within
-// tolerance even when atol = 0 and f = 0 (0/0 would be NaN); NaN stays NaN, which orders above +inf. Shared with the CPU's
-// rule in ResultContract.Within.
+// tolerance even when atol = 0 and f = 0 (0/0 would be NaN); NaN stays NaN, which orders above +inf. The CPU's rule
+// (Solver.ResidualWithin: |h − f| ≤ atol + rtol |f|) gives the same verdict.
 __device__ __forceinline__ real residual_ratio(real diff, real atol, real rtol, real f)
 {
     return diff == real(0) ? real(0) : diff / (atol + rtol * fabs(f));
