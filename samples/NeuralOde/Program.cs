@@ -1,12 +1,11 @@
 // Fits a neural ODE to trajectories of the Lotka-Volterra predator-prey system, twice from the same initialisation:
 // once with DEER (forward by Newton + scans, gradient by the adjoint scan) and once with Dopri5 (forward adaptive,
-// gradient by reverse-mode through its steps). Prints both loss curves and wall times and writes an SVG of the true
+// gradient by reverse-mode through its steps). Prints both loss curves and wall times and writes a figure (ScottPlot, PNG or SVG) of the true
 // trajectories against both learned ones.
 //
-//   dotnet run -c Release --project samples/NeuralOde [-- --steps 200 --svg neural-ode.svg]
+//   dotnet run -c Release --project samples/NeuralOde [-- --steps 200 --plot neural-ode.png|.svg]
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using DeerSharp;
 using DeerSharp.Ode;
 using DeerSharp.Training;
@@ -14,7 +13,7 @@ using DeerSharp.Training;
 var culture = CultureInfo.InvariantCulture;
 int steps = 200, batch = 8, points = 200, hidden = 32, seed = 1;
 double horizon = 3.0, learningRate = 2e-2;
-string svgPath = "neural-ode.svg";
+string plotPath = "neural-ode.png";
 for (int i = 0; i + 1 < args.Length; i += 2)
 {
     switch (args[i])
@@ -25,7 +24,7 @@ for (int i = 0; i + 1 < args.Length; i += 2)
         case "--hidden": hidden = int.Parse(args[i + 1], culture); break;
         case "--seed": seed = int.Parse(args[i + 1], culture); break;
         case "--lr": learningRate = double.Parse(args[i + 1], culture); break;
-        case "--svg": svgPath = args[i + 1]; break;
+        case "--plot": plotPath = args[i + 1]; break;
         default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
     }
 }
@@ -65,8 +64,8 @@ Console.WriteLine(string.Create(culture,
     $"                            Dopri5 {dopriRun.Seconds:F2} s ({dopriRun.Seconds / steps * 1000:F1} ms/step, largest step count {dopriRun.Grid - 1})."));
 Console.WriteLine(string.Create(culture, $"measured speedup of DEER over Dopri5: {dopriRun.Seconds / deerRun.Seconds:F2}x on {Environment.ProcessorCount} cores."));
 
-WriteSvg(svgPath, truth.States, deerRun.Prediction, dopriRun.Prediction);
-Console.WriteLine($"wrote {svgPath}: true trajectories against both learned ones (first three initial states).");
+WritePlot(plotPath, truth.States, deerRun.Prediction, dopriRun.Prediction);
+Console.WriteLine($"wrote {plotPath}: true trajectories against both learned ones (first three initial states).");
 return 0;
 
 (List<double> Losses, double Seconds, int Iterations, int Grid, double[] Prediction) Train(OdeMethod method, MlpField<double> start, OdeOptions baseOptions)
@@ -114,50 +113,45 @@ return 0;
     return (losses, clock.Elapsed.TotalSeconds, iterations, grid, prediction);
 }
 
-void WriteSvg(string path, double[] trueStates, double[] deerStates, double[] dopriStates)
+void WritePlot(string path, double[] trueStates, double[] deerStates, double[] dopriStates)
 {
-    const int width = 900, height = 520, margin = 50;
+    // ScottPlot: truth solid, the DEER-trained model dashed, the Dopri5-trained one dotted, for the first three initial
+    // states; prey and predator in their own colours.
+    var plot = new ScottPlot.Plot();
     int shown = Math.Min(3, batch);
-    double max = 0;
-    foreach (double v in trueStates)
-    {
-        max = Math.Max(max, v);
-    }
-
-    max *= 1.1;
-    var svg = new StringBuilder();
-    svg.AppendLine(culture, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">");
-    svg.AppendLine("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
-    svg.AppendLine(culture, $"<text x=\"{margin}\" y=\"24\" font-size=\"15\">Neural ODE fitted to Lotka-Volterra: truth (solid), DEER-trained (dashed), Dopri5-trained (dotted)</text>");
-    svg.AppendLine(culture, $"<line x1=\"{margin}\" y1=\"{height - margin}\" x2=\"{width - margin}\" y2=\"{height - margin}\" stroke=\"black\"/>");
-    svg.AppendLine(culture, $"<line x1=\"{margin}\" y1=\"{margin}\" x2=\"{margin}\" y2=\"{height - margin}\" stroke=\"black\"/>");
-    svg.AppendLine(culture, $"<text x=\"{width / 2}\" y=\"{height - 15}\">t (0 to {horizon})</text>");
-    svg.AppendLine(culture, $"<text x=\"8\" y=\"{margin - 8}\">y (0 to {max:F1})</text>");
-    string[] colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
     for (int b = 0; b < shown; b++)
     {
         for (int c = 0; c < 2; c++)
         {
-            string colour = colours[(2 * b + c) % colours.Length];
-            Path(trueStates, b, c, colour, "");
-            Path(deerStates, b, c, colour, " stroke-dasharray=\"7 4\"");
-            Path(dopriStates, b, c, colour, " stroke-dasharray=\"2 3\"");
+            ScottPlot.Color colour = ScottPlot.Palette.Default.GetColor((2 * b) + c);
+            Line(trueStates, b, c, colour, ScottPlot.LinePattern.Solid, b == 0 ? (c == 0 ? "prey, truth" : "predator, truth") : null);
+            Line(deerStates, b, c, colour, ScottPlot.LinePattern.Dashed, b == 0 && c == 0 ? "DEER-trained (dashed)" : null);
+            Line(dopriStates, b, c, colour, ScottPlot.LinePattern.Dotted, b == 0 && c == 0 ? "Dopri5-trained (dotted)" : null);
         }
     }
 
-    svg.AppendLine("</svg>");
-    File.WriteAllText(path, svg.ToString());
-
-    void Path(double[] states, int b, int c, string colour, string dash)
+    plot.Title("Neural ODE fitted to Lotka-Volterra");
+    plot.XLabel("t");
+    plot.YLabel("y");
+    plot.ShowLegend(ScottPlot.Alignment.UpperRight);
+    if (path.EndsWith(".svg", StringComparison.OrdinalIgnoreCase))
     {
-        var d = new StringBuilder();
-        for (int i = 0; i < points; i++)
-        {
-            double x = margin + (width - 2 * margin) * times[i] / horizon;
-            double y = height - margin - (height - 2 * margin) * states[(b * points + i) * 2 + c] / max;
-            d.Append(culture, $"{(i == 0 ? 'M' : 'L')}{x:F1},{y:F1} ");
-        }
+        plot.SaveSvg(path, 900, 520);
+    }
+    else
+    {
+        plot.SavePng(path, 900, 520);
+    }
 
-        svg.AppendLine(culture, $"<path d=\"{d}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\"{dash}/>");
+    void Line(double[] states, int b, int c, ScottPlot.Color colour, ScottPlot.LinePattern pattern, string? legend)
+    {
+        double[] ys = [.. Enumerable.Range(0, points).Select(i => states[((b * points) + i) * 2 + c])];
+        var line = plot.Add.ScatterLine(times, ys, colour);
+        line.LinePattern = pattern;
+        line.LineWidth = 1.5f;
+        if (legend is not null)
+        {
+            line.LegendText = legend;
+        }
     }
 }

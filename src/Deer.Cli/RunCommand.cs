@@ -15,15 +15,19 @@ internal static class RunCommand
 {
     internal sealed record Request(string Cell, string Weights, string Inputs, string? H0, string? C0, SolveMethod Method, string? DType,
         double? Atol, double? Rtol, int? MaxIterations, string Out, string? Report, string Prefix, bool FallbackSequential,
-        ComputeDevice Device = ComputeDevice.Cpu);
+        ComputeDevice Device = ComputeDevice.Cpu, string? Plot = null);
 
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
         var module = new ModuleOptions("Output .npy: [B, T, n], or [T, n] for unbatched inputs.");
         var report = new Option<string?>("--report") { Description = "Write a JSON report of the solve here." };
-        var command = new Command("run", "Evaluate a PyTorch RNN/GRU/LSTM on .npy inputs and write its output as .npy.") { report };
+        var plot = new Option<string?>("--plot")
+        {
+            Description = "Also draw the residual per iteration of DEER, quasi-DEER, damped quasi-DEER and Picard on this model and input: a .png or .svg.",
+        };
+        var command = new Command("run", "Evaluate a PyTorch RNN/GRU/LSTM on .npy inputs and write its output as .npy.") { report, plot };
         module.AddTo(command);
-        command.SetAction(r => Execute(module.Read(r, r.GetValue(report)), stdout, stderr));
+        command.SetAction(r => Execute(module.Read(r, r.GetValue(report)) with { Plot = r.GetValue(plot) }, stdout, stderr));
         return command;
     }
 
@@ -62,6 +66,21 @@ internal static class RunCommand
         if (q.Report is not null)
         {
             RequireDirectory(q.Report, "--report");
+        }
+
+        if (q.Plot is not null)
+        {
+            RequireDirectory(q.Plot, "--plot");
+            if (!Path.GetExtension(q.Plot).ToLowerInvariant().Equals(".png", StringComparison.Ordinal)
+                && !Path.GetExtension(q.Plot).ToLowerInvariant().Equals(".svg", StringComparison.Ordinal))
+            {
+                throw new UsageException($"--plot {q.Plot}: the file must end in .png or .svg.");
+            }
+
+            if (q.Cell is not ("rnn" or "gru" or "lstm"))
+            {
+                throw new UsageException($"--plot draws Newton and Picard iterations, which --cell {q.Cell} does not use (its scan is exact in one step).");
+            }
         }
     }
 
@@ -152,11 +171,40 @@ internal static class RunCommand
             files.Stage(q.Report, "--report", s => WriteReport(s, q, result, typeof(T) == typeof(double) ? "float64" : "float32", batch, length, d, n, numLayers));
         }
 
+        if (q.Plot is not null)
+        {
+            ScottPlot.Plot figure = ConvergencePlot(q, file, inputs, batch, length, options);
+            files.Stage(q.Plot, "--plot", s => Charts.Write(s, figure, q.Plot));
+        }
+
         files.Commit();
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{q.Cell}, {numLayers} layer(s), B = {batch}, T = {length}, d = {d}, n = {n}: {MethodNames.Name(result.Method)} {(result.FallbackSequences == 0 ? "" : $"(sequential fallback for {result.FallbackSequences}) ")}"
-            + $"{result.Status} after {result.Iterations} iteration(s), max residual {result.MaxResidual:G3}, {result.Elapsed.TotalSeconds:F3} s; wrote {q.Out}."));
+            + $"{result.Status} after {result.Iterations} iteration(s), max residual {result.MaxResidual:G3}, {result.Elapsed.TotalSeconds:F3} s; wrote {q.Out}{(q.Plot is null ? "" : $" and {q.Plot}")}."));
         return 0;
+    }
+
+    /// <summary>
+    /// The convergence figure: each iterative method from the same zero guess, no fallback, on the bottom layer (whose
+    /// inputs are the user's), at most 200 iterations. Every line ends where its method stopped.
+    /// </summary>
+    private static ScottPlot.Plot ConvergencePlot<T>(Request q, SafetensorsFile file, T[] inputs, int batch, int length, SolveOptions options)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        RecurrentKind kind = Kind(q.Cell);
+        RecurrentWeights<T>[] bottom = [TorchRecurrentWeights.Load<T>(file, kind, q.Prefix)[0]];
+        var methods = new[] { SolveMethod.Deer, SolveMethod.QuasiDeer, SolveMethod.QuasiElk, SolveMethod.Picard };
+        var series = new List<(string, IReadOnlyList<double>)>();
+        foreach (SolveMethod method in methods)
+        {
+            var run = options with { Method = method, Fallback = FallbackPolicy.None, Progress = null, MaxIterations = Math.Min(200, options.MaxIterations ?? 200) };
+            SolveResult<T> r = Solve(kind, bottom, inputs, batch, length, run, null);
+            series.Add(($"{MethodNames.Name(method)}: {r.Status}", r.ResidualHistory));
+        }
+
+        double atol = q.Atol ?? (typeof(T) == typeof(float) ? 1e-5 : 1e-10);
+        return Charts.Convergence($"Convergence: {q.Cell}, layer 0, T = {length}, B = {batch}, {(typeof(T) == typeof(float) ? "float32" : "float64")}",
+            series, atol, "the residual of each iterate, max over t, batch and state (initial guess: zeros)");
     }
 
     internal static SolveResult<T> Solve<T>(RecurrentKind kind, RecurrentWeights<T>[] layers, T[] inputs, int batch, int length, SolveOptions options, T[]? initial)

@@ -31,8 +31,11 @@ public sealed class BenchCommandTests : IDisposable
 
         XDocument svg = XDocument.Load(_dir.File("bench.svg"));
         Assert.Equal("svg", svg.Root!.Name.LocalName);
-        Assert.Contains(svg.Descendants(), e => e.Name.LocalName == "polyline");
+        byte[] png = File.ReadAllBytes(_dir.File("bench.png"));
+        Assert.True(png.Length > 4096 && png.AsSpan(0, 8).SequenceEqual(PngSignature), $"bench.png: {png.Length} bytes");
     }
+
+    private static readonly byte[] PngSignature = [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];
 
     [Fact]
     public void Bad_repeats_are_refused()

@@ -54,6 +54,21 @@ public sealed class RunCommandTests : IDisposable
         ["run", "--cell", "gru", "--weights", _dir.File("gru.safetensors"), "--inputs", _dir.File("x.npy"), "--out", _dir.File("h.npy"), .. extra];
 
     [Fact]
+    public void Run_draws_the_convergence_figure()
+    {
+        Cli.Outcome r = Cli.Run(Args("--plot", _dir.File("conv.png")));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        byte[] png = File.ReadAllBytes(_dir.File("conv.png"));
+        Assert.True(png.Length > 4096 && png.AsSpan(0, 4).SequenceEqual((byte[])[0x89, 0x50, 0x4E, 0x47]), $"conv.png: {png.Length} bytes");
+        Assert.True(Cli.Run(Args("--plot", _dir.File("conv.svg"))).ExitCode == 0);
+        Assert.Contains("<svg", File.ReadAllText(_dir.File("conv.svg")), StringComparison.Ordinal);
+
+        Cli.Outcome bad = Cli.Run(Args("--plot", _dir.File("conv.jpg")));
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("--plot", bad.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Run_matches_the_library_and_writes_a_report()
     {
         Cli.Outcome r = Cli.Run(Args("--method", "deer", "--report", _dir.File("r.json")));

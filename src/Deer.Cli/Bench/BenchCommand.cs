@@ -13,7 +13,7 @@ namespace DeerSharp.Cli.Bench;
 /// <summary>
 /// `deer bench`: measures Deer and its peers side by side in one run: the diagonal scan against a memory copy of the same
 /// bytes, GRU and LSTM with every method against PyTorch's modules on the same weights and inputs, and the speedup of
-/// the parallel methods over the sequential loop against sequence length. Writes bench.md, bench.json and bench.svg.
+/// the parallel methods over the sequential loop against sequence length. Writes bench.md, bench.json, bench.png and bench.svg.
 /// </summary>
 internal static class BenchCommand
 {
@@ -32,7 +32,7 @@ internal static class BenchCommand
 
     public static Command Create(TextWriter stdout)
     {
-        var outDir = new Option<string>("--out-dir") { Description = "Where to write bench.md, bench.json and bench.svg.", DefaultValueFactory = _ => "bench-results" };
+        var outDir = new Option<string>("--out-dir") { Description = "Where to write bench.md, bench.json, bench.png and bench.svg.", DefaultValueFactory = _ => "bench-results" };
         var quick = new Option<bool>("--quick") { Description = "Small sizes: a smoke run of every section in seconds, not a measurement to quote." };
         var repeats = new Option<int>("--repeats") { Description = "Timed runs per measurement (after one warm-up); the median is reported.", DefaultValueFactory = _ => 5 };
         var noPeers = new Option<bool>("--no-peers") { Description = "Skip the PyTorch peer." };
@@ -78,9 +78,11 @@ internal static class BenchCommand
         using var files = new AtomicFiles();
         files.Stage(Path.Combine(o.OutDir, "bench.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(o, machine, scan, rnn, torchNote, sweep))));
         files.Stage(Path.Combine(o.OutDir, "bench.json"), "--out-dir", s => Json(s, o, machine, scan, rnn, torchNote, sweep));
-        files.Stage(Path.Combine(o.OutDir, "bench.svg"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Chart(machine, sweep))));
+        ScottPlot.Plot chart = Chart(machine, sweep);
+        files.Stage(Path.Combine(o.OutDir, "bench.png"), "--out-dir", s => s.Write(Charts.Png(chart)));
+        files.Stage(Path.Combine(o.OutDir, "bench.svg"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Charts.Svg(chart))));
         files.Commit();
-        o.Log.WriteLine($"wrote {Path.Combine(o.OutDir, "bench.md")}, bench.json and bench.svg");
+        o.Log.WriteLine($"wrote {Path.Combine(o.OutDir, "bench.md")}, bench.json, bench.png and bench.svg");
         return 0;
     }
 
@@ -317,7 +319,7 @@ internal static class BenchCommand
             md.Append(c, $"| {r.Hidden} | {r.Length} | {r.Sequential * 1e3:F2} | {r.Deer * 1e3:F2} | {r.DeerIterations} | {r.QuasiDeer * 1e3:F2} | {r.QuasiIterations} | {r.Speedup:F2}x |\n");
         }
 
-        md.Append("\nbench.svg plots the last column: below the dashed line the sequential loop is faster.\n");
+        md.Append("\nbench.png and bench.svg plot the speedup of each method: below the dashed line the sequential loop is faster.\n");
         return md.ToString();
     }
 
@@ -397,8 +399,12 @@ internal static class BenchCommand
         w.WriteEndObject();
     }
 
-    private static string Chart(Dictionary<string, string> m, List<SweepRow> sweep) =>
-        SvgChart.Render("GRU: speedup of the best of DEER and quasi-DEER over the sequential loop", "sequence length T", "speedup (sequential / parallel)",
-            [.. sweep.GroupBy(r => r.Hidden).Select(g => ($"hidden {g.Key}", (IReadOnlyList<(double, double)>)[.. g.Select(r => ((double)r.Length, r.Speedup))]))],
+    /// <summary>Speedup over the sequential loop against T, one line per method and hidden size, on log axes (CPU backend).</summary>
+    private static ScottPlot.Plot Chart(Dictionary<string, string> m, List<SweepRow> sweep) =>
+        Charts.LogLog("GRU on the CPU: speedup of DEER and quasi-DEER over the sequential loop", "sequence length T", "speedup (sequential / parallel)",
+            [
+                .. sweep.GroupBy(r => r.Hidden).Select(g => ($"DEER, n = {g.Key}", (IReadOnlyList<(double, double)>)[.. g.Select(r => ((double)r.Length, r.Sequential / r.Deer))])),
+                .. sweep.GroupBy(r => r.Hidden).Select(g => ($"quasi-DEER, n = {g.Key}", (IReadOnlyList<(double, double)>)[.. g.Select(r => ((double)r.Length, r.Sequential / r.QuasiDeer))])),
+            ],
             $"{m["cpu"]}, {m["cores"]} cores, float32, batch 1, {m["date"]}");
 }
