@@ -1,4 +1,7 @@
 using DeerSharp.Cells;
+using FsCheck;
+using FsCheck.Fluent;
+using FsCheck.Xunit;
 
 namespace DeerSharp.Tests;
 
@@ -34,6 +37,74 @@ public class GradientTests
             GruCell<double> g => Deer.Gradient(g, x, B, T, c, options, new GradientOptions { Adjoint = adjoint }, h0),
             LstmCell<double> l => Deer.Gradient(l, x, B, T, c, options, new GradientOptions { Adjoint = adjoint }, h0),
             TanhRnnCell<double> r => Deer.Gradient(r, x, B, T, c, options, new GradientOptions { Adjoint = adjoint }, h0),
+            _ => throw new InvalidOperationException(),
+        };
+    }
+
+    /// <summary>A gradient problem: cell kind, hidden size, length, the method of the forward pass and the adjoint.</summary>
+    public sealed record Case(int Seed, string Kind, int N, int Length, SolveMethod Method, AdjointMethod Adjoint)
+    {
+        public override string ToString() => $"{Kind} n={N} T={Length} {Method} {Adjoint} seed={Seed}";
+    }
+
+    internal static Gen<Case> Cases =>
+        from seed in Gen.Choose(0, int.MaxValue)
+        from kind in Gen.Elements(Cells.Kinds)
+        from n in Gen.Choose(1, 5)
+        from length in Gen.Choose(1, 60)
+        from method in Gen.Elements(SolveMethod.Deer, SolveMethod.QuasiDeer, SolveMethod.Sequential)
+        from adjoint in Gen.Elements(AdjointMethod.Scan, AdjointMethod.Sequential)
+        select new Case(seed, kind, n, length, method, adjoint);
+
+    /// <summary>
+    /// ∂L/∂x and ∂L/∂h0 of L = Σ c·output, for any forward method and either adjoint, against central differences of the
+    /// sequential loop (step 1e-6, tolerance 1e-6 relative).
+    /// </summary>
+    [Property(Arbitrary = new[] { typeof(DeerArbitraries) }, MaxTest = 40)]
+    public void Input_and_initial_state_gradients_match_finite_differences(Case c)
+    {
+        const int Dx = 2;
+        var rnd = new Random(c.Seed);
+        RecurrentWeights<double> w = Cells.Weights(c.Kind, Dx, c.N, rnd, scale: 1.2);
+        int s = c.Kind == "lstm" ? 2 * c.N : c.N;
+        double[] x = Numbers.Uniform(rnd, c.Length * Dx), h0 = Numbers.Uniform(rnd, s, 0.5), cot = Numbers.Uniform(rnd, c.Length * c.N);
+        var options = Tight with { Method = c.Method };
+        GradientResult<double> g = Cells.With(c.Kind, w, new DifferentiateOne(x, h0, cot, c.Length, options, c.Adjoint));
+        double Loss() => Cells.With(c.Kind, w, new SolverAgreementTests.SolveWith<double>(x, 1, c.Length, new SolveOptions { Method = SolveMethod.Sequential }, h0))
+            .Outputs().Zip(cot).Sum(p => p.First * p.Second);
+        const double H = 1e-6;
+        double Central(double[] v, int i)
+        {
+            v[i] += H;
+            double up = Loss();
+            v[i] -= 2 * H;
+            double down = Loss();
+            v[i] += H;
+            return (up - down) / (2 * H);
+        }
+
+        foreach (int i in new[] { 0, x.Length / 2, x.Length - 1 })
+        {
+            double numeric = Central(x, i);
+            Assert.True(Math.Abs(g.InputGradient[i] - numeric) <= 1e-6 * Math.Max(1, Math.Abs(numeric)), $"{c}: ∂L/∂x[{i}] {g.InputGradient[i]} vs {numeric}");
+        }
+
+        for (int i = 0; i < s; i++)
+        {
+            double numeric = Central(h0, i);
+            Assert.True(Math.Abs(g.InitialStateGradient[i] - numeric) <= 1e-6 * Math.Max(1, Math.Abs(numeric)), $"{c}: ∂L/∂h0[{i}] {g.InitialStateGradient[i]} vs {numeric}");
+        }
+    }
+
+    private readonly struct DifferentiateOne(double[] x, double[] h0, double[] c, int length, SolveOptions options, AdjointMethod adjoint)
+        : ICellFunc<double, GradientResult<double>>
+    {
+        public GradientResult<double> Invoke<TCell>(TCell cell)
+            where TCell : IRecurrentCell<double> => cell switch
+        {
+            GruCell<double> g => Deer.Gradient(g, x, 1, length, c, options, new GradientOptions { Adjoint = adjoint }, h0),
+            LstmCell<double> l => Deer.Gradient(l, x, 1, length, c, options, new GradientOptions { Adjoint = adjoint }, h0),
+            TanhRnnCell<double> r => Deer.Gradient(r, x, 1, length, c, options, new GradientOptions { Adjoint = adjoint }, h0),
             _ => throw new InvalidOperationException(),
         };
     }

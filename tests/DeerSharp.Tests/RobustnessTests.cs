@@ -2,6 +2,7 @@ using System.Numerics;
 using DeerSharp.Cells;
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 
 namespace DeerSharp.Tests;
 
@@ -13,12 +14,12 @@ namespace DeerSharp.Tests;
 /// </summary>
 public class RobustnessTests
 {
-    internal sealed record Case(int Seed, string Kind, int D, int N, int Length, double Scale, SolveMethod Method, bool Double)
+    public sealed record Case(int Seed, string Kind, int D, int N, int Length, double Scale, SolveMethod Method, bool Double)
     {
         public override string ToString() => $"{Kind} d={D} n={N} T={Length} x{Scale} {Method} {(Double ? "double" : "float")} seed={Seed}";
     }
 
-    private static Gen<Case> Cases(int[] lengths) =>
+    internal static Gen<Case> Cases(int[] lengths) =>
         from seed in Gen.Choose(0, int.MaxValue)
         from kind in Gen.Elements(Cells.Kinds)
         from d in Gen.Choose(1, 4)
@@ -29,21 +30,13 @@ public class RobustnessTests
         from dbl in Gen.Elements(true, false)
         select new Case(seed, kind, d, n, length, scale, method, dbl);
 
-    [Fact]
-    public void Every_method_converges_to_the_loop_or_says_it_did_not()
-    {
-        Prop.ForAll(Cases([1, 2, 17, 300, 1000, 2500]).ToArbitrary(), c => c.Double ? Check<double>(c) : Check<float>(c))
-            .Check(Config.QuickThrowOnFailure.WithMaxTest(80));
-    }
+    [Property(Arbitrary = new[] { typeof(DeerArbitraries) }, MaxTest = 80)]
+    public bool Every_method_converges_to_the_loop_or_says_it_did_not(Case c) => c.Double ? Check<double>(c) : Check<float>(c);
 
     /// <summary>The same invariant over many more cases and up to 30,000 steps; run with <c>--filter Category=Sweep</c>.</summary>
-    [Fact]
+    [Property(Arbitrary = new[] { typeof(SweepArbitraries) }, MaxTest = 600)]
     [Trait("Category", "Sweep")]
-    public void Every_method_converges_to_the_loop_or_says_it_did_not_long_sweep()
-    {
-        Prop.ForAll(Cases([1, 2, 17, 300, 2500, 10_000, 30_000]).ToArbitrary(), c => c.Double ? Check<double>(c) : Check<float>(c))
-            .Check(Config.QuickThrowOnFailure.WithMaxTest(600));
-    }
+    public bool Every_method_converges_to_the_loop_or_says_it_did_not_long_sweep(Case c) => c.Double ? Check<double>(c) : Check<float>(c);
 
     private static SolveResult<T> Run<T>(Case c, RecurrentWeights<double> w, double[] x, SolveOptions options)
         where T : unmanaged, IFloatingPointIeee754<T> =>

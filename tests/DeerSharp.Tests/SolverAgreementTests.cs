@@ -2,6 +2,7 @@ using System.Numerics;
 using DeerSharp.Cells;
 using FsCheck;
 using FsCheck.Fluent;
+using FsCheck.Xunit;
 
 namespace DeerSharp.Tests;
 
@@ -12,7 +13,7 @@ namespace DeerSharp.Tests;
 /// </summary>
 public class SolverAgreementTests
 {
-    internal sealed record Case(int Seed, string Kind, int D, int N, int Batch, int Length, SolveMethod Method, bool Double, bool WithH0, int Cores)
+    public sealed record Case(int Seed, string Kind, int D, int N, int Batch, int Length, SolveMethod Method, bool Double, bool WithH0, int Cores)
     {
         public override string ToString() =>
             $"{Kind} d={D} n={N} B={Batch} T={Length} {Method} {(Double ? "double" : "float")} h0={WithH0} cores={Cores} seed={Seed}";
@@ -21,7 +22,7 @@ public class SolverAgreementTests
     // Lengths: the edge cases, lengths around the evaluation chunk (256) and scan chunk (512) sizes, and thousands.
     private static readonly int[] EdgeLengths = [0, 1, 2, 3, 255, 256, 257, 511, 512, 513, 1023, 1024, 1025];
 
-    private static Gen<Case> Cases =>
+    internal static Gen<Case> Cases =>
         from seed in Gen.Choose(0, int.MaxValue)
         from kind in Gen.Elements(Cells.Kinds)
         from d in Gen.Choose(1, 4)
@@ -34,21 +35,13 @@ public class SolverAgreementTests
         from cores in Gen.Elements(1, 2, 4)
         select new Case(seed, kind, d, n, batch, length, method, dbl, withH0, cores);
 
-    [Fact]
-    public void Every_method_reaches_the_sequential_result()
-    {
-        Prop.ForAll(Cases.ToArbitrary(), c => c.Double ? Check<double>(c) : Check<float>(c))
-            .Check(Config.QuickThrowOnFailure.WithMaxTest(150));
-    }
+    [Property(Arbitrary = new[] { typeof(DeerArbitraries) }, MaxTest = 150)]
+    public bool Every_method_reaches_the_sequential_result(Case c) => c.Double ? Check<double>(c) : Check<float>(c);
 
     /// <summary>The same property over many more cases; run with <c>--filter Category=Sweep</c>.</summary>
-    [Fact]
+    [Property(Arbitrary = new[] { typeof(SweepArbitraries) }, MaxTest = 3000)]
     [Trait("Category", "Sweep")]
-    public void Every_method_reaches_the_sequential_result_long_sweep()
-    {
-        Prop.ForAll(Cases.ToArbitrary(), c => c.Double ? Check<double>(c) : Check<float>(c))
-            .Check(Config.QuickThrowOnFailure.WithMaxTest(3000));
-    }
+    public bool Every_method_reaches_the_sequential_result_long_sweep(Case c) => c.Double ? Check<double>(c) : Check<float>(c);
 
     private static bool Check<T>(Case c)
         where T : unmanaged, IFloatingPointIeee754<T>

@@ -1,6 +1,9 @@
 using System.Buffers.Binary;
 using System.Text;
 using DeerSharp.IO;
+using FsCheck;
+using FsCheck.Fluent;
+using FsCheck.Xunit;
 
 namespace DeerSharp.Tests;
 
@@ -67,6 +70,41 @@ public class TensorFileTests
             Assert.Equal(0, (stream.Length - t.Count * (t.IsDouble ? 8 : 4)) % 64);    // data aligned as NumPy aligns it
             stream.Position = 0;
             TensorData back = Npy.Read(stream, "round-trip");
+            Assert.Equal(t.Shape, back.Shape);
+            Assert.Equal(t.IsDouble, back.IsDouble);
+            Assert.Equal(t.ToArray<double>(), back.ToArray<double>());
+        }
+    }
+
+    /// <summary>A tensor to write and read back: its values' seed, its shape (rank 0 to 4, dimensions 0 to 6) and type.</summary>
+    public sealed record RoundTripCase(int Seed, int[] Shape, bool Double)
+    {
+        public override string ToString() => $"[{string.Join(", ", Shape)}] {(Double ? "f8" : "f4")} seed={Seed}";
+    }
+
+    internal static Gen<RoundTripCase> RoundTripCases =>
+        from seed in Gen.Choose(0, int.MaxValue)
+        from rank in Gen.Choose(0, 4)
+        from shape in Gen.ArrayOf(Gen.Choose(0, 6), rank)
+        from dbl in Gen.Elements(true, false)
+        select new RoundTripCase(seed, shape, dbl);
+
+    [Property(Arbitrary = new[] { typeof(DeerArbitraries) }, MaxTest = 200)]
+    public void Npy_and_safetensors_round_trip_every_shape_and_type(RoundTripCase c)
+    {
+        int count = c.Shape.Aggregate(1, (a, b) => a * b);
+        double[] values = Numbers.Uniform(new Random(c.Seed), count, 1e3);
+        TensorData t = c.Double ? TensorData.FromDouble(values, c.Shape) : TensorData.FromSingle(Numbers.As<float>(values), c.Shape);
+        using var npy = new MemoryStream();
+        Npy.Write(npy, t);
+        npy.Position = 0;
+        TensorData fromNpy = Npy.Read(npy, "round-trip.npy");
+        using var st = new MemoryStream();
+        SafetensorsFile.Write(st, new Dictionary<string, TensorData> { ["t"] = t, ["other"] = TensorData.FromDouble([1.0, 2.0], 2) });
+        st.Position = 0;
+        TensorData fromSafetensors = SafetensorsFile.Read(st, "round-trip.safetensors").Get("t");
+        foreach (TensorData back in new[] { fromNpy, fromSafetensors })
+        {
             Assert.Equal(t.Shape, back.Shape);
             Assert.Equal(t.IsDouble, back.IsDouble);
             Assert.Equal(t.ToArray<double>(), back.ToArray<double>());
