@@ -45,3 +45,25 @@ public sealed class BenchCommandTests : IDisposable
         Assert.Contains("--repeats", r.Stderr, StringComparison.Ordinal);
     }
 }
+
+/// <summary>The bench's statistics (MathNet.Numerics) on samples whose answers are known by hand.</summary>
+public sealed class BenchStatisticsTests
+{
+    [Fact]
+    public void Median_quartiles_and_the_median_confidence_interval()
+    {
+        // Ten runs 1..10 (shuffled): median 5.5; P(1 ≤ Binomial(10, ½) ≤ 8) = 0.979 ≥ 0.95 but P(2 ≤ B ≤ 7) = 0.891, so the
+        // 95% interval for the median is [x(2), x(9)] = [2, 9] in 1-based order statistics.
+        var t = Bench.Stopwatches.Timing.Of([7, 3, 10, 1, 5, 9, 2, 8, 4, 6]);
+        Assert.Equal(5.5, t.Median);
+        Assert.Equal(1, t.Min);
+        Assert.Equal(10, t.Runs);
+        Assert.Equal((2.0, 9.0), (t.MedianCiLow, t.MedianCiHigh));
+        Assert.True(t.LowerQuartile is > 2 and < 4 && t.UpperQuartile is > 7 and < 9, $"{t.LowerQuartile}, {t.UpperQuartile}");
+
+        // Three runs are too few for a 95% interval: it is the whole range.
+        var three = Bench.Stopwatches.Timing.Of([0.3, 0.1, 0.2]);
+        Assert.Equal((0.1, 0.3), (three.MedianCiLow, three.MedianCiHigh));
+        Assert.Equal(0.2, three.Median);
+    }
+}

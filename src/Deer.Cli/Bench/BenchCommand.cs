@@ -21,7 +21,8 @@ internal static class BenchCommand
 
     private sealed record ScanRow(string Name, long Elements, double Seconds, double BytesMoved, double GigabytesPerSecond, string Ceiling, double Fraction);
 
-    private sealed record RnnRow(string Case, string Method, double Seconds, int Iterations, bool Converged, double MaxDiff, double VsSequential, double? VsTorch);
+    private sealed record RnnRow(string Case, string Method, double Seconds, int Iterations, bool Converged, double MaxDiff, double VsSequential, double? VsTorch,
+        Stopwatches.Timing? Timing = null);
 
     private sealed record SweepRow(int Hidden, int Length, double Sequential, double Deer, double QuasiDeer, int DeerIterations, int QuasiIterations)
     {
@@ -212,7 +213,7 @@ internal static class BenchCommand
 
                 double diff = MaxDiff(outputs, reference);
                 string label = method == SolveMethod.Auto ? $"auto ({MethodNames.Name(last.Method)})" : MethodNames.Name(method);
-                var row = new RnnRow(name, label, t.Median, last.Iterations, last.Converged, diff, seqSeconds / t.Median, torch is null ? null : torch.MedianSeconds / t.Median);
+                var row = new RnnRow(name, label, t.Median, last.Iterations, last.Converged, diff, seqSeconds / t.Median, torch is null ? null : torch.MedianSeconds / t.Median, t);
                 rows.Add(row);
                 o.Log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  {label,-24} {t.Median * 1e3,9:F1} ms  {t.Median / length * 1e9,7:F0} ns/step  {row.Iterations,3} it  x{row.VsSequential:F2} vs sequential{(row.VsTorch is { } v ? $"  x{v:F1} vs PyTorch" : "")}"));
@@ -302,10 +303,11 @@ internal static class BenchCommand
         }
 
         md.Append("\nGB/s counts the bytes each must move: the scan reads a and b and writes h (12 bytes per element); the copy reads a and b and writes them elsewhere (16).\n\n");
-        md.Append("## GRU and LSTM, every method, against PyTorch on the same weights and inputs\n\n| case | method | time (ms) | iterations | converged | max \\|Δ\\| vs sequential | vs sequential | vs PyTorch |\n|---|---|---|---|---|---|---|---|\n");
+        md.Append("## GRU and LSTM, every method, against PyTorch on the same weights and inputs\n\n| case | method | time (ms) | 95% CI of the median (ms) | iterations | converged | max \\|Δ\\| vs sequential | vs sequential | vs PyTorch |\n|---|---|---|---|---|---|---|---|---|\n");
         foreach (RnnRow r in rnn)
         {
-            md.Append(c, $"| {r.Case} | {r.Method} | {r.Seconds * 1e3:F1} | {r.Iterations} | {(r.Converged ? "yes" : "no")} | {r.MaxDiff:G2} | {r.VsSequential:F2}x | {(r.VsTorch is { } v ? $"{v:F1}x" : "—")} |\n");
+            string ci = r.Timing is { } t ? $"{t.MedianCiLow * 1e3:F1}-{t.MedianCiHigh * 1e3:F1} ({t.Runs} runs)" : "—";
+            md.Append(c, $"| {r.Case} | {r.Method} | {r.Seconds * 1e3:F1} | {ci} | {r.Iterations} | {(r.Converged ? "yes" : "no")} | {r.MaxDiff:G2} | {r.VsSequential:F2}x | {(r.VsTorch is { } v ? $"{v:F1}x" : "—")} |\n");
         }
 
         if (torchNote is not null)
@@ -362,6 +364,16 @@ internal static class BenchCommand
             w.WriteString("case", r.Case);
             w.WriteString("method", r.Method);
             w.WriteNumber("seconds", r.Seconds);
+            if (r.Timing is { } timing)
+            {
+                w.WriteNumber("runs", timing.Runs);
+                w.WriteNumber("seconds_min", timing.Min);
+                w.WriteNumber("seconds_lower_quartile", timing.LowerQuartile);
+                w.WriteNumber("seconds_upper_quartile", timing.UpperQuartile);
+                w.WriteNumber("seconds_median_ci95_low", timing.MedianCiLow);
+                w.WriteNumber("seconds_median_ci95_high", timing.MedianCiHigh);
+            }
+
             w.WriteNumber("iterations", r.Iterations);
             w.WriteBoolean("converged", r.Converged);
             w.WriteNumber("max_abs_diff_vs_sequential", r.MaxDiff);

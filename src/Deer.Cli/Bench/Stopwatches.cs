@@ -1,11 +1,37 @@
 using System.Diagnostics;
+using MathNet.Numerics.Distributions;
+using MathNet.Numerics.Statistics;
 
 namespace DeerSharp.Cli.Bench;
 
 /// <summary>Wall-clock timing: one warm-up run, then the median (and minimum) of repeated runs.</summary>
 internal static class Stopwatches
 {
-    public readonly record struct Timing(double Median, double Min, int Runs);
+    /// <summary>
+    /// The statistics of repeated runs, from MathNet.Numerics: median, quartiles, and a distribution-free 95% confidence
+    /// interval for the median (the order statistics whose binomial(n, ½) coverage is ≥ 95%; with fewer than 6 runs no
+    /// such pair exists and the interval is the whole range).
+    /// </summary>
+    public readonly record struct Timing(double Median, double Min, int Runs, double LowerQuartile, double UpperQuartile, double MedianCiLow, double MedianCiHigh)
+    {
+        public static Timing Of(double[] seconds)
+        {
+            double[] sorted = [.. seconds.Order()];
+            int n = sorted.Length;
+            // The largest j with P(j ≤ Binomial(n, ½) ≤ n − j − 1) ≥ 0.95 gives the interval [x_(j), x_(n−j−1)] (0-based).
+            int j = 0;
+            for (int k = 1; k < n / 2; k++)
+            {
+                double coverage = Binomial.CDF(0.5, n, n - k - 1) - Binomial.CDF(0.5, n, k - 1);
+                if (coverage >= 0.95)
+                {
+                    j = k;
+                }
+            }
+
+            return new Timing(sorted.Median(), sorted[0], n, sorted.LowerQuartile(), sorted.UpperQuartile(), sorted[j], sorted[n - 1 - j]);
+        }
+    }
 
     public static Timing Measure(Action run, int repeats)
     {
@@ -18,8 +44,7 @@ internal static class Stopwatches
             seconds[i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
         }
 
-        Array.Sort(seconds);
-        return new Timing(seconds[seconds.Length / 2], seconds[0], seconds.Length);
+        return Timing.Of(seconds);
     }
 
     /// <summary>
@@ -49,10 +74,6 @@ internal static class Stopwatches
             }
         }
 
-        return [.. seconds.Select(s =>
-        {
-            Array.Sort(s);
-            return new Timing(s[s.Length / 2], s[0], s.Length);
-        })];
+        return [.. seconds.Select(Timing.Of)];
     }
 }
