@@ -162,7 +162,8 @@ internal static class RunCommand
             throw new NotConvergedException($"{MethodNames.Name(result.Method)} did not converge: {result.Message} Nothing was written.{hint}");
         }
 
-        T[] outputs = result.Outputs();
+        // Written as is when the whole state is the output (no copy of B·T·n values); an LSTM's h is gathered from [h; c].
+        T[] outputs = result.OutputSize == result.StateSize ? result.States : result.Outputs();
         int[] shape = batched ? [batch, length, n] : [length, n];
         using var files = new AtomicFiles();
         files.Stage(q.Out, "--out", s => Npy.Write(s, TensorData.From(outputs, shape)));

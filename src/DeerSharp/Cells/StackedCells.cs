@@ -71,7 +71,8 @@ public sealed class StackedCells<TCell, T>
                 break;
             }
 
-            layerInputs = result.Outputs();
+            // The next layer only reads these: no copy when the whole state is the output.
+            layerInputs = result.OutputSize == result.StateSize ? result.States : result.Outputs();
         }
 
         clock.Stop();

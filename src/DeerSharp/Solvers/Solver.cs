@@ -216,11 +216,11 @@ internal static partial class Solver
         };
         int chunks = iterative ? EvaluationChunks(length, settings.MaxDegreeOfParallelism) : 1;
         int scratch = Math.Max(cell.WorkspaceSize, iterative ? BlockWorkspaceSize<TCell, T>(cell) : 0);
-        ws.Ensure(length, s, p, scratch, jacobianValues, chunks, iterative, damped: settings.Method == SolveMethod.QuasiElk);
-
-        // The input projection depends on x alone: one matrix product, computed once, outside every iteration.
-        Project(cell, inputs, ws.Projections, length, settings.MaxDegreeOfParallelism);
-
+        // The loop needs each step's projection once: it projects a chunk at a time into a small buffer that stays in
+        // cache and is reused, instead of a [T, P] array whose first touch alone (page faults on fresh memory) costs
+        // more than the loop (docs/benchmarks.md, "Cold start").
+        int projected = iterative ? length : Math.Min(length, SequentialChunk);
+        ws.Ensure(projected, s, p, scratch, jacobianValues, chunks, iterative, damped: settings.Method == SolveMethod.QuasiElk);
         if (initialState.IsEmpty)
         {
             ws.InitialState.AsSpan(0, s).Clear();
@@ -232,8 +232,11 @@ internal static partial class Solver
 
         if (!iterative)
         {
-            return SolveSequential(cell, ws, length, states, settings.CancellationToken);
+            return SolveSequential(cell, ws, inputs, length, states, settings.MaxDegreeOfParallelism, settings.CancellationToken);
         }
+
+        // The input projection depends on x alone: one matrix product, computed once, outside every iteration.
+        Project(cell, inputs, ws.Projections, length, settings.MaxDegreeOfParallelism);
 
         SequenceOutcome outcome = settings.Method switch
         {
