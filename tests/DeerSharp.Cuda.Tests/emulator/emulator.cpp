@@ -53,14 +53,25 @@ static std::function<void(void**)> wrap(void (*kernel)(A...))
     return [kernel](void** args) { call(kernel, args, std::index_sequence_for<A...>{}); };
 }
 
-static const std::map<std::string, std::function<void(void**)>>& registry()
+struct Kernel
 {
-    static const std::map<std::string, std::function<void(void**)>> kernels = {
-        {"scan_diag_reduce", wrap(scan_diag_reduce)}, {"scan_diag_carry", wrap(scan_diag_carry)}, {"scan_diag_apply", wrap(scan_diag_apply)},
-        {"scan_dense_reduce", wrap(scan_dense_reduce)}, {"scan_dense_carry", wrap(scan_dense_carry)}, {"scan_dense_apply", wrap(scan_dense_apply)},
-        {"rnn_eval", wrap(rnn_eval)}, {"gru_eval", wrap(gru_eval)}, {"lstm_eval", wrap(lstm_eval)},
-        {"gilr_coefficients", wrap(gilr_coefficients)}, {"add_bias", wrap(add_bias)}, {"shift_states", wrap(shift_states)},
-        {"sequential_cell", wrap(sequential_cell)}, {"linear_residual", wrap(linear_residual)},
+    std::function<void(void**)> run;
+    bool barriers;   // uses __syncthreads(): its threads must run concurrently
+};
+
+static const std::map<std::string, Kernel>& registry()
+{
+    // Kernels without __syncthreads() have independent threads (atomics aside), so the emulator runs a block's threads
+    // one after another on the calling thread instead of creating an OS thread per CUDA thread.
+    static const std::map<std::string, Kernel> kernels = {
+        {"scan_diag_reduce", {wrap(scan_diag_reduce), false}}, {"scan_diag_carry", {wrap(scan_diag_carry), false}},
+        {"scan_diag_apply", {wrap(scan_diag_apply), false}},
+        {"scan_dense_reduce", {wrap(scan_dense_reduce), true}}, {"scan_dense_carry", {wrap(scan_dense_carry), true}},
+        {"scan_dense_apply", {wrap(scan_dense_apply), true}},
+        {"rnn_eval", {wrap(rnn_eval), false}}, {"gru_eval", {wrap(gru_eval), false}}, {"lstm_eval", {wrap(lstm_eval), false}},
+        {"gilr_coefficients", {wrap(gilr_coefficients), false}}, {"add_bias", {wrap(add_bias), false}},
+        {"shift_states", {wrap(shift_states), false}}, {"linear_residual", {wrap(linear_residual), false}},
+        {"sequential_cell", {wrap(sequential_cell), true}},
     };
     return kernels;
 }
@@ -71,7 +82,7 @@ extern "C" int deer_emulate(const char* name, unsigned gx, unsigned gy, unsigned
 {
     auto found = registry().find(name);
     if (found == registry().end()) return 1;
-    const auto& kernel = found->second;
+    const auto& kernel = found->second.run;
     gridDim = {gx, gy, 1};
     blockDim = {bx, 1, 1};
     for (unsigned by = 0; by < gy; by++)
@@ -79,6 +90,19 @@ extern "C" int deer_emulate(const char* name, unsigned gx, unsigned gy, unsigned
         for (unsigned bxi = 0; bxi < gx; bxi++)
         {
             std::vector<unsigned char> memory(std::max(shared, 1u));
+            if (!found->second.barriers)
+            {
+                blockIdx = {bxi, by, 0};
+                deer_shared = memory.data();
+                for (unsigned t = 0; t < bx; t++)
+                {
+                    threadIdx = {t, 0, 0};
+                    kernel(args);
+                }
+
+                continue;
+            }
+
             std::barrier<> barrier(static_cast<std::ptrdiff_t>(bx));
             std::vector<std::thread> threads;
             threads.reserve(bx);
