@@ -87,7 +87,23 @@ internal static class SelftestCommand
                 w.WriteStartArray("checks");
                 foreach (Row r in rows)
                 {
-                    JsonSerializer.Serialize(w, new { r.Cell, r.DType, r.Method, r.Batch, r.Length, r.State, r.Converged, r.Iterations, r.MaxDifference, r.Tolerance, r.GpuSeconds, r.CpuSeconds, r.Passed, r.Message });
+                    // Written field by field (no reflection), so the command also works in a Native AOT build.
+                    w.WriteStartObject();
+                    w.WriteString("Cell", r.Cell);
+                    w.WriteString("DType", r.DType);
+                    w.WriteString("Method", r.Method);
+                    w.WriteNumber("Batch", r.Batch);
+                    w.WriteNumber("Length", r.Length);
+                    w.WriteNumber("State", r.State);
+                    w.WriteBoolean("Converged", r.Converged);
+                    w.WriteNumber("Iterations", r.Iterations);
+                    ReportJson.Number(w, "MaxDifference", r.MaxDifference);
+                    w.WriteNumber("Tolerance", r.Tolerance);
+                    w.WriteNumber("GpuSeconds", r.GpuSeconds);
+                    w.WriteNumber("CpuSeconds", r.CpuSeconds);
+                    w.WriteBoolean("Passed", r.Passed);
+                    w.WriteString("Message", r.Message);
+                    w.WriteEndObject();
                 }
 
                 w.WriteEndArray();

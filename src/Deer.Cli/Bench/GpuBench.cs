@@ -59,9 +59,39 @@ internal static class GpuBench
             w.WriteNumber("repeats", repeats);
             w.WriteString("note", "Deer's GPU times include host-device transfers; the peers' do not.");
             w.WritePropertyName("scan");
-            JsonSerializer.Serialize(w, scans.Select(r => new { r.Elements, r.N, r.ScanSeconds, r.CopySeconds, r.ScanGBs, r.CopyGBs, fraction = r.ScanGBs / r.CopyGBs }));
+            // Written field by field (no reflection), so the command also works in a Native AOT build.
+            w.WriteStartArray();
+            foreach (ScanRow r in scans)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("Elements", r.Elements);
+                w.WriteNumber("N", r.N);
+                w.WriteNumber("ScanSeconds", r.ScanSeconds);
+                w.WriteNumber("CopySeconds", r.CopySeconds);
+                w.WriteNumber("ScanGBs", r.ScanGBs);
+                w.WriteNumber("CopyGBs", r.CopyGBs);
+                w.WriteNumber("fraction", r.ScanGBs / r.CopyGBs);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
             w.WritePropertyName("gru");
-            JsonSerializer.Serialize(w, grus);
+            w.WriteStartArray();
+            foreach (GruRow r in grus)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("N", r.N);
+                w.WriteNumber("Length", r.Length);
+                w.WriteString("Runner", r.Runner);
+                ReportJson.Number(w, "Seconds", r.Seconds);
+                ReportJson.Number(w, "Speedup", r.Speedup);
+                ReportJson.Number(w, "MaxDifference", r.MaxDifference);
+                w.WriteNumber("Iterations", r.Iterations);
+                w.WriteString("Note", r.Note);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
             if (peerNote is not null)
             {
                 w.WriteString("peer_note", peerNote);
