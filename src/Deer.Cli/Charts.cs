@@ -9,7 +9,7 @@ namespace DeerSharp.Cli;
 /// </summary>
 internal static class Charts
 {
-    public const int Width = 800, Height = 500;
+    public const int Width = 900, Height = 500;
 
     /// <summary>A line per series on log-log axes, with the break-even line y = 1 dashed (the speedup chart).</summary>
     public static Plot LogLog(string title, string xLabel, string yLabel, IReadOnlyList<(string Name, IReadOnlyList<(double X, double Y)> Points)> series,
@@ -30,6 +30,7 @@ internal static class Charts
         LogAxis(plot.Axes.Bottom);
         LogAxis(plot.Axes.Left);
         Label(plot, title, xLabel, yLabel, footnote);
+        plot.ShowLegend(Edge.Right);   // many lines: outside the data
         return plot;
     }
 

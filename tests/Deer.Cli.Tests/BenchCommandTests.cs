@@ -33,6 +33,13 @@ public sealed class BenchCommandTests : IDisposable
         Assert.Equal("svg", svg.Root!.Name.LocalName);
         byte[] png = File.ReadAllBytes(_dir.File("bench.png"));
         Assert.True(png.Length > 4096 && png.AsSpan(0, 8).SequenceEqual(PngSignature), $"bench.png: {png.Length} bytes");
+
+        // The chart redrawn from the run's JSON alone.
+        string again = Path.Combine(_dir.Path, "again");
+        Cli.Outcome redraw = Cli.Run("bench", "--chart-from", _dir.File("bench.json"), "--out-dir", again);
+        Assert.True(redraw.ExitCode == 0, redraw.ToString());
+        Assert.True(File.ReadAllBytes(Path.Combine(again, "bench.png")).AsSpan(0, 8).SequenceEqual(PngSignature));
+        Assert.Equal(2, Cli.Run("bench", "--chart-from", _dir.File("bench.md"), "--out-dir", again).ExitCode);
     }
 
     private static readonly byte[] PngSignature = [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];

@@ -40,9 +40,13 @@ internal static class BenchCommand
         var python = new Option<string?>("--python") { Description = "Python with torch for the PyTorch peer (default: DEER_PYTHON, /usr/bin/python3, python3)." };
         var device = new Option<string>("--device") { Description = "cpu (default) or cuda: the GPU bench (scan against device copy; GRU against the GPU loop, the CPU, cuDNN and JAX DEER).", DefaultValueFactory = _ => "cpu" };
         device.AcceptOnlyFromAmong("cpu", "cuda");
-        var command = new Command("bench", "Measure Deer against its peers (memory copy, PyTorch) in one run; write markdown, JSON and an SVG chart.")
+        var chartFrom = new Option<string?>("--chart-from")
         {
-            outDir, quick, repeats, noPeers, python, device,
+            Description = "Measure nothing: redraw bench.png and bench.svg from an earlier run's bench.json (its sweep) into --out-dir.",
+        };
+        var command = new Command("bench", "Measure Deer against its peers (memory copy, PyTorch) in one run; write markdown, JSON and a chart (PNG, SVG).")
+        {
+            outDir, quick, repeats, noPeers, python, device, chartFrom,
         };
         command.SetAction(r =>
         {
@@ -50,6 +54,11 @@ internal static class BenchCommand
             if (reps < 1)
             {
                 throw new UsageException($"--repeats must be at least 1; got {reps}.");
+            }
+
+            if (r.GetValue(chartFrom) is { } json)
+            {
+                return Redraw(json, r.GetValue(outDir)!, stdout);
             }
 
             if (r.GetValue(device) == "cuda")
@@ -60,6 +69,43 @@ internal static class BenchCommand
             return Run(new Options(r.GetValue(outDir)!, r.GetValue(quick), reps, !r.GetValue(noPeers), r.GetValue(python), stdout));
         });
         return command;
+    }
+
+    /// <summary>The chart of an earlier run, from its bench.json: the machine line and the sweep are all it needs.</summary>
+    private static int Redraw(string jsonPath, string outDir, TextWriter log)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(File.ReadAllText(jsonPath));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        {
+            throw new UsageException($"--chart-from {jsonPath}: cannot read it as a bench.json ({e.Message}).");
+        }
+
+        using (doc)
+        {
+            JsonElement root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("machine", out JsonElement m) || !root.TryGetProperty("sweep", out JsonElement rows)
+                || rows.ValueKind != JsonValueKind.Array)
+            {
+                throw new UsageException($"--chart-from {jsonPath}: expected a bench.json with 'machine' and 'sweep'.");
+            }
+
+            var machine = m.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.ToString());
+            List<SweepRow> sweep = [.. rows.EnumerateArray().Select(r => new SweepRow(r.GetProperty("hidden").GetInt32(), r.GetProperty("length").GetInt32(),
+                r.GetProperty("sequential_seconds").GetDouble(), r.GetProperty("deer_seconds").GetDouble(), r.GetProperty("quasi_deer_seconds").GetDouble(),
+                r.GetProperty("deer_iterations").GetInt32(), r.GetProperty("quasi_deer_iterations").GetInt32()))];
+            Directory.CreateDirectory(outDir);
+            ScottPlot.Plot chart = Chart(machine, sweep);
+            using var files = new AtomicFiles();
+            files.Stage(Path.Combine(outDir, "bench.png"), "--out-dir", s => s.Write(Charts.Png(chart)));
+            files.Stage(Path.Combine(outDir, "bench.svg"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Charts.Svg(chart))));
+            files.Commit();
+            log.WriteLine($"redrew {Path.Combine(outDir, "bench.png")} and bench.svg from {jsonPath}");
+            return 0;
+        }
     }
 
     private static int Run(Options o)
