@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics;
 using System.Reflection;
+using DeerSharp.Cells;
 using DeerSharp.Gpu;
 using DeerSharp.Scan;
 using ILGPU;
@@ -13,13 +14,14 @@ using ILGPU.Runtime.Cuda;
 namespace DeerSharp.Cuda.Tests;
 
 /// <summary>
-/// The first ILGPU kernels (the three-phase diagonal scan): the very C# kernels a GPU would run, executed by ILGPU's CPU
-/// accelerator against the CPU library's scan, across many chunks and sequences; and compiled to PTX for sm_90, which
+/// The first ILGPU kernels (the three-phase diagonal scan, the GRU's recurrent product and its fused evaluation with the
+/// exact Jacobian diagonal): the very C# kernels a GPU would run, executed by ILGPU's CPU
+/// accelerator against the CPU library (the scan across many chunks and sequences; the GRU against GruCell); and compiled to PTX for sm_90, which
 /// Debian's ptxas 11.8 then assembles where it has been fetched (`../shared/tools/ptxas-check.sh --fetch`).
 /// </summary>
 public sealed class IlgpuScanTests : IDisposable
 {
-    private readonly Context _context = Context.Create(b => b.CPU(new CPUDevice(4, 1, 2)));
+    private readonly Context _context = Context.Create(b => b.CPU(new CPUDevice(4, 1, 2)).EnableAlgorithms());
     private readonly CPUAccelerator _accelerator;
 
     public IlgpuScanTests() => _accelerator = _context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel);
@@ -70,6 +72,83 @@ public sealed class IlgpuScanTests : IDisposable
     }
 
     [Fact]
+    public void Gru_kernels_on_the_cpu_accelerator_match_the_cell()
+    {
+        int seed = Random.Shared.Next();
+        GruAgainstCell<float>(new Random(seed), 1e-5, seed);
+        GruAgainstCell<double>(new Random(seed), 1e-12, seed);
+    }
+
+    private void GruAgainstCell<T>(Random random, double tolerance, int seed)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        const int D = 3, N = 5, Rows = 301;
+        RecurrentWeights<T> w = RecurrentWeights<T>.Random(3, N, D, random, scale: 1.5);
+        var cell = new GruCell<T>(w);
+        T[] x = [.. Enumerable.Range(0, Rows * D).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
+        T[] prev = [.. Enumerable.Range(0, Rows * N).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
+
+        // The CPU cell: f and the diagonal of its Jacobian at every row.
+        var projections = new T[Rows * cell.ProjectionSize];
+        cell.ProjectInputs(x, projections, Rows);
+        var f = new T[Rows * N];
+        var diagonal = new T[Rows * N];
+        cell.EvaluateBlock(prev, projections, f, diagonal, JacobianMode.Diagonal, new T[cell.BlockWorkspaceSize(Rows)], Rows);
+
+        // The kernels, from the weights alone: xp = W_ih x + b_ih here, independently of the cell's projection layout.
+        var xp = new T[Rows * 3 * N];
+        for (int row = 0; row < Rows; row++)
+        {
+            for (int g = 0; g < 3 * N; g++)
+            {
+                T sum = w.BiasIH[g];
+                for (int j = 0; j < D; j++)
+                {
+                    sum += w.WeightIH[(g * D) + j] * x[(row * D) + j];
+                }
+
+                xp[(row * 3 * N) + g] = sum;
+            }
+        }
+
+        var kernels = new GruDevice<T>(_accelerator);
+        (T[] gf, T[] gd, T[] gb) = kernels.Evaluate(xp, w.WeightHH, w.BiasHH, prev, N);
+        double worst = 0;
+        for (int k = 0; k < f.Length; k++)
+        {
+            worst = Math.Max(worst, Math.Abs(double.CreateTruncating(f[k] - gf[k])));
+            worst = Math.Max(worst, Math.Abs(double.CreateTruncating(diagonal[k] - gd[k])));
+            worst = Math.Max(worst, Math.Abs(double.CreateTruncating((f[k] - (diagonal[k] * prev[k])) - gb[k])));
+        }
+
+        Assert.True(worst <= tolerance, $"seed {seed}, {typeof(T).Name}: max |kernel − cell| = {worst:G3}");
+    }
+
+    /// <summary>The GRU kernels loaded on an accelerator, driven from host arrays (a test harness, not the solver).</summary>
+    private sealed class GruDevice<T>(Accelerator accelerator)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int> _product =
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int>(GruKernels.RecurrentProduct<T>);
+
+        private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int> _evaluate =
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int>(
+                GruKernels.EvaluateDiagonal<T>);
+
+        public (T[] F, T[] Diagonal, T[] NewtonTerm) Evaluate(T[] xp, T[] whh, T[] bhh, T[] prev, int n)
+        {
+            int rows = prev.Length / n;
+            using MemoryBuffer1D<T, Stride1D.Dense> dxp = accelerator.Allocate1D(xp), dw = accelerator.Allocate1D(whh), db = accelerator.Allocate1D(bhh),
+                dprev = accelerator.Allocate1D(prev), hh = accelerator.Allocate1D<T>(rows * 3 * n), f = accelerator.Allocate1D<T>(rows * n),
+                d = accelerator.Allocate1D<T>(rows * n), term = accelerator.Allocate1D<T>(rows * n);
+            _product(rows * 3 * n, dw.View, dprev.View, hh.View, n);
+            _evaluate(rows * n, dxp.View, hh.View, db.View, dw.View, dprev.View, f.View, d.View, term.View, n);
+            accelerator.Synchronize();
+            return (f.GetAsArray1D(), d.GetAsArray1D(), term.GetAsArray1D());
+        }
+    }
+
+    [Fact]
     public void Scan_refuses_views_too_short_before_launching()
     {
         var scan = new DiagonalScan<float>(_accelerator);
@@ -82,12 +161,13 @@ public sealed class IlgpuScanTests : IDisposable
     public void Every_kernel_compiles_to_ptx_for_sm90()
     {
         // A context of its own: a failed compile poisons the context it happens in (reference/ilgpu.md §3).
-        using var context = Context.Create(b => b.CPU());
+        // EnableAlgorithms maps exp and tanh to device math (without it the PTX backend has no intrinsic for them).
+        using var context = Context.Create(b => b.CPU().EnableAlgorithms());
         var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90), CudaArchitecture.SM_90, CudaInstructionSet.ISA_78, null);
         string dir = Directory.CreateTempSubdirectory("deer-ptx-").FullName;
         string? ptxas = Ptxas();
         var failures = new List<string>();
-        foreach (MethodInfo kernel in typeof(DiagonalScanKernels).GetMethods(BindingFlags.Public | BindingFlags.Static))
+        foreach (MethodInfo kernel in new[] { typeof(DiagonalScanKernels), typeof(GruKernels) }.SelectMany(k => k.GetMethods(BindingFlags.Public | BindingFlags.Static)))
         {
             foreach (Type element in new[] { typeof(float), typeof(double) })
             {
@@ -98,7 +178,7 @@ public sealed class IlgpuScanTests : IDisposable
                 Assert.Contains(".target sm_", ptx, StringComparison.Ordinal);
                 Assert.Contains(".entry", ptx, StringComparison.Ordinal);
                 Assert.False(ptx.Contains(".extern", StringComparison.Ordinal), $"{name}: unresolved extern in its PTX");
-                string file = Path.Combine(dir, $"{kernel.Name}_{element.Name}.ptx");
+                string file = Path.Combine(dir, $"{kernel.DeclaringType!.Name}_{kernel.Name}_{element.Name}.ptx");
                 File.WriteAllText(file, ptx);
                 if (ptxas is not null)
                 {
@@ -113,6 +193,7 @@ public sealed class IlgpuScanTests : IDisposable
             }
         }
 
+        Directory.Delete(dir, recursive: true);
         Assert.True(failures.Count == 0, string.Join('\n', failures));
     }
 
