@@ -149,6 +149,36 @@ public sealed class IlgpuScanTests : IDisposable
     }
 
     [Fact]
+    public void Quasi_deer_for_a_gru_runs_whole_on_the_accelerator_and_matches_the_loop()
+    {
+        int seed = Random.Shared.Next();
+        QuasiNewtonAgainstLoop<float>(new Random(seed), 1e-4, 1e-5, seed);
+        QuasiNewtonAgainstLoop<double>(new Random(seed), 1e-9, 1e-10, seed);
+    }
+
+    private void QuasiNewtonAgainstLoop<T>(Random random, double agreement, double tolerance, int seed)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        const int D = 3, N = 4, B = 2, L = 300;
+        RecurrentWeights<T> w = RecurrentWeights<T>.Random(3, N, D, random);
+        T[] x = [.. Enumerable.Range(0, B * L * D).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
+        T[] h0 = [.. Enumerable.Range(0, B * N).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
+        SolveResult<T> loop = Deer.Solve(new GruCell<T>(w), x, B, L, new SolveOptions { Method = SolveMethod.Sequential }, h0);
+
+        var solver = new GruQuasiNewton<T>(_accelerator);
+        GruQuasiNewton<T>.Outcome r = solver.Solve(w, x, B, L, h0, tolerance, tolerance, maxIterations: 200);
+        Assert.True(r.Status == SolveStatus.Converged, $"seed {seed}, {typeof(T).Name}: {r.Status} after {r.Iterations}, residual ratio {r.Ratio:G3}");
+        Assert.True(r.Ratio <= 1 && r.Iterations is > 0 and < 200, $"seed {seed}: ratio {r.Ratio}, {r.Iterations} iterations");
+        double diff = r.States.Zip(loop.States, (a, b) => Math.Abs(double.CreateTruncating(a - b))).Max();
+        Assert.True(diff <= agreement, $"seed {seed}, {typeof(T).Name}: max |accelerator − loop| = {diff:G3} after {r.Iterations} iterations");
+
+        // The check is honest: capped at one iteration it does not claim convergence.
+        GruQuasiNewton<T>.Outcome capped = solver.Solve(w, x, B, L, h0, tolerance, tolerance, maxIterations: 1);
+        Assert.Equal(SolveStatus.MaxIterationsReached, capped.Status);
+        Assert.True(capped.Ratio > 1);
+    }
+
+    [Fact]
     public void Scan_refuses_views_too_short_before_launching()
     {
         var scan = new DiagonalScan<float>(_accelerator);
@@ -167,18 +197,18 @@ public sealed class IlgpuScanTests : IDisposable
         string dir = Directory.CreateTempSubdirectory("deer-ptx-").FullName;
         string? ptxas = Ptxas();
         var failures = new List<string>();
-        foreach (MethodInfo kernel in new[] { typeof(DiagonalScanKernels), typeof(GruKernels) }.SelectMany(k => k.GetMethods(BindingFlags.Public | BindingFlags.Static)))
+        foreach (MethodInfo kernel in new[] { typeof(DiagonalScanKernels), typeof(GruKernels), typeof(NewtonKernels) }.SelectMany(k => k.GetMethods(BindingFlags.Public | BindingFlags.Static)))
         {
-            foreach (Type element in new[] { typeof(float), typeof(double) })
+            foreach (Type? element in kernel.IsGenericMethodDefinition ? new[] { typeof(float), typeof(double) } : new Type?[] { null })
             {
-                MethodInfo method = kernel.MakeGenericMethod(element);
+                MethodInfo method = element is null ? kernel : kernel.MakeGenericMethod(element);
                 var compiled = (PTXCompiledKernel)backend.Compile(EntryPointDescription.FromImplicitlyGroupedKernel(method), default);
                 string ptx = compiled.PTXAssembly;
-                string name = $"{kernel.Name}<{element.Name}>";
+                string name = element is null ? kernel.Name : $"{kernel.Name}<{element.Name}>";
                 Assert.Contains(".target sm_", ptx, StringComparison.Ordinal);
                 Assert.Contains(".entry", ptx, StringComparison.Ordinal);
                 Assert.False(ptx.Contains(".extern", StringComparison.Ordinal), $"{name}: unresolved extern in its PTX");
-                string file = Path.Combine(dir, $"{kernel.DeclaringType!.Name}_{kernel.Name}_{element.Name}.ptx");
+                string file = Path.Combine(dir, $"{kernel.DeclaringType!.Name}_{kernel.Name}_{element?.Name ?? "t"}.ptx");
                 File.WriteAllText(file, ptx);
                 if (ptxas is not null)
                 {
