@@ -52,7 +52,14 @@ public class SolverAgreementTests
         double[] x = Numbers.Uniform(rnd, c.Batch * c.Length * c.D, 2.0);
         double[]? h0 = c.WithH0 ? Numbers.Uniform(rnd, c.Batch * s) : null;
 
-        var options = new SolveOptions { Method = c.Method, MaxDegreeOfParallelism = c.Cores, Fallback = FallbackPolicy.None };
+        // Every undamped method is exact after T iterations (reference §3, §5), so the property allows T; the defaults
+        // (100 for DEER, 500 otherwise) are below T for the longer cases, and a slowly contracting cell under Picard
+        // then reports MaxIterationsReached, correctly (seed 411641819: LSTM d=1 n=1 T=501 stopped at 2.4e-6).
+        var options = new SolveOptions
+        {
+            Method = c.Method, MaxDegreeOfParallelism = c.Cores, Fallback = FallbackPolicy.None,
+            MaxIterations = c.Method == SolveMethod.Sequential ? null : c.Length,
+        };
         SolveResult<T> r = Cells.With(c.Kind, w, new SolveWith<T>(Numbers.As<T>(x), c.Batch, c.Length, options, h0 is null ? null : Numbers.As<T>(h0)));
 
         Assert.True(r.Converged, $"{c}: {r}");
