@@ -4,10 +4,11 @@ namespace DeerSharp.Cells;
 
 /// <summary>
 /// A cell for a user's <see cref="IRecurrence"/>, differentiated by forward-mode automatic differentiation: the
-/// Jacobian (and its diagonal) costs S dual-number evaluations of f, a backward step S + d. For a recurrence with
+/// Jacobian (and its diagonal) costs S dual-number evaluations of f, or K for a recurrence that declares K×K blocks
+/// (<see cref="IStructuredJacobian"/>); a backward step costs S + d. For a recurrence with
 /// parameters to train, use <see cref="ParameterizedCell{TFunction, T}"/>, which adds their gradient.
 /// </summary>
-public readonly struct AutoDiffCell<TFunction, T> : IDifferentiableCell<T>, IConstructedCell
+public readonly struct AutoDiffCell<TFunction, T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian
     where TFunction : IRecurrence
     where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -38,6 +39,9 @@ public readonly struct AutoDiffCell<TFunction, T> : IDifferentiableCell<T>, ICon
 
     /// <summary>The wrapped recurrence.</summary>
     public TFunction Function => _cell.Function.Function;
+
+    /// <summary>The structure the recurrence declares (<see cref="IStructuredJacobian"/>), or null.</summary>
+    public JacobianStructure? JacobianStructure => _cell.JacobianStructure;
 
     /// <inheritdoc/>
     public int StateSize => _cell.StateSize;

@@ -24,9 +24,12 @@ public interface IParameterizedRecurrence
 }
 
 /// <summary>An <see cref="IRecurrence"/> seen as a parameterized one with no parameters.</summary>
-public readonly struct Unparameterized<TFunction>(TFunction function) : IParameterizedRecurrence
+public readonly struct Unparameterized<TFunction>(TFunction function) : IParameterizedRecurrence, IStructuredJacobian
     where TFunction : IRecurrence
 {
+    /// <summary>The wrapped recurrence's declared structure, if it declares one.</summary>
+    public JacobianStructure? JacobianStructure => function is IStructuredJacobian declared ? declared.JacobianStructure : null;
+
     /// <summary>The wrapped recurrence.</summary>
     public TFunction Function => function;
 

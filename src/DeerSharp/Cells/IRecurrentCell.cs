@@ -13,6 +13,13 @@ public enum JacobianMode
 
     /// <summary>f and the full Jacobian J[i, j] = ∂f_i/∂h_j, row-major, [count, S, S].</summary>
     Full,
+
+    /// <summary>
+    /// f and the blocks of a block-diagonal Jacobian, for a cell that declares a <see cref="JacobianStructure"/>:
+    /// [count, S/K, K, K], where entry [b, r, c] is ∂f_i/∂h_j with i = structure.Index(b, r, n), j = structure.Index(b, c, n).
+    /// Only requested from cells that implement <see cref="IStructuredJacobian"/>.
+    /// </summary>
+    Block,
 }
 
 /// <summary>
@@ -74,7 +81,8 @@ public interface IRecurrentCell<T>
     /// <param name="states">The states the steps start from, [count, S].</param>
     /// <param name="projections">Their input projections, [count, P].</param>
     /// <param name="next">f for each step, [count, S].</param>
-    /// <param name="jacobians">[count, S, S] for <see cref="JacobianMode.Full"/>, [count, S] for <see cref="JacobianMode.Diagonal"/>, unused otherwise.</param>
+    /// <param name="jacobians">[count, S, S] for <see cref="JacobianMode.Full"/>, [count, S] for <see cref="JacobianMode.Diagonal"/>,
+    /// [count, S·K] for <see cref="JacobianMode.Block"/>, unused otherwise.</param>
     /// <param name="mode">What to compute besides f.</param>
     /// <param name="workspace">At least <see cref="BlockWorkspaceSize"/>(count) elements.</param>
     /// <param name="count">The number of steps.</param>

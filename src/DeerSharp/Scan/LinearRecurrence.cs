@@ -19,7 +19,7 @@ namespace DeerSharp.Scan;
 /// </para>
 /// <para>The outputs may alias <c>b</c>: each b_t is read before h_t is written.</para>
 /// </remarks>
-public static class LinearRecurrence
+public static partial class LinearRecurrence
 {
     /// <summary>Sequential diagonal recurrence h_t = a_t ⊙ h_{t-1} + b_t.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -309,15 +309,20 @@ public static class LinearRecurrence
     /// plus a run for the rest, with the re-runs shared by every core: critical path ≈ L(2p-1)/p² steps against L.
     /// </summary>
     internal static void SolveBlocked<T>(T[] a, T[] b, T[] h0, T[] h, int length, int n, bool dense, int workers, int maxDegreeOfParallelism, ScanWorkspace<T>? workspace = null)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        SolveBlocked(a, b, h0, h, length, n, dense ? ScanForm.Dense : ScanForm.Diagonal, workers, maxDegreeOfParallelism, workspace);
+
+    internal static void SolveBlocked<T>(T[] a, T[] b, T[] h0, T[] h, int length, int n, ScanForm form, int workers, int maxDegreeOfParallelism, ScanWorkspace<T>? workspace = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int m = dense ? n * n : n;
+        int m = form.PerStep(n);
         workers = Math.Clamp(workers, 1, Math.Max(1, length));
         int head = length / workers;                                   // chunk 0: [0, head)
         int subchunks = workers == 1 ? 0 : Math.Min((workers - 1) * workers, length - head);
         workspace ??= new ScanWorkspace<T>();
-        workspace.Ensure(subchunks + 1, n, dense, workers);
+        workspace.Ensure(subchunks + 1, n, m, form.ComposeScratch(n), workers);
         T[] mapA = workspace.MapA, mapB = workspace.MapB, carries = workspace.Carries, scratch = workspace.Scratch;
+        int scratchPerWorker = form.ComposeScratch(n);
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, maxDegreeOfParallelism) };
         (int Start, int End) Sub(int j) => (head + (int)((long)(length - head) * j / subchunks), head + (int)((long)(length - head) * (j + 1) / subchunks));
 
@@ -326,7 +331,7 @@ public static class LinearRecurrence
         {
             if (w == 0)
             {
-                RunChunk(a, b, h0.AsSpan(0, n), h, 0, head, n, dense);
+                RunChunk(a, b, h0.AsSpan(0, n), h, 0, head, n, form);
                 return;
             }
 
@@ -335,19 +340,24 @@ public static class LinearRecurrence
             {
                 (int start, int end) = Sub(j);
                 Span<T> pa = mapA.AsSpan(j * m, m), pb = mapB.AsSpan(j * n, n);
-                if (dense)
+                Span<T> own = scratch.AsSpan(w * scratchPerWorker, scratchPerWorker);
+                switch (form.Kind)
                 {
-                    Span<T> own = scratch.AsSpan(w * (m + n), m + n);
-                    AffineMap.DenseIdentity<T>(pa, pb, n);
-                    for (int t = start; t < end; t++)
-                    {
-                        AffineMap.ComposeDense<T>(pa, pb, a.AsSpan(t * m, m), b.AsSpan(t * n, n), pa, pb, n, own);
-                    }
-                }
-                else
-                {
-                    AffineMap.DiagonalIdentity<T>(pa, pb);
-                    FoldDiagonal<T>(a.AsSpan(start * n, (end - start) * n), b.AsSpan(start * n, (end - start) * n), pa, pb, end - start, n);
+                    case ScanKind.Dense:
+                        AffineMap.DenseIdentity<T>(pa, pb, n);
+                        for (int t = start; t < end; t++)
+                        {
+                            AffineMap.ComposeDense<T>(pa, pb, a.AsSpan(t * m, m), b.AsSpan(t * n, n), pa, pb, n, own);
+                        }
+
+                        break;
+                    case ScanKind.Block:
+                        FoldBlocks<T>(a.AsSpan(start * m, (end - start) * m), b.AsSpan(start * n, (end - start) * n), pa, pb, end - start, n, form.Structure, own);
+                        break;
+                    default:
+                        AffineMap.DiagonalIdentity<T>(pa, pb);
+                        FoldDiagonal<T>(a.AsSpan(start * n, (end - start) * n), b.AsSpan(start * n, (end - start) * n), pa, pb, end - start, n);
+                        break;
                 }
             }
         });
@@ -363,14 +373,18 @@ public static class LinearRecurrence
         {
             Span<T> next = carries.AsSpan((j + 1) * n, n);
             ReadOnlySpan<T> carry = carries.AsSpan(j * n, n);
-            if (dense)
+            switch (form.Kind)
             {
-                Linear.MatVec<T>(mapA.AsSpan(j * m, m), carry, next);
-                TensorPrimitives.Add(next, mapB.AsSpan(j * n, n), next);
-            }
-            else
-            {
-                TensorPrimitives.MultiplyAdd(carry, mapA.AsSpan(j * n, n), mapB.AsSpan(j * n, n), next);
+                case ScanKind.Dense:
+                    Linear.MatVec<T>(mapA.AsSpan(j * m, m), carry, next);
+                    TensorPrimitives.Add(next, mapB.AsSpan(j * n, n), next);
+                    break;
+                case ScanKind.Block:
+                    RunBlocks<T>(mapA.AsSpan(j * m, m), mapB.AsSpan(j * n, n), carry, next, 1, n, form.Structure);
+                    break;
+                default:
+                    TensorPrimitives.MultiplyAdd(carry, mapA.AsSpan(j * n, n), mapB.AsSpan(j * n, n), next);
+                    break;
             }
         }
 
@@ -380,23 +394,27 @@ public static class LinearRecurrence
             for (int j = w; j < subchunks; j += workers)
             {
                 (int start, int end) = Sub(j);
-                RunChunk(a, b, carries.AsSpan(j * n, n), h, start, end, n, dense);
+                RunChunk(a, b, carries.AsSpan(j * n, n), h, start, end, n, form);
             }
         });
     }
 
-    private static void RunChunk<T>(T[] a, T[] b, ReadOnlySpan<T> carry, T[] h, int start, int end, int n, bool dense)
+    private static void RunChunk<T>(T[] a, T[] b, ReadOnlySpan<T> carry, T[] h, int start, int end, int n, ScanForm form)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int m = dense ? n * n : n;
+        int m = form.PerStep(n);
         int steps = end - start;
-        if (dense)
+        switch (form.Kind)
         {
-            SolveDenseSequential<T>(a.AsSpan(start * m, steps * m), b.AsSpan(start * n, steps * n), carry, h.AsSpan(start * n, steps * n), n);
-        }
-        else
-        {
-            RunDiagonal<T>(a.AsSpan(start * m, steps * m), b.AsSpan(start * n, steps * n), carry, h.AsSpan(start * n, steps * n), steps, n);
+            case ScanKind.Dense:
+                SolveDenseSequential<T>(a.AsSpan(start * m, steps * m), b.AsSpan(start * n, steps * n), carry, h.AsSpan(start * n, steps * n), n);
+                break;
+            case ScanKind.Block:
+                RunBlocks<T>(a.AsSpan(start * m, steps * m), b.AsSpan(start * n, steps * n), carry, h.AsSpan(start * n, steps * n), steps, n, form.Structure);
+                break;
+            default:
+                RunDiagonal<T>(a.AsSpan(start * m, steps * m), b.AsSpan(start * n, steps * n), carry, h.AsSpan(start * n, steps * n), steps, n);
+                break;
         }
     }
 

@@ -17,14 +17,13 @@ public sealed class ScanWorkspace<T>
 
     internal T[] Scratch { get; private set; } = [];
 
-    /// <summary>Grows the buffers to hold <paramref name="chunks"/> chunk maps of dimension <paramref name="n"/> and per-worker scratch.</summary>
-    internal void Ensure(int chunks, int n, bool dense, int workers)
+    /// <summary>Grows the buffers to hold <paramref name="chunks"/> chunk maps of <paramref name="perStep"/> coefficients and state dimension <paramref name="n"/>, and per-worker scratch.</summary>
+    internal void Ensure(int chunks, int n, int perStep, int scratchPerWorker, int workers)
     {
-        int m = dense ? n * n : n;
-        Grow(MapA, chunks * m, v => MapA = v);
+        Grow(MapA, chunks * perStep, v => MapA = v);
         Grow(MapB, chunks * n, v => MapB = v);
         Grow(Carries, chunks * n, v => Carries = v);
-        Grow(Scratch, dense ? workers * (m + n) : 0, v => Scratch = v);
+        Grow(Scratch, workers * scratchPerWorker, v => Scratch = v);
     }
 
     private static void Grow(T[] current, int needed, Action<T[]> set)

@@ -1,3 +1,5 @@
+using DeerSharp.Cells;
+
 namespace DeerSharp.Solvers;
 
 /// <summary>
@@ -21,7 +23,7 @@ internal static class CostModel
     /// <summary>Shortest sequence worth iterating: below it, per-pass overheads dominate.</summary>
     private const int MinimumLength = 4096;
 
-    public static SolveMethod Choose(int batchSize, int length, int stateSize, int cores)
+    public static SolveMethod Choose(int batchSize, int length, int stateSize, int cores, JacobianStructure? structure = null)
     {
         if (length < MinimumLength || cores < 2)
         {
@@ -29,6 +31,14 @@ internal static class CostModel
         }
 
         double sequentialCores = Math.Min(Math.Max(1, batchSize), cores);
+        if (structure is { } declared)
+        {
+            // Exact Newton at the cost of a block scan: about 3 iterations (docs/structured-cells.md), each a few
+            // sequential steps per step, growing with the block side K.
+            double blockGain = cores / (sequentialCores * 4.0 * (2.0 + declared.Side));
+            return blockGain >= Margin ? SolveMethod.Deer : SolveMethod.Sequential;
+        }
+
         (double iterations, double passCost) = stateSize <= 1 ? (3.0, 6.0) : (9.0, stateSize <= 8 ? 5.5 : 2.6);
         double gain = cores / (sequentialCores * iterations * passCost);
         return gain >= Margin ? SolveMethod.QuasiDeer : SolveMethod.Sequential;

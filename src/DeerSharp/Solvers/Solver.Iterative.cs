@@ -27,12 +27,7 @@ internal static partial class Solver
         int s = cell.StateSize;
         InitialIterate(ws, length, s, warmStart, settings);
 
-        JacobianMode update = settings.Method switch
-        {
-            SolveMethod.Deer => JacobianMode.Full,
-            SolveMethod.QuasiDeer => JacobianMode.Diagonal,
-            _ => JacobianMode.None,
-        };
+        JacobianMode update = settings.UpdateMode;
 
         var history = new List<double>();
         double best = double.PositiveInfinity;
@@ -69,6 +64,11 @@ internal static partial class Solver
             if (update == JacobianMode.None)
             {
                 Array.Copy(ws.Evaluations, ws.States, length * s);
+            }
+            else if (update == JacobianMode.Block)
+            {
+                LinearRecurrence.SolveBlockDiagonal(ws.Jacobians, ws.Evaluations, ws.InitialState, ws.States, length, s,
+                    settings.Structure!.Value, settings.MaxDegreeOfParallelism, ws.Scan);
             }
             else
             {
@@ -160,7 +160,7 @@ internal static partial class Solver
         int s = cell.StateSize;
         int p = cell.ProjectionSize;
         int w = BlockWorkspaceSize<TCell, T>(cell);
-        int m = mode == JacobianMode.Full ? s * s : mode == JacobianMode.Diagonal ? s : 0;
+        int m = settings.JacobianPerStep(mode, s);
         Span<T> scratch = ws.CellScratch.AsSpan(chunk * w, w);
         T atol = settings.AbsoluteTolerance, rtol = settings.RelativeTolerance;
         T max = T.Zero;
@@ -193,6 +193,10 @@ internal static partial class Solver
                     }
                 }
             }
+            else if (newtonTerm && mode == JacobianMode.Block)
+            {
+                SubtractBlockProducts(ws.Jacobians.AsSpan(t0 * m, count * m), previous[..f.Length], f, settings.Structure!.Value, s, count);
+            }
             else if (newtonTerm && mode == JacobianMode.Diagonal)
             {
                 Span<T> product = scratch[..f.Length];
@@ -206,6 +210,32 @@ internal static partial class Solver
         ws.ChunkMax[chunk] = double.CreateTruncating(max);
         ws.ChunkWithin[chunk] = within;
         ws.ChunkFinite[chunk] = finite;
+    }
+
+    /// <summary>b_t = f_t - J_t h_{t-1} for block-diagonal J_t ([count, S/K, K, K]), block by block.</summary>
+    private static void SubtractBlockProducts<T>(ReadOnlySpan<T> jacobians, ReadOnlySpan<T> previous, Span<T> f, JacobianStructure structure, int s, int count)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int side = structure.Side, units = s / structure.Parts, m = s * side;
+        for (int k = 0; k < count; k++)
+        {
+            ReadOnlySpan<T> jt = jacobians.Slice(k * m, m), hp = previous.Slice(k * s, s);
+            Span<T> ft = f.Slice(k * s, s);
+            for (int blk = 0; blk < s / side; blk++)
+            {
+                for (int r = 0; r < side; r++)
+                {
+                    T sum = T.Zero;
+                    ReadOnlySpan<T> row = jt.Slice((blk * side + r) * side, side);
+                    for (int c = 0; c < side; c++)
+                    {
+                        sum = T.FusedMultiplyAdd(row[c], hp[structure.Index(blk, c, units)], sum);
+                    }
+
+                    ft[structure.Index(blk, r, units)] -= sum;
+                }
+            }
+        }
     }
 
     /// <summary>

@@ -63,7 +63,7 @@ internal static partial class Solver
                 $"SolveMethod.Scan needs a linear-surrogate cell (GilrCell, GilrLstmCell: ILinearSurrogateCell); {typeof(TCell).Name} is not one.", nameof(options));
         }
 
-        var settings = SolverSettings<T>.Resolve(options, batchSize, length, s, layer, surrogate);
+        var settings = SolverSettings<T>.Resolve(options, batchSize, length, s, layer, surrogate, JacobianStructure.Of<TCell, T>(cell));
         var states = new T[stepsTotal * s];
         var outcomes = new SequenceOutcome[batchSize];
         if (length > 0)
@@ -184,7 +184,7 @@ internal static partial class Solver
         long perStep = cell.ProjectionSize + settings.Method switch
         {
             SolveMethod.Sequential => 0,
-            SolveMethod.Deer => 2 * s + s * s,
+            SolveMethod.Deer => 2 * s + settings.JacobianPerStep(settings.UpdateMode, (int)s),
             SolveMethod.QuasiElk => 7 * s,
             _ => 3 * s,
         };
@@ -208,12 +208,7 @@ internal static partial class Solver
         int s = cell.StateSize, p = cell.ProjectionSize;
         int length = states.Length / s;
         bool iterative = settings.Method != SolveMethod.Sequential;
-        long jacobianValues = settings.Method switch
-        {
-            SolveMethod.Deer => (long)length * s * s,
-            SolveMethod.QuasiDeer or SolveMethod.QuasiElk => (long)length * s,
-            _ => 0,
-        };
+        long jacobianValues = (long)length * settings.JacobianPerStep(settings.UpdateMode, s);
         int chunks = iterative ? EvaluationChunks(length, settings.MaxDegreeOfParallelism) : 1;
         int scratch = Math.Max(cell.WorkspaceSize, iterative ? BlockWorkspaceSize<TCell, T>(cell) : 0);
         // The loop needs each step's projection once: it projects a chunk at a time into a small buffer that stays in

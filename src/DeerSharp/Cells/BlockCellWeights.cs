@@ -1,0 +1,167 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+
+namespace DeerSharp.Cells;
+
+/// <summary>
+/// A structured cell's snapshot of its weights: W_ih transposed with the folded bias for the input projection (one
+/// matrix product, as for the dense cells), and the block W_hh [G·n, k] for the O(G·n·k) recurrent product.
+/// </summary>
+internal sealed class BlockCellWeights<T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public BlockCellWeights(StructuredWeights<T> w, int foldedGates)
+    {
+        HiddenSize = w.HiddenSize;
+        InputSize = w.InputSize;
+        BlockSize = w.BlockSize;
+        Gates = w.Gates;
+        Rows = w.Gates * w.HiddenSize;
+        Hidden = (T[])w.WeightHH.Clone();
+        InputRows = (T[])w.WeightIH.Clone();
+        InputTransposed = Kernels.Transpose(w.WeightIH, Rows, w.InputSize);
+        HiddenBias = (T[])w.BiasHH.Clone();
+        ProjectionBias = (T[])w.BiasIH.Clone();
+        int folded = foldedGates * w.HiddenSize;
+        TensorPrimitives.Add(ProjectionBias.AsSpan(0, folded), w.BiasHH.AsSpan(0, folded), ProjectionBias.AsSpan(0, folded));
+    }
+
+    public int HiddenSize { get; }
+
+    public int InputSize { get; }
+
+    public int BlockSize { get; }
+
+    public int Gates { get; }
+
+    /// <summary>G·n.</summary>
+    public int Rows { get; }
+
+    /// <summary>W_hh, [G·n, k].</summary>
+    public T[] Hidden { get; }
+
+    /// <summary>W_ih, [G·n, d].</summary>
+    public T[] InputRows { get; }
+
+    /// <summary>W_ihᵀ, [d, G·n].</summary>
+    public T[] InputTransposed { get; }
+
+    /// <summary>b_hh.</summary>
+    public T[] HiddenBias { get; }
+
+    /// <summary>b_ih plus the parts of b_hh added outside any gate product.</summary>
+    public T[] ProjectionBias { get; }
+
+    /// <summary>[weight_ih, weight_hh, bias_ih, bias_hh].</summary>
+    public int ParameterCount => Rows * (InputSize + BlockSize + 2);
+
+    /// <summary>projections = x W_ihᵀ + bias for every step: one matrix product.</summary>
+    public void Project(ReadOnlySpan<T> inputs, Span<T> projections, int count)
+    {
+        Kernels.Gemm<T>(inputs, InputTransposed, projections, count, InputSize, Rows);
+        for (int t = 0; t < count; t++)
+        {
+            Span<T> row = projections.Slice(t * Rows, Rows);
+            TensorPrimitives.Add(row, ProjectionBias, row);
+        }
+    }
+
+    /// <summary>hh[g·n + i] = Σ_c W_hh[g·n + i, c] · h[⌊i/k⌋·k + c] for one state h (the first n entries of <paramref name="h"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Product(ReadOnlySpan<T> h, Span<T> hh)
+    {
+        int n = HiddenSize, k = BlockSize;
+        ReadOnlySpan<T> w = Hidden;
+        if (k == 1)
+        {
+            for (int g = 0; g < Gates; g++)
+            {
+                TensorPrimitives.Multiply(w.Slice(g * n, n), h[..n], hh.Slice(g * n, n));
+            }
+
+            return;
+        }
+
+        for (int g = 0; g < Gates; g++)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                ReadOnlySpan<T> row = w.Slice((g * n + i) * k, k), block = h.Slice(i / k * k, k);
+                T sum = T.Zero;
+                for (int c = 0; c < k; c++)
+                {
+                    sum = T.FusedMultiplyAdd(row[c], block[c], sum);
+                }
+
+                hh[g * n + i] = sum;
+            }
+        }
+    }
+
+    /// <summary>previous[0..n) += W_hhᵀ δ restricted to the blocks: previous[⌊i/k⌋·k + c] += Σ_g δ[g·n + i] W_hh[g·n + i, c].</summary>
+    public void AddTransposedProduct(ReadOnlySpan<T> delta, Span<T> previous)
+    {
+        int n = HiddenSize, k = BlockSize;
+        ReadOnlySpan<T> w = Hidden;
+        for (int g = 0; g < Gates; g++)
+        {
+            for (int i = 0; i < n; i++)
+            {
+                T di = delta[g * n + i];
+                ReadOnlySpan<T> row = w.Slice((g * n + i) * k, k);
+                Span<T> block = previous.Slice(i / k * k, k);
+                for (int c = 0; c < k; c++)
+                {
+                    block[c] = T.FusedMultiplyAdd(di, row[c], block[c]);
+                }
+            }
+        }
+    }
+
+    /// <summary>Scratch for <see cref="Backward"/>: a transposed δ block.</summary>
+    public int BackwardScratch(int count) => count * Rows;
+
+    /// <summary>
+    /// The linear part of a backward step for <paramref name="count"/> steps, given the gradients of the pre-activations:
+    /// δ_ih (multiplying W_ih x and bias_ih) and δ_hh (multiplying W_hh h and bias_hh), both [count, G·n]. Adds the block
+    /// W_hhᵀ δ_hh to the first n entries of each row of <paramref name="previous"/> (row stride <paramref name="stateStride"/>),
+    /// writes δ_ih W_ih to <paramref name="inputAdjoints"/>, and adds the parameter gradient to <paramref name="gradient"/>.
+    /// </summary>
+    public void Backward(ReadOnlySpan<T> dIh, ReadOnlySpan<T> dHh, ReadOnlySpan<T> inputs, ReadOnlySpan<T> states, int stateStride,
+        Span<T> previous, Span<T> inputAdjoints, Span<T> gradient, Span<T> scratch, int count)
+    {
+        int n = HiddenSize, d = InputSize, k = BlockSize, rows = Rows;
+        Span<T> gIh = gradient[..(rows * d)], gHh = gradient.Slice(rows * d, rows * k);
+        Span<T> gBih = gradient.Slice(rows * (d + k), rows), gBhh = gradient.Slice(rows * (d + k + 1), rows);
+        for (int s = 0; s < count; s++)
+        {
+            ReadOnlySpan<T> dh = dHh.Slice(s * rows, rows), h = states.Slice(s * stateStride, n);
+            AddTransposedProduct(dh, previous.Slice(s * stateStride, n));
+            for (int r = 0; r < rows; r++)
+            {
+                ReadOnlySpan<T> block = h.Slice(r % n / k * k, k);
+                Span<T> g = gHh.Slice(r * k, k);
+                for (int c = 0; c < k; c++)
+                {
+                    g[c] = T.FusedMultiplyAdd(dh[r], block[c], g[c]);
+                }
+            }
+
+            TensorPrimitives.Add(gBih, dIh.Slice(s * rows, rows), gBih);
+            TensorPrimitives.Add(gBhh, dh, gBhh);
+        }
+
+        Kernels.Gemm<T>(dIh, InputRows, inputAdjoints, count, rows, d);
+        Span<T> transposed = scratch[..(count * rows)];
+        for (int s = 0; s < count; s++)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                transposed[r * count + s] = dIh[s * rows + r];
+            }
+        }
+
+        Kernels.Gemm<T>(transposed, inputs, gIh, rows, count, d, accumulate: true);
+    }
+}
