@@ -36,12 +36,13 @@ internal static class GradCommand
         SafetensorsFile file = RunCommand.Wrap(q.Weights, "--weights", () => SafetensorsFile.Read(q.Weights));
         bool batched = x.Rank == 3;
         int batch = batched ? x.Shape[0] : 1, length = x.Shape[batched ? 1 : 0], d = x.Shape[batched ? 2 : 1];
-        bool surrogate = SurrogateModules<T>.Handles(q.Cell);
+        bool surrogate = SurrogateModules<T>.Handles(q.Cell), structured = StructuredModules<T>.Handles(q.Cell);
         SurrogateModules<T>? module = surrogate ? RunCommand.Wrap(q.Weights, "--weights", () => SurrogateModules<T>.Load(file, q.Cell, q.Prefix)) : null;
-        RecurrentKind kind = surrogate ? default : RunCommand.Kind(q.Cell);
-        RecurrentWeights<T>[] layers = surrogate ? [] : RunCommand.Wrap(q.Weights, "--weights", () => TorchRecurrentWeights.Load<T>(file, kind, q.Prefix));
-        int n = module?.HiddenSize ?? layers[^1].HiddenSize, numLayers = module?.Layers ?? layers.Length;
-        RunCommand.CheckWidth(q, module?.InputSize ?? layers[0].InputSize, d, x);
+        StructuredModules<T>? blocks = structured ? RunCommand.Wrap(q.Weights, "--weights", () => StructuredModules<T>.Load(file, q.Cell, q.Prefix, q.BlockSize)) : null;
+        RecurrentKind kind = surrogate || structured ? default : RunCommand.Kind(q.Cell);
+        RecurrentWeights<T>[] layers = surrogate || structured ? [] : RunCommand.Wrap(q.Weights, "--weights", () => TorchRecurrentWeights.Load<T>(file, kind, q.Prefix));
+        int n = module?.HiddenSize ?? blocks?.HiddenSize ?? layers[^1].HiddenSize, numLayers = module?.Layers ?? blocks?.Layers ?? layers.Length;
+        RunCommand.CheckWidth(q, module?.InputSize ?? blocks?.InputSize ?? layers[0].InputSize, d, x);
         TensorData c = RunCommand.ReadNpy(cotangentPath, "--cotangent");
         int[] expected = batched ? [batch, length, n] : [length, n];
         if (!c.Shape.SequenceEqual(expected))
@@ -54,13 +55,17 @@ internal static class GradCommand
             throw new UsageException($"--cotangent {cotangentPath}: holds NaN or infinity at flat index {bad}.");
         }
 
-        T[]? initial = module is not null ? module.InitialStates(q, batch, batched) : RunCommand.InitialStates<T>(q, layers, batch, batched);
+        T[]? initial = module is not null ? module.InitialStates(q, batch, batched)
+            : blocks is not null ? blocks.InitialStates(q, batch, batched)
+            : RunCommand.InitialStates<T>(q, layers, batch, batched);
         SolveOptions options = RunCommand.Options(q, progress: null);
         T[] inputs = x.ToArray<T>(), cotangent = c.ToArray<T>();
         GradientResult<T> g;
         try
         {
-            g = module is not null ? module.Gradient(inputs, batch, length, cotangent, options, initial) : kind switch
+            g = module is not null ? module.Gradient(inputs, batch, length, cotangent, options, initial)
+                : blocks is not null ? blocks.Gradient(inputs, batch, length, cotangent, options, initial)
+                : kind switch
             {
                 RecurrentKind.TanhRnn => Deer.Gradient(new StackedCells<TanhRnnCell<T>, T>([.. layers.Select(w => new TanhRnnCell<T>(w))]), inputs, batch, length, cotangent, options, null, initial),
                 RecurrentKind.Gru => Deer.Gradient(new StackedCells<GruCell<T>, T>([.. layers.Select(w => new GruCell<T>(w))]), inputs, batch, length, cotangent, options, null, initial),
@@ -78,6 +83,11 @@ internal static class GradCommand
         {
             module.AddGradients(g, tensors);
             module.AddInitialStateGradients(q, g, batch, batched, tensors);
+        }
+        else if (blocks is not null)
+        {
+            blocks.AddGradients(g, tensors);
+            blocks.AddInitialStateGradients(q, g, batch, batched, tensors);
         }
         else
         {

@@ -9,7 +9,7 @@ namespace DeerSharp.Cli;
 internal sealed class ModuleOptions
 {
     private readonly Option<string> _cell = new("--cell") { Description = "The module type.", Required = true };
-    private readonly Option<string> _weights = new("--weights") { Description = "The module's state_dict as safetensors (weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}).", Required = true };
+    private readonly Option<string> _weights = new("--weights") { Description = "The module's state_dict as safetensors (weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k}; weight_hh_l{k} is [G·n, k] for the structured cells).", Required = true };
     private readonly Option<string> _inputs = new("--inputs") { Description = "Inputs as .npy, [T, d] or [B, T, d] (batch first).", Required = true };
     private readonly Option<string?> _h0 = new("--h0") { Description = "Initial hidden state as .npy, [num_layers, B, n] or [num_layers, n] when unbatched." };
     private readonly Option<string?> _c0 = new("--c0") { Description = "Initial LSTM cell state as .npy, shaped like --h0." };
@@ -21,11 +21,15 @@ internal sealed class ModuleOptions
     private readonly Option<string> _prefix = new("--prefix") { Description = "Key prefix of the module inside a larger state_dict (e.g. 'encoder.rnn.').", DefaultValueFactory = _ => "" };
     private readonly Option<string?> _fallback = new("--fallback") { Description = "If the chosen method does not converge, use this one instead of exiting with code 3." };
     private readonly Option<string> _device = new("--device") { Description = "cpu (default), cuda (fails clearly without a CUDA device), or auto (CUDA when present and the problem is large).", DefaultValueFactory = _ => "cpu" };
+    private readonly Option<int?> _blockSize = new("--block-size")
+    {
+        Description = "indrnn, diag-gru, diag-lstm: k, the units per block of weight_hh [G·n, k]; inferred from that shape when omitted, checked against it when given.",
+    };
     private readonly Option<string> _out;
 
     public ModuleOptions(string outDescription)
     {
-        _cell.AcceptOnlyFromAmong("rnn", "gru", "lstm", "gilr", "gilr-lstm");
+        _cell.AcceptOnlyFromAmong("rnn", "gru", "lstm", "gilr", "gilr-lstm", "indrnn", "diag-gru", "diag-lstm");
         _method.AcceptOnlyFromAmong(MethodNames.All);
         _dtype.AcceptOnlyFromAmong("float32", "float64");
         _fallback.AcceptOnlyFromAmong("sequential");
@@ -35,7 +39,7 @@ internal sealed class ModuleOptions
 
     public void AddTo(Command command)
     {
-        foreach (Option option in new Option[] { _cell, _weights, _inputs, _h0, _c0, _method, _dtype, _atol, _rtol, _maxIter, _out, _prefix, _fallback, _device })
+        foreach (Option option in new Option[] { _cell, _weights, _inputs, _h0, _c0, _method, _dtype, _atol, _rtol, _maxIter, _out, _prefix, _fallback, _device, _blockSize })
         {
             command.Add(option);
         }
@@ -44,7 +48,7 @@ internal sealed class ModuleOptions
     public RunCommand.Request Read(ParseResult r, string? report) => new(
         r.GetValue(_cell)!, r.GetValue(_weights)!, r.GetValue(_inputs)!, r.GetValue(_h0), r.GetValue(_c0), MethodNames.Parse(r.GetValue(_method)!),
         r.GetValue(_dtype), r.GetValue(_atol), r.GetValue(_rtol), r.GetValue(_maxIter), r.GetValue(_out)!, report,
-        r.GetValue(_prefix) ?? "", r.GetValue(_fallback) == "sequential", ParseDevice(r.GetValue(_device)));
+        r.GetValue(_prefix) ?? "", r.GetValue(_fallback) == "sequential", ParseDevice(r.GetValue(_device)), BlockSize: r.GetValue(_blockSize));
 
     public static ComputeDevice ParseDevice(string? name) => name switch { "cuda" => ComputeDevice.Cuda, "auto" => ComputeDevice.Auto, _ => ComputeDevice.Cpu };
 }

@@ -15,7 +15,7 @@ internal static class RunCommand
 {
     internal sealed record Request(string Cell, string Weights, string Inputs, string? H0, string? C0, SolveMethod Method, string? DType,
         double? Atol, double? Rtol, int? MaxIterations, string Out, string? Report, string Prefix, bool FallbackSequential,
-        ComputeDevice Device = ComputeDevice.Cpu, string? Plot = null);
+        ComputeDevice Device = ComputeDevice.Cpu, string? Plot = null, int? BlockSize = null);
 
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
@@ -57,9 +57,16 @@ internal static class RunCommand
             throw new UsageException($"--max-iter must be at least 0; got {q.MaxIterations}.");
         }
 
-        if (q.C0 is not null && q.Cell is not ("lstm" or "gilr-lstm"))
+        if (q.C0 is not null && q.Cell is not ("lstm" or "gilr-lstm" or "diag-lstm"))
         {
-            throw new UsageException($"--c0 is only meaningful for --cell lstm or gilr-lstm, not {q.Cell}.");
+            throw new UsageException($"--c0 is only meaningful for --cell lstm, gilr-lstm or diag-lstm, not {q.Cell}.");
+        }
+
+        if (q.BlockSize is { } k && (k < 1 || q.Cell is not ("indrnn" or "diag-gru" or "diag-lstm")))
+        {
+            throw new UsageException(k < 1
+                ? $"--block-size must be at least 1; got {k}."
+                : $"--block-size applies to --cell indrnn, diag-gru or diag-lstm, not {q.Cell}.");
         }
 
         RequireDirectory(q.Out, "--out");
@@ -79,7 +86,7 @@ internal static class RunCommand
 
             if (q.Cell is not ("rnn" or "gru" or "lstm"))
             {
-                throw new UsageException($"--plot draws Newton and Picard iterations, which --cell {q.Cell} does not use (its scan is exact in one step).");
+                throw new UsageException($"--plot draws the iterations of the dense cells rnn, gru and lstm; --cell {q.Cell} is not one of them.");
             }
         }
     }
@@ -139,7 +146,14 @@ internal static class RunCommand
         T[] inputs = x.ToArray<T>();
         int n, numLayers;
         SolveResult<T> result;
-        if (SurrogateModules<T>.Handles(q.Cell))
+        if (StructuredModules<T>.Handles(q.Cell))
+        {
+            StructuredModules<T> module = Wrap(q.Weights, "--weights", () => StructuredModules<T>.Load(file, q.Cell, q.Prefix, q.BlockSize));
+            CheckWidth(q, module.InputSize, d, x);
+            (n, numLayers) = (module.HiddenSize, module.Layers);
+            result = module.Solve(inputs, batch, length, options, module.InitialStates(q, batch, batched));
+        }
+        else if (SurrogateModules<T>.Handles(q.Cell))
         {
             SurrogateModules<T> module = Wrap(q.Weights, "--weights", () => SurrogateModules<T>.Load(file, q.Cell, q.Prefix));
             CheckWidth(q, module.InputSize, d, x);

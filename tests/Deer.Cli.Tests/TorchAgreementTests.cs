@@ -138,16 +138,16 @@ public class TorchAgreementTests
         Assert.True(failures.Count == 0, $"seed {seed}:\n" + string.Join("\n", failures));
     }
 
-    /// <summary>Runs torch_fixtures.py into <paramref name="dir"/> with fresh random weights and data; returns its case list.</summary>
-    private static JsonDocument Fixtures(TempDir dir, int seed)
+    /// <summary>Runs a fixture script (torch_fixtures.py by default) into <paramref name="dir"/> with fresh random weights and data; returns its case list.</summary>
+    internal static JsonDocument Fixtures(TempDir dir, int seed, string name = "torch_fixtures.py")
     {
-        string script = Path.Combine(AppContext.BaseDirectory, "python", "torch_fixtures.py");
+        string script = Path.Combine(AppContext.BaseDirectory, "python", name);
         (int code, string output) = PythonTorch.Run(PythonTorch.Interpreter!, [script, dir.Path, seed.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromMinutes(3));
-        Assert.True(code == 0, $"torch_fixtures.py failed: {output}");
+        Assert.True(code == 0, $"{name} failed: {output}");
         return JsonDocument.Parse(File.ReadAllText(dir.File("cases.json")));
     }
 
-    private static double MaxAbsDiff(double[] a, double[] b)
+    internal static double MaxAbsDiff(double[] a, double[] b)
     {
         if (a.Length != b.Length)
         {
