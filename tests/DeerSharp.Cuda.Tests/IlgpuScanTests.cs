@@ -165,7 +165,7 @@ public sealed class IlgpuScanTests : IDisposable
         T[] h0 = [.. Enumerable.Range(0, B * N).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
         SolveResult<T> loop = Deer.Solve(new GruCell<T>(w), x, B, L, new SolveOptions { Method = SolveMethod.Sequential }, h0);
 
-        var solver = new GruQuasiNewton<T>(_accelerator);
+        using var solver = new GruQuasiNewton<T>(_accelerator);
         GruQuasiNewton<T>.Outcome r = solver.Solve(w, x, B, L, h0, tolerance, tolerance, maxIterations: 200);
         Assert.True(r.Status == SolveStatus.Converged, $"seed {seed}, {typeof(T).Name}: {r.Status} after {r.Iterations}, residual ratio {r.Ratio:G3}");
         Assert.True(r.Ratio <= 1 && r.Iterations is > 0 and < 200, $"seed {seed}: ratio {r.Ratio}, {r.Iterations} iterations");
@@ -197,7 +197,7 @@ public sealed class IlgpuScanTests : IDisposable
         string dir = Directory.CreateTempSubdirectory("deer-ptx-").FullName;
         string? ptxas = Ptxas();
         var failures = new List<string>();
-        foreach (MethodInfo kernel in new[] { typeof(DiagonalScanKernels), typeof(GruKernels), typeof(NewtonKernels) }.SelectMany(k => k.GetMethods(BindingFlags.Public | BindingFlags.Static)))
+        foreach (MethodInfo kernel in new[] { typeof(DiagonalScanKernels), typeof(GruKernels), typeof(NewtonKernels), typeof(StructuredKernels), typeof(BlockScanKernels) }.SelectMany(k => k.GetMethods(BindingFlags.Public | BindingFlags.Static)))
         {
             foreach (Type? element in kernel.IsGenericMethodDefinition ? new[] { typeof(float), typeof(double) } : new Type?[] { null })
             {

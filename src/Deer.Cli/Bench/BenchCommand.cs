@@ -17,7 +17,10 @@ namespace DeerSharp.Cli.Bench;
 /// </summary>
 internal static class BenchCommand
 {
-    private sealed record Options(string OutDir, bool Quick, int Repeats, bool Peers, string? Python, TextWriter Log);
+    private sealed record Options(string OutDir, bool Quick, int Repeats, bool Peers, string? Python, TextWriter Log, string? Only = null)
+    {
+        public bool Runs(string section) => Only is null || Only == section;
+    }
 
     private sealed record ScanRow(string Name, long Elements, double Seconds, double BytesMoved, double GigabytesPerSecond, string Ceiling, double Fraction);
 
@@ -40,13 +43,15 @@ internal static class BenchCommand
         var python = new Option<string?>("--python") { Description = "Python with torch for the PyTorch peer (default: DEER_PYTHON, /usr/bin/python3, python3)." };
         var device = new Option<string>("--device") { Description = "cpu (default) or cuda: the GPU bench (scan against device copy; GRU against the GPU loop, the CPU, cuDNN and JAX DEER).", DefaultValueFactory = _ => "cpu" };
         device.AcceptOnlyFromAmong("cpu", "cuda");
+        var only = new Option<string?>("--only") { Description = "Run one section of the CPU bench: scan, rnn, sweep or structured (default: all)." };
+        only.AcceptOnlyFromAmong("scan", "rnn", "sweep", "structured");
         var chartFrom = new Option<string?>("--chart-from")
         {
             Description = "Measure nothing: redraw bench.png and bench.svg from an earlier run's bench.json (its sweep) into --out-dir.",
         };
         var command = new Command("bench", "Measure Deer against its peers (memory copy, PyTorch) in one run; write markdown, JSON and a chart (PNG, SVG).")
         {
-            outDir, quick, repeats, noPeers, python, device, chartFrom,
+            outDir, quick, repeats, noPeers, python, device, chartFrom, only,
         };
         command.SetAction(r =>
         {
@@ -66,7 +71,7 @@ internal static class BenchCommand
                 return GpuBench.Run(r.GetValue(outDir)!, r.GetValue(quick), reps, !r.GetValue(noPeers), r.GetValue(python), stdout);
             }
 
-            return Run(new Options(r.GetValue(outDir)!, r.GetValue(quick), reps, !r.GetValue(noPeers), r.GetValue(python), stdout));
+            return Run(new Options(r.GetValue(outDir)!, r.GetValue(quick), reps, !r.GetValue(noPeers), r.GetValue(python), stdout, r.GetValue(only)));
         });
         return command;
     }
@@ -117,14 +122,15 @@ internal static class BenchCommand
 
         var machine = Machine();
         o.Log.WriteLine($"deer bench{(o.Quick ? " --quick" : "")}: {machine["cpu"]}, {machine["cores"]} cores, {machine["simd"]}; median of {o.Repeats} runs after a warm-up.");
-        List<ScanRow> scan = ScanSection(o);
+        List<ScanRow> scan = o.Runs("scan") ? ScanSection(o) : [];
         var peer = new TorchPeer(o.Python);
-        (List<RnnRow> rnn, string? torchNote) = RnnSection(o, peer);
-        List<SweepRow> sweep = SweepSection(o);
+        (List<RnnRow> rnn, string? torchNote) = o.Runs("rnn") ? RnnSection(o, peer) : ([], null);
+        List<SweepRow> sweep = o.Runs("sweep") ? SweepSection(o) : [];
+        List<StructuredBench.Row> structured = o.Runs("structured") ? StructuredBench.Run(o.Quick, o.Repeats, o.Log) : [];
 
         using var files = new AtomicFiles();
-        files.Stage(Path.Combine(o.OutDir, "bench.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(o, machine, scan, rnn, torchNote, sweep))));
-        files.Stage(Path.Combine(o.OutDir, "bench.json"), "--out-dir", s => Json(s, o, machine, scan, rnn, torchNote, sweep));
+        files.Stage(Path.Combine(o.OutDir, "bench.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(o, machine, scan, rnn, torchNote, sweep, structured))));
+        files.Stage(Path.Combine(o.OutDir, "bench.json"), "--out-dir", s => Json(s, o, machine, scan, rnn, torchNote, sweep, structured));
         ScottPlot.Plot chart = Chart(machine, sweep);
         files.Stage(Path.Combine(o.OutDir, "bench.png"), "--out-dir", s => s.Write(Charts.Png(chart)));
         files.Stage(Path.Combine(o.OutDir, "bench.svg"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Charts.Svg(chart))));
@@ -335,7 +341,8 @@ internal static class BenchCommand
 
     // ---- outputs -------------------------------------------------------------------------------------
 
-    private static string Markdown(Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep)
+    private static string Markdown(Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep,
+        List<StructuredBench.Row> structured)
     {
         var c = CultureInfo.InvariantCulture;
         var md = new StringBuilder();
@@ -368,10 +375,12 @@ internal static class BenchCommand
         }
 
         md.Append("\nbench.png and bench.svg plot the speedup of each method: below the dashed line the sequential loop is faster.\n");
+        StructuredBench.Markdown(md, structured);
         return md.ToString();
     }
 
-    private static void Json(Stream s, Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep)
+    private static void Json(Stream s, Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep,
+        List<StructuredBench.Row> structured)
     {
         using var w = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });
         w.WriteStartObject();
@@ -454,6 +463,7 @@ internal static class BenchCommand
         }
 
         w.WriteEndArray();
+        StructuredBench.Json(w, structured);
         w.WriteEndObject();
     }
 

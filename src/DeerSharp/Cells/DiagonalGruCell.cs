@@ -95,6 +95,12 @@ public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructed
                 continue;
             }
 
+            if (k == 1 && mode != JacobianMode.Full)
+            {
+                DiagonalK1(h, gates, g, jacobians.Slice(s * n, n));
+                continue;
+            }
+
             for (int i = 0; i < n; i++)
             {
                 T r = gates[i], z = gates[n + i], hn = gates[2 * n + i], gi = g[i];
@@ -159,14 +165,31 @@ public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructed
         _c.Backward(dIh, dHh, inputs, states, n, previousAdjoints, inputAdjoints, gradient, scratch, count);
     }
 
-    /// <summary>Leaves r, z and A_n h + b_hn in <paramref name="gates"/>, n in <paramref name="g"/>, and writes next.</summary>
+    /// <summary>
+    /// Leaves r, z and A_n h + b_hn in <paramref name="gates"/>, n in <paramref name="g"/>, and writes next: one fused
+    /// SIMD pass over the units after the recurrent products.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Gates(ReadOnlySpan<T> h, ReadOnlySpan<T> p, Span<T> gates, Span<T> g, Span<T> next)
     {
-        int n = _c.HiddenSize;
+        int n = _c.HiddenSize, v = Vector<T>.Count;
         _c.Product(h, gates);
         ReadOnlySpan<T> bhn = _c.HiddenBias.AsSpan(2 * n, n);
-        for (int i = 0; i < n; i++)
+        int i = 0;
+        for (; i + v <= n; i += v)
+        {
+            Vector<T> r = Activations.Sigmoid(new Vector<T>(p[i..]) + new Vector<T>(gates[i..]));
+            Vector<T> z = Activations.Sigmoid(new Vector<T>(p[(n + i)..]) + new Vector<T>(gates[(n + i)..]));
+            Vector<T> hn = new Vector<T>(gates[(2 * n + i)..]) + new Vector<T>(bhn[i..]);
+            Vector<T> gi = Activations.Tanh(Kernels.Fma(r, hn, new Vector<T>(p[(2 * n + i)..])));
+            r.CopyTo(gates[i..]);
+            z.CopyTo(gates[(n + i)..]);
+            hn.CopyTo(gates[(2 * n + i)..]);
+            gi.CopyTo(g[i..]);
+            Kernels.Fma(z, new Vector<T>(h[i..]) - gi, gi).CopyTo(next[i..]);
+        }
+
+        for (; i < n; i++)
         {
             T r = Activations.Sigmoid(p[i] + gates[i]);
             T z = Activations.Sigmoid(p[n + i] + gates[n + i]);
@@ -177,6 +200,32 @@ public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructed
             gates[2 * n + i] = hn;
             g[i] = gi;
             next[i] = T.FusedMultiplyAdd(z, h[i] - gi, gi);
+        }
+    }
+
+    /// <summary>The exact diagonal for k = 1, α a_r + γ a_n + ε a_z + z, in SIMD (the Jacobian itself when k = 1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void DiagonalK1(ReadOnlySpan<T> h, ReadOnlySpan<T> gates, ReadOnlySpan<T> g, Span<T> diagonal)
+    {
+        int n = _c.HiddenSize, v = Vector<T>.Count, i = 0;
+        ReadOnlySpan<T> w = _c.Hidden;
+        for (; i + v <= n; i += v)
+        {
+            var r = new Vector<T>(gates[i..]);
+            var z = new Vector<T>(gates[(n + i)..]);
+            var hn = new Vector<T>(gates[(2 * n + i)..]);
+            var gi = new Vector<T>(g[i..]);
+            Vector<T> common = (Vector<T>.One - z) * (Vector<T>.One - gi * gi) * r;
+            Vector<T> alpha = common * (Vector<T>.One - r) * hn, eps = (new Vector<T>(h[i..]) - gi) * z * (Vector<T>.One - z);
+            Vector<T> d = Kernels.Fma(alpha, new Vector<T>(w[i..]), Kernels.Fma(common, new Vector<T>(w[(2 * n + i)..]), Kernels.Fma(eps, new Vector<T>(w[(n + i)..]), z)));
+            d.CopyTo(diagonal[i..]);
+        }
+
+        for (; i < n; i++)
+        {
+            T r = gates[i], z = gates[n + i], hn = gates[2 * n + i], gi = g[i];
+            T common = (T.One - z) * (T.One - gi * gi) * r;
+            diagonal[i] = common * (T.One - r) * hn * w[i] + common * w[2 * n + i] + (h[i] - gi) * z * (T.One - z) * w[n + i] + z;
         }
     }
 }

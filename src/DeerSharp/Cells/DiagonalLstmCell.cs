@@ -186,13 +186,30 @@ public readonly struct DiagonalLstmCell<T> : IDifferentiableCell<T>, IConstructe
         _c.Backward(delta, delta, inputs, states, s2, previousAdjoints, inputAdjoints, gradient, scratch, count);
     }
 
-    /// <summary>Leaves i, f, g, o in <paramref name="gates"/> and tanh(c') in <paramref name="tc"/>, and writes next = [h'; c'].</summary>
+    /// <summary>Leaves i, f, g, o in <paramref name="gates"/> and tanh(c') in <paramref name="tc"/>, and writes next = [h'; c']: one SIMD pass.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Gates(ReadOnlySpan<T> state, ReadOnlySpan<T> p, Span<T> gates, Span<T> tc, Span<T> next)
     {
-        int n = _c.HiddenSize;
+        int n = _c.HiddenSize, v = Vector<T>.Count, u = 0;
         _c.Product(state, gates);
-        for (int u = 0; u < n; u++)
+        for (; u + v <= n; u += v)
+        {
+            Vector<T> ig = Activations.Sigmoid(new Vector<T>(p[u..]) + new Vector<T>(gates[u..]));
+            Vector<T> fg = Activations.Sigmoid(new Vector<T>(p[(n + u)..]) + new Vector<T>(gates[(n + u)..]));
+            Vector<T> gg = Activations.Tanh(new Vector<T>(p[(2 * n + u)..]) + new Vector<T>(gates[(2 * n + u)..]));
+            Vector<T> og = Activations.Sigmoid(new Vector<T>(p[(3 * n + u)..]) + new Vector<T>(gates[(3 * n + u)..]));
+            Vector<T> c = Kernels.Fma(fg, new Vector<T>(state[(n + u)..]), ig * gg);
+            Vector<T> t = Activations.Tanh(c);
+            ig.CopyTo(gates[u..]);
+            fg.CopyTo(gates[(n + u)..]);
+            gg.CopyTo(gates[(2 * n + u)..]);
+            og.CopyTo(gates[(3 * n + u)..]);
+            t.CopyTo(tc[u..]);
+            (og * t).CopyTo(next[u..]);
+            c.CopyTo(next[(n + u)..]);
+        }
+
+        for (; u < n; u++)
         {
             T ig = Activations.Sigmoid(p[u] + gates[u]);
             T fg = Activations.Sigmoid(p[n + u] + gates[n + u]);

@@ -70,9 +70,14 @@ public readonly struct IndRnnCell<T> : IDifferentiableCell<T>, IConstructedCell,
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
-        int n = _c.HiddenSize;
+        int n = _c.HiddenSize, v = Vector<T>.Count, i = 0;
         _c.Product(state, next[..n]);
-        for (int i = 0; i < n; i++)
+        for (; i + v <= n; i += v)
+        {
+            Activations.Tanh(new Vector<T>(projection[i..]) + new Vector<T>(next[i..])).CopyTo(next[i..]);
+        }
+
+        for (; i < n; i++)
         {
             next[i] = Activations.Tanh(projection[i] + next[i]);
         }

@@ -11,7 +11,7 @@ namespace DeerSharp.Gpu;
 /// reduced on the device (two numbers come back), and the diagonal scan. It stops only on the residual of the iterate it
 /// returns. A prototype of the ILGPU backend's Newton loop (issue #13), not yet behind <see cref="SolveOptions.Device"/>.
 /// </summary>
-internal sealed class GruQuasiNewton<T>
+internal sealed class GruQuasiNewton<T> : IDisposable
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly Accelerator _accelerator;
@@ -20,8 +20,7 @@ internal sealed class GruQuasiNewton<T>
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _shift;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int> _product;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int> _evaluate;
-    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<uint>, float, float>? _residualSingle;
-    private readonly Action<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<ulong>, double, double>? _residualDouble;
+    private readonly DeviceResidual<T> _residual;
 
     /// <summary>The outcome: states [B, L, n], the updates applied, the residual of the returned states and its ratio to the tolerance.</summary>
     public readonly record struct Outcome(T[] States, int Iterations, SolveStatus Status, double MaxResidual, double Ratio);
@@ -41,14 +40,7 @@ internal sealed class GruQuasiNewton<T>
         _product = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int>(GruKernels.RecurrentProduct<T>);
         _evaluate = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int>(
             GruKernels.EvaluateDiagonal<T>);
-        if (typeof(T) == typeof(float))
-        {
-            _residualSingle = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<uint>, float, float>(NewtonKernels.ResidualSingle);
-        }
-        else
-        {
-            _residualDouble = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<ulong>, double, double>(NewtonKernels.ResidualDouble);
-        }
+        _residual = new DeviceResidual<T>(accelerator);
     }
 
     public Outcome Solve(RecurrentWeights<T> weights, T[] inputs, int batch, int length, T[]? initialState, double atol, double rtol, int maxIterations)
@@ -82,7 +74,6 @@ internal sealed class GruQuasiNewton<T>
             h0 = _accelerator.Allocate1D(initialState ?? new T[batch * n]), xp = _accelerator.Allocate1D<T>(rows * gates),
             hh = _accelerator.Allocate1D<T>(rows * gates), current = _accelerator.Allocate1D<T>(rows * n), previous = _accelerator.Allocate1D<T>(rows * n),
             f = _accelerator.Allocate1D<T>(rows * n), diagonal = _accelerator.Allocate1D<T>(rows * n), term = _accelerator.Allocate1D<T>(rows * n);
-        using MemoryBuffer1D<ulong, Stride1D.Dense> stats = _accelerator.Allocate1D<ulong>(2);
         _project((int)(rows * gates), wih.View, dbih.View, x.View, xp.View, d, gates);
         current.MemSetToZero();
         int chunks = DiagonalScan<T>.Chunks(batch, length, n, threads: 1 << 16);
@@ -91,7 +82,7 @@ internal sealed class GruQuasiNewton<T>
             _shift((int)(rows * n), current.View, h0.View, previous.View, length, n);
             _product((int)(rows * gates), whh.View, previous.View, hh.View, n);
             _evaluate((int)(rows * n), xp.View, hh.View, dbhh.View, whh.View, previous.View, f.View, diagonal.View, term.View, n);
-            (double ratio, double residual) = Residual(current.View, f.View, stats, atol, rtol, (int)(rows * n));
+            (double ratio, double residual) = _residual.Measure(current.View, f.View, atol, rtol, (int)(rows * n));
             SolveStatus? status = ratio <= 1 ? SolveStatus.Converged
                 : !double.IsFinite(ratio) ? SolveStatus.Diverged
                 : iteration >= maxIterations ? SolveStatus.MaxIterationsReached
@@ -105,20 +96,5 @@ internal sealed class GruQuasiNewton<T>
         }
     }
 
-    private (double Ratio, double Residual) Residual(ArrayView<T> current, ArrayView<T> f, MemoryBuffer1D<ulong, Stride1D.Dense> stats, double atol, double rtol, int count)
-    {
-        stats.MemSetToZero();
-        if (_residualSingle is not null)
-        {
-            ArrayView<uint> bits = stats.View.AsContiguous().Cast<uint>();
-            _residualSingle(count, current.Cast<float>(), f.Cast<float>(), bits, (float)atol, (float)rtol);
-            var host = new uint[2];
-            bits.SubView(0, 2).CopyToCPU(host);
-            return (BitConverter.UInt32BitsToSingle(host[0]), BitConverter.UInt32BitsToSingle(host[1]));
-        }
-
-        _residualDouble!(count, current.Cast<double>(), f.Cast<double>(), stats.View, atol, rtol);
-        ulong[] values = stats.GetAsArray1D();
-        return (BitConverter.UInt64BitsToDouble(values[0]), BitConverter.UInt64BitsToDouble(values[1]));
-    }
+    public void Dispose() => _residual.Dispose();
 }
