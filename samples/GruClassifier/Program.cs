@@ -17,7 +17,7 @@ if (settings is null)
 }
 
 var (length, steps, batch, hidden, method) = settings.Value;
-const int Classes = 4, Seed = 2024;
+const int Classes = FrequencyBands.Classes, Seed = 2024;
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
     $"GRU classifier, hidden {hidden}, {Classes} frequency bands, T = {length:N0}, batch {batch}, {steps} Adam steps, float64, {Environment.ProcessorCount} cores, seed {Seed}."));
 Console.WriteLine($"DEER side: forward {method}, adjoint scan, warm-started per sample. Reference side: sequential loop, BPTT.");
@@ -38,7 +38,7 @@ for (int step = 0; step < steps; step++)
 {
     // A fixed pool of 4 batches, cycled, so warm starts have a previous trajectory to start from.
     int pool = step % 4;
-    var (x, labels) = Signals.Batch(new Random(Seed + 100 + pool), batch, length);
+    var (x, labels) = FrequencyBands.Batch(new Random(Seed + 100 + pool), batch, length);
     int[] ids = [.. Enumerable.Range(pool * batch, batch)];
 
     long t0 = Stopwatch.GetTimestamp();
@@ -69,7 +69,7 @@ for (int step = 0; step < steps; step++)
         $"{step,4} {d.Loss,12:F6} {b.Loss,12:F6} {Math.Abs(d.Loss - b.Loss),12:0.0e+00} {deerMs,9:F0} {bpttMs,9:F0} {d.Forward.Iterations,16}"));
 }
 
-var (testX, testLabels) = Signals.Batch(new Random(Seed + 999), 4 * batch, length);
+var (testX, testLabels) = FrequencyBands.Batch(new Random(Seed + 999), 4 * batch, length);
 double accuracy = bpttModel.Evaluate(testX, 4 * batch, length, testLabels, bpttOptions, withGradient: false).Accuracy;
 double deerPerStep = deerSeconds / Math.Max(1, steps - 1), bpttPerStep = bpttSeconds / Math.Max(1, steps - 1);
 Console.WriteLine();
@@ -81,28 +81,6 @@ Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
     $"Speedup of DEER over BPTT on this machine: {bpttPerStep / deerPerStep:F2}x{(bpttPerStep < deerPerStep ? " (below 1: on few cores the sequential loop wins; see docs/benchmarks.md)" : "")}."));
 return 0;
-
-/// <summary>The generated task: sums of two sines plus noise; the class is the band of the dominant sine's frequency.</summary>
-internal static class Signals
-{
-    public static (double[] X, int[] Labels) Batch(Random rnd, int batch, int length)
-    {
-        var x = new double[batch * length];
-        var labels = new int[batch];
-        for (int b = 0; b < batch; b++)
-        {
-            labels[b] = rnd.Next(4);
-            double f = (0.004 + 0.012 * labels[b]) * (1 + 0.25 * rnd.NextDouble());
-            double f2 = 0.001 + 0.05 * rnd.NextDouble(), p1 = rnd.NextDouble() * 6.28, p2 = rnd.NextDouble() * 6.28;
-            for (int t = 0; t < length; t++)
-            {
-                x[b * length + t] = Math.Sin(2 * Math.PI * f * t + p1) + 0.3 * Math.Sin(2 * Math.PI * f2 * t + p2) + 0.3 * (rnd.NextDouble() - 0.5);
-            }
-        }
-
-        return (x, labels);
-    }
-}
 
 /// <summary>Command-line settings, validated.</summary>
 internal static class Settings

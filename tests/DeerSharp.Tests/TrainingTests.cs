@@ -83,6 +83,59 @@ public class TrainingTests
     }
 
     /// <summary>
+    /// The structured layer kinds in <see cref="SequenceClassifier{TLayers, TCell, T}"/>: DEER (exact Newton by the block
+    /// scan) with the adjoint scan against the loop with BPTT, same parameters, at every step of a short run (1e-8 relative).
+    /// </summary>
+    [Theory]
+    [InlineData("indrnn", 2)]
+    [InlineData("diag-gru", 1)]
+    [InlineData("diag-gru", 2)]
+    [InlineData("diag-lstm", 2)]
+    public void Structured_layers_train_with_DEER_and_BPTT_in_lockstep(string kind, int k)
+    {
+        int seed = Random.Shared.Next();
+        switch (kind)
+        {
+            case "indrnn":
+                Lockstep(new SequenceClassifier<IndRnnLayers<double>, DeerSharp.Cells.IndRnnCell<double>, double>(new IndRnnLayers<double>(k), 1, N, 1, 2, new Random(seed)), seed);
+                break;
+            case "diag-gru":
+                Lockstep(new SequenceClassifier<DiagonalGruLayers<double>, DeerSharp.Cells.DiagonalGruCell<double>, double>(new DiagonalGruLayers<double>(k), 1, N, 1, 2, new Random(seed)), seed);
+                break;
+            default:
+                Lockstep(new SequenceClassifier<DiagonalLstmLayers<double>, DeerSharp.Cells.DiagonalLstmCell<double>, double>(new DiagonalLstmLayers<double>(k), 1, N, 1, 2, new Random(seed)), seed);
+                break;
+        }
+    }
+
+    private static void Lockstep<TLayers, TCell>(SequenceClassifier<TLayers, TCell, double> model, int seed)
+        where TLayers : struct, ILayerKind<TCell, double>
+        where TCell : DeerSharp.Cells.IDifferentiableCell<double>
+    {
+        var adam = new Adam<double>(model.Parameters.Arrays, learningRate: 0.05);
+        var data = new Random(seed + 1);
+        var deerOptions = new SolveOptions { Method = SolveMethod.Deer, AbsoluteTolerance = 1e-12, RelativeTolerance = 1e-12 };
+        var loopOptions = new SolveOptions { Method = SolveMethod.Sequential };
+        for (int step = 0; step < 5; step++)
+        {
+            var (x, labels) = Batch(data);
+            BatchResult<double> deer = model.Evaluate(x, B, T, labels, deerOptions, true, new GradientOptions { Adjoint = AdjointMethod.Scan });
+            BatchResult<double> bptt = model.Evaluate(x, B, T, labels, loopOptions, true, new GradientOptions { Adjoint = AdjointMethod.Sequential });
+            Assert.True(deer.Forward.Method == SolveMethod.Deer && deer.Forward.Iterations <= 8, $"seed {seed}: {deer.Forward}");
+            Assert.True(Math.Abs(deer.Loss - bptt.Loss) <= 1e-10 * Math.Max(1, bptt.Loss), $"seed {seed}, step {step}: losses {deer.Loss} and {bptt.Loss}");
+            foreach (string name in model.Parameters.Names)
+            {
+                double[] a = deer.Gradients![name], e = bptt.Gradients![name];
+                double scale = Math.Max(1e-12, e.Max(Math.Abs));
+                Assert.True(Numbers.MaxAbsDiff(e, a) <= 1e-8 * scale, $"seed {seed}, step {step}, {name}: DEER and BPTT gradients differ");
+            }
+
+            GradientClipping.ClipByGlobalNorm(bptt.Gradients!.Arrays, 1.0);
+            adam.Step(bptt.Gradients.Arrays);
+        }
+    }
+
+    /// <summary>
     /// A small training run lowers the loss. A fixed seed: how fast a small GRU leaves the ln 2 plateau depends on its
     /// initialisation, and a test of "it learns" should not depend on a lucky draw.
     /// </summary>

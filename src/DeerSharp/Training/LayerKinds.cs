@@ -161,6 +161,104 @@ public readonly struct GilrLstmLayers<T> : ILayerKind<GilrLstmCell<T>, T>
     }
 }
 
+/// <summary>IndRNN layers with W_hh in k×k blocks (<see cref="IndRnnCell{T}"/>); the default is diagonal (k = 1).</summary>
+/// <param name="blockSize">k, which must divide the hidden size; 0 means 1.</param>
+public readonly struct IndRnnLayers<T>(int blockSize) : ILayerKind<IndRnnCell<T>, T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>k.</summary>
+    public int BlockSize => Math.Max(1, blockSize);
+
+    /// <inheritdoc/>
+    public void Add(ParameterSet<T> parameters, int layer, int inputSize, int hiddenSize, Random random) =>
+        StructuredLayers.Add(parameters, layer, 1, inputSize, hiddenSize, BlockSize, random);
+
+    /// <inheritdoc/>
+    public IndRnnCell<T> Build(ParameterSet<T> parameters, int layer, int inputSize, int hiddenSize) =>
+        new(StructuredLayers.Weights(parameters, layer, 1, inputSize, hiddenSize, BlockSize));
+
+    /// <inheritdoc/>
+    public void Scatter(ReadOnlySpan<T> gradient, ParameterSet<T> gradients, int layer) =>
+        LayerNames.Scatter(gradient, gradients, layer, "weight_ih", "weight_hh", "bias_ih", "bias_hh");
+
+    /// <summary>IndRNN has no gate to hold its state: nothing to set.</summary>
+    public void Chrono(ParameterSet<T> parameters, int layer, int hiddenSize, double maxTimescale, Random random)
+    {
+    }
+}
+
+/// <summary>Diagonal GRU layers with W_hh in k×k blocks (<see cref="DiagonalGruCell{T}"/>); the default is diagonal (k = 1).</summary>
+/// <param name="blockSize">k, which must divide the hidden size; 0 means 1.</param>
+public readonly struct DiagonalGruLayers<T>(int blockSize) : ILayerKind<DiagonalGruCell<T>, T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>k.</summary>
+    public int BlockSize => Math.Max(1, blockSize);
+
+    /// <inheritdoc/>
+    public void Add(ParameterSet<T> parameters, int layer, int inputSize, int hiddenSize, Random random) =>
+        StructuredLayers.Add(parameters, layer, 3, inputSize, hiddenSize, BlockSize, random);
+
+    /// <inheritdoc/>
+    public DiagonalGruCell<T> Build(ParameterSet<T> parameters, int layer, int inputSize, int hiddenSize) =>
+        new(StructuredLayers.Weights(parameters, layer, 3, inputSize, hiddenSize, BlockSize));
+
+    /// <inheritdoc/>
+    public void Scatter(ReadOnlySpan<T> gradient, ParameterSet<T> gradients, int layer) =>
+        LayerNames.Scatter(gradient, gradients, layer, "weight_ih", "weight_hh", "bias_ih", "bias_hh");
+
+    /// <summary>As <see cref="GruLayers{T}"/>: the update gate's biases get the chrono draws.</summary>
+    public void Chrono(ParameterSet<T> parameters, int layer, int hiddenSize, double maxTimescale, Random random) =>
+        default(GruLayers<T>).Chrono(parameters, layer, hiddenSize, maxTimescale, random);
+}
+
+/// <summary>Diagonal LSTM layers with W_hh in k×k blocks (<see cref="DiagonalLstmCell{T}"/>); the default is diagonal (k = 1).</summary>
+/// <param name="blockSize">k, which must divide the hidden size; 0 means 1.</param>
+public readonly struct DiagonalLstmLayers<T>(int blockSize) : ILayerKind<DiagonalLstmCell<T>, T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>k.</summary>
+    public int BlockSize => Math.Max(1, blockSize);
+
+    /// <inheritdoc/>
+    public void Add(ParameterSet<T> parameters, int layer, int inputSize, int hiddenSize, Random random) =>
+        StructuredLayers.Add(parameters, layer, 4, inputSize, hiddenSize, BlockSize, random);
+
+    /// <inheritdoc/>
+    public DiagonalLstmCell<T> Build(ParameterSet<T> parameters, int layer, int inputSize, int hiddenSize) =>
+        new(StructuredLayers.Weights(parameters, layer, 4, inputSize, hiddenSize, BlockSize));
+
+    /// <inheritdoc/>
+    public void Scatter(ReadOnlySpan<T> gradient, ParameterSet<T> gradients, int layer) =>
+        LayerNames.Scatter(gradient, gradients, layer, "weight_ih", "weight_hh", "bias_ih", "bias_hh");
+
+    /// <summary>As <see cref="LstmLayers{T}"/>: forget-gate biases get the chrono draws, input-gate biases minus them.</summary>
+    public void Chrono(ParameterSet<T> parameters, int layer, int hiddenSize, double maxTimescale, Random random) =>
+        default(LstmLayers<T>).Chrono(parameters, layer, hiddenSize, maxTimescale, random);
+}
+
+internal static class StructuredLayers
+{
+    public static void Add<T>(ParameterSet<T> parameters, int layer, int gates, int inputSize, int hiddenSize, int blockSize, Random random)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        var w = StructuredWeights<T>.Random(gates, hiddenSize, inputSize, blockSize, random);
+        parameters.Add(LayerNames.Of("weight_ih", layer), w.WeightIH, gates * hiddenSize, inputSize);
+        parameters.Add(LayerNames.Of("weight_hh", layer), w.WeightHH, gates * hiddenSize, blockSize);
+        parameters.Add(LayerNames.Of("bias_ih", layer), w.BiasIH, gates * hiddenSize);
+        parameters.Add(LayerNames.Of("bias_hh", layer), w.BiasHH, gates * hiddenSize);
+    }
+
+    public static StructuredWeights<T> Weights<T>(ParameterSet<T> parameters, int layer, int gates, int inputSize, int hiddenSize, int blockSize)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return new StructuredWeights<T>(gates, hiddenSize, inputSize, blockSize, parameters[LayerNames.Of("weight_ih", layer)],
+            parameters[LayerNames.Of("weight_hh", layer)], parameters[LayerNames.Of("bias_ih", layer)], parameters[LayerNames.Of("bias_hh", layer)]);
+    }
+}
+
 internal static class RecurrentLayers
 {
     public static void Add<T>(ParameterSet<T> parameters, int layer, int gates, int inputSize, int hiddenSize, Random random)

@@ -21,17 +21,28 @@ public class SequenceClassifier<TLayers, TCell, T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly int _d, _n, _layers, _classes;
+    private readonly TLayers _kind;
 
     /// <summary>Creates the model, initialised from <paramref name="random"/> (seed it for reproducible runs).</summary>
     public SequenceClassifier(int inputSize, int hiddenSize, int layers, int classes, Random random)
+        : this(default, inputSize, hiddenSize, layers, classes, random)
     {
+    }
+
+    /// <summary>
+    /// Creates the model with layers of <paramref name="kind"/> (for a kind with settings, such as
+    /// <see cref="DiagonalGruLayers{T}"/>'s block size), initialised from <paramref name="random"/>.
+    /// </summary>
+    public SequenceClassifier(TLayers kind, int inputSize, int hiddenSize, int layers, int classes, Random random)
+    {
+        _kind = kind;
         ArgumentNullException.ThrowIfNull(random);
         ArgumentOutOfRangeException.ThrowIfLessThan(layers, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(classes, 2);
         (_d, _n, _layers, _classes) = (inputSize, hiddenSize, layers, classes);
         for (int k = 0; k < layers; k++)
         {
-            default(TLayers).Add(Parameters, k, k == 0 ? inputSize : hiddenSize, hiddenSize, random);
+            _kind.Add(Parameters, k, k == 0 ? inputSize : hiddenSize, hiddenSize, random);
         }
 
         double bound = 1 / Math.Sqrt(hiddenSize);
@@ -45,7 +56,7 @@ public class SequenceClassifier<TLayers, TCell, T>
     {
         for (int k = 0; k < _layers; k++)
         {
-            default(TLayers).Chrono(Parameters, k, _n, maxTimescale, random);
+            _kind.Chrono(Parameters, k, _n, maxTimescale, random);
         }
     }
 
@@ -54,7 +65,7 @@ public class SequenceClassifier<TLayers, TCell, T>
 
     /// <summary>The layers with the current parameters (fresh snapshots: build after each update).</summary>
     public StackedCells<TCell, T> Stack() =>
-        new([.. Enumerable.Range(0, _layers).Select(k => default(TLayers).Build(Parameters, k, k == 0 ? _d : _n, _n))]);
+        new([.. Enumerable.Range(0, _layers).Select(k => _kind.Build(Parameters, k, k == 0 ? _d : _n, _n))]);
 
     /// <summary>
     /// Loss and accuracy of a batch <paramref name="inputs"/> [B, T, d] with <paramref name="labels"/> [B], and, when
@@ -133,7 +144,7 @@ public class SequenceClassifier<TLayers, TCell, T>
         GradientResult<T> g = stack.Gradient(inputs, batchSize, length, cotangent, null, options, gradient, forward);
         for (int k = 0; k < _layers; k++)
         {
-            default(TLayers).Scatter(g.LayerParameterGradients[k], grads, k);
+            _kind.Scatter(g.LayerParameterGradients[k], grads, k);
         }
 
         return new BatchResult<T>(loss, (double)correct / batchSize, grads, forward, g.Adjoint);
