@@ -273,6 +273,26 @@ public class StructuredCellTests
         Assert.True(diff <= 1e-4, $"k={k}: DEER differs from the loop by {diff:G3}");
     });
 
+    [Fact]
+    public void Auto_picks_exact_Newton_for_structured_cells_when_the_cores_pay_for_it() => Seeded.Run(rnd =>
+    {
+        var diagonal = new JacobianStructure(1);
+        Assert.Equal(SolveMethod.Sequential, Solvers.CostModel.Choose(1, 1 << 16, 64, cores: 2, diagonal));
+        Assert.Equal(SolveMethod.Deer, Solvers.CostModel.Choose(1, 1 << 16, 64, cores: 16, diagonal));
+        Assert.Equal(SolveMethod.Sequential, Solvers.CostModel.Choose(1, 1 << 16, 64, cores: 16, new JacobianStructure(8)));
+        // The dense GRU at the same size and cores gets quasi-DEER or the loop, never exact DEER.
+        Assert.NotEqual(SolveMethod.Deer, Solvers.CostModel.Choose(1, 1 << 16, 64, cores: 16));
+
+        const int Length = 8192;
+        var cell = DiagonalGruCell<double>.Random(4, 8, 1, rnd);
+        double[] x = Numbers.Uniform(rnd, Length * 4);
+        SolveResult<double> auto = Deer.Solve(cell, x, 1, Length, new SolveOptions { Method = SolveMethod.Auto, MaxDegreeOfParallelism = 16 });
+        SolveResult<double> loop = Deer.Solve(cell, x, 1, Length, new SolveOptions { Method = SolveMethod.Sequential });
+        Assert.Equal(SolveMethod.Deer, auto.Method);
+        Assert.True(auto.Converged && auto.Iterations <= 4, auto.ToString());
+        Assert.True(Numbers.MaxAbsDiff(loop.States, auto.States) <= 1e-9);
+    });
+
     [Theory]
     [InlineData(1, 1)]
     [InlineData(2, 1)]

@@ -33,9 +33,11 @@ internal static class CostModel
         double sequentialCores = Math.Min(Math.Max(1, batchSize), cores);
         if (structure is { } declared)
         {
-            // Exact Newton at the cost of a block scan: about 3 iterations (docs/structured-cells.md), each a few
-            // sequential steps per step, growing with the block side K.
-            double blockGain = cores / (sequentialCores * 4.0 * (2.0 + declared.Side));
+            // Exact Newton at the cost of a block scan (docs/structured-cells.md, deer bench --only structured,
+            // 2026-12-02, 2 cores): 2-3 iterations, each costing 0.4-0.55 sequential steps per step on 2 cores for
+            // K = 1 and 0.76-0.96 for K = 2, about (K + 1)/2 steps on one core. On 2 cores the loop stays ahead; the
+            // crossing near 6 cores for K = 1 is an extrapolation from these constants, not a measurement.
+            double blockGain = cores / (sequentialCores * 3.0 * ((declared.Side + 1) / 2.0));
             return blockGain >= Margin ? SolveMethod.Deer : SolveMethod.Sequential;
         }
 
