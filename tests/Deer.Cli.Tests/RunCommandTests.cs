@@ -128,7 +128,7 @@ public sealed class RunCommandTests : IDisposable
         { "truncated-weights", "--weights" },
         { "not-safetensors", "not a readable safetensors file" },
         { "wrong-h0", "expected shape [2, 2, 5]" },
-        { "c0-for-gru", "--c0 is only meaningful for --cell lstm or gilr-lstm" },
+        { "c0-for-gru", "--c0 is only meaningful for --cell lstm, gilr-lstm or diag-lstm" },
         { "unknown-option", "--bogus" },
         { "unknown-method", "newton" },
         { "bad-number", "abc" },
