@@ -220,8 +220,12 @@ public class StructuredCellTests
         StructuredWeights<double> w = StructuredWeights<double>.Random(GatesOf(kind), n, d, k, rnd, scale: 1.5);
         double[] x = Numbers.Uniform(rnd, length * d), h0 = Numbers.Uniform(rnd, s, 0.5), cot = Numbers.Uniform(rnd, length * n);
         var tight = new SolveOptions { Method = SolveMethod.Deer, AbsoluteTolerance = 1e-13, RelativeTolerance = 1e-13 };
-        GradientResult<double> g = With(kind, w, new Differentiate(x, h0, cot, length, tight));
+        GradientResult<double> g = With(kind, w, new Differentiate(x, h0, cot, length, tight, AdjointMethod.Scan));
         Assert.True(g.Forward.Converged, g.Forward.ToString());
+        Assert.Equal(AdjointMethod.Scan, g.Adjoint);
+        // The block adjoint scan and backpropagation through time agree.
+        GradientResult<double> bptt = With(kind, w, new Differentiate(x, h0, cot, length, tight, AdjointMethod.Sequential));
+        Assert.True(Numbers.MaxAbsDiff(bptt.ParameterGradient, g.ParameterGradient) <= 1e-9 * Math.Max(1, bptt.ParameterGradient.Max(Math.Abs)), $"{kind} k={k}: scan and BPTT adjoints differ");
         var (gih, ghh, gbi, gbh) = w.SplitGradient(g.ParameterGradient);
         double Loss() => Reference(kind, w, x, length, h0).Chunk(s).SelectMany(step => step.Take(n)).Zip(cot).Sum(p => p.First * p.Second);
         const double H = 1e-6;
@@ -242,14 +246,15 @@ public class StructuredCellTests
         }
     });
 
-    private readonly struct Differentiate(double[] x, double[] h0, double[] cot, int length, SolveOptions options) : ICellFunc<double, GradientResult<double>>
+    private readonly struct Differentiate(double[] x, double[] h0, double[] cot, int length, SolveOptions options, AdjointMethod adjoint)
+        : ICellFunc<double, GradientResult<double>>
     {
         public GradientResult<double> Invoke<TCell>(TCell cell)
             where TCell : IRecurrentCell<double> => cell switch
         {
-            IndRnnCell<double> c => Deer.Gradient(c, x, 1, length, cot, options, null, h0),
-            DiagonalGruCell<double> c => Deer.Gradient(c, x, 1, length, cot, options, null, h0),
-            DiagonalLstmCell<double> c => Deer.Gradient(c, x, 1, length, cot, options, null, h0),
+            IndRnnCell<double> c => Deer.Gradient(c, x, 1, length, cot, options, new GradientOptions { Adjoint = adjoint }, h0),
+            DiagonalGruCell<double> c => Deer.Gradient(c, x, 1, length, cot, options, new GradientOptions { Adjoint = adjoint }, h0),
+            DiagonalLstmCell<double> c => Deer.Gradient(c, x, 1, length, cot, options, new GradientOptions { Adjoint = adjoint }, h0),
             _ => throw new InvalidOperationException(),
         };
     }
@@ -405,6 +410,13 @@ public class StructuredCellTests
             options with { Fallback = FallbackPolicy.Sequential });
         Assert.Equal(SolveMethod.Sequential, rescued.FallbackMethod);
         Assert.True(Numbers.MaxAbsDiff(loop.States, rescued.States) <= 1e-12);
+
+        // The adjoint has no residual to check, so it checks the declaration: a gradient on it would be wrong.
+        var liar = new AutoDiffCell<Coupled, double>(new Coupled(w, N, new JacobianStructure(1)));
+        double[] cot = Numbers.Uniform(rnd, Length * N);
+        var e = Assert.Throws<InvalidOperationException>(() => Deer.Gradient(liar, x, 1, Length, cot, new SolveOptions { Method = SolveMethod.Sequential },
+            new GradientOptions { Adjoint = AdjointMethod.Scan }));
+        Assert.Contains("outside its blocks", e.Message, StringComparison.Ordinal);
     });
 
     [Fact]

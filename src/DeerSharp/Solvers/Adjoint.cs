@@ -58,6 +58,11 @@ internal static class Adjoint
         long budget = total / 2 / Math.Max(1, Math.Min(workers, batchSize));
         var perSequence = new T[batchSize][];
         var windowCounts = new int[batchSize];
+        if (method == AdjointMethod.Scan && length > 0 && batchSize > 0 && JacobianStructure.Of<TCell, T>(cell) is { } declared)
+        {
+            CheckDeclaredStructure(cell, forward.States.AsSpan(0, length * s), h0.AsSpan(0, s), inputs[..(length * d)], length, declared);
+        }
+
         unsafe
         {
             fixed (T* px = inputs, pcot = outputCotangent)
@@ -99,7 +104,7 @@ internal static class Adjoint
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         long s = cell.StateSize, d = cell.InputSize;
-        long perStep = cell.ProjectionSize + (2 * s) + (method == AdjointMethod.Scan ? (2 * s * s) + (5 * s) + (2 * d) : 0);
+        long perStep = cell.ProjectionSize + (2 * s) + (method == AdjointMethod.Scan ? (2L * JacobianValues<TCell, T>(cell)) + (5 * s) + (2 * d) : 0);
         long bytesPerStep = Math.Max(1, perStep * Unsafe.SizeOf<T>());
         long fits = (budgetBytes - (FixedValues<TCell, T>(cell, method, cores) * Unsafe.SizeOf<T>())) / bytesPerStep;
         if (fits < 1)
@@ -110,6 +115,58 @@ internal static class Adjoint
 
         return (int)Math.Clamp(fits, 1, Math.Max(1, length));
     }
+
+    /// <summary>
+    /// The forward solve checks a declared structure by its residual; the adjoint has no such check, so it tests the
+    /// declaration itself: at the first, middle and last step of the window, the full Jacobian must be zero outside the
+    /// declared blocks (forward-mode AD and the built-in cells give exact zeros there). A declaration that fails would
+    /// give a wrong gradient, so it is an error, not a result.
+    /// </summary>
+    private static void CheckDeclaredStructure<TCell, T>(in TCell cell, ReadOnlySpan<T> states, ReadOnlySpan<T> h0, ReadOnlySpan<T> inputs, int length,
+        JacobianStructure structure)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int s = cell.StateSize, p = cell.ProjectionSize, d = cell.InputSize, side = structure.Side, units = s / structure.Parts;
+        var block = new int[s];
+        for (int b = 0; b < s / side; b++)
+        {
+            for (int r = 0; r < side; r++)
+            {
+                block[structure.Index(b, r, units)] = b;
+            }
+        }
+
+        var full = new T[s * s];
+        var f = new T[s];
+        var projection = new T[p];
+        var workspace = new T[Math.Max(1, Math.Max(cell.BlockWorkspaceSize(1), cell.WorkspaceSize))];
+        foreach (int t in new[] { 0, length / 2, length - 1 }.Distinct())
+        {
+            cell.ProjectInputs(inputs.Slice(t * d, d), projection, 1);
+            cell.EvaluateBlock(t == 0 ? h0[..s] : states.Slice((t - 1) * s, s), projection, f, full, JacobianMode.Full, workspace, 1);
+            for (int i = 0; i < s; i++)
+            {
+                for (int j = 0; j < s; j++)
+                {
+                    if (block[i] != block[j] && full[(i * s) + j] != T.Zero)
+                    {
+                        throw new InvalidOperationException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                            $"The cell declares a block-diagonal Jacobian (blocks of {structure.BlockSize} unit(s), {structure.Parts} part(s)), but ∂f_{i}/∂h_{j} = {full[(i * s) + j]} at step {t} of sequence 0 lies outside its blocks: the declaration is wrong, and a gradient built on it would be too. Fix or remove IStructuredJacobian."));
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Jacobian values per step the scan adjoint keeps: S·K for a cell that declares K×K blocks (S for a diagonal one),
+    /// S² otherwise.
+    /// </summary>
+    internal static int JacobianValues<TCell, T>(in TCell cell)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        JacobianStructure.Of<TCell, T>(cell) is { } structure ? structure.EntriesPerStep(cell.StateSize) : cell.StateSize * cell.StateSize;
 
     /// <summary>The window-independent buffers: one cell workspace and one parameter sum per core (the scan adjoint), or one step's.</summary>
     private static long FixedValues<TCell, T>(in TCell cell, AdjointMethod method, int cores)
@@ -138,7 +195,7 @@ internal static class Adjoint
         }
 
         int window = WindowLength<TCell, T>(cell, length, method, cores, budgetBytes);
-        var buffers = new Buffers<T>(window, s, d, p, method == AdjointMethod.Scan);
+        var buffers = new Buffers<T>(window, s, d, p, method == AdjointMethod.Scan, JacobianValues<TCell, T>(cell));
         int workers = Math.Max(1, cores);
         if (method == AdjointMethod.Scan)
         {
@@ -187,14 +244,14 @@ internal static class Adjoint
     }
 
     /// <summary>One adjoint window's buffers, [window, ·] each, allocated once per sequence.</summary>
-    private sealed class Buffers<T>(int window, int s, int d, int p, bool scan)
+    private sealed class Buffers<T>(int window, int s, int d, int p, bool scan, int jacobianValues)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         public readonly T[] Projections = new T[(long)window * p];
         public readonly T[] G = new T[(long)window * s];
         public readonly T[] Previous = new T[(long)window * s];
-        public readonly T[] Jacobians = scan ? new T[(long)window * s * s] : [];
-        public readonly T[] Transposed = scan ? new T[(long)window * s * s] : [];
+        public readonly T[] Jacobians = scan ? new T[(long)window * jacobianValues] : [];
+        public readonly T[] Transposed = scan ? new T[(long)window * jacobianValues] : [];
         public readonly T[] Next = scan ? new T[(long)window * s] : [];
         public readonly T[] Reversed = scan ? new T[(long)window * s] : [];
         public readonly T[] W = scan ? new T[(long)window * s] : [];
@@ -254,11 +311,17 @@ internal static class Adjoint
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize, ss = s * s;
+        int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize;
         int block = Solver.BlockSteps;
         int blocks = (length + block - 1) / block;
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, cores), CancellationToken = cancellation };
         T[] g = buffers.G, previous = buffers.Previous, projections = buffers.Projections;
+
+        // A cell that declares K×K blocks gives them (the diagonal for K = 1), and the transposed recurrence is as sparse:
+        // O(T·S·K) memory and work. Otherwise the full S×S Jacobians.
+        JacobianStructure? structure = JacobianStructure.Of<TCell, T>(cell);
+        JacobianMode mode = structure is null ? JacobianMode.Full : structure.Value.Side == 1 ? JacobianMode.Diagonal : JacobianMode.Block;
+        int ss = JacobianValues<TCell, T>(cell);
 
         // 1. Jacobians at the solution, in parallel blocks: J_t = ∂f/∂h at (h_{t-1}, x_t).
         T[] jacobians = buffers.Jacobians, next = buffers.Next;
@@ -272,12 +335,14 @@ internal static class Adjoint
             {
                 int t0 = k * block, count = Math.Min(block, length - t0);
                 local.EvaluateBlock(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), next.AsSpan(t0 * s, count * s),
-                    jacobians.AsSpan(t0 * ss, count * ss), JacobianMode.Full, ws, count);
+                    jacobians.AsSpan(t0 * ss, count * ss), mode, ws, count);
             }
         });
 
-        // 2. Reverse time and transpose: A'_u = J_{T-u}ᵀ (A'_0 unused: w starts from zero), b'_u = g_{T-1-u}.
+        // 2. Reverse time and transpose: A'_u = J_{T-u}ᵀ (A'_0 unused: w starts from zero), b'_u = g_{T-1-u}. A diagonal is
+        //    its own transpose; blocks transpose one by one.
         T[] a = buffers.Transposed, b = buffers.Reversed;
+        int side = structure?.Side ?? s;
         for (int u = 0; u < length; u++)
         {
             g.AsSpan((length - 1 - u) * s, s).CopyTo(b.AsSpan(u * s, s));
@@ -289,17 +354,33 @@ internal static class Adjoint
 
             ReadOnlySpan<T> j = jacobians.AsSpan((length - u) * ss, ss);
             Span<T> at = a.AsSpan(u * ss, ss);
-            for (int r = 0; r < s; r++)
+            if (mode == JacobianMode.Diagonal)
             {
-                for (int c = 0; c < s; c++)
+                j.CopyTo(at);
+                continue;
+            }
+
+            for (int o = 0; o < ss; o += side * side)
+            {
+                for (int r = 0; r < side; r++)
                 {
-                    at[(r * s) + c] = j[(c * s) + r];
+                    for (int c = 0; c < side; c++)
+                    {
+                        at[o + (r * side) + c] = j[o + (c * side) + r];
+                    }
                 }
             }
         }
 
         T[] w = buffers.W, adjoints = buffers.Adjoints;
-        LinearRecurrence.Solve(a, b, new T[s], w, length, s, dense: true, cores);
+        if (mode == JacobianMode.Block)
+        {
+            LinearRecurrence.SolveBlockDiagonal(a, b, new T[s], w, length, s, structure!.Value, cores);
+        }
+        else
+        {
+            LinearRecurrence.Solve(a, b, new T[s], w, length, s, dense: mode == JacobianMode.Full, cores);
+        }
         for (int t = 0; t < length; t++)
         {
             w.AsSpan((length - 1 - t) * s, s).CopyTo(adjoints.AsSpan(t * s, s));
