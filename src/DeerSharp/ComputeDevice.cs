@@ -7,11 +7,26 @@ public enum ComputeDevice
     Cpu,
 
     /// <summary>
-    /// The CUDA backend: tanh RNN, GRU, LSTM and GILR cells; Sequential (the GPU's own loop), Deer (states up to 32),
+    /// The hand-written CUDA layer (driver API, NVRTC, deer.cu), being retired for <see cref="Gpu"/>: tanh RNN, GRU, LSTM and GILR cells; Sequential (the GPU's own loop), Deer (states up to 32),
     /// QuasiDeer, Picard and Scan. Throws when no CUDA device is present or the cell or method has no GPU kernels.
     /// </summary>
     Cuda,
 
-    /// <summary>CUDA when a device is present, the cell and method have kernels, and the problem is large enough to gain; else the CPU.</summary>
+    /// <summary>
+    /// The ILGPU backend on a GPU when one is present, the cell and method have kernels, and the problem is large enough
+    /// to gain; else the CPU.
+    /// </summary>
     Auto,
+
+    /// <summary>
+    /// The ILGPU backend on the first CUDA GPU: tanh RNN, GRU, LSTM (Sequential, Deer for states up to 32, QuasiDeer,
+    /// Picard) and the structured cells (Deer). Throws when there is no GPU, or the cell or method has no kernels.
+    /// </summary>
+    Gpu,
+
+    /// <summary>
+    /// The GPU kernels on ILGPU's CPU accelerator: the very code a GPU runs, slowly, for tests, debugging and checking the
+    /// GPU path without a GPU. The same cells and methods as <see cref="Gpu"/>.
+    /// </summary>
+    Emulated,
 }

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Numerics;
 using System.Reflection;
-using DeerSharp.Cells;
 using DeerSharp.Gpu;
 using DeerSharp.Scan;
 using ILGPU;
@@ -14,9 +13,8 @@ using ILGPU.Runtime.Cuda;
 namespace DeerSharp.Cuda.Tests;
 
 /// <summary>
-/// The first ILGPU kernels (the three-phase diagonal scan, the GRU's recurrent product and its fused evaluation with the
-/// exact Jacobian diagonal): the very C# kernels a GPU would run, executed by ILGPU's CPU
-/// accelerator against the CPU library (the scan across many chunks and sequences; the GRU against GruCell); and compiled to PTX for sm_90, which
+/// The ILGPU backend's diagonal scan, the very C# kernel a GPU would run, executed by ILGPU's CPU accelerator against the
+/// CPU library across many chunks and sequences; and every kernel of the backend compiled to PTX for sm_90, which
 /// Debian's ptxas 11.8 then assembles where it has been fetched (`../shared/tools/ptxas-check.sh --fetch`).
 /// </summary>
 public sealed class IlgpuScanTests : IDisposable
@@ -72,113 +70,6 @@ public sealed class IlgpuScanTests : IDisposable
     }
 
     [Fact]
-    public void Gru_kernels_on_the_cpu_accelerator_match_the_cell()
-    {
-        int seed = Random.Shared.Next();
-        GruAgainstCell<float>(new Random(seed), 1e-5, seed);
-        GruAgainstCell<double>(new Random(seed), 1e-12, seed);
-    }
-
-    private void GruAgainstCell<T>(Random random, double tolerance, int seed)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        const int D = 3, N = 5, Rows = 301;
-        RecurrentWeights<T> w = RecurrentWeights<T>.Random(3, N, D, random, scale: 1.5);
-        var cell = new GruCell<T>(w);
-        T[] x = [.. Enumerable.Range(0, Rows * D).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
-        T[] prev = [.. Enumerable.Range(0, Rows * N).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
-
-        // The CPU cell: f and the diagonal of its Jacobian at every row.
-        var projections = new T[Rows * cell.ProjectionSize];
-        cell.ProjectInputs(x, projections, Rows);
-        var f = new T[Rows * N];
-        var diagonal = new T[Rows * N];
-        cell.EvaluateBlock(prev, projections, f, diagonal, JacobianMode.Diagonal, new T[cell.BlockWorkspaceSize(Rows)], Rows);
-
-        // The kernels, from the weights alone: xp = W_ih x + b_ih here, independently of the cell's projection layout.
-        var xp = new T[Rows * 3 * N];
-        for (int row = 0; row < Rows; row++)
-        {
-            for (int g = 0; g < 3 * N; g++)
-            {
-                T sum = w.BiasIH[g];
-                for (int j = 0; j < D; j++)
-                {
-                    sum += w.WeightIH[(g * D) + j] * x[(row * D) + j];
-                }
-
-                xp[(row * 3 * N) + g] = sum;
-            }
-        }
-
-        var kernels = new GruDevice<T>(_accelerator);
-        (T[] gf, T[] gd, T[] gb) = kernels.Evaluate(xp, w.WeightHH, w.BiasHH, prev, N);
-        double worst = 0;
-        for (int k = 0; k < f.Length; k++)
-        {
-            worst = Math.Max(worst, Math.Abs(double.CreateTruncating(f[k] - gf[k])));
-            worst = Math.Max(worst, Math.Abs(double.CreateTruncating(diagonal[k] - gd[k])));
-            worst = Math.Max(worst, Math.Abs(double.CreateTruncating((f[k] - (diagonal[k] * prev[k])) - gb[k])));
-        }
-
-        Assert.True(worst <= tolerance, $"seed {seed}, {typeof(T).Name}: max |kernel − cell| = {worst:G3}");
-    }
-
-    /// <summary>The GRU kernels loaded on an accelerator, driven from host arrays (a test harness, not the solver).</summary>
-    private sealed class GruDevice<T>(Accelerator accelerator)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int> _product =
-            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int>(GruKernels.RecurrentProduct<T>);
-
-        private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int> _evaluate =
-            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int>(
-                GruKernels.EvaluateDiagonal<T>);
-
-        public (T[] F, T[] Diagonal, T[] NewtonTerm) Evaluate(T[] xp, T[] whh, T[] bhh, T[] prev, int n)
-        {
-            int rows = prev.Length / n;
-            using MemoryBuffer1D<T, Stride1D.Dense> dxp = accelerator.Allocate1D(xp), dw = accelerator.Allocate1D(whh), db = accelerator.Allocate1D(bhh),
-                dprev = accelerator.Allocate1D(prev), hh = accelerator.Allocate1D<T>(rows * 3 * n), f = accelerator.Allocate1D<T>(rows * n),
-                d = accelerator.Allocate1D<T>(rows * n), term = accelerator.Allocate1D<T>(rows * n);
-            _product(rows * 3 * n, dw.View, dprev.View, hh.View, n);
-            _evaluate(rows * n, dxp.View, hh.View, db.View, dw.View, dprev.View, f.View, d.View, term.View, n);
-            accelerator.Synchronize();
-            return (f.GetAsArray1D(), d.GetAsArray1D(), term.GetAsArray1D());
-        }
-    }
-
-    [Fact]
-    public void Quasi_deer_for_a_gru_runs_whole_on_the_accelerator_and_matches_the_loop()
-    {
-        int seed = Random.Shared.Next();
-        QuasiNewtonAgainstLoop<float>(new Random(seed), 1e-4, 1e-5, seed);
-        QuasiNewtonAgainstLoop<double>(new Random(seed), 1e-9, 1e-10, seed);
-    }
-
-    private void QuasiNewtonAgainstLoop<T>(Random random, double agreement, double tolerance, int seed)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        const int D = 3, N = 4, B = 2, L = 300;
-        RecurrentWeights<T> w = RecurrentWeights<T>.Random(3, N, D, random);
-        T[] x = [.. Enumerable.Range(0, B * L * D).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
-        T[] h0 = [.. Enumerable.Range(0, B * N).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
-        SolveResult<T> loop = Deer.Solve(new GruCell<T>(w), x, B, L, new SolveOptions { Method = SolveMethod.Sequential }, h0);
-
-        using var solver = new GruQuasiNewton<T>(_accelerator);
-        GruQuasiNewton<T>.Outcome r = solver.Solve(w, x, B, L, h0, tolerance, tolerance, maxIterations: 200);
-        Assert.True(r.Status == SolveStatus.Converged, $"seed {seed}, {typeof(T).Name}: {r.Status} after {r.Iterations}, residual ratio {r.Ratio:G3}");
-        Assert.True(r.Ratio <= 1 && r.Iterations is > 0 and < 200, $"seed {seed}: ratio {r.Ratio}, {r.Iterations} iterations");
-        double diff = r.States.Zip(loop.States, (a, b) => Math.Abs(double.CreateTruncating(a - b))).Max();
-        Assert.True(diff <= agreement, $"seed {seed}, {typeof(T).Name}: max |accelerator − loop| = {diff:G3} after {r.Iterations} iterations");
-
-        // The check is honest: capped at one iteration it does not claim convergence.
-        GruQuasiNewton<T>.Outcome capped = solver.Solve(w, x, B, L, h0, tolerance, tolerance, maxIterations: 1);
-        Assert.Equal(SolveStatus.MaxIterationsReached, capped.Status);
-        Assert.True(capped.Ratio > 1);
-    }
-
-    [Fact]
     public void Scan_refuses_views_too_short_before_launching()
     {
         var scan = new DiagonalScan<float>(_accelerator);
@@ -197,7 +88,7 @@ public sealed class IlgpuScanTests : IDisposable
         string dir = Directory.CreateTempSubdirectory("deer-ptx-").FullName;
         string? ptxas = Ptxas();
         var failures = new List<string>();
-        foreach (MethodInfo kernel in new[] { typeof(DiagonalScanKernels), typeof(GruKernels), typeof(NewtonKernels), typeof(StructuredKernels), typeof(BlockScanKernels) }.SelectMany(k => k.GetMethods(BindingFlags.Public | BindingFlags.Static)))
+        foreach (MethodInfo kernel in new[] { typeof(DiagonalScanKernels), typeof(DenseKernels), typeof(NewtonKernels), typeof(StructuredKernels), typeof(BlockScanKernels) }.SelectMany(k => k.GetMethods(BindingFlags.Public | BindingFlags.Static)))
         {
             foreach (Type? element in kernel.IsGenericMethodDefinition ? new[] { typeof(float), typeof(double) } : new Type?[] { null })
             {

@@ -61,39 +61,40 @@ public sealed class IlgpuStructuredTests : IDisposable
     }
 
     [Theory]
-    [InlineData(nameof(StructuredKind.IndRnn), 1)]
-    [InlineData(nameof(StructuredKind.IndRnn), 2)]
-    [InlineData(nameof(StructuredKind.DiagonalGru), 1)]
-    [InlineData(nameof(StructuredKind.DiagonalGru), 2)]
-    [InlineData(nameof(StructuredKind.DiagonalGru), 4)]
-    [InlineData(nameof(StructuredKind.DiagonalLstm), 1)]
-    [InlineData(nameof(StructuredKind.DiagonalLstm), 2)]
+    [InlineData(nameof(DeviceCellKind.IndRnn), 1)]
+    [InlineData(nameof(DeviceCellKind.IndRnn), 2)]
+    [InlineData(nameof(DeviceCellKind.DiagonalGru), 1)]
+    [InlineData(nameof(DeviceCellKind.DiagonalGru), 2)]
+    [InlineData(nameof(DeviceCellKind.DiagonalGru), 4)]
+    [InlineData(nameof(DeviceCellKind.DiagonalLstm), 1)]
+    [InlineData(nameof(DeviceCellKind.DiagonalLstm), 2)]
     public void Exact_deer_runs_whole_on_the_accelerator_and_matches_the_loop(string cell, int k)
     {
-        StructuredKind kind = Enum.Parse<StructuredKind>(cell);
+        DeviceCellKind kind = Enum.Parse<DeviceCellKind>(cell);
         int seed = Random.Shared.Next();
         Against<float>(kind, k, new Random(seed), 1e-4, 1e-5, seed);
         Against<double>(kind, k, new Random(seed), 1e-9, 1e-10, seed);
     }
 
-    private void Against<T>(StructuredKind kind, int k, Random random, double agreement, double tolerance, int seed)
+    private void Against<T>(DeviceCellKind kind, int k, Random random, double agreement, double tolerance, int seed)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         const int D = 3, B = 2, L = 300;
-        int n = 4 * k, gates = kind switch { StructuredKind.IndRnn => 1, StructuredKind.DiagonalGru => 3, _ => 4 }, s = kind == StructuredKind.DiagonalLstm ? 2 * n : n;
+        int n = 4 * k, gates = kind switch { DeviceCellKind.IndRnn => 1, DeviceCellKind.DiagonalGru => 3, _ => 4 }, s = kind == DeviceCellKind.DiagonalLstm ? 2 * n : n;
         StructuredWeights<T> w = StructuredWeights<T>.Random(gates, n, D, k, random, scale: 1.5);
         T[] x = [.. Enumerable.Range(0, B * L * D).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
         T[] h0 = [.. Enumerable.Range(0, B * s).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
         var loop = new SolveOptions { Method = SolveMethod.Sequential };
         SolveResult<T> expected = kind switch
         {
-            StructuredKind.IndRnn => Deer.Solve(new IndRnnCell<T>(w), x, B, L, loop, h0),
-            StructuredKind.DiagonalGru => Deer.Solve(new DiagonalGruCell<T>(w), x, B, L, loop, h0),
+            DeviceCellKind.IndRnn => Deer.Solve(new IndRnnCell<T>(w), x, B, L, loop, h0),
+            DeviceCellKind.DiagonalGru => Deer.Solve(new DiagonalGruCell<T>(w), x, B, L, loop, h0),
             _ => Deer.Solve(new DiagonalLstmCell<T>(w), x, B, L, loop, h0),
         };
 
-        using var solver = new StructuredNewton<T>(_accelerator);
-        StructuredNewton<T>.Outcome r = solver.Solve(kind, w, x, B, L, h0, tolerance, tolerance, maxIterations: 50);
+        using var solver = new DeviceSolver<T>(_accelerator);
+        DeviceCell<T> cell = new(kind, n, D, k, w.WeightIH, w.WeightHH, w.BiasIH, w.BiasHH);
+        DeviceSolver<T>.Outcome r = solver.Solve(cell, x, B, L, h0, default, SolveMethod.Deer, tolerance, tolerance, maxIterations: 50);
         string what = $"seed {seed}, {kind} k={k} {typeof(T).Name}";
         Assert.True(r.Status == SolveStatus.Converged, $"{what}: {r.Status} after {r.Iterations}, residual ratio {r.Ratio:G3}");
         // Exact Newton: quadratic convergence, a handful of iterations (quasi-DEER on the dense GRU needs 8 or more).
@@ -102,7 +103,7 @@ public sealed class IlgpuStructuredTests : IDisposable
         Assert.True(diff <= agreement, $"{what}: max |accelerator − loop| = {diff:G3} after {r.Iterations} iterations");
 
         // The check is honest: capped at one iteration it does not claim convergence.
-        StructuredNewton<T>.Outcome capped = solver.Solve(kind, w, x, B, L, h0, tolerance, tolerance, maxIterations: 1);
+        DeviceSolver<T>.Outcome capped = solver.Solve(cell, x, B, L, h0, default, SolveMethod.Deer, tolerance, tolerance, maxIterations: 1);
         Assert.Equal(SolveStatus.MaxIterationsReached, capped.Status);
         Assert.True(capped.Ratio > 1);
     }

@@ -141,7 +141,7 @@ internal static class StructuredKernels
 internal static class BlockScanKernels
 {
     /// <summary>The largest block side the kernels take (local memory is sized at compile time).</summary>
-    public const int MaxSide = 16;
+    public const int MaxSide = 32;
 
     /// <summary>Phase 1: one thread per (sequence, chunk, block, column j ≤ K) folds column j of the chunk's map (j = K: the offset).</summary>
     public static void Reduce<T>(Index1D index, ArrayView<T> a, ArrayView<T> b, ArrayView<T> maps, int length, int s, int k, int parts, int chunk, int chunks)

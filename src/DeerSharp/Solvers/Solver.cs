@@ -50,9 +50,15 @@ internal static partial class Solver
         Require.Finite(initialState, nameof(initialState), batchSize, s);
         Require.Finite(warmStart, nameof(warmStart), batchSize, length, s);
 
-        if (options.Device != ComputeDevice.Cpu && Cuda.GpuDispatch.TrySolve(cell, inputs, batchSize, length, initialState, warmStart, options, out SolveResult<T>? onGpu))
+        if (options.Device == ComputeDevice.Cuda && Cuda.GpuDispatch.TrySolve(cell, inputs, batchSize, length, initialState, warmStart, options, out SolveResult<T>? onCuda))
         {
-            return onGpu;
+            return onCuda;
+        }
+
+        if (options.Device is ComputeDevice.Gpu or ComputeDevice.Emulated or ComputeDevice.Auto
+            && Gpu.IlgpuBackend.TrySolve(cell, inputs, batchSize, length, initialState, warmStart, options, out SolveResult<T>? onDevice))
+        {
+            return onDevice;
         }
 
         var clock = Stopwatch.StartNew();

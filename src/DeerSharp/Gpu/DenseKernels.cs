@@ -1,0 +1,221 @@
+using System.Numerics;
+using ILGPU;
+
+namespace DeerSharp.Gpu;
+
+/// <summary>
+/// The dense PyTorch cells (tanh RNN, GRU, LSTM) as ILGPU kernels: the recurrent product W_hh h_{t−1} for every row, the
+/// fused evaluation (f; per <c>mode</c> nothing more (0), the Jacobian's diagonal (1) or the full Jacobian (2); and the
+/// Newton term f − J h_{t−1}), and each cell's sequential loop, one thread per sequence. Rows are (sequence, step) pairs;
+/// xp is W_ih x + b_ih, [rows, G·n]; states are [rows, S] with S = n (2n for the LSTM's [h; c]). The same closed forms
+/// as <see cref="Cells.TanhRnnCell{T}"/>, <see cref="Cells.GruCell{T}"/> and <see cref="Cells.LstmCell{T}"/>, in plain
+/// arithmetic (no fused multiply-add: ilgpu.md §3).
+/// </summary>
+internal static class DenseKernels
+{
+    /// <summary>hh[row, g] = Σ_j W_hh[g, j] · h[row, j] for the G·n gate rows, reading h as the first n entries of a state of stride <paramref name="s"/>.</summary>
+    public static void RecurrentProduct<T>(Index1D index, ArrayView<T> whh, ArrayView<T> prev, ArrayView<T> hh, int n, int s, int rows)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int g = index % rows;
+        long row = index / rows;
+        T sum = T.Zero;
+        for (int j = 0; j < n; j++)
+        {
+            sum += whh[((long)g * n) + j] * prev[(row * s) + j];
+        }
+
+        hh[index] = sum;
+    }
+
+    /// <summary>Tanh RNN, one thread per (row, unit): f = tanh(xp + hh + b_hh), J = diag(1 − f²) W_hh.</summary>
+    public static void EvaluateRnn<T>(Index1D index, ArrayView<T> xp, ArrayView<T> hh, ArrayView<T> bhh, ArrayView<T> whh, ArrayView<T> prev,
+        ArrayView<T> f, ArrayView<T> jac, ArrayView<T> term, int n, int mode)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = index % n;
+        long row = index / n;
+        T value = T.Tanh(xp[index] + hh[index] + bhh[i]), slope = T.One - (value * value);
+        f[index] = value;
+        if (mode == 1)
+        {
+            T d = slope * whh[((long)i * n) + i];
+            jac[index] = d;
+            term[index] = value - (d * prev[index]);
+        }
+        else if (mode == 2)
+        {
+            T sum = T.Zero;
+            for (int j = 0; j < n; j++)
+            {
+                T entry = slope * whh[((long)i * n) + j];
+                jac[(row * n * n) + ((long)i * n) + j] = entry;
+                sum += entry * prev[(row * n) + j];
+            }
+
+            term[index] = value - sum;
+        }
+    }
+
+    /// <summary>
+    /// GRU, one thread per (row, unit): PyTorch's r, z, n̂ and h' = (1 − z) n̂ + z h, with J[i, j] = α W_r[i, j] + γ W_n[i, j]
+    /// + ε W_z[i, j] + z δ_ij (α = (1 − z)(1 − n̂²) r(1 − r)(W_n h + b_hn), γ = (1 − z)(1 − n̂²) r, ε = (h − n̂) z(1 − z)).
+    /// </summary>
+    public static void EvaluateGru<T>(Index1D index, ArrayView<T> xp, ArrayView<T> hh, ArrayView<T> bhh, ArrayView<T> whh, ArrayView<T> prev,
+        ArrayView<T> f, ArrayView<T> jac, ArrayView<T> term, int n, int mode)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = index % n;
+        long row = index / n, g = row * 3 * n;
+        T h = prev[index];
+        T r = Sigmoid(xp[g + i] + hh[g + i] + bhh[i]);
+        T z = Sigmoid(xp[g + n + i] + hh[g + n + i] + bhh[n + i]);
+        T hn = hh[g + (2 * n) + i] + bhh[(2 * n) + i];
+        T candidate = T.Tanh(xp[g + (2 * n) + i] + (r * hn));
+        T value = ((T.One - z) * candidate) + (z * h);
+        f[index] = value;
+        if (mode == 0)
+        {
+            return;
+        }
+
+        T common = (T.One - z) * (T.One - (candidate * candidate)) * r;
+        T alpha = common * (T.One - r) * hn, eps = (h - candidate) * z * (T.One - z);
+        if (mode == 1)
+        {
+            T d = (alpha * whh[((long)i * n) + i]) + (common * whh[((long)((2 * n) + i) * n) + i]) + (eps * whh[((long)(n + i) * n) + i]) + z;
+            jac[index] = d;
+            term[index] = value - (d * h);
+            return;
+        }
+
+        T sum = T.Zero;
+        for (int j = 0; j < n; j++)
+        {
+            T entry = (alpha * whh[((long)i * n) + j]) + (common * whh[((long)((2 * n) + i) * n) + j]) + (eps * whh[((long)(n + i) * n) + j]);
+            if (j == i)
+            {
+                entry += z;
+            }
+
+            jac[(row * n * n) + ((long)i * n) + j] = entry;
+            sum += entry * prev[(row * n) + j];
+        }
+
+        term[index] = value - sum;
+    }
+
+    /// <summary>
+    /// LSTM, one thread per (row, unit u) of a [h; c] state (S = 2n): i, f, g, o; c' = f c + i g; h' = o tanh(c'); rows u
+    /// and n + u of the Jacobian (or their diagonal entries) and both Newton terms.
+    /// </summary>
+    public static void EvaluateLstm<T>(Index1D index, ArrayView<T> xp, ArrayView<T> hh, ArrayView<T> bhh, ArrayView<T> whh, ArrayView<T> prev,
+        ArrayView<T> f, ArrayView<T> jac, ArrayView<T> term, int n, int mode)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int u = index % n, s = 2 * n;
+        long row = index / n, state = row * s, g = row * 4 * n;
+        T ig = Sigmoid(xp[g + u] + hh[g + u] + bhh[u]);
+        T fg = Sigmoid(xp[g + n + u] + hh[g + n + u] + bhh[n + u]);
+        T gg = T.Tanh(xp[g + (2 * n) + u] + hh[g + (2 * n) + u] + bhh[(2 * n) + u]);
+        T og = Sigmoid(xp[g + (3 * n) + u] + hh[g + (3 * n) + u] + bhh[(3 * n) + u]);
+        T cPrev = prev[state + n + u];
+        T c = (fg * cPrev) + (ig * gg), t = T.Tanh(c), hValue = og * t;
+        f[state + u] = hValue;
+        f[state + n + u] = c;
+        if (mode == 0)
+        {
+            return;
+        }
+
+        T ci = gg * ig * (T.One - ig), cf = cPrev * fg * (T.One - fg), cg = ig * (T.One - (gg * gg));
+        T oPrime = og * (T.One - og) * t, hc = og * (T.One - (t * t));
+        if (mode == 1)
+        {
+            T dc = (cf * whh[((long)(n + u) * n) + u]) + (ci * whh[((long)u * n) + u]) + (cg * whh[((long)((2 * n) + u) * n) + u]);
+            T dh = (oPrime * whh[((long)((3 * n) + u) * n) + u]) + (hc * dc);
+            jac[state + u] = dh;
+            jac[state + n + u] = fg;
+            term[state + u] = hValue - (dh * prev[state + u]);
+            term[state + n + u] = c - (fg * cPrev);
+            return;
+        }
+
+        long hRow = (row * s * s) + ((long)u * s), cRow = (row * s * s) + ((long)(n + u) * s);
+        T hSum = T.Zero, cSum = T.Zero;
+        for (int j = 0; j < n; j++)
+        {
+            T dc = (cf * whh[((long)(n + u) * n) + j]) + (ci * whh[((long)u * n) + j]) + (cg * whh[((long)((2 * n) + u) * n) + j]);
+            T dh = (oPrime * whh[((long)((3 * n) + u) * n) + j]) + (hc * dc);
+            jac[hRow + j] = dh;
+            jac[cRow + j] = dc;
+            hSum += dh * prev[state + j];
+            cSum += dc * prev[state + j];
+        }
+
+        for (int j = 0; j < n; j++)
+        {
+            jac[hRow + n + j] = j == u ? hc * fg : T.Zero;
+            jac[cRow + n + j] = j == u ? fg : T.Zero;
+        }
+
+        term[state + u] = hValue - (hSum + (hc * fg * cPrev));
+        term[state + n + u] = c - (cSum + (fg * cPrev));
+    }
+
+    /// <summary>The sequential loop of a dense cell, one thread per sequence (the GPU's own baseline); kind 0 RNN, 1 GRU, 2 LSTM.</summary>
+    public static void Loop<T>(Index1D index, ArrayView<T> xp, ArrayView<T> whh, ArrayView<T> bhh, ArrayView<T> h0, ArrayView<T> states,
+        int length, int n, int kind)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int s = kind == 2 ? 2 * n : n, gates = kind == 0 ? 1 : kind == 1 ? 3 : 4;
+        long seq = index;
+        for (int t = 0; t < length; t++)
+        {
+            long step = (seq * length) + t, current = step * s, x = step * gates * n;
+            long previous = t == 0 ? seq * s : current - s;
+            ArrayView<T> source = t == 0 ? h0 : states;
+            for (int i = 0; i < n; i++)
+            {
+                if (kind == 0)
+                {
+                    states[current + i] = T.Tanh(xp[x + i] + Dot(whh, source, i, previous, n) + bhh[i]);
+                }
+                else if (kind == 1)
+                {
+                    T r = Sigmoid(xp[x + i] + Dot(whh, source, i, previous, n) + bhh[i]);
+                    T z = Sigmoid(xp[x + n + i] + Dot(whh, source, n + i, previous, n) + bhh[n + i]);
+                    T hn = Dot(whh, source, (2 * n) + i, previous, n) + bhh[(2 * n) + i];
+                    T candidate = T.Tanh(xp[x + (2 * n) + i] + (r * hn));
+                    states[current + i] = ((T.One - z) * candidate) + (z * source[previous + i]);
+                }
+                else
+                {
+                    T ig = Sigmoid(xp[x + i] + Dot(whh, source, i, previous, n) + bhh[i]);
+                    T fg = Sigmoid(xp[x + n + i] + Dot(whh, source, n + i, previous, n) + bhh[n + i]);
+                    T gg = T.Tanh(xp[x + (2 * n) + i] + Dot(whh, source, (2 * n) + i, previous, n) + bhh[(2 * n) + i]);
+                    T og = Sigmoid(xp[x + (3 * n) + i] + Dot(whh, source, (3 * n) + i, previous, n) + bhh[(3 * n) + i]);
+                    T c = (fg * source[previous + n + i]) + (ig * gg);
+                    states[current + n + i] = c;
+                    states[current + i] = og * T.Tanh(c);
+                }
+            }
+        }
+    }
+
+    /// <summary>Σ_j W_hh[gateRow, j] · h[j], h being the first n entries of the state at <paramref name="offset"/>.</summary>
+    private static T Dot<T>(ArrayView<T> whh, ArrayView<T> state, int gateRow, long offset, int n)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T sum = T.Zero;
+        for (int j = 0; j < n; j++)
+        {
+            sum += whh[((long)gateRow * n) + j] * state[offset + j];
+        }
+
+        return sum;
+    }
+
+    private static T Sigmoid<T>(T x)
+        where T : unmanaged, IFloatingPointIeee754<T> => T.One / (T.One + T.Exp(-x));
+}

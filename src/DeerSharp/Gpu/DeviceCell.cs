@@ -1,0 +1,60 @@
+using System.Numerics;
+using DeerSharp.Cells;
+
+namespace DeerSharp.Gpu;
+
+/// <summary>The cells the ILGPU backend has kernels for.</summary>
+internal enum DeviceCellKind
+{
+    TanhRnn,
+    Gru,
+    Lstm,
+    IndRnn,
+    DiagonalGru,
+    DiagonalLstm,
+}
+
+/// <summary>
+/// A cell as the device kernels take it: its kind and PyTorch-layout weights (W_hh [G·n, n] dense, [G·n, k] structured).
+/// </summary>
+internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int InputSize, int BlockSize, T[] WeightIH, T[] WeightHH, T[] BiasIH, T[] BiasHH)
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>The largest state the dense DEER kernels take (the block scan's one block: <see cref="BlockScanKernels.MaxSide"/>).</summary>
+    public const int MaxDenseState = BlockScanKernels.MaxSide;
+
+    public bool Structured => Kind is DeviceCellKind.IndRnn or DeviceCellKind.DiagonalGru or DeviceCellKind.DiagonalLstm;
+
+    public int Gates => Kind switch
+    {
+        DeviceCellKind.TanhRnn or DeviceCellKind.IndRnn => 1,
+        DeviceCellKind.Gru or DeviceCellKind.DiagonalGru => 3,
+        _ => 4,
+    };
+
+    public int Parts => Kind is DeviceCellKind.Lstm or DeviceCellKind.DiagonalLstm ? 2 : 1;
+
+    public int StateSize => Parts * HiddenSize;
+
+    /// <summary>The Jacobian's blocks as DEER's scan takes them: the declared blocks, or one dense S×S block.</summary>
+    public JacobianStructure Structure => Structured ? new JacobianStructure(BlockSize, Parts) : new JacobianStructure(StateSize);
+
+    /// <summary>The device form of a built-in cell; null for any other cell (it has no kernels).</summary>
+    public static DeviceCell<T>? From<TCell>(in TCell cell)
+        where TCell : IRecurrentCell<T> => cell switch
+    {
+        TanhRnnCell<T> c => Dense(DeviceCellKind.TanhRnn, c.Weights),
+        GruCell<T> c => Dense(DeviceCellKind.Gru, c.Weights),
+        LstmCell<T> c => Dense(DeviceCellKind.Lstm, c.Weights),
+        IndRnnCell<T> c => Blocks(DeviceCellKind.IndRnn, c.Weights),
+        DiagonalGruCell<T> c => Blocks(DeviceCellKind.DiagonalGru, c.Weights),
+        DiagonalLstmCell<T> c => Blocks(DeviceCellKind.DiagonalLstm, c.Weights),
+        _ => null,
+    };
+
+    private static DeviceCell<T> Dense(DeviceCellKind kind, RecurrentWeights<T> w) =>
+        new(kind, w.HiddenSize, w.InputSize, w.HiddenSize, w.WeightIH, w.WeightHH, w.BiasIH, w.BiasHH);
+
+    private static DeviceCell<T> Blocks(DeviceCellKind kind, StructuredWeights<T> w) =>
+        new(kind, w.HiddenSize, w.InputSize, w.BlockSize, w.WeightIH, w.WeightHH, w.BiasIH, w.BiasHH);
+}

@@ -1,0 +1,199 @@
+using System.Numerics;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace DeerSharp.Gpu;
+
+/// <summary>
+/// The ILGPU backend's solver for one accelerator and element type: the kernels loaded once, then every method of a
+/// <see cref="DeviceCell{T}"/> run whole on the device. Per iteration: the shift to h_{t−1}, the recurrent product (dense
+/// cells), one fused evaluation launch (f, the Jacobian or its diagonal or blocks, the Newton term), the residual reduced
+/// on the device (two numbers come back), and the update (a copy, the diagonal scan, or the block scan). It stops only on
+/// the residual of the iterate it returns. Not thread safe: <see cref="IlgpuBackend"/> serialises the calls.
+/// </summary>
+internal sealed class DeviceSolver<T> : IDisposable
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly Accelerator _accelerator;
+    private readonly DiagonalScan<T> _diagonal;
+    private readonly BlockScan<T> _blocks;
+    private readonly DeviceResidual<T> _residual;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _project;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _shift;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int> _product;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>[] _dense;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>[] _structured;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int> _loop;
+
+    /// <summary>States [B, L, S], the updates applied, the status, the residual of the returned states, its ratio to the tolerance, and the residual per iteration.</summary>
+    public readonly record struct Outcome(T[] States, int Iterations, SolveStatus Status, double MaxResidual, double Ratio, IReadOnlyList<double> History);
+
+    public DeviceSolver(Accelerator accelerator)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
+        {
+            throw new NotSupportedException($"The ILGPU kernels run in float or double; {typeof(T).Name} is not supported.");
+        }
+
+        _accelerator = accelerator;
+        _diagonal = new DiagonalScan<T>(accelerator);
+        _blocks = new BlockScan<T>(accelerator);
+        _residual = new DeviceResidual<T>(accelerator);
+        _project = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(NewtonKernels.InputProjection<T>);
+        _shift = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(NewtonKernels.Shift<T>);
+        _product = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int>(DenseKernels.RecurrentProduct<T>);
+        _dense =
+        [
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(DenseKernels.EvaluateRnn<T>),
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(DenseKernels.EvaluateGru<T>),
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(DenseKernels.EvaluateLstm<T>),
+        ];
+        _structured =
+        [
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(StructuredKernels.EvaluateIndRnn<T>),
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(StructuredKernels.EvaluateDiagonalGru<T>),
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(StructuredKernels.EvaluateDiagonalLstm<T>),
+        ];
+        _loop = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int>(DenseKernels.Loop<T>);
+    }
+
+    /// <summary>The methods the device runs for <paramref name="cell"/>; null names what it does not, with the reason.</summary>
+    public static string? Unsupported(DeviceCell<T> cell, SolveMethod method) => (cell.Structured, method) switch
+    {
+        (_, SolveMethod.Sequential) when cell.Structured => "the device loop exists for the dense cells only (tanh RNN, GRU, LSTM)",
+        (true, SolveMethod.QuasiDeer or SolveMethod.Picard) => "on the device a structured cell runs exact DEER (its Jacobian blocks are cheap), not quasi-DEER or Picard",
+        (false, SolveMethod.Deer) when cell.StateSize > DeviceCell<T>.MaxDenseState =>
+            $"dense DEER on the device takes states up to {DeviceCell<T>.MaxDenseState} (this one is {cell.StateSize}); use QuasiDeer",
+        (_, SolveMethod.Sequential or SolveMethod.Deer or SolveMethod.QuasiDeer or SolveMethod.Picard) => null,
+        _ => $"the device runs Sequential, Deer, QuasiDeer and Picard, not {method}",
+    };
+
+    public Outcome Solve(DeviceCell<T> cell, ReadOnlySpan<T> inputs, int batch, int length, ReadOnlySpan<T> initialState, ReadOnlySpan<T> warmStart,
+        SolveMethod method, double atol, double rtol, int maxIterations)
+    {
+        ArgumentNullException.ThrowIfNull(cell);
+        if (Unsupported(cell, method) is { } why)
+        {
+            throw new NotSupportedException($"{cell.Kind} {method}: {why}.");
+        }
+
+        int n = cell.HiddenSize, d = cell.InputSize, s = cell.StateSize, gates = cell.Gates;
+        ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(length, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxIterations);
+        long rows = (long)batch * length;
+        int jacobianPerStep = method switch
+        {
+            SolveMethod.Deer => s * cell.Structure.Side,
+            SolveMethod.QuasiDeer => s,
+            _ => 1,
+        };
+        if (rows * Math.Max(jacobianPerStep, gates * n) > int.MaxValue)
+        {
+            throw new ArgumentException($"{rows} rows of {s} states ({jacobianPerStep} Jacobian values per step) exceed one launch's index range; solve fewer or shorter sequences at a time.", nameof(inputs));
+        }
+
+        using MemoryBuffer1D<T, Stride1D.Dense> wih = _accelerator.Allocate1D(cell.WeightIH), whh = _accelerator.Allocate1D(cell.WeightHH),
+            bih = _accelerator.Allocate1D(cell.BiasIH), bhh = _accelerator.Allocate1D(cell.BiasHH), x = _accelerator.Allocate1D<T>(rows * d),
+            h0 = _accelerator.Allocate1D<T>((long)batch * s), xp = _accelerator.Allocate1D<T>(rows * gates * n),
+            current = _accelerator.Allocate1D<T>(rows * s), previous = _accelerator.Allocate1D<T>(rows * s), f = _accelerator.Allocate1D<T>(rows * s),
+            hh = _accelerator.Allocate1D<T>(cell.Structured ? 1 : rows * gates * n), jac = _accelerator.Allocate1D<T>(rows * jacobianPerStep),
+            term = _accelerator.Allocate1D<T>(rows * s);
+        x.View.AsContiguous().CopyFromCPU(inputs[..(int)(rows * d)]);
+        if (initialState.IsEmpty)
+        {
+            h0.MemSetToZero();
+        }
+        else
+        {
+            h0.View.AsContiguous().CopyFromCPU(initialState[..(batch * s)]);
+        }
+
+        _project((int)(rows * gates * n), wih.View, bih.View, x.View, xp.View, d, gates * n);
+        var history = new List<double>();
+        if (method == SolveMethod.Sequential)
+        {
+            _loop(batch, xp.View, whh.View, bhh.View, h0.View, current.View, length, n, (int)cell.Kind);
+            (double ratio, double residual) = Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 0, atol, rtol);
+            history.Add(residual);
+            return new Outcome(current.GetAsArray1D(), 0, Status(ratio, 0, 0) ?? SolveStatus.MaxIterationsReached, residual, ratio, history);
+        }
+
+        if (warmStart.IsEmpty)
+        {
+            current.MemSetToZero();
+        }
+        else
+        {
+            current.View.AsContiguous().CopyFromCPU(warmStart[..(int)(rows * s)]);
+        }
+
+        int mode = method switch { SolveMethod.Deer => 2, SolveMethod.QuasiDeer => 1, _ => 0 };
+        JacobianStructureScan scan = method == SolveMethod.Deer && cell.Structure.Side > 1 ? JacobianStructureScan.Blocks
+            : mode == 0 ? JacobianStructureScan.None : JacobianStructureScan.Diagonal;
+        int chunks = DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16);
+        for (int iteration = 0; ; iteration++)
+        {
+            (double ratio, double residual) = Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode, atol, rtol);
+            history.Add(residual);
+            if (Status(ratio, iteration, maxIterations) is { } done)
+            {
+                return new Outcome(current.GetAsArray1D(), iteration, done, residual, ratio, history);
+            }
+
+            switch (scan)
+            {
+                case JacobianStructureScan.Blocks:
+                    _blocks.Solve(jac.View, term.View, h0.View, current.View, batch, length, s, cell.Structure, chunks);
+                    break;
+                case JacobianStructureScan.Diagonal:
+                    _diagonal.Solve(jac.View, term.View, h0.View, current.View, batch, length, s, chunks);
+                    break;
+                default:
+                    current.View.CopyFrom(f.View);
+                    _accelerator.Synchronize();
+                    break;
+            }
+        }
+    }
+
+    private enum JacobianStructureScan
+    {
+        None,
+        Diagonal,
+        Blocks,
+    }
+
+    /// <summary>Converged on a residual within tolerance, Diverged on a non-finite one, MaxIterationsReached at the limit; null to go on.</summary>
+    private static SolveStatus? Status(double ratio, int iteration, int maxIterations) =>
+        ratio <= 1 ? SolveStatus.Converged
+        : !double.IsFinite(ratio) ? SolveStatus.Diverged
+        : iteration >= maxIterations ? SolveStatus.MaxIterationsReached
+        : null;
+
+    /// <summary>f (and the Jacobian per <paramref name="mode"/>, and the Newton term) at the iterate, and its residual.</summary>
+    private (double Ratio, double Residual) Evaluate(DeviceCell<T> cell, MemoryBuffer1D<T, Stride1D.Dense> xp, MemoryBuffer1D<T, Stride1D.Dense> whh,
+        MemoryBuffer1D<T, Stride1D.Dense> bhh, MemoryBuffer1D<T, Stride1D.Dense> h0, MemoryBuffer1D<T, Stride1D.Dense> current,
+        MemoryBuffer1D<T, Stride1D.Dense> previous, MemoryBuffer1D<T, Stride1D.Dense> hh, MemoryBuffer1D<T, Stride1D.Dense> f,
+        MemoryBuffer1D<T, Stride1D.Dense> jac, MemoryBuffer1D<T, Stride1D.Dense> term, int batch, int length, int mode, double atol, double rtol)
+    {
+        int n = cell.HiddenSize, s = cell.StateSize;
+        long rows = (long)batch * length;
+        _shift((int)(rows * s), current.View, h0.View, previous.View, length, s);
+        if (cell.Structured)
+        {
+            // The structured kernels always give the blocks (the diagonal itself for 1×1 blocks).
+            _structured[(int)cell.Kind - (int)DeviceCellKind.IndRnn]((int)(rows * n), xp.View, whh.View, bhh.View, previous.View, f.View, jac.View, term.View, n, cell.BlockSize);
+        }
+        else
+        {
+            _product((int)(rows * cell.Gates * n), whh.View, previous.View, hh.View, n, s, cell.Gates * n);
+            _dense[(int)cell.Kind]((int)(rows * n), xp.View, hh.View, bhh.View, whh.View, previous.View, f.View, jac.View, term.View, n, mode);
+        }
+
+        return _residual.Measure(current.View, f.View, atol, rtol, (int)(rows * s));
+    }
+
+    public void Dispose() => _residual.Dispose();
+}

@@ -1,0 +1,199 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
+using System.Numerics;
+using System.Runtime.InteropServices;
+using System.Runtime.Loader;
+using DeerSharp.Cells;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+
+namespace DeerSharp.Gpu;
+
+/// <summary>
+/// The ILGPU backend behind <see cref="ComputeDevice.Gpu"/>, <see cref="ComputeDevice.Emulated"/> and
+/// <see cref="ComputeDevice.Auto"/>: one process-wide accelerator of each kind, created on first use (the GPU's context
+/// apart from the emulator's, so a failed GPU compile cannot poison the emulator), the kernels loaded once per element
+/// type, and calls on one accelerator serialised.
+/// </summary>
+internal static class IlgpuBackend
+{
+    /// <summary>Below this many state values (B·T·S), Auto keeps the CPU: launch and transfer overheads dominate.</summary>
+    public const long AutoThreshold = 1L << 20;
+
+    private static readonly Lazy<Device?> Emulator = new(() => Device.Create(emulated: true), LazyThreadSafetyMode.ExecutionAndPublication);
+    private static readonly Lazy<Device?> Gpu = new(() => Device.Create(emulated: false), LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>One accelerator with its context, its solvers per element type, and a lock.</summary>
+    private sealed class Device(Context context, Accelerator accelerator, string description)
+    {
+        private readonly ConcurrentDictionary<Type, IDisposable> _solvers = new();
+
+        public Context Context { get; } = context;
+
+        public Accelerator Accelerator { get; } = accelerator;
+
+        public string Description { get; } = description;
+
+        public object Gate { get; } = new();
+
+        public static string? GpuAbsence { get; private set; }
+
+        public DeviceSolver<T> Solver<T>()
+            where T : unmanaged, IFloatingPointIeee754<T> =>
+            (DeviceSolver<T>)_solvers.GetOrAdd(typeof(T), _ => new DeviceSolver<T>(Accelerator));
+
+        public static Device? Create(bool emulated)
+        {
+            if (emulated)
+            {
+                var cpu = new CPUDevice(4, 1, Math.Max(1, Environment.ProcessorCount));
+                Context context = Context.Create(b => b.CPU(cpu).EnableAlgorithms());
+                CPUAccelerator accelerator = context.CreateCPUAccelerator(0, CPUAcceleratorMode.Parallel);
+                return new Device(context, accelerator, string.Create(CultureInfo.InvariantCulture,
+                    $"emulated: ILGPU's CPU accelerator ({accelerator.NumMultiprocessors} multiprocessor(s) × {accelerator.WarpSize}-thread warps), the GPU kernels run on the CPU"));
+            }
+
+            InstallDriverResolver();
+            Context? gpu = null;
+            try
+            {
+                gpu = Context.Create(b => b.Cuda().EnableAlgorithms());
+                if (gpu.GetCudaDevices().Count == 0)
+                {
+                    GpuAbsence = "ILGPU finds no CUDA device (no NVIDIA driver, libcuda.so.1, or GPU on this machine)";
+                    gpu.Dispose();
+                    return null;
+                }
+
+                CudaAccelerator accelerator = gpu.CreateCudaAccelerator(0);
+                return new Device(gpu, accelerator, string.Create(CultureInfo.InvariantCulture,
+                    $"gpu: {accelerator.Name} (CUDA, {accelerator.Architecture}, {accelerator.MemorySize / (1L << 30)} GiB)"));
+            }
+            catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or InvalidOperationException or NotSupportedException or CudaException)
+            {
+                GpuAbsence = $"ILGPU could not open CUDA: {e.Message}";
+                gpu?.Dispose();
+                return null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// ILGPU asks for the library "cuda", which .NET probes as libcuda.so; many machines have only libcuda.so.1. Map it,
+    /// once, before the context is created (ilgpu.md §5). It fires only after the default probing failed.
+    /// </summary>
+    private static void InstallDriverResolver()
+    {
+        if (!OperatingSystem.IsLinux() || Interlocked.Exchange(ref _resolverInstalled, 1) == 1)
+        {
+            return;
+        }
+
+        AssemblyLoadContext.Default.ResolvingUnmanagedDll += (_, name) =>
+            name == "cuda" && NativeLibrary.TryLoad("libcuda.so.1", out nint handle) ? handle : 0;
+    }
+
+    private static int _resolverInstalled;
+
+    /// <summary>What the backend has, one line per accelerator, or why there is no GPU: for `deer info`.</summary>
+    public static IReadOnlyList<string> Describe()
+    {
+        var lines = new List<string>();
+        Device? gpu = Gpu.Value;
+        lines.Add(gpu?.Description ?? $"gpu: none ({Device.GpuAbsence})");
+        lines.Add(Emulator.Value!.Description);
+        return lines;
+    }
+
+    /// <summary>Whether ILGPU finds a CUDA GPU.</summary>
+    public static bool GpuPresent => Gpu.Value is not null;
+
+    /// <summary>
+    /// Solves on the ILGPU backend when <see cref="SolveOptions.Device"/> asks for it (Gpu, Emulated) or Auto finds it
+    /// worthwhile. False leaves the solve to the CPU (Auto only); an explicit device that cannot run the problem throws.
+    /// </summary>
+    public static bool TrySolve<TCell, T>(TCell cell, ReadOnlySpan<T> inputs, int batch, int length, ReadOnlySpan<T> h0, ReadOnlySpan<T> warmStart,
+        SolveOptions options, [NotNullWhen(true)] out SolveResult<T>? result)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        result = null;
+        bool required = options.Device is ComputeDevice.Gpu or ComputeDevice.Emulated;
+        DeviceCell<T>? deviceCell = DeviceCell<T>.From(cell);
+        if (deviceCell is null)
+        {
+            return required
+                ? throw new NotSupportedException(
+                    $"The GPU backend has kernels for TanhRnnCell, GruCell, LstmCell, IndRnnCell, DiagonalGruCell and DiagonalLstmCell; {typeof(TCell).Name} has none. Use Device = Cpu or Auto.")
+                : false;
+        }
+
+        SolveMethod method = options.Method switch
+        {
+            SolveMethod.Auto when deviceCell.Structured || deviceCell.StateSize <= DeviceCell<T>.MaxDenseState => SolveMethod.Deer,
+            SolveMethod.Auto => SolveMethod.QuasiDeer,
+            var m => m,
+        };
+        if (DeviceSolver<T>.Unsupported(deviceCell, method) is { } why)
+        {
+            return required ? throw new NotSupportedException($"{options.Device}: {why}. Use Device = Cpu or Auto.") : false;
+        }
+
+        Device? device = options.Device == ComputeDevice.Emulated ? Emulator.Value : Gpu.Value;
+        if (device is null)
+        {
+            return required ? throw new NotSupportedException($"Device = Gpu, but there is no GPU: {Device.GpuAbsence}. Use Device = Emulated to run the GPU kernels on the CPU.") : false;
+        }
+
+        if (!required && (long)batch * length * deviceCell.StateSize < AutoThreshold)
+        {
+            return false;
+        }
+
+        bool single = typeof(T) == typeof(float);
+        double atol = options.AbsoluteTolerance ?? (single ? 1e-5 : 1e-10), rtol = options.RelativeTolerance ?? (single ? 1e-5 : 1e-10);
+        int maxIterations = options.MaxIterations ?? Math.Min(method == SolveMethod.Deer ? 100 : 500, Math.Max(length, 0));
+        ComputeDevice where = options.Device == ComputeDevice.Emulated ? ComputeDevice.Emulated : ComputeDevice.Gpu;
+        var clock = Stopwatch.StartNew();
+        DeviceSolver<T>.Outcome outcome;
+        lock (device.Gate)
+        {
+            outcome = device.Solver<T>().Solve(deviceCell, inputs, batch, length, h0, warmStart, method, atol, rtol, maxIterations);
+        }
+
+        clock.Stop();
+        string message = Describe(outcome, method, atol, rtol, length, where);
+        result = new SolveResult<T>(outcome.States, batch, length, deviceCell.StateSize, cell.OutputSize, method, outcome.Iterations, outcome.Status,
+            message, [.. outcome.History], outcome.MaxResidual, clock.Elapsed) { Device = where };
+        if (!result.Converged && (options.Fallback == FallbackPolicy.Sequential || options.Method == SolveMethod.Auto))
+        {
+            // The CPU loop evaluates the sequences instead, labelled as the CPU backend labels its fallbacks: Method names
+            // what failed, FallbackMethod what produced the states, and the status and residual are the loop's.
+            SolveResult<T> loop = Solvers.Solver.Solve(cell, inputs, batch, length, h0, default,
+                options with { Device = ComputeDevice.Cpu, Method = SolveMethod.Sequential });
+            string text = $"{method} did not converge on the {where} backend ({result.Message}); the CPU's sequential loop evaluated all {batch} sequence(s) instead. {loop.Message}";
+            result = new SolveResult<T>(loop.States, batch, length, loop.StateSize, loop.OutputSize, method, outcome.Iterations, loop.Status, text,
+                [.. outcome.History], loop.MaxResidual, clock.Elapsed + loop.Elapsed, null, batch, result.Message) { Device = where };
+        }
+
+        return true;
+    }
+
+    private static string Describe<T>(DeviceSolver<T>.Outcome outcome, SolveMethod method, double atol, double rtol, int length, ComputeDevice where)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var c = CultureInfo.InvariantCulture;
+        string tolerance = string.Create(c, $"atol {atol:G3} + rtol {rtol:G3}·|f|");
+        return outcome.Status switch
+        {
+            SolveStatus.Converged => string.Create(c, $"Converged on the {where} backend: the fixed-point residual of the returned states, {outcome.MaxResidual:G3}, reduced on the device, is within {tolerance}."),
+            SolveStatus.Diverged => string.Create(c, $"Diverged on the {where} backend after {outcome.Iterations} iteration(s): the residual is not finite. Use FallbackPolicy.Sequential, Device = Cpu, or another method."),
+            _ when method == SolveMethod.Sequential => string.Create(c, $"The {where} backend's loop gave states whose residual, {outcome.MaxResidual:G3}, is above {tolerance} (rounding on the device)."),
+            _ => string.Create(c, $"Not converged on the {where} backend: after {outcome.Iterations} iteration(s) the fixed-point residual is {outcome.MaxResidual:G3}, above {tolerance}. Raise MaxIterations (every undamped method is exact after T = {length} iterations), loosen the tolerances, or use SolveMethod.Deer."),
+        };
+    }
+}

@@ -1,0 +1,154 @@
+using System.Numerics;
+using DeerSharp.Cells;
+
+namespace DeerSharp.Cuda.Tests;
+
+/// <summary>
+/// The ILGPU backend through the public API, <c>Device = ComputeDevice.Emulated</c>: the GPU kernels on ILGPU's CPU
+/// accelerator against the CPU backend, for every cell with kernels and every device method, float32 (1e-4) and float64
+/// (1e-9), fresh seeds; sequences long enough to cross scan chunks; the honest status, the fallback, gradients after a
+/// device forward pass, atol = 0, and clear errors for what the device does not run.
+/// </summary>
+public sealed class IlgpuBackendTests
+{
+    private const int B = 2, L = 300, D = 3;
+
+    public static TheoryData<string, string> Cases()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (string cell in new[] { "rnn", "gru", "lstm" })
+        {
+            foreach (string method in new[] { nameof(SolveMethod.Sequential), nameof(SolveMethod.Picard), nameof(SolveMethod.QuasiDeer), nameof(SolveMethod.Deer) })
+            {
+                data.Add(cell, method);
+            }
+        }
+
+        foreach (string cell in new[] { "indrnn", "diag-gru", "diag-lstm" })
+        {
+            data.Add(cell, nameof(SolveMethod.Deer));
+            data.Add(cell, nameof(SolveMethod.Auto));
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Emulated_device_matches_the_cpu(string cell, string method)
+    {
+        int seed = Random.Shared.Next();
+        Check<float>(cell, Enum.Parse<SolveMethod>(method), seed, 1e-4);
+        Check<double>(cell, Enum.Parse<SolveMethod>(method), seed, 1e-9);
+    }
+
+    private static void Check<T>(string kind, SolveMethod method, int seed, double tolerance)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var random = new Random(seed);
+        const int N = 4;
+        T[] x = [.. Enumerable.Range(0, B * L * D).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
+        int s = kind is "lstm" or "diag-lstm" ? 2 * N : N;
+        T[] h0 = [.. Enumerable.Range(0, B * s).Select(_ => T.CreateTruncating(random.NextDouble() - 0.5))];
+        T tight = T.CreateTruncating(typeof(T) == typeof(float) ? 1e-6 : 1e-11);
+        var device = new SolveOptions { Method = method, Device = ComputeDevice.Emulated, Fallback = FallbackPolicy.None, MaxIterations = L };
+        device = device with { AbsoluteTolerance = double.CreateTruncating(tight), RelativeTolerance = double.CreateTruncating(tight) };
+        var loop = new SolveOptions { Method = SolveMethod.Sequential };
+        (SolveResult<T> onDevice, SolveResult<T> onCpu) = kind switch
+        {
+            "rnn" => Both(new TanhRnnCell<T>(RecurrentWeights<T>.Random(1, N, D, random)), x, h0, device, loop),
+            "gru" => Both(new GruCell<T>(RecurrentWeights<T>.Random(3, N, D, random)), x, h0, device, loop),
+            "lstm" => Both(new LstmCell<T>(RecurrentWeights<T>.Random(4, N, D, random)), x, h0, device, loop),
+            "indrnn" => Both(new IndRnnCell<T>(StructuredWeights<T>.Random(1, N, D, 2, random, 1.5)), x, h0, device, loop),
+            "diag-gru" => Both(new DiagonalGruCell<T>(StructuredWeights<T>.Random(3, N, D, 2, random, 1.5)), x, h0, device, loop),
+            _ => Both(new DiagonalLstmCell<T>(StructuredWeights<T>.Random(4, N, D, 1, random, 1.5)), x, h0, device, loop),
+        };
+
+        string what = $"seed {seed}, {kind} {method} {typeof(T).Name}";
+        Assert.True(onDevice.Converged, $"{what}: {onDevice}");
+        Assert.Equal(ComputeDevice.Emulated, onDevice.Device);
+        Assert.Equal(method == SolveMethod.Auto ? SolveMethod.Deer : method, onDevice.Method);
+        Assert.Null(onDevice.FallbackMethod);
+        double diff = onDevice.States.Zip(onCpu.States, (a, b) => Math.Abs(double.CreateTruncating(a - b))).Max();
+        Assert.True(diff <= tolerance, $"{what}: max |device − cpu| = {diff:G3} after {onDevice.Iterations} iterations");
+    }
+
+    private static (SolveResult<T>, SolveResult<T>) Both<TCell, T>(TCell cell, T[] x, T[] h0, SolveOptions device, SolveOptions loop)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        (Deer.Solve(cell, x, B, L, device, h0), Deer.Solve(cell, x, B, L, loop, h0));
+
+    [Fact]
+    public void The_status_is_honest_and_the_fallback_is_labelled()
+    {
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        var cell = new GruCell<double>(RecurrentWeights<double>.Random(3, 4, D, random));
+        double[] x = [.. Enumerable.Range(0, B * L * D).Select(_ => (random.NextDouble() * 2) - 1)];
+        SolveResult<double> loop = Deer.Solve(cell, x, B, L, new SolveOptions { Method = SolveMethod.Sequential });
+        var capped = new SolveOptions { Method = SolveMethod.QuasiDeer, Device = ComputeDevice.Emulated, MaxIterations = 1, Fallback = FallbackPolicy.None };
+        SolveResult<double> honest = Deer.Solve(cell, x, B, L, capped);
+        Assert.Equal(SolveStatus.MaxIterationsReached, honest.Status);
+        Assert.True(honest.MaxResidual > 1e-10, $"seed {seed}: {honest}");
+
+        SolveResult<double> rescued = Deer.Solve(cell, x, B, L, capped with { Fallback = FallbackPolicy.Sequential });
+        Assert.True(rescued.Converged, rescued.ToString());
+        Assert.Equal(SolveMethod.QuasiDeer, rescued.Method);
+        Assert.Equal(SolveMethod.Sequential, rescued.FallbackMethod);
+        Assert.True(rescued.States.Zip(loop.States, (a, b) => Math.Abs(a - b)).Max() <= 1e-12);
+
+        // atol = 0, rtol = 0: the device loop's states are f of the one before, computed by the same arithmetic as the
+        // evaluation kernel, so the residual is exactly zero and counts as within tolerance.
+        SolveResult<double> exact = Deer.Solve(cell, x, B, L, new SolveOptions { Method = SolveMethod.Sequential, Device = ComputeDevice.Emulated, AbsoluteTolerance = 0, RelativeTolerance = 0 });
+        Assert.True(exact.Converged && exact.MaxResidual == 0, exact.ToString());
+    }
+
+    [Fact]
+    public void Gradients_after_a_device_forward_pass_match_the_cpu()
+    {
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        var cell = new LstmCell<double>(RecurrentWeights<double>.Random(4, 3, D, random));
+        double[] x = [.. Enumerable.Range(0, B * L * D).Select(_ => (random.NextDouble() * 2) - 1)];
+        double[] c = [.. Enumerable.Range(0, B * L * 3).Select(_ => (random.NextDouble() * 2) - 1)];
+        var tight = new SolveOptions { Method = SolveMethod.Deer, AbsoluteTolerance = 1e-12, RelativeTolerance = 1e-12 };
+        GradientResult<double> device = Deer.Gradient(cell, x, B, L, c, tight with { Device = ComputeDevice.Emulated });
+        GradientResult<double> cpu = Deer.Gradient(cell, x, B, L, c, tight);
+        Assert.Equal(ComputeDevice.Emulated, device.Forward.Device);
+        double scale = cpu.ParameterGradient.Max(Math.Abs);
+        double diff = device.ParameterGradient.Zip(cpu.ParameterGradient, (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(diff <= 1e-8 * scale, $"seed {seed}: parameter gradients differ by {diff:G3} (scale {scale:G3})");
+    }
+
+    [Fact]
+    public void What_the_device_does_not_run_is_a_clear_error()
+    {
+        var random = new Random(5);
+        double[] x = new double[L * D];
+        var emulated = new SolveOptions { Device = ComputeDevice.Emulated };
+        var e = Assert.Throws<NotSupportedException>(() => Deer.Solve(new GruCell<double>(RecurrentWeights<double>.Random(3, 40, D, random)), x, 1, L,
+            emulated with { Method = SolveMethod.Deer }));
+        Assert.Contains("32", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<NotSupportedException>(() => Deer.Solve(DiagonalGruCell<double>.Random(D, 4, 1, random), x, 1, L, emulated with { Method = SolveMethod.QuasiDeer }));
+        Assert.Contains("exact DEER", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<NotSupportedException>(() => Deer.Solve(new GruCell<double>(RecurrentWeights<double>.Random(3, 4, D, random)), x, 1, L,
+            emulated with { Method = SolveMethod.QuasiElk }));
+        Assert.Contains("QuasiElk", e.Message, StringComparison.Ordinal);
+        e = Assert.Throws<NotSupportedException>(() => Deer.Solve(new AutoDiffCell<Decay, double>(new Decay()), new double[L], 1, L, emulated));
+        Assert.Contains("AutoDiffCell", e.Message, StringComparison.Ordinal);
+
+        // Auto with no GPU (as in CI) stays on the CPU, and says so.
+        SolveResult<double> auto = Deer.Solve(new GruCell<double>(RecurrentWeights<double>.Random(3, 4, D, random)), x, 1, L, new SolveOptions { Device = ComputeDevice.Auto });
+        Assert.Equal(ComputeDevice.Cpu, auto.Device);
+    }
+
+    private readonly struct Decay : IRecurrence
+    {
+        public int StateSize => 1;
+
+        public int InputSize => 1;
+
+        public void Apply<TNum>(ReadOnlySpan<TNum> state, ReadOnlySpan<TNum> input, Span<TNum> next)
+            where TNum : IFloatingPointIeee754<TNum> => next[0] = (state[0] / (TNum.One + TNum.One)) + input[0];
+    }
+}
