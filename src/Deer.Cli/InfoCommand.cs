@@ -23,19 +23,11 @@ internal static class InfoCommand
                 : Vector128.IsHardwareAccelerated ? "128-bit" : "none (scalar)";
             stdout.WriteLine($"simd:      {widest}; Vector<T> is {Vector<byte>.Count * 8}-bit ({Vector<float>.Count} floats, {Vector<double>.Count} doubles)");
             stdout.WriteLine("backends:  cpu (available)");
-            Cuda.CudaProbe probe = Cuda.CudaDevices.Probe();
-            if (probe.Available)
+            foreach (string line in Gpu.IlgpuBackend.Describe())
             {
-                stdout.WriteLine($"           cuda (available: driver {probe.DriverVersion / 1000}.{probe.DriverVersion % 1000 / 10}, {probe.DriverLibrary})");
-                foreach (Cuda.CudaDeviceInfo d in probe.Devices)
-                {
-                    stdout.WriteLine($"           gpu {d.Ordinal}: {d.Name}, {d.Architecture}, {d.Multiprocessors} SMs, {d.TotalMemoryBytes / (1L << 30)} GiB");
-                }
+                stdout.WriteLine($"           {line}");
             }
-            else
-            {
-                stdout.WriteLine($"           cuda (not available: {probe.Reason})");
-            }
+
             return 0;
         });
         return command;

@@ -20,7 +20,11 @@ internal sealed class ModuleOptions
     private readonly Option<int?> _maxIter = new("--max-iter") { Description = "Most iterations of an iterative method (default 100 DEER, 500 others, capped at T)." };
     private readonly Option<string> _prefix = new("--prefix") { Description = "Key prefix of the module inside a larger state_dict (e.g. 'encoder.rnn.').", DefaultValueFactory = _ => "" };
     private readonly Option<string?> _fallback = new("--fallback") { Description = "If the chosen method does not converge, use this one instead of exiting with code 3." };
-    private readonly Option<string> _device = new("--device") { Description = "cpu (default), cuda (fails clearly without a CUDA device), or auto (CUDA when present and the problem is large).", DefaultValueFactory = _ => "cpu" };
+    private readonly Option<string> _device = new("--device")
+    {
+        Description = "cpu (default); gpu (the ILGPU backend on the first CUDA GPU; fails clearly without one; cuda is a synonym); emulated (the GPU kernels on ILGPU's CPU accelerator: slow, for checking); or auto (the GPU when present and the problem is large).",
+        DefaultValueFactory = _ => "cpu",
+    };
     private readonly Option<int?> _blockSize = new("--block-size")
     {
         Description = "indrnn, diag-gru, diag-lstm: k, the units per block of weight_hh [G·n, k]; inferred from that shape when omitted, checked against it when given.",
@@ -33,7 +37,7 @@ internal sealed class ModuleOptions
         _method.AcceptOnlyFromAmong(MethodNames.All);
         _dtype.AcceptOnlyFromAmong("float32", "float64");
         _fallback.AcceptOnlyFromAmong("sequential");
-        _device.AcceptOnlyFromAmong("cpu", "cuda", "auto");
+        _device.AcceptOnlyFromAmong("cpu", "gpu", "cuda", "emulated", "auto");
         _out = new Option<string>("--out") { Description = outDescription, Required = true };
     }
 
@@ -50,5 +54,11 @@ internal sealed class ModuleOptions
         r.GetValue(_dtype), r.GetValue(_atol), r.GetValue(_rtol), r.GetValue(_maxIter), r.GetValue(_out)!, report,
         r.GetValue(_prefix) ?? "", r.GetValue(_fallback) == "sequential", ParseDevice(r.GetValue(_device)), BlockSize: r.GetValue(_blockSize));
 
-    public static ComputeDevice ParseDevice(string? name) => name switch { "cuda" => ComputeDevice.Cuda, "auto" => ComputeDevice.Auto, _ => ComputeDevice.Cpu };
+    public static ComputeDevice ParseDevice(string? name) => name switch
+    {
+        "gpu" or "cuda" => ComputeDevice.Gpu,
+        "emulated" => ComputeDevice.Emulated,
+        "auto" => ComputeDevice.Auto,
+        _ => ComputeDevice.Cpu,
+    };
 }

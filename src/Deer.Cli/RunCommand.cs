@@ -319,6 +319,15 @@ internal static class RunCommand
         return $"[{string.Join(", ", c)}]";
     }
 
+    /// <summary>Where a solve ran, as reports name it: cpu, gpu, emulated, or mixed (a stack's layers on different devices).</summary>
+    internal static string BackendName(ComputeDevice device) => device switch
+    {
+        ComputeDevice.Gpu or ComputeDevice.Cuda => "gpu",
+        ComputeDevice.Emulated => "emulated",
+        ComputeDevice.Auto => "mixed",
+        _ => "cpu",
+    };
+
     private static void WriteReport<T>(Stream stream, Request q, SolveResult<T> result, string dtype,
         int batch, int length, int d, int n, int numLayers)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -332,7 +341,7 @@ internal static class RunCommand
             w.WriteString("fallback_method", MethodNames.Name(fallback));
         }
 
-        w.WriteString("backend", result.Device == ComputeDevice.Cuda ? "cuda" : "cpu");
+        w.WriteString("backend", BackendName(result.Device));
         w.WriteNumber("iterations", result.Iterations);
         w.WriteBoolean("converged", result.Converged);
         w.WriteString("status", result.Status.ToString());

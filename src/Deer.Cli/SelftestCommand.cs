@@ -3,14 +3,14 @@ using System.Globalization;
 using System.Numerics;
 using System.Text.Json;
 using DeerSharp.Cells;
-using DeerSharp.Cuda;
 
 namespace DeerSharp.Cli;
 
 /// <summary>
-/// `deer selftest --device cuda`: the CUDA backend against the CPU backend on fresh random weights and inputs, for every
-/// cell (rnn, gru, lstm, gilr), every GPU method, float32 and float64, plus a gradient after a GPU forward pass. Exit 0
-/// when everything agrees, 1 when anything does not, 2 when there is no device.
+/// `deer selftest --device gpu|emulated`: the ILGPU backend (on the GPU, or its kernels on ILGPU's CPU accelerator) against
+/// the CPU backend on fresh random weights and inputs, for every cell with kernels (rnn, gru, lstm, and the diagonal GRU
+/// with 2×2 blocks), every device method, float32 and float64, plus a gradient after a device forward pass. Exit 0 when
+/// everything agrees, 1 when anything does not, 2 when there is no device.
 /// </summary>
 internal static class SelftestCommand
 {
@@ -19,15 +19,19 @@ internal static class SelftestCommand
     public static Command Create(TextWriter stdout)
     {
         var device = new Option<string>("--device") { Description = "The backend to check against the CPU.", Required = true };
-        device.AcceptOnlyFromAmong("cuda");
+        device.AcceptOnlyFromAmong("gpu", "cuda", "emulated");
         var seed = new Option<int?>("--seed") { Description = "Random seed (default: a fresh one, printed)." };
-        var length = new Option<int>("--length") { Description = "Steps per sequence.", DefaultValueFactory = _ => 4096 };
+        var length = new Option<int?>("--length") { Description = "Steps per sequence (default 4096 on the GPU, 256 emulated: the CPU accelerator is slow)." };
         var output = new Option<string?>("--out") { Description = "Also write the results as JSON here." };
         var command = new Command("selftest", "Check a GPU backend against the CPU backend on fresh random inputs, for every cell and method.")
         {
             device, seed, length, output,
         };
-        command.SetAction(r => Execute(r.GetValue(seed) ?? Random.Shared.Next(), r.GetValue(length), r.GetValue(output), stdout));
+        command.SetAction(r =>
+        {
+            ComputeDevice where = r.GetValue(device) == "emulated" ? ComputeDevice.Emulated : ComputeDevice.Gpu;
+            return Execute(where, r.GetValue(seed) ?? Random.Shared.Next(), r.GetValue(length) ?? (where == ComputeDevice.Gpu ? 4096 : 256), r.GetValue(output), stdout);
+        });
         return command;
     }
 
@@ -37,28 +41,29 @@ internal static class SelftestCommand
         public bool Passed => Converged && MaxDifference <= Tolerance;
     }
 
-    private static int Execute(int seed, int length, string? output, TextWriter stdout)
+    private static int Execute(ComputeDevice device, int seed, int length, string? output, TextWriter stdout)
     {
         if (length < 2)
         {
             throw new UsageException($"--length must be at least 2; got {length}.");
         }
 
-        CudaProbe probe = CudaDevices.Probe();
-        if (!probe.Available)
+        IReadOnlyList<string> backends = Gpu.IlgpuBackend.Describe();
+        if (device == ComputeDevice.Gpu && !Gpu.IlgpuBackend.GpuPresent)
         {
-            throw new CudaException($"no CUDA device to test: {probe.Reason}.");
+            throw new NotSupportedException($"no GPU to test: {backends[0]}. `deer selftest --device emulated` checks the same kernels on the CPU.");
         }
 
-        stdout.WriteLine($"deer selftest: CUDA against the CPU, seed {seed}, T = {length}; device {probe.Devices[0].Name} ({probe.Devices[0].Architecture}).");
+        string name = device == ComputeDevice.Gpu ? backends[0] : backends[1];
+        stdout.WriteLine($"deer selftest: the ILGPU backend against the CPU, seed {seed}, T = {length}; {name}.");
         var rows = new List<Row>();
-        rows.AddRange(Check<float>(seed, length, 1e-4));
-        rows.AddRange(Check<double>(seed + 1, length, 1e-9));
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"cell",-6}{"dtype",-9}{"method",-12}{"B",3}{"T",8}{"S",4} {"iters",6} {"max |Δ|",10} {"tol",7} {"gpu s",8} {"cpu s",8}  result"));
+        rows.AddRange(Check<float>(device, seed, length, 1e-4));
+        rows.AddRange(Check<double>(device, seed + 1, length, 1e-9));
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"cell",-9}{"dtype",-9}{"method",-12}{"B",3}{"T",8}{"S",4} {"iters",6} {"max |Δ|",10} {"tol",7} {"gpu s",8} {"cpu s",8}  result"));
         foreach (Row r in rows)
         {
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{r.Cell,-6}{r.DType,-9}{r.Method,-12}{r.Batch,3}{r.Length,8}{r.State,4} {r.Iterations,6} {r.MaxDifference,10:G3} {r.Tolerance,7:G1} {r.GpuSeconds,8:F4} {r.CpuSeconds,8:F4}  {(r.Passed ? "ok" : "FAIL: " + r.Message)}"));
+                $"{r.Cell,-9}{r.DType,-9}{r.Method,-12}{r.Batch,3}{r.Length,8}{r.State,4} {r.Iterations,6} {r.MaxDifference,10:G3} {r.Tolerance,7:G1} {r.GpuSeconds,8:F4} {r.CpuSeconds,8:F4}  {(r.Passed ? "ok" : "FAIL: " + r.Message)}"));
         }
 
         // The gradient after a GPU forward pass (the adjoint runs on the CPU), against the CPU's own.
@@ -66,11 +71,11 @@ internal static class SelftestCommand
         var gru = GruCell<double>.Random(4, 8, random);
         double[] x = Uniform(random, 2 * length * 4), c = Uniform(random, 2 * length * 8);
         GradientResult<double> cpu = Deer.Gradient(gru, x, 2, length, c, new SolveOptions { Method = SolveMethod.Deer });
-        GradientResult<double> gpu = Deer.Gradient(gru, x, 2, length, c, new SolveOptions { Method = SolveMethod.Deer, Device = ComputeDevice.Cuda });
+        GradientResult<double> gpu = Deer.Gradient(gru, x, 2, length, c, new SolveOptions { Method = SolveMethod.Deer, Device = device });
         double gradientDiff = MaxAbsDiff(gpu.ParameterGradient, cpu.ParameterGradient);
         double scale = Math.Max(1, cpu.ParameterGradient.Max(Math.Abs));
         bool gradientOk = gradientDiff <= 1e-8 * scale;
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"gradient (GRU n = 8, float64, GPU forward + adjoint): max |Δ| {gradientDiff:G3} (tolerance {1e-8 * scale:G2}) {(gradientOk ? "ok" : "FAIL")}"));
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"gradient (GRU n = 8, float64, device forward + adjoint): max |Δ| {gradientDiff:G3} (tolerance {1e-8 * scale:G2}) {(gradientOk ? "ok" : "FAIL")}"));
         int failed = rows.Count(r => !r.Passed) + (gradientOk ? 0 : 1);
         stdout.WriteLine(failed == 0 ? $"all {rows.Count + 1} checks passed." : $"{failed} of {rows.Count + 1} checks FAILED.");
         if (output is not null)
@@ -80,8 +85,7 @@ internal static class SelftestCommand
             {
                 using var w = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });
                 w.WriteStartObject();
-                w.WriteString("device", probe.Devices[0].Name);
-                w.WriteString("architecture", probe.Devices[0].Architecture);
+                w.WriteString("device", name);
                 w.WriteNumber("seed", seed);
                 w.WriteString("date", DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
                 w.WriteStartArray("checks");
@@ -118,13 +122,13 @@ internal static class SelftestCommand
         return failed == 0 ? 0 : 1;
     }
 
-    private static List<Row> Check<T>(int seed, int length, double tolerance)
+    private static List<Row> Check<T>(ComputeDevice device, int seed, int length, double tolerance)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var random = new Random(seed);
         var rows = new List<Row>();
         string dtype = typeof(T) == typeof(double) ? "float64" : "float32";
-        foreach (string kind in new[] { "rnn", "gru", "lstm", "gilr" })
+        foreach (string kind in new[] { "rnn", "gru", "lstm", "diag-gru" })
         {
             int d = 4, n = kind == "lstm" ? 8 : 16, batch = 4;
             Func<T[], T[], SolveOptions, SolveResult<T>> solve;
@@ -144,19 +148,19 @@ internal static class SelftestCommand
                     solve = (x, h0, o) => Deer.Solve(lstm, x, batch, length, o, h0);
                     break;
                 default:
-                    var gilr = GilrCell<T>.Random(d, n, random);
-                    solve = (x, h0, o) => Deer.Solve(gilr, x, batch, length, o, h0);
+                    var diagonal = DiagonalGruCell<T>.Random(d, n, 2, random);
+                    solve = (x, h0, o) => Deer.Solve(diagonal, x, batch, length, o, h0);
                     break;
             }
 
             T[] inputs = [.. Uniform(random, batch * length * d).Select(T.CreateTruncating)];
             T[] initial = [.. Uniform(random, batch * s).Select(v => T.CreateTruncating(0.5 * v))];
             SolveResult<T> reference = solve(inputs, initial, new SolveOptions { Method = SolveMethod.Sequential });
-            foreach (SolveMethod method in kind == "gilr" ? [SolveMethod.Sequential, SolveMethod.Scan] : Methods)
+            foreach (SolveMethod method in kind == "diag-gru" ? [SolveMethod.Deer] : Methods)
             {
-                SolveResult<T> gpu = solve(inputs, initial, new SolveOptions { Method = method, Device = ComputeDevice.Cuda, Fallback = FallbackPolicy.None });
-                rows.Add(new Row(kind, dtype, MethodNames.Name(method), batch, length, s, gpu.Converged, gpu.Iterations,
-                    MaxAbsDiff(gpu.States, reference.States), tolerance, gpu.Elapsed.TotalSeconds, reference.Elapsed.TotalSeconds, gpu.Message));
+                SolveResult<T> onDevice = solve(inputs, initial, new SolveOptions { Method = method, Device = device, Fallback = FallbackPolicy.None });
+                rows.Add(new Row(kind, dtype, MethodNames.Name(method), batch, length, s, onDevice.Converged, onDevice.Iterations,
+                    MaxAbsDiff(onDevice.States, reference.States), tolerance, onDevice.Elapsed.TotalSeconds, reference.Elapsed.TotalSeconds, onDevice.Message));
             }
         }
 

@@ -43,7 +43,11 @@ public sealed class SolveResult<T>
     /// <summary>All states, flat, shape [BatchSize, Length, StateSize], row-major. For an LSTM each state is [h; c].</summary>
     public T[] States { get; }
 
-    /// <summary>Where the solve ran: the CPU, or the CUDA backend.</summary>
+    /// <summary>
+    /// Where the solve ran: <see cref="ComputeDevice.Cpu"/>, <see cref="ComputeDevice.Gpu"/> or <see cref="ComputeDevice.Emulated"/>
+    /// (<see cref="ComputeDevice.Cuda"/> for the legacy CUDA layer); <see cref="ComputeDevice.Auto"/> for a stack whose
+    /// layers ran on different devices.
+    /// </summary>
     public ComputeDevice Device { get; internal set; } = ComputeDevice.Cpu;
 
     /// <summary>B, the number of sequences.</summary>

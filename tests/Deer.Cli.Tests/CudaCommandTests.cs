@@ -1,46 +1,62 @@
-using DeerSharp.Cuda;
+using System.Text.Json;
 using DeerSharp.IO;
 
 namespace DeerSharp.Cli.Tests;
 
-/// <summary>The CLI's CUDA surface on a machine without a GPU: clear refusals, never a stack trace or a partial file.</summary>
+/// <summary>
+/// The CLI's device surface: `deer info` lists the ILGPU backend's accelerators (or why there is no GPU); --device gpu
+/// (and its synonym cuda) without a GPU exits 2 with the reason, never a stack trace or a partial file; --device auto
+/// falls back to the CPU and the report says so; --device emulated runs the GPU kernels on the CPU; and
+/// `deer selftest --device emulated` passes.
+/// </summary>
 public class CudaCommandTests
 {
+    private static bool HasGpu => Gpu.IlgpuBackend.GpuPresent;
+
     [Fact]
-    public void Info_lists_the_cuda_backend_or_says_why_it_is_absent()
+    public void Info_lists_the_accelerators_or_says_why_there_is_no_gpu()
     {
         Cli.Outcome r = Cli.Run("info");
         Assert.Equal(0, r.ExitCode);
-        Assert.Contains(CudaDevices.Probe().Available ? "cuda (available" : "cuda (not available: ", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains(HasGpu ? "gpu: " : "gpu: none (", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("emulated: ILGPU's CPU accelerator", r.Stdout, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public void Cuda_commands_without_a_device_exit_2_with_the_reason()
+    private static TempDir GruFiles()
     {
-        if (CudaDevices.Probe().Available)
-        {
-            return; // On a GPU machine these commands run for real (CudaAgreement and the selftest cover them).
-        }
-
-        using var dir = new TempDir();
+        var dir = new TempDir();
         var gru = Cells.GruCell<float>.Random(2, 3, new Random(1));
         SafetensorsFile.Write(dir.File("w.safetensors"), new Dictionary<string, TensorData>
         {
             ["weight_ih_l0"] = TensorData.FromSingle(gru.Weights.WeightIH, 9, 2),
             ["weight_hh_l0"] = TensorData.FromSingle(gru.Weights.WeightHH, 9, 3),
         });
-        Npy.Write(dir.File("x.npy"), TensorData.FromSingle(new float[20], 10, 2));
+        float[] x = [.. Enumerable.Range(0, 40).Select(i => MathF.Sin(i * 0.37f))];
+        Npy.Write(dir.File("x.npy"), TensorData.FromSingle(x, 20, 2));
+        return dir;
+    }
+
+    [Fact]
+    public void Gpu_commands_without_a_gpu_exit_2_with_the_reason()
+    {
+        if (HasGpu)
+        {
+            return; // On a GPU machine these commands run for real (the selftest covers them).
+        }
+
+        using TempDir dir = GruFiles();
         string[][] commands =
         [
+            ["selftest", "--device", "gpu"],
             ["selftest", "--device", "cuda"],
-            ["bench", "--device", "cuda", "--quick", "--out-dir", dir.File("bench")],
+            ["run", "--cell", "gru", "--weights", dir.File("w.safetensors"), "--inputs", dir.File("x.npy"), "--device", "gpu", "--out", dir.File("h.npy")],
             ["run", "--cell", "gru", "--weights", dir.File("w.safetensors"), "--inputs", dir.File("x.npy"), "--device", "cuda", "--out", dir.File("h.npy")],
         ];
         foreach (string[] args in commands)
         {
             Cli.Outcome r = Cli.Run(args);
             Assert.True(r.ExitCode == 2, $"{string.Join(' ', args)}: {r}");
-            Assert.Contains("no CUDA device", r.Stderr, StringComparison.OrdinalIgnoreCase);
+            Assert.Contains("no GPU", r.Stderr, StringComparison.OrdinalIgnoreCase);
             Assert.Single(r.Stderr.Trim().Split('\n'));
         }
 
@@ -49,5 +65,29 @@ public class CudaCommandTests
             "--out", dir.File("h.npy"), "--report", dir.File("r.json"));
         Assert.True(auto.ExitCode == 0, auto.ToString());
         Assert.Contains("\"backend\": \"cpu\"", File.ReadAllText(dir.File("r.json")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Emulated_device_runs_the_gpu_kernels_and_reports_where()
+    {
+        using TempDir dir = GruFiles();
+        Cli.Outcome cpu = Cli.Run("run", "--cell", "gru", "--weights", dir.File("w.safetensors"), "--inputs", dir.File("x.npy"), "--method", "sequential",
+            "--out", dir.File("cpu.npy"));
+        Cli.Outcome emulated = Cli.Run("run", "--cell", "gru", "--weights", dir.File("w.safetensors"), "--inputs", dir.File("x.npy"), "--method", "deer",
+            "--device", "emulated", "--out", dir.File("h.npy"), "--report", dir.File("r.json"));
+        Assert.True(cpu.ExitCode == 0 && emulated.ExitCode == 0, $"{cpu}\n{emulated}");
+        using JsonDocument report = JsonDocument.Parse(File.ReadAllText(dir.File("r.json")));
+        Assert.Equal("emulated", report.RootElement.GetProperty("backend").GetString());
+        Assert.True(report.RootElement.GetProperty("converged").GetBoolean());
+        float[] a = Npy.Read(dir.File("cpu.npy")).ToArray<float>(), b = Npy.Read(dir.File("h.npy")).ToArray<float>();
+        Assert.True(a.Zip(b, (p, q) => Math.Abs(p - q)).Max() <= 1e-4f);
+    }
+
+    [Fact]
+    public void Selftest_on_the_emulated_device_passes()
+    {
+        Cli.Outcome r = Cli.Run("selftest", "--device", "emulated", "--length", "48");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("checks passed", r.Stdout, StringComparison.Ordinal);
     }
 }

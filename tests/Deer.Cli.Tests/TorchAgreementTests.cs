@@ -70,6 +70,60 @@ public class TorchAgreementTests
     }
 
     /// <summary>
+    /// `deer run --device emulated` (the GPU kernels on ILGPU's CPU accelerator) against PyTorch's modules: every float32
+    /// case (RNN, GRU, LSTM; 1 and 2 layers; batched or not), DEER and quasi-DEER with no fallback, within 1e-4; the report
+    /// names the emulated backend.
+    /// </summary>
+    [TorchFact]
+    public void Run_on_the_emulated_device_reproduces_PyTorch_modules()
+    {
+        using var dir = new TempDir();
+        int seed = Random.Shared.Next();
+        using JsonDocument cases = Fixtures(dir, seed);
+        var failures = new List<string>();
+        int runs = 0;
+        foreach (JsonElement c in cases.RootElement.EnumerateArray().Where(c => c.GetProperty("dtype").GetString() == "float32"))
+        {
+            string name = c.GetProperty("name").GetString()!, cell = c.GetProperty("cell").GetString()!;
+            string folder = Path.Combine(dir.Path, name);
+            TensorData expected = Npy.Read(Path.Combine(folder, "expected.npy"));
+            foreach (string method in new[] { "deer", "quasi-deer" })
+            {
+                var args = new List<string> { "run", "--cell", cell, "--weights", Path.Combine(folder, "weights.safetensors"),
+                    "--inputs", Path.Combine(folder, "x.npy"), "--method", method, "--device", "emulated",
+                    "--out", Path.Combine(folder, $"emulated-{method}.npy"), "--report", Path.Combine(folder, $"emulated-{method}.json") };
+                if (c.GetProperty("h0").GetBoolean())
+                {
+                    args.AddRange(["--h0", Path.Combine(folder, "h0.npy")]);
+                    if (cell == "lstm")
+                    {
+                        args.AddRange(["--c0", Path.Combine(folder, "c0.npy")]);
+                    }
+                }
+
+                Cli.Outcome r = Cli.Run([.. args]);
+                runs++;
+                if (r.ExitCode != 0)
+                {
+                    failures.Add($"{name} {method}: {r}");
+                    continue;
+                }
+
+                double diff = MaxAbsDiff(expected.ToArray<double>(), Npy.Read(Path.Combine(folder, $"emulated-{method}.npy")).ToArray<double>());
+                using JsonDocument report = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, $"emulated-{method}.json")));
+                string? backend = report.RootElement.GetProperty("backend").GetString();
+                if (!(diff <= 1e-4) || backend != "emulated")
+                {
+                    failures.Add($"{name} {method}: max diff {diff:G3} (tolerance 1e-4), backend {backend}");
+                }
+            }
+        }
+
+        Assert.Equal(24, runs);
+        Assert.True(failures.Count == 0, $"seed {seed}:\n" + string.Join("\n", failures));
+    }
+
+    /// <summary>
     /// `deer grad` against autograd's output.backward(C): every weight key, "inputs", "h0" and "c0", for every case, after
     /// forward passes by DEER, quasi-DEER and the loop; 1e-8 relative to each tensor's largest entry in float64, 1e-3 in float32.
     /// </summary>

@@ -85,7 +85,11 @@ public sealed class StackedCells<TCell, T>
             results.Sum(r => r.Iterations), failed?.Status ?? SolveStatus.Converged, message,
             [.. results.SelectMany(r => r.ResidualHistory)], results.Max(r => r.MaxResidual), clock.Elapsed, results,
             results.Sum(r => r.FallbackSequences), results.Select(r => r.FallbackReason).FirstOrDefault(r => r is not null),
-            results.Max(r => r.Windows));
+            results.Max(r => r.Windows))
+        {
+            // Where the stack ran: its layers' device when they agree (an Auto solve may put small layers on the CPU).
+            Device = results.Select(r => r.Device).Distinct().Count() == 1 ? results[0].Device : ComputeDevice.Auto,
+        };
     }
 }
 
