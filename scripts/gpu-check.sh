@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds what a GPU machine without .NET needs to check Deer's CUDA backend, into gpu-check/ (ignored by git):
+# Builds what a GPU machine without .NET needs to check Deer's ILGPU backend on the GPU, into gpu-check/ (ignored by git):
 #   gpu-check/deer     a self-contained single-file linux-x64 deer (InvariantGlobalization: no ICU needed)
-#   gpu-check/run.sh   on the GPU machine: deer info; deer selftest --device cuda; deer bench --device cuda
+#   gpu-check/run.sh   on the GPU machine: deer info; deer selftest --device gpu; deer bench --device gpu
 # Carry gpu-check/ to the machine (the device tool's `carry`) and run `bash gpu-check/run.sh`; results go to $OUT
 # (or gpu-check/results). Pass --quick to make run.sh's bench a smoke run.
 set -euo pipefail
@@ -23,8 +23,8 @@ results=\${OUT:-\$here/results}
 mkdir -p "\$results"
 python=\$(command -v python3 || true)
 "\$here/deer" info 2>&1 | tee "\$results/info.txt"
-"\$here/deer" selftest --device cuda --out "\$results/selftest.json" 2>&1 | tee "\$results/selftest.txt"
-"\$here/deer" bench --device cuda --out-dir "\$results" ${bench_args} \${python:+--python "\$python"} 2>&1 | tee "\$results/bench.txt"
+"\$here/deer" selftest --device gpu --out "\$results/selftest.json" 2>&1 | tee "\$results/selftest.txt"
+"\$here/deer" bench --device gpu --out-dir "\$results" ${bench_args} \${python:+--python "\$python"} 2>&1 | tee "\$results/bench.txt"
 RUN
 chmod +x "$out/run.sh" "$out/deer"
 du -sh "$out"

@@ -46,11 +46,6 @@ public static class CliApp
         {
             return Fail(stderr, e.Message, 3);
         }
-        catch (Cuda.CudaException e)
-        {
-            // No device (or no library) is the user's setup: 2. A failing driver call is ours to explain: 1.
-            return Fail(stderr, e.Message, e.Call.Length == 0 ? 2 : 1);
-        }
         catch (Exception e) when (e is TensorFormatException or IOException or UnauthorizedAccessException or ArgumentException
                                       or NotSupportedException or InsufficientMemoryException or OutOfMemoryException)
         {

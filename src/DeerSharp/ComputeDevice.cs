@@ -6,10 +6,7 @@ public enum ComputeDevice
     /// <summary>The CPU backend (the default): every cell, every method.</summary>
     Cpu,
 
-    /// <summary>
-    /// The hand-written CUDA layer (driver API, NVRTC, deer.cu), being retired for <see cref="Gpu"/>: tanh RNN, GRU, LSTM and GILR cells; Sequential (the GPU's own loop), Deer (states up to 32),
-    /// QuasiDeer, Picard and Scan. Throws when no CUDA device is present or the cell or method has no GPU kernels.
-    /// </summary>
+    /// <summary>A synonym of <see cref="Gpu"/> (the name of the CUDA backend that ILGPU replaced).</summary>
     Cuda,
 
     /// <summary>

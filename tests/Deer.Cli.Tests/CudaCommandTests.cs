@@ -84,6 +84,20 @@ public class CudaCommandTests
     }
 
     [Fact]
+    public void Gpu_bench_runs_on_the_emulated_device()
+    {
+        using var dir = new TempDir();
+        Cli.Outcome r = Cli.Run("bench", "--device", "emulated", "--quick", "--repeats", "1", "--no-peers", "--out-dir", dir.File("bench"));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.True(File.Exists(dir.File("bench/bench-gpu.md")) && File.Exists(dir.File("bench/bench-gpu.json")));
+        if (!HasGpu)
+        {
+            Cli.Outcome gpu = Cli.Run("bench", "--device", "gpu", "--quick", "--out-dir", dir.File("none"));
+            Assert.True(gpu.ExitCode == 2 && gpu.Stderr.Contains("no GPU", StringComparison.Ordinal), gpu.ToString());
+        }
+    }
+
+    [Fact]
     public void Selftest_on_the_emulated_device_passes()
     {
         Cli.Outcome r = Cli.Run("selftest", "--device", "emulated", "--length", "48");

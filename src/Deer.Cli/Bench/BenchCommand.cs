@@ -41,8 +41,12 @@ internal static class BenchCommand
         var repeats = new Option<int>("--repeats") { Description = "Timed runs per measurement (after one warm-up); the median is reported.", DefaultValueFactory = _ => 5 };
         var noPeers = new Option<bool>("--no-peers") { Description = "Skip the PyTorch peer." };
         var python = new Option<string?>("--python") { Description = "Python with torch for the PyTorch peer (default: DEER_PYTHON, /usr/bin/python3, python3)." };
-        var device = new Option<string>("--device") { Description = "cpu (default) or cuda: the GPU bench (scan against device copy; GRU against the GPU loop, the CPU, cuDNN and JAX DEER).", DefaultValueFactory = _ => "cpu" };
-        device.AcceptOnlyFromAmong("cpu", "cuda");
+        var device = new Option<string>("--device")
+        {
+            Description = "cpu (default), or gpu (cuda is a synonym): the GPU bench (scan against device copy; GRU against the GPU loop, the CPU, cuDNN and JAX DEER); emulated runs it on ILGPU's CPU accelerator (a smoke run, not a measurement).",
+            DefaultValueFactory = _ => "cpu",
+        };
+        device.AcceptOnlyFromAmong("cpu", "gpu", "cuda", "emulated");
         var only = new Option<string?>("--only") { Description = "Run one section of the CPU bench: scan, rnn, sweep or structured (default: all)." };
         only.AcceptOnlyFromAmong("scan", "rnn", "sweep", "structured");
         var chartFrom = new Option<string?>("--chart-from")
@@ -66,9 +70,9 @@ internal static class BenchCommand
                 return Redraw(json, r.GetValue(outDir)!, stdout);
             }
 
-            if (r.GetValue(device) == "cuda")
+            if (r.GetValue(device) is "gpu" or "cuda" or "emulated")
             {
-                return GpuBench.Run(r.GetValue(outDir)!, r.GetValue(quick), reps, !r.GetValue(noPeers), r.GetValue(python), stdout);
+                return GpuBench.Run(ModuleOptions.ParseDevice(r.GetValue(device)), r.GetValue(outDir)!, r.GetValue(quick), reps, !r.GetValue(noPeers), r.GetValue(python), stdout);
             }
 
             return Run(new Options(r.GetValue(outDir)!, r.GetValue(quick), reps, !r.GetValue(noPeers), r.GetValue(python), stdout, r.GetValue(only)));

@@ -3,12 +3,15 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using DeerSharp.Cells;
-using DeerSharp.Cuda;
+using DeerSharp.Gpu;
+using ILGPU;
+using ILGPU.Runtime;
 
 namespace DeerSharp.Cli.Bench;
 
 /// <summary>
-/// `deer bench --device cuda`: the CUDA backend measured in one run against (1) the device's own copy bandwidth, for the
+/// `deer bench --device gpu` (or `emulated`, for a smoke run on ILGPU's CPU accelerator): the ILGPU backend measured in one
+/// run against (1) the device's own copy bandwidth, for the
 /// diagonal scan; (2) its own sequential kernel, the CPU backend, PyTorch's cuDNN nn.GRU and a JAX DEER
 /// (benchmarks/peers/jax_deer.py), for GRUs of batch 16. Writes bench-gpu.md and bench-gpu.json.
 /// </summary>
@@ -27,35 +30,29 @@ internal static class GpuBench
 
     private sealed record GruRow(int N, int Length, string Runner, double Seconds, double Speedup, double MaxDifference, int Iterations, string Note);
 
-    public static int Run(string outDir, bool quick, int repeats, bool peers, string? python, TextWriter log)
+    public static int Run(ComputeDevice device, string outDir, bool quick, int repeats, bool peers, string? python, TextWriter log)
     {
-        CudaProbe probe = CudaDevices.Probe();
-        if (!probe.Available)
+        (Accelerator? accelerator, string description) = IlgpuBackend.Open(device);
+        if (accelerator is null)
         {
-            throw new CudaException($"no CUDA device to benchmark: {probe.Reason}.");
+            throw new NotSupportedException($"no GPU to benchmark: {description}. `deer bench --device emulated --quick` runs the same code on ILGPU's CPU accelerator.");
         }
 
         Directory.CreateDirectory(outDir);
-        using CudaRuntime gpu = CudaRuntime.Open();
-        log.WriteLine($"deer bench --device cuda{(quick ? " --quick" : "")}: {gpu.Description}; median of {repeats} runs after a warm-up.");
-        List<ScanRow> scans;
-        List<GruRow> grus;
-        string? peerNote = null;
-        using (GpuDispatch.Use(gpu))
-        {
-            scans = Scans(gpu, quick, repeats, log);
-            (grus, peerNote) = Grus(quick, repeats, peers, python, log);
-        }
-
+        string flag = device == ComputeDevice.Emulated ? "emulated" : "gpu";
+        log.WriteLine($"deer bench --device {flag}{(quick ? " --quick" : "")}: {description}; median of {repeats} runs after a warm-up.");
+        List<ScanRow> scans = Scans(accelerator, quick, repeats, log);
+        (List<GruRow> grus, string? peerNote) = Grus(device == ComputeDevice.Emulated ? ComputeDevice.Emulated : ComputeDevice.Gpu, quick, repeats,
+            peers && device != ComputeDevice.Emulated, python, log);
         string date = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
         using var files = new AtomicFiles();
-        files.Stage(Path.Combine(outDir, "bench-gpu.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(gpu, date, repeats, scans, grus, peerNote))));
+        files.Stage(Path.Combine(outDir, "bench-gpu.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(description, flag, date, repeats, scans, grus, peerNote))));
         files.Stage(Path.Combine(outDir, "bench-gpu.json"), "--out-dir", s =>
         {
             using var w = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });
             w.WriteStartObject();
             w.WriteString("date", date);
-            w.WriteString("device", gpu.Description);
+            w.WriteString("device", description);
             w.WriteNumber("repeats", repeats);
             w.WriteString("note", "Deer's GPU times include host-device transfers; the peers' do not.");
             w.WritePropertyName("scan");
@@ -104,11 +101,12 @@ internal static class GpuBench
         return 0;
     }
 
-    private static List<ScanRow> Scans(CudaRuntime gpu, bool quick, int repeats, TextWriter log)
+    private static List<ScanRow> Scans(Accelerator accelerator, bool quick, int repeats, TextWriter log)
     {
         var rows = new List<ScanRow>();
-        long[] sizes = quick ? [1L << 20] : [1L << 24, 1L << 26, 1L << 28];
+        long[] sizes = quick ? [1L << (accelerator.AcceleratorType == AcceleratorType.CPU ? 12 : 20)] : [1L << 24, 1L << 26, 1L << 28];
         var random = new Random(1);
+        var scanner = new DiagonalScan<float>(accelerator);
         foreach (long elements in sizes)
         {
             foreach (int n in new[] { 1, 32 })
@@ -120,11 +118,11 @@ internal static class GpuBench
                     host[i] = (float)(random.NextDouble() * 1.8 - 0.9);
                 }
 
-                using var buffers = new GpuSolver.DeviceBuffers(gpu);
-                ulong a = buffers.Upload<float>(host), b = buffers.Upload<float>(host), h0 = buffers.Upload<float>(new float[n]);
-                ulong h = buffers.Allocate(elements * 4);
-                double scan = Median(repeats, () => GpuSolver.DiagonalScan<float>(gpu, buffers, false, a, b, h0, h, 1, length, n), gpu);
-                double copy = Median(repeats, () => gpu.Copy(h, a, elements * 4), gpu);
+                using MemoryBuffer1D<float, Stride1D.Dense> a = accelerator.Allocate1D(host), b = accelerator.Allocate1D(host),
+                    h0 = accelerator.Allocate1D(new float[n]), h = accelerator.Allocate1D<float>(elements);
+                int chunks = DiagonalScan<float>.Chunks(1, length, n, threads: (long)accelerator.MaxNumThreads * 8);
+                double scan = Median(repeats, () => scanner.Solve(a.View, b.View, h0.View, h.View, 1, length, n, chunks), accelerator);
+                double copy = Median(repeats, () => h.View.CopyFrom(a.View), accelerator);
                 var row = new ScanRow(elements, n, scan, copy);
                 rows.Add(row);
                 log.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -135,14 +133,14 @@ internal static class GpuBench
         return rows;
     }
 
-    private static (List<GruRow>, string?) Grus(bool quick, int repeats, bool peers, string? python, TextWriter log)
+    private static (List<GruRow>, string?) Grus(ComputeDevice device, bool quick, int repeats, bool peers, string? python, TextWriter log)
     {
         var rows = new List<GruRow>();
         string? note = null;
         var peer = peers ? new TorchPeer(python) : null;
         const int batch = 16;
         int[] hidden = quick ? [8] : [1, 8, 32, 64];
-        int[] lengths = quick ? [4096] : [65_536, 1_048_576];
+        int[] lengths = quick ? [device == ComputeDevice.Emulated ? 64 : 4096] : [65_536, 1_048_576];
         var random = new Random(2);
         foreach (int length in lengths)
         {
@@ -156,14 +154,14 @@ internal static class GpuBench
                 }
 
                 SolveResult<float>? loop = null;
-                double loopSeconds = Median(repeats, () => loop = Deer.Solve(gru, x, batch, length, new SolveOptions { Method = SolveMethod.Sequential, Device = ComputeDevice.Cuda }), null);
+                double loopSeconds = Median(repeats, () => loop = Deer.Solve(gru, x, batch, length, new SolveOptions { Method = SolveMethod.Sequential, Device = device }), null);
                 void Add(string runner, double seconds, float[] states, int iterations, string extra) =>
                     rows.Add(new GruRow(n, length, runner, seconds, loopSeconds / seconds, Diff(states, loop!.States), iterations, extra));
                 rows.Add(new GruRow(n, length, "gpu sequential kernel", loopSeconds, 1, 0, 0, ""));
-                foreach (SolveMethod method in n <= GpuSolver.MaxDenseState ? new[] { SolveMethod.Deer, SolveMethod.QuasiDeer } : [SolveMethod.QuasiDeer])
+                foreach (SolveMethod method in n <= DeviceCell<float>.MaxDenseState ? new[] { SolveMethod.Deer, SolveMethod.QuasiDeer } : [SolveMethod.QuasiDeer])
                 {
                     SolveResult<float>? r = null;
-                    double seconds = Median(repeats, () => r = Deer.Solve(gru, x, batch, length, new SolveOptions { Method = method, Device = ComputeDevice.Cuda, Fallback = FallbackPolicy.None }), null);
+                    double seconds = Median(repeats, () => r = Deer.Solve(gru, x, batch, length, new SolveOptions { Method = method, Device = device, Fallback = FallbackPolicy.None }), null);
                     Add($"gpu {MethodNames.Name(method)}", seconds, r!.States, r.Iterations, r.Converged ? "" : "not converged: " + r.Message);
                 }
 
@@ -231,7 +229,7 @@ internal static class GpuBench
         return max;
     }
 
-    private static double Median(int repeats, Action run, CudaRuntime? sync)
+    private static double Median(int repeats, Action run, Accelerator? sync)
     {
         run();
         sync?.Synchronize();
@@ -248,12 +246,12 @@ internal static class GpuBench
         return times[repeats / 2];
     }
 
-    private static string Markdown(CudaRuntime gpu, string date, int repeats, List<ScanRow> scans, List<GruRow> grus, string? peerNote)
+    private static string Markdown(string description, string flag, string date, int repeats, List<ScanRow> scans, List<GruRow> grus, string? peerNote)
     {
         var md = new StringBuilder();
-        md.AppendLine(CultureInfo.InvariantCulture, $"# deer bench --device cuda ({date})");
+        md.AppendLine(CultureInfo.InvariantCulture, $"# deer bench --device {flag} ({date})");
         md.AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"Device: {gpu.Description}. Median of {repeats} runs after a warm-up. Deer's GPU times include host-device transfers; the peers' do not.");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Device: {description}. Median of {repeats} runs after a warm-up. Deer's GPU times include host-device transfers; the peers' do not.");
         md.AppendLine();
         md.AppendLine("## Diagonal scan against the device-to-device copy (float32, B = 1)");
         md.AppendLine();

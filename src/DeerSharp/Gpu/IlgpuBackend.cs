@@ -113,6 +113,16 @@ internal static class IlgpuBackend
     public static bool GpuPresent => Gpu.Value is not null;
 
     /// <summary>
+    /// The accelerator behind <paramref name="device"/> (Gpu or its synonym Cuda, or Emulated) with its description, or
+    /// null with the reason there is none: for the GPU bench, which times the scan and a device copy directly.
+    /// </summary>
+    public static (Accelerator? Accelerator, string Description) Open(ComputeDevice device)
+    {
+        Device? d = device == ComputeDevice.Emulated ? Emulator.Value : Gpu.Value;
+        return d is null ? (null, Device.GpuAbsence ?? "no GPU") : (d.Accelerator, d.Description);
+    }
+
+    /// <summary>
     /// Solves on the ILGPU backend when <see cref="SolveOptions.Device"/> asks for it (Gpu, Emulated) or Auto finds it
     /// worthwhile. False leaves the solve to the CPU (Auto only); an explicit device that cannot run the problem throws.
     /// </summary>
@@ -122,7 +132,7 @@ internal static class IlgpuBackend
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         result = null;
-        bool required = options.Device is ComputeDevice.Gpu or ComputeDevice.Emulated;
+        bool required = options.Device is ComputeDevice.Gpu or ComputeDevice.Cuda or ComputeDevice.Emulated;
         DeviceCell<T>? deviceCell = DeviceCell<T>.From(cell);
         if (deviceCell is null)
         {

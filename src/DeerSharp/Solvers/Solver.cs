@@ -50,12 +50,7 @@ internal static partial class Solver
         Require.Finite(initialState, nameof(initialState), batchSize, s);
         Require.Finite(warmStart, nameof(warmStart), batchSize, length, s);
 
-        if (options.Device == ComputeDevice.Cuda && Cuda.GpuDispatch.TrySolve(cell, inputs, batchSize, length, initialState, warmStart, options, out SolveResult<T>? onCuda))
-        {
-            return onCuda;
-        }
-
-        if (options.Device is ComputeDevice.Gpu or ComputeDevice.Emulated or ComputeDevice.Auto
+        if (options.Device != ComputeDevice.Cpu
             && Gpu.IlgpuBackend.TrySolve(cell, inputs, batchSize, length, initialState, warmStart, options, out SolveResult<T>? onDevice))
         {
             return onDevice;
