@@ -30,6 +30,10 @@ public sealed class IlgpuBackendTests
             data.Add(cell, nameof(SolveMethod.Auto));
         }
 
+        data.Add("gilr", nameof(SolveMethod.Scan));
+        data.Add("gilr", nameof(SolveMethod.Sequential));
+        data.Add("gilr", nameof(SolveMethod.Auto));
+
         return data;
     }
 
@@ -61,13 +65,14 @@ public sealed class IlgpuBackendTests
             "lstm" => Both(new LstmCell<T>(RecurrentWeights<T>.Random(4, N, D, random)), x, h0, device, loop),
             "indrnn" => Both(new IndRnnCell<T>(StructuredWeights<T>.Random(1, N, D, 2, random, 1.5)), x, h0, device, loop),
             "diag-gru" => Both(new DiagonalGruCell<T>(StructuredWeights<T>.Random(3, N, D, 2, random, 1.5)), x, h0, device, loop),
+            "gilr" => Both(GilrCell<T>.Random(D, N, random), x, h0, device, loop),
             _ => Both(new DiagonalLstmCell<T>(StructuredWeights<T>.Random(4, N, D, 1, random, 1.5)), x, h0, device, loop),
         };
 
         string what = $"seed {seed}, {kind} {method} {typeof(T).Name}";
         Assert.True(onDevice.Converged, $"{what}: {onDevice}");
         Assert.Equal(ComputeDevice.Emulated, onDevice.Device);
-        Assert.Equal(method == SolveMethod.Auto ? SolveMethod.Deer : method, onDevice.Method);
+        Assert.Equal(method == SolveMethod.Auto ? (kind == "gilr" ? SolveMethod.Scan : SolveMethod.Deer) : method, onDevice.Method);
         Assert.Null(onDevice.FallbackMethod);
         double diff = onDevice.States.Zip(onCpu.States, (a, b) => Math.Abs(double.CreateTruncating(a - b))).Max();
         Assert.True(diff <= tolerance, $"{what}: max |device − cpu| = {diff:G3} after {onDevice.Iterations} iterations");

@@ -163,12 +163,32 @@ internal static class DenseKernels
         term[state + n + u] = c - (cSum + (fg * cPrev));
     }
 
-    /// <summary>The sequential loop of a dense cell, one thread per sequence (the GPU's own baseline); kind 0 RNN, 1 GRU, 2 LSTM.</summary>
+    /// <summary>
+    /// GILR, one thread per (row, unit): g = σ(xp_g), i = tanh(xp_i), f = g h + (1 − g) i. Linear in h: the Jacobian is
+    /// diag(g) and the Newton term (1 − g) i, whatever the iterate, so one diagonal scan is exact.
+    /// </summary>
+    public static void EvaluateGilr<T>(Index1D index, ArrayView<T> xp, ArrayView<T> hh, ArrayView<T> bhh, ArrayView<T> whh, ArrayView<T> prev,
+        ArrayView<T> f, ArrayView<T> jac, ArrayView<T> term, int n, int mode)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = index % n;
+        long row = index / n, g = row * 2 * n;
+        T gate = Sigmoid(xp[g + i]), impulse = T.Tanh(xp[g + n + i]);
+        T drive = (T.One - gate) * impulse;
+        f[index] = (gate * prev[index]) + drive;
+        if (mode != 0)
+        {
+            jac[index] = gate;
+            term[index] = drive;
+        }
+    }
+
+    /// <summary>The sequential loop of a dense cell, one thread per sequence (the GPU's own baseline); kind 0 RNN, 1 GRU, 2 LSTM, 6 GILR.</summary>
     public static void Loop<T>(Index1D index, ArrayView<T> xp, ArrayView<T> whh, ArrayView<T> bhh, ArrayView<T> h0, ArrayView<T> states,
         int length, int n, int kind)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int s = kind == 2 ? 2 * n : n, gates = kind == 0 ? 1 : kind == 1 ? 3 : 4;
+        int s = kind == 2 ? 2 * n : n, gates = kind == 0 ? 1 : kind == 1 ? 3 : kind == 6 ? 2 : 4;
         long seq = index;
         for (int t = 0; t < length; t++)
         {
@@ -180,6 +200,11 @@ internal static class DenseKernels
                 if (kind == 0)
                 {
                     states[current + i] = T.Tanh(xp[x + i] + Dot(whh, source, i, previous, n) + bhh[i]);
+                }
+                else if (kind == 6)
+                {
+                    T gate = Sigmoid(xp[x + i]), impulse = T.Tanh(xp[x + n + i]);
+                    states[current + i] = (gate * source[previous + i]) + ((T.One - gate) * impulse);
                 }
                 else if (kind == 1)
                 {

@@ -12,10 +12,12 @@ internal enum DeviceCellKind
     IndRnn,
     DiagonalGru,
     DiagonalLstm,
+    Gilr,
 }
 
 /// <summary>
-/// A cell as the device kernels take it: its kind and PyTorch-layout weights (W_hh [G·n, n] dense, [G·n, k] structured).
+/// A cell as the device kernels take it: its kind and PyTorch-layout weights (W_hh [G·n, n] dense, [G·n, k] structured;
+/// GILR's gate and impulse as two input-only blocks).
 /// </summary>
 internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int InputSize, int BlockSize, T[] WeightIH, T[] WeightHH, T[] BiasIH, T[] BiasHH)
     where T : unmanaged, IFloatingPointIeee754<T>
@@ -28,6 +30,7 @@ internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int In
     public int Gates => Kind switch
     {
         DeviceCellKind.TanhRnn or DeviceCellKind.IndRnn => 1,
+        DeviceCellKind.Gilr => 2,
         DeviceCellKind.Gru or DeviceCellKind.DiagonalGru => 3,
         _ => 4,
     };
@@ -49,8 +52,14 @@ internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int In
         IndRnnCell<T> c => Blocks(DeviceCellKind.IndRnn, c.Weights),
         DiagonalGruCell<T> c => Blocks(DeviceCellKind.DiagonalGru, c.Weights),
         DiagonalLstmCell<T> c => Blocks(DeviceCellKind.DiagonalLstm, c.Weights),
+        GilrCell<T> c => Gilr(c.Weights),
         _ => null,
     };
+
+    /// <summary>GILR as two input-only gate blocks, [gate; impulse]: W_ih [2n, d], b_ih [2n], no W_hh.</summary>
+    private static DeviceCell<T> Gilr(GilrWeights<T> w) =>
+        new(DeviceCellKind.Gilr, w.HiddenSize, w.InputSize, 1, [.. w.GateWeight, .. w.ImpulseWeight], [T.Zero], [.. w.GateBias, .. w.ImpulseBias],
+            new T[2 * w.HiddenSize]);
 
     private static DeviceCell<T> Dense(DeviceCellKind kind, RecurrentWeights<T> w) =>
         new(kind, w.HiddenSize, w.InputSize, w.HiddenSize, w.WeightIH, w.WeightHH, w.BiasIH, w.BiasHH);

@@ -22,6 +22,7 @@ internal sealed class DeviceSolver<T> : IDisposable
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _shift;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int> _product;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>[] _dense;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _gilr;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>[] _structured;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int> _loop;
 
@@ -49,6 +50,7 @@ internal sealed class DeviceSolver<T> : IDisposable
             accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(DenseKernels.EvaluateGru<T>),
             accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(DenseKernels.EvaluateLstm<T>),
         ];
+        _gilr = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(DenseKernels.EvaluateGilr<T>);
         _structured =
         [
             accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(StructuredKernels.EvaluateIndRnn<T>),
@@ -61,6 +63,9 @@ internal sealed class DeviceSolver<T> : IDisposable
     /// <summary>The methods the device runs for <paramref name="cell"/>; null names what it does not, with the reason.</summary>
     public static string? Unsupported(DeviceCell<T> cell, SolveMethod method) => (cell.Structured, method) switch
     {
+        _ when cell.Kind == DeviceCellKind.Gilr => method is SolveMethod.Scan or SolveMethod.Sequential ? null
+            : $"GILR is linear: the device runs its one exact scan (Scan) or its loop (Sequential), not {method}",
+        (_, SolveMethod.Scan) => "Scan is for the linear-surrogate cells (GILR)",
         (_, SolveMethod.Sequential) when cell.Structured => "the device loop exists for the dense cells only (tanh RNN, GRU, LSTM)",
         (true, SolveMethod.QuasiDeer or SolveMethod.Picard) => "on the device a structured cell runs exact DEER (its Jacobian blocks are cheap), not quasi-DEER or Picard",
         (false, SolveMethod.Deer) when cell.StateSize > DeviceCell<T>.MaxDenseState =>
@@ -86,7 +91,7 @@ internal sealed class DeviceSolver<T> : IDisposable
         int jacobianPerStep = method switch
         {
             SolveMethod.Deer => s * cell.Structure.Side,
-            SolveMethod.QuasiDeer => s,
+            SolveMethod.QuasiDeer or SolveMethod.Scan => s,
             _ => 1,
         };
         if (rows * Math.Max(jacobianPerStep, gates * n) > int.MaxValue)
@@ -98,7 +103,7 @@ internal sealed class DeviceSolver<T> : IDisposable
             bih = _accelerator.Allocate1D(cell.BiasIH), bhh = _accelerator.Allocate1D(cell.BiasHH), x = _accelerator.Allocate1D<T>(rows * d),
             h0 = _accelerator.Allocate1D<T>((long)batch * s), xp = _accelerator.Allocate1D<T>(rows * gates * n),
             current = _accelerator.Allocate1D<T>(rows * s), previous = _accelerator.Allocate1D<T>(rows * s), f = _accelerator.Allocate1D<T>(rows * s),
-            hh = _accelerator.Allocate1D<T>(cell.Structured ? 1 : rows * gates * n), jac = _accelerator.Allocate1D<T>(rows * jacobianPerStep),
+            hh = _accelerator.Allocate1D<T>(cell.Structured || cell.Kind == DeviceCellKind.Gilr ? 1 : rows * gates * n), jac = _accelerator.Allocate1D<T>(rows * jacobianPerStep),
             term = _accelerator.Allocate1D<T>(rows * s);
         x.View.AsContiguous().CopyFromCPU(inputs[..(int)(rows * d)]);
         if (initialState.IsEmpty)
@@ -118,6 +123,18 @@ internal sealed class DeviceSolver<T> : IDisposable
             (double ratio, double residual) = Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 0, atol, rtol);
             history.Add(residual);
             return new Outcome(current.GetAsArray1D(), 0, Status(ratio, 0, 0) ?? SolveStatus.MaxIterationsReached, residual, ratio, history);
+        }
+
+        if (method == SolveMethod.Scan)
+        {
+            // GILR: the coefficients depend on x alone, so one diagonal scan from any iterate is the exact trajectory,
+            // whose residual is then checked like any method's.
+            current.MemSetToZero();
+            Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 1, atol, rtol);
+            _diagonal.Solve(jac.View, term.View, h0.View, current.View, batch, length, s, DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16));
+            (double scanRatio, double scanResidual) = Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 0, atol, rtol);
+            history.Add(scanResidual);
+            return new Outcome(current.GetAsArray1D(), 1, Status(scanRatio, 1, 1) ?? SolveStatus.MaxIterationsReached, scanResidual, scanRatio, history);
         }
 
         if (warmStart.IsEmpty)
@@ -181,7 +198,11 @@ internal sealed class DeviceSolver<T> : IDisposable
         int n = cell.HiddenSize, s = cell.StateSize;
         long rows = (long)batch * length;
         _shift((int)(rows * s), current.View, h0.View, previous.View, length, s);
-        if (cell.Structured)
+        if (cell.Kind == DeviceCellKind.Gilr)
+        {
+            _gilr((int)(rows * n), xp.View, hh.View, bhh.View, whh.View, previous.View, f.View, jac.View, term.View, n, mode);
+        }
+        else if (cell.Structured)
         {
             // The structured kernels always give the blocks (the diagonal itself for 1×1 blocks).
             _structured[(int)cell.Kind - (int)DeviceCellKind.IndRnn]((int)(rows * n), xp.View, whh.View, bhh.View, previous.View, f.View, jac.View, term.View, n, cell.BlockSize);
