@@ -108,6 +108,39 @@ public sealed class IlgpuBackendTests
         Assert.True(exact.Converged && exact.MaxResidual == 0, exact.ToString());
     }
 
+    /// <summary>
+    /// A memory budget below the whole problem windows it on the device, as on the CPU: groups of whole sequences, or windows
+    /// over time each starting from the one before; the states are the same, and the result counts the windows.
+    /// </summary>
+    [Theory]
+    [InlineData(nameof(SolveMethod.Deer), 150)]
+    [InlineData(nameof(SolveMethod.QuasiDeer), 150)]
+    [InlineData(nameof(SolveMethod.Deer), 700)]
+    public void A_memory_budget_windows_the_device_solve(string method, int rowsBudget)
+    {
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        var cell = new GruCell<double>(RecurrentWeights<double>.Random(3, 4, D, random));
+        double[] x = [.. Enumerable.Range(0, 3 * L * D).Select(_ => (random.NextDouble() * 2) - 1)];
+        double[] h0 = [.. Enumerable.Range(0, 3 * 4).Select(_ => random.NextDouble() - 0.5)];
+        SolveResult<double> loop = Deer.Solve(cell, x, 3, L, new SolveOptions { Method = SolveMethod.Sequential }, h0);
+        Gpu.DeviceCell<double> device = Gpu.DeviceCell<double>.From(cell)!;
+        SolveMethod m = Enum.Parse<SolveMethod>(method);
+        long budget = rowsBudget * Gpu.DeviceSolver<double>.BytesPerRow(device, m);
+        var options = new SolveOptions { Method = m, Device = ComputeDevice.Emulated, Fallback = FallbackPolicy.None, MemoryBudgetBytes = budget,
+            AbsoluteTolerance = 1e-12, RelativeTolerance = 1e-12, MaxIterations = L };
+        SolveResult<double> windowed = Deer.Solve(cell, x, 3, L, options, h0);
+        Assert.True(windowed.Converged, $"seed {seed}: {windowed}");
+        Assert.True(windowed.Windows > 1, $"seed {seed}: {windowed.Windows} window(s) under a budget of {rowsBudget} rows");
+        double diff = windowed.States.Zip(loop.States, (a, b) => Math.Abs(a - b)).Max();
+        Assert.True(diff <= 1e-9, $"seed {seed}: windows differ from the loop by {diff:G3}");
+
+        // A window that fails stops there: honest status, and the states no window reached are NaN, not zeros.
+        SolveResult<double> capped = Deer.Solve(cell, x, 3, L, options with { MaxIterations = 1 }, h0);
+        Assert.Equal(SolveStatus.MaxIterationsReached, capped.Status);
+        Assert.True(double.IsNaN(capped.States[^1]), $"seed {seed}: {capped}");
+    }
+
     [Fact]
     public void Gradients_after_a_device_forward_pass_match_the_cpu()
     {

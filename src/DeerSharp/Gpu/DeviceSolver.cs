@@ -88,13 +88,8 @@ internal sealed class DeviceSolver<T> : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(length, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(maxIterations);
         long rows = (long)batch * length;
-        int jacobianPerStep = method switch
-        {
-            SolveMethod.Deer => s * cell.Structure.Side,
-            SolveMethod.QuasiDeer or SolveMethod.Scan => s,
-            _ => 1,
-        };
-        if (rows * Math.Max(jacobianPerStep, gates * n) > int.MaxValue)
+        int jacobianPerStep = JacobianPerStep(cell, method);
+        if (rows > MaxRows(cell, method))
         {
             throw new ArgumentException($"{rows} rows of {s} states ({jacobianPerStep} Jacobian values per step) exceed one launch's index range; solve fewer or shorter sequences at a time.", nameof(inputs));
         }
@@ -173,6 +168,25 @@ internal sealed class DeviceSolver<T> : IDisposable
                     break;
             }
         }
+    }
+
+    /// <summary>Jacobian values per row the method keeps on the device.</summary>
+    private static int JacobianPerStep(DeviceCell<T> cell, SolveMethod method) => method switch
+    {
+        SolveMethod.Deer => cell.StateSize * cell.Structure.Side,
+        SolveMethod.QuasiDeer or SolveMethod.Scan => cell.StateSize,
+        _ => 1,
+    };
+
+    /// <summary>The most rows (sequence, step) one solve may hold: every buffer's index must fit one launch's int range.</summary>
+    public static long MaxRows(DeviceCell<T> cell, SolveMethod method) =>
+        int.MaxValue / Math.Max(Math.Max(JacobianPerStep(cell, method), cell.Gates * cell.HiddenSize), cell.StateSize);
+
+    /// <summary>Device bytes per row: inputs, projection, recurrent product, four state buffers and the Jacobian, plus a margin for the scan's chunk maps.</summary>
+    public static long BytesPerRow(DeviceCell<T> cell, SolveMethod method)
+    {
+        long values = cell.InputSize + (2L * cell.Gates * cell.HiddenSize) + (4L * cell.StateSize) + JacobianPerStep(cell, method);
+        return (values + (values / 4) + 1) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
     }
 
     private enum JacobianStructureScan

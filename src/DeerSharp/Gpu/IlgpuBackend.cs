@@ -170,16 +170,19 @@ internal static class IlgpuBackend
         int maxIterations = options.MaxIterations ?? Math.Min(method == SolveMethod.Deer ? 100 : 500, Math.Max(length, 0));
         ComputeDevice where = options.Device == ComputeDevice.Emulated ? ComputeDevice.Emulated : ComputeDevice.Gpu;
         var clock = Stopwatch.StartNew();
-        DeviceSolver<T>.Outcome outcome;
-        lock (device.Gate)
+        long budget = Math.Min(options.MemoryBudgetBytes ?? long.MaxValue, device.Accelerator.MemorySize / 4 * 3);
+        long rowsFit = Math.Min(budget / DeviceSolver<T>.BytesPerRow(deviceCell, method), DeviceSolver<T>.MaxRows(deviceCell, method));
+        if (rowsFit < 1)
         {
-            outcome = device.Solver<T>().Solve(deviceCell, inputs, batch, length, h0, warmStart, method, atol, rtol, maxIterations);
+            throw new InsufficientMemoryException(string.Create(CultureInfo.InvariantCulture,
+                $"One step of {method} on the {where} backend needs {DeviceSolver<T>.BytesPerRow(deviceCell, method)} bytes of device memory, over the budget of {budget} bytes; raise SolveOptions.MemoryBudgetBytes or use Device = Cpu."));
         }
 
+        (DeviceSolver<T>.Outcome outcome, int windows) = Windowed(device, deviceCell, inputs, batch, length, h0, warmStart, method, atol, rtol, maxIterations, rowsFit);
         clock.Stop();
         string message = Describe(outcome, method, atol, rtol, length, where);
         result = new SolveResult<T>(outcome.States, batch, length, deviceCell.StateSize, cell.OutputSize, method, outcome.Iterations, outcome.Status,
-            message, [.. outcome.History], outcome.MaxResidual, clock.Elapsed) { Device = where };
+            message, [.. outcome.History], outcome.MaxResidual, clock.Elapsed, windows: windows) { Device = where };
         if (!result.Converged && (options.Fallback == FallbackPolicy.Sequential || options.Method == SolveMethod.Auto))
         {
             // The CPU loop evaluates the sequences instead, labelled as the CPU backend labels its fallbacks: Method names
@@ -192,6 +195,72 @@ internal static class IlgpuBackend
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// The solve in pieces that fit <paramref name="rowsFit"/> rows of device memory: all of it at once when it fits;
+    /// else groups of whole sequences; else, per sequence, windows over time, each starting from the last state of the one
+    /// before (as the CPU backend windows under its memory budget). Iterations add up, the residual is the largest; a
+    /// window that fails stops the sequence, and the states it could not reach are NaN, never reported as solved.
+    /// </summary>
+    private static (DeviceSolver<T>.Outcome Outcome, int Windows) Windowed<T>(Device device, DeviceCell<T> cell, ReadOnlySpan<T> inputs, int batch, int length,
+        ReadOnlySpan<T> h0, ReadOnlySpan<T> warmStart, SolveMethod method, double atol, double rtol, int maxIterations, long rowsFit)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        DeviceSolver<T> solver = device.Solver<T>();
+        int s = cell.StateSize, d = cell.InputSize;
+        if ((long)batch * length <= rowsFit)
+        {
+            lock (device.Gate)
+            {
+                return (solver.Solve(cell, inputs, batch, length, h0, warmStart, method, atol, rtol, maxIterations), 1);
+            }
+        }
+
+        var states = new T[(long)batch * length * s];
+        var history = new List<double>();
+        int iterations = 0, windows = 0;
+        double residual = 0, ratio = 0;
+        SolveStatus status = SolveStatus.Converged;
+        int group = (int)Math.Min(batch, rowsFit / length);
+        int window = group >= 1 ? length : (int)rowsFit;
+        group = Math.Max(1, group);
+        var carry = new T[s];
+        for (int b0 = 0; b0 < batch && status == SolveStatus.Converged; b0 += group)
+        {
+            int count = Math.Min(group, batch - b0);
+            for (int t0 = 0; t0 < length; t0 += window)
+            {
+                int steps = Math.Min(window, length - t0);
+                ReadOnlySpan<T> x = count > 1 || window == length ? inputs.Slice(b0 * length * d, count * length * d) : inputs.Slice(((b0 * length) + t0) * d, steps * d);
+                ReadOnlySpan<T> start = t0 == 0 ? (h0.IsEmpty ? default : h0.Slice(b0 * s, count * s)) : carry;
+                ReadOnlySpan<T> warm = warmStart.IsEmpty ? default
+                    : count > 1 || window == length ? warmStart.Slice(b0 * length * s, count * length * s) : warmStart.Slice(((b0 * length) + t0) * s, steps * s);
+                DeviceSolver<T>.Outcome part;
+                lock (device.Gate)
+                {
+                    part = solver.Solve(cell, x, count, steps, start, warm, method, atol, rtol, maxIterations);
+                }
+
+                windows++;
+                iterations += part.Iterations;
+                history.AddRange(part.History);
+                residual = double.IsNaN(part.MaxResidual) ? double.NaN : Math.Max(residual, part.MaxResidual);
+                ratio = double.IsNaN(part.Ratio) ? double.NaN : Math.Max(ratio, part.Ratio);
+                part.States.CopyTo(states.AsSpan(count > 1 || window == length ? b0 * length * s : ((b0 * length) + t0) * s));
+                if (part.Status != SolveStatus.Converged)
+                {
+                    status = part.Status;
+                    long reached = window == length ? (long)(b0 + count) * length * s : (((long)b0 * length) + t0 + steps) * s;
+                    states.AsSpan((int)reached..).Fill(T.NaN);
+                    break;
+                }
+
+                part.States.AsSpan((steps - 1) * s, s).CopyTo(carry);
+            }
+        }
+
+        return (new DeviceSolver<T>.Outcome(states, iterations, status, residual, ratio, history), windows);
     }
 
     private static string Describe<T>(DeviceSolver<T>.Outcome outcome, SolveMethod method, double atol, double rtol, int length, ComputeDevice where)
