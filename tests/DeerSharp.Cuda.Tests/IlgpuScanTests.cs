@@ -119,7 +119,7 @@ public sealed class IlgpuScanTests : IDisposable
     }
 
     /// <summary>Debian's ptxas 11.8, where ../shared/tools/ptxas-check.sh --fetch has put it (or DEER_PTXAS).</summary>
-    private static string? Ptxas()
+    internal static string? Ptxas()
     {
         string? configured = Environment.GetEnvironmentVariable("DEER_PTXAS");
         string cache = Environment.GetEnvironmentVariable("PTXAS_DIR")
