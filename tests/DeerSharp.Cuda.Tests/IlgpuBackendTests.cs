@@ -30,9 +30,12 @@ public sealed class IlgpuBackendTests
             data.Add(cell, nameof(SolveMethod.Auto));
         }
 
-        data.Add("gilr", nameof(SolveMethod.Scan));
-        data.Add("gilr", nameof(SolveMethod.Sequential));
-        data.Add("gilr", nameof(SolveMethod.Auto));
+        foreach (string cell in new[] { "gilr", "sru" })
+        {
+            data.Add(cell, nameof(SolveMethod.Scan));
+            data.Add(cell, nameof(SolveMethod.Sequential));
+            data.Add(cell, nameof(SolveMethod.Auto));
+        }
 
         return data;
     }
@@ -51,8 +54,9 @@ public sealed class IlgpuBackendTests
     {
         var random = new Random(seed);
         const int N = 4;
-        T[] x = [.. Enumerable.Range(0, B * L * D).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
-        int s = kind is "lstm" or "diag-lstm" ? 2 * N : N;
+        int d = kind == "sru" ? N : D;
+        T[] x = [.. Enumerable.Range(0, B * L * d).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
+        int s = kind is "lstm" or "diag-lstm" or "sru" ? 2 * N : N;
         T[] h0 = [.. Enumerable.Range(0, B * s).Select(_ => T.CreateTruncating(random.NextDouble() - 0.5))];
         T tight = T.CreateTruncating(typeof(T) == typeof(float) ? 1e-6 : 1e-11);
         var device = new SolveOptions { Method = method, Device = ComputeDevice.Emulated, Fallback = FallbackPolicy.None, MaxIterations = L };
@@ -66,13 +70,14 @@ public sealed class IlgpuBackendTests
             "indrnn" => Both(new IndRnnCell<T>(StructuredWeights<T>.Random(1, N, D, 2, random, 1.5)), x, h0, device, loop),
             "diag-gru" => Both(new DiagonalGruCell<T>(StructuredWeights<T>.Random(3, N, D, 2, random, 1.5)), x, h0, device, loop),
             "gilr" => Both(GilrCell<T>.Random(D, N, random), x, h0, device, loop),
+            "sru" => Both(SruCell<T>.Random(N, random), x, h0, device, loop),
             _ => Both(new DiagonalLstmCell<T>(StructuredWeights<T>.Random(4, N, D, 1, random, 1.5)), x, h0, device, loop),
         };
 
         string what = $"seed {seed}, {kind} {method} {typeof(T).Name}";
         Assert.True(onDevice.Converged, $"{what}: {onDevice}");
         Assert.Equal(ComputeDevice.Emulated, onDevice.Device);
-        Assert.Equal(method == SolveMethod.Auto ? (kind == "gilr" ? SolveMethod.Scan : SolveMethod.Deer) : method, onDevice.Method);
+        Assert.Equal(method == SolveMethod.Auto ? (kind is "gilr" or "sru" ? SolveMethod.Scan : SolveMethod.Deer) : method, onDevice.Method);
         Assert.Null(onDevice.FallbackMethod);
         double diff = onDevice.States.Zip(onCpu.States, (a, b) => Math.Abs(double.CreateTruncating(a - b))).Max();
         Assert.True(diff <= tolerance, $"{what}: max |device − cpu| = {diff:G3} after {onDevice.Iterations} iterations");

@@ -40,6 +40,15 @@ public readonly struct SruCell<T> : ILinearSurrogateCell<T>, IConstructedCell
         _bias = [.. new T[hiddenSize], .. bias];
     }
 
+    /// <summary>W [3n, n] (rows x̃, f, r), as given.</summary>
+    internal T[] WeightRows => _rows;
+
+    /// <summary>[0; b_f; b_r], 3n.</summary>
+    internal T[] ProjectionBias => _bias;
+
+    /// <summary>n.</summary>
+    internal int HiddenSize => _n;
+
     /// <summary>Random weights, uniform on ±s/√n.</summary>
     public static SruCell<T> Random(int hiddenSize, Random random, double scale = 1.0)
     {

@@ -183,12 +183,37 @@ internal static class DenseKernels
         }
     }
 
-    /// <summary>The sequential loop of a dense cell, one thread per sequence (the GPU's own baseline); kind 0 RNN, 1 GRU, 2 LSTM, 6 GILR.</summary>
+    /// <summary>
+    /// SRU, one thread per (row, unit j) of a [h; c] state: with xp = [x̃; f; r; x], c' = f c + (1 − f) x̃ and
+    /// h' = r tanh(c') + (1 − r) x. c is linear in c with coefficients from x alone (the Jacobian's c-diagonal is f, the
+    /// Newton term (1 − f) x̃); h' depends on c' only, so after the scan one evaluation gives h.
+    /// </summary>
+    public static void EvaluateSru<T>(Index1D index, ArrayView<T> xp, ArrayView<T> hh, ArrayView<T> bhh, ArrayView<T> whh, ArrayView<T> prev,
+        ArrayView<T> f, ArrayView<T> jac, ArrayView<T> term, int n, int mode)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int j = index % n;
+        long row = index / n, g = row * 4 * n, state = row * 2 * n;
+        T forget = Sigmoid(xp[g + n + j]), reset = Sigmoid(xp[g + (2 * n) + j]);
+        T drive = (T.One - forget) * xp[g + j];
+        T c = (forget * prev[state + n + j]) + drive;
+        f[state + n + j] = c;
+        f[state + j] = (reset * T.Tanh(c)) + ((T.One - reset) * xp[g + (3 * n) + j]);
+        if (mode != 0)
+        {
+            jac[state + j] = T.Zero;
+            term[state + j] = T.Zero;
+            jac[state + n + j] = forget;
+            term[state + n + j] = drive;
+        }
+    }
+
+    /// <summary>The sequential loop of a dense cell, one thread per sequence (the GPU's own baseline); kind 0 RNN, 1 GRU, 2 LSTM, 6 GILR, 7 SRU.</summary>
     public static void Loop<T>(Index1D index, ArrayView<T> xp, ArrayView<T> whh, ArrayView<T> bhh, ArrayView<T> h0, ArrayView<T> states,
         int length, int n, int kind)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int s = kind == 2 ? 2 * n : n, gates = kind == 0 ? 1 : kind == 1 ? 3 : kind == 6 ? 2 : 4;
+        int s = kind is 2 or 7 ? 2 * n : n, gates = kind == 0 ? 1 : kind == 1 ? 3 : kind == 6 ? 2 : 4;
         long seq = index;
         for (int t = 0; t < length; t++)
         {
@@ -200,6 +225,13 @@ internal static class DenseKernels
                 if (kind == 0)
                 {
                     states[current + i] = T.Tanh(xp[x + i] + Dot(whh, source, i, previous, n) + bhh[i]);
+                }
+                else if (kind == 7)
+                {
+                    T forget = Sigmoid(xp[x + n + i]), reset = Sigmoid(xp[x + (2 * n) + i]);
+                    T c = (forget * source[previous + n + i]) + ((T.One - forget) * xp[x + i]);
+                    states[current + n + i] = c;
+                    states[current + i] = (reset * T.Tanh(c)) + ((T.One - reset) * xp[x + (3 * n) + i]);
                 }
                 else if (kind == 6)
                 {

@@ -13,6 +13,7 @@ internal enum DeviceCellKind
     DiagonalGru,
     DiagonalLstm,
     Gilr,
+    Sru,
 }
 
 /// <summary>
@@ -31,11 +32,15 @@ internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int In
     {
         DeviceCellKind.TanhRnn or DeviceCellKind.IndRnn => 1,
         DeviceCellKind.Gilr => 2,
+        DeviceCellKind.Sru => 4,
         DeviceCellKind.Gru or DeviceCellKind.DiagonalGru => 3,
         _ => 4,
     };
 
-    public int Parts => Kind is DeviceCellKind.Lstm or DeviceCellKind.DiagonalLstm ? 2 : 1;
+    public int Parts => Kind is DeviceCellKind.Lstm or DeviceCellKind.DiagonalLstm or DeviceCellKind.Sru ? 2 : 1;
+
+    /// <summary>The linear-surrogate cells, whose coefficients depend on x alone: one diagonal scan is exact.</summary>
+    public bool Linear => Kind is DeviceCellKind.Gilr or DeviceCellKind.Sru;
 
     public int StateSize => Parts * HiddenSize;
 
@@ -53,8 +58,26 @@ internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int In
         DiagonalGruCell<T> c => Blocks(DeviceCellKind.DiagonalGru, c.Weights),
         DiagonalLstmCell<T> c => Blocks(DeviceCellKind.DiagonalLstm, c.Weights),
         GilrCell<T> c => Gilr(c.Weights),
+        SruCell<T> c => Sru(c),
         _ => null,
     };
+
+    /// <summary>
+    /// SRU with its projection extended by the identity, so xp = [x̃; f; r; x] (4n) carries the highway's x_t: W_ih
+    /// [4n, n] = [W; I], b_ih = [0; b_f; b_r; 0].
+    /// </summary>
+    private static DeviceCell<T> Sru(SruCell<T> c)
+    {
+        int n = c.HiddenSize;
+        var wih = new T[4 * n * n];
+        c.WeightRows.CopyTo(wih, 0);
+        for (int j = 0; j < n; j++)
+        {
+            wih[((3 * n) + j) * n + j] = T.One;
+        }
+
+        return new(DeviceCellKind.Sru, n, n, 1, wih, [T.Zero], [.. c.ProjectionBias, .. new T[n]], new T[4 * n]);
+    }
 
     /// <summary>GILR as two input-only gate blocks, [gate; impulse]: W_ih [2n, d], b_ih [2n], no W_hh.</summary>
     private static DeviceCell<T> Gilr(GilrWeights<T> w) =>

@@ -23,6 +23,7 @@ internal sealed class DeviceSolver<T> : IDisposable
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int> _product;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>[] _dense;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _gilr;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _sru;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>[] _structured;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int> _loop;
 
@@ -51,6 +52,7 @@ internal sealed class DeviceSolver<T> : IDisposable
             accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(DenseKernels.EvaluateLstm<T>),
         ];
         _gilr = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(DenseKernels.EvaluateGilr<T>);
+        _sru = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(DenseKernels.EvaluateSru<T>);
         _structured =
         [
             accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(StructuredKernels.EvaluateIndRnn<T>),
@@ -63,9 +65,9 @@ internal sealed class DeviceSolver<T> : IDisposable
     /// <summary>The methods the device runs for <paramref name="cell"/>; null names what it does not, with the reason.</summary>
     public static string? Unsupported(DeviceCell<T> cell, SolveMethod method) => (cell.Structured, method) switch
     {
-        _ when cell.Kind == DeviceCellKind.Gilr => method is SolveMethod.Scan or SolveMethod.Sequential ? null
-            : $"GILR is linear: the device runs its one exact scan (Scan) or its loop (Sequential), not {method}",
-        (_, SolveMethod.Scan) => "Scan is for the linear-surrogate cells (GILR)",
+        _ when cell.Linear => method is SolveMethod.Scan or SolveMethod.Sequential ? null
+            : $"{cell.Kind} is a linear surrogate: the device runs its one exact scan (Scan) or its loop (Sequential), not {method}",
+        (_, SolveMethod.Scan) => "Scan is for the linear-surrogate cells (GILR, SRU)",
         (_, SolveMethod.Sequential) when cell.Structured => "the device loop exists for the dense cells only (tanh RNN, GRU, LSTM)",
         (true, SolveMethod.QuasiDeer or SolveMethod.Picard) => "on the device a structured cell runs exact DEER (its Jacobian blocks are cheap), not quasi-DEER or Picard",
         (false, SolveMethod.Deer) when cell.StateSize > DeviceCell<T>.MaxDenseState =>
@@ -98,7 +100,7 @@ internal sealed class DeviceSolver<T> : IDisposable
             bih = _accelerator.Allocate1D(cell.BiasIH), bhh = _accelerator.Allocate1D(cell.BiasHH), x = _accelerator.Allocate1D<T>(rows * d),
             h0 = _accelerator.Allocate1D<T>((long)batch * s), xp = _accelerator.Allocate1D<T>(rows * gates * n),
             current = _accelerator.Allocate1D<T>(rows * s), previous = _accelerator.Allocate1D<T>(rows * s), f = _accelerator.Allocate1D<T>(rows * s),
-            hh = _accelerator.Allocate1D<T>(cell.Structured || cell.Kind == DeviceCellKind.Gilr ? 1 : rows * gates * n), jac = _accelerator.Allocate1D<T>(rows * jacobianPerStep),
+            hh = _accelerator.Allocate1D<T>(cell.Structured || cell.Linear ? 1 : rows * gates * n), jac = _accelerator.Allocate1D<T>(rows * jacobianPerStep),
             term = _accelerator.Allocate1D<T>(rows * s);
         x.View.AsContiguous().CopyFromCPU(inputs[..(int)(rows * d)]);
         if (initialState.IsEmpty)
@@ -127,6 +129,13 @@ internal sealed class DeviceSolver<T> : IDisposable
             current.MemSetToZero();
             Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 1, atol, rtol);
             _diagonal.Solve(jac.View, term.View, h0.View, current.View, batch, length, s, DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16));
+            if (cell.Kind == DeviceCellKind.Sru)
+            {
+                // The scan gave c; h' depends on c' alone, so one evaluation from the scanned iterate gives every h.
+                Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 0, atol, rtol);
+                current.View.CopyFrom(f.View);
+            }
+
             (double scanRatio, double scanResidual) = Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 0, atol, rtol);
             history.Add(scanResidual);
             return new Outcome(current.GetAsArray1D(), 1, Status(scanRatio, 1, 1) ?? SolveStatus.MaxIterationsReached, scanResidual, scanRatio, history);
@@ -212,7 +221,11 @@ internal sealed class DeviceSolver<T> : IDisposable
         int n = cell.HiddenSize, s = cell.StateSize;
         long rows = (long)batch * length;
         _shift((int)(rows * s), current.View, h0.View, previous.View, length, s);
-        if (cell.Kind == DeviceCellKind.Gilr)
+        if (cell.Kind == DeviceCellKind.Sru)
+        {
+            _sru((int)(rows * n), xp.View, hh.View, bhh.View, whh.View, previous.View, f.View, jac.View, term.View, n, mode);
+        }
+        else if (cell.Kind == DeviceCellKind.Gilr)
         {
             _gilr((int)(rows * n), xp.View, hh.View, bhh.View, whh.View, previous.View, f.View, jac.View, term.View, n, mode);
         }

@@ -138,13 +138,13 @@ internal static class IlgpuBackend
         {
             return required
                 ? throw new NotSupportedException(
-                    $"The GPU backend has kernels for TanhRnnCell, GruCell, LstmCell, GilrCell, IndRnnCell, DiagonalGruCell and DiagonalLstmCell; {typeof(TCell).Name} has none. Use Device = Cpu or Auto.")
+                    $"The GPU backend has kernels for TanhRnnCell, GruCell, LstmCell, GilrCell, SruCell, IndRnnCell, DiagonalGruCell and DiagonalLstmCell; {typeof(TCell).Name} has none. Use Device = Cpu or Auto.")
                 : false;
         }
 
         SolveMethod method = options.Method switch
         {
-            SolveMethod.Auto when deviceCell.Kind == DeviceCellKind.Gilr => SolveMethod.Scan,
+            SolveMethod.Auto when deviceCell.Linear => SolveMethod.Scan,
             SolveMethod.Auto when deviceCell.Structured || deviceCell.StateSize <= DeviceCell<T>.MaxDenseState => SolveMethod.Deer,
             SolveMethod.Auto => SolveMethod.QuasiDeer,
             var m => m,
