@@ -30,7 +30,7 @@ public sealed class IlgpuBackendTests
             data.Add(cell, nameof(SolveMethod.Auto));
         }
 
-        foreach (string cell in new[] { "gilr", "sru" })
+        foreach (string cell in new[] { "gilr", "sru", "gilr-lstm" })
         {
             data.Add(cell, nameof(SolveMethod.Scan));
             data.Add(cell, nameof(SolveMethod.Sequential));
@@ -56,7 +56,7 @@ public sealed class IlgpuBackendTests
         const int N = 4;
         int d = kind == "sru" ? N : D;
         T[] x = [.. Enumerable.Range(0, B * L * d).Select(_ => T.CreateTruncating((random.NextDouble() * 2) - 1))];
-        int s = kind is "lstm" or "diag-lstm" or "sru" ? 2 * N : N;
+        int s = kind == "gilr-lstm" ? 3 * N : kind is "lstm" or "diag-lstm" or "sru" ? 2 * N : N;
         T[] h0 = [.. Enumerable.Range(0, B * s).Select(_ => T.CreateTruncating(random.NextDouble() - 0.5))];
         T tight = T.CreateTruncating(typeof(T) == typeof(float) ? 1e-6 : 1e-11);
         var device = new SolveOptions { Method = method, Device = ComputeDevice.Emulated, Fallback = FallbackPolicy.None, MaxIterations = L };
@@ -71,13 +71,14 @@ public sealed class IlgpuBackendTests
             "diag-gru" => Both(new DiagonalGruCell<T>(StructuredWeights<T>.Random(3, N, D, 2, random, 1.5)), x, h0, device, loop),
             "gilr" => Both(GilrCell<T>.Random(D, N, random), x, h0, device, loop),
             "sru" => Both(SruCell<T>.Random(N, random), x, h0, device, loop),
+            "gilr-lstm" => Both(GilrLstmCell<T>.Random(D, N, random), x, h0, device, loop),
             _ => Both(new DiagonalLstmCell<T>(StructuredWeights<T>.Random(4, N, D, 1, random, 1.5)), x, h0, device, loop),
         };
 
         string what = $"seed {seed}, {kind} {method} {typeof(T).Name}";
         Assert.True(onDevice.Converged, $"{what}: {onDevice}");
         Assert.Equal(ComputeDevice.Emulated, onDevice.Device);
-        Assert.Equal(method == SolveMethod.Auto ? (kind is "gilr" or "sru" ? SolveMethod.Scan : SolveMethod.Deer) : method, onDevice.Method);
+        Assert.Equal(method == SolveMethod.Auto ? (kind is "gilr" or "sru" or "gilr-lstm" ? SolveMethod.Scan : SolveMethod.Deer) : method, onDevice.Method);
         Assert.Null(onDevice.FallbackMethod);
         double diff = onDevice.States.Zip(onCpu.States, (a, b) => Math.Abs(double.CreateTruncating(a - b))).Max();
         Assert.True(diff <= tolerance, $"{what}: max |device − cpu| = {diff:G3} after {onDevice.Iterations} iterations");

@@ -208,12 +208,45 @@ internal static class DenseKernels
         }
     }
 
-    /// <summary>The sequential loop of a dense cell, one thread per sequence (the GPU's own baseline); kind 0 RNN, 1 GRU, 2 LSTM, 6 GILR, 7 SRU.</summary>
+    /// <summary>
+    /// GILR-LSTM, one thread per (row, unit j) of a [h; h~; c] state: h~' = g h~ + (1 − g) i (the GILR surrogate), the
+    /// LSTM gates from W_ih x + b and W_hh h~ (k-sums inline), c' = f c + i z, h' = o c'. The h~ and c parts are linear
+    /// in their own state (Jacobian diagonals g and f, Newton terms (1 − g) i and i z); h' depends on c' alone.
+    /// </summary>
+    public static void EvaluateGilrLstm<T>(Index1D index, ArrayView<T> xp, ArrayView<T> hh, ArrayView<T> bhh, ArrayView<T> whh, ArrayView<T> prev,
+        ArrayView<T> f, ArrayView<T> jac, ArrayView<T> term, int n, int mode)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int j = index % n;
+        long row = index / n, g = row * 6 * n, state = row * 3 * n;
+        T gate = Sigmoid(xp[g + j]), impulse = T.Tanh(xp[g + n + j]);
+        T drive = (T.One - gate) * impulse;
+        T surrogate = (gate * prev[state + n + j]) + drive;
+        T ig = Sigmoid(xp[g + (2 * n) + j] + Dot(whh, prev, j, state + n, n));
+        T fg = Sigmoid(xp[g + (3 * n) + j] + Dot(whh, prev, n + j, state + n, n));
+        T zg = T.Tanh(xp[g + (4 * n) + j] + Dot(whh, prev, (2 * n) + j, state + n, n));
+        T og = Sigmoid(xp[g + (5 * n) + j] + Dot(whh, prev, (3 * n) + j, state + n, n));
+        T c = (fg * prev[state + (2 * n) + j]) + (ig * zg);
+        f[state + j] = og * c;
+        f[state + n + j] = surrogate;
+        f[state + (2 * n) + j] = c;
+        if (mode != 0)
+        {
+            jac[state + j] = T.Zero;
+            term[state + j] = T.Zero;
+            jac[state + n + j] = gate;
+            term[state + n + j] = drive;
+            jac[state + (2 * n) + j] = fg;
+            term[state + (2 * n) + j] = ig * zg;
+        }
+    }
+
+    /// <summary>The sequential loop of a dense cell, one thread per sequence (the GPU's own baseline); kind 0 RNN, 1 GRU, 2 LSTM, 6 GILR, 7 SRU, 8 GILR-LSTM.</summary>
     public static void Loop<T>(Index1D index, ArrayView<T> xp, ArrayView<T> whh, ArrayView<T> bhh, ArrayView<T> h0, ArrayView<T> states,
         int length, int n, int kind)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int s = kind is 2 or 7 ? 2 * n : n, gates = kind == 0 ? 1 : kind == 1 ? 3 : kind == 6 ? 2 : 4;
+        int s = kind == 8 ? 3 * n : kind is 2 or 7 ? 2 * n : n, gates = kind == 0 ? 1 : kind == 1 ? 3 : kind == 6 ? 2 : kind == 8 ? 6 : 4;
         long seq = index;
         for (int t = 0; t < length; t++)
         {
@@ -225,6 +258,18 @@ internal static class DenseKernels
                 if (kind == 0)
                 {
                     states[current + i] = T.Tanh(xp[x + i] + Dot(whh, source, i, previous, n) + bhh[i]);
+                }
+                else if (kind == 8)
+                {
+                    T gate = Sigmoid(xp[x + i]), surrogate = (gate * source[previous + n + i]) + ((T.One - gate) * T.Tanh(xp[x + n + i]));
+                    T ig = Sigmoid(xp[x + (2 * n) + i] + Dot(whh, source, i, previous + n, n));
+                    T fg = Sigmoid(xp[x + (3 * n) + i] + Dot(whh, source, n + i, previous + n, n));
+                    T zg = T.Tanh(xp[x + (4 * n) + i] + Dot(whh, source, (2 * n) + i, previous + n, n));
+                    T og = Sigmoid(xp[x + (5 * n) + i] + Dot(whh, source, (3 * n) + i, previous + n, n));
+                    T c = (fg * source[previous + (2 * n) + i]) + (ig * zg);
+                    states[current + (2 * n) + i] = c;
+                    states[current + n + i] = surrogate;
+                    states[current + i] = og * c;
                 }
                 else if (kind == 7)
                 {

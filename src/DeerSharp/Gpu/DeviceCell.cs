@@ -14,6 +14,7 @@ internal enum DeviceCellKind
     DiagonalLstm,
     Gilr,
     Sru,
+    GilrLstm,
 }
 
 /// <summary>
@@ -33,14 +34,23 @@ internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int In
         DeviceCellKind.TanhRnn or DeviceCellKind.IndRnn => 1,
         DeviceCellKind.Gilr => 2,
         DeviceCellKind.Sru => 4,
+        DeviceCellKind.GilrLstm => 6,
         DeviceCellKind.Gru or DeviceCellKind.DiagonalGru => 3,
         _ => 4,
     };
 
-    public int Parts => Kind is DeviceCellKind.Lstm or DeviceCellKind.DiagonalLstm or DeviceCellKind.Sru ? 2 : 1;
+    public int Parts => Kind switch
+    {
+        DeviceCellKind.GilrLstm => 3,
+        DeviceCellKind.Lstm or DeviceCellKind.DiagonalLstm or DeviceCellKind.Sru => 2,
+        _ => 1,
+    };
 
     /// <summary>The linear-surrogate cells, whose coefficients depend on x alone: one diagonal scan is exact.</summary>
-    public bool Linear => Kind is DeviceCellKind.Gilr or DeviceCellKind.Sru;
+    public bool Linear => Kind is DeviceCellKind.Gilr or DeviceCellKind.Sru or DeviceCellKind.GilrLstm;
+
+    /// <summary>Scans a linear surrogate needs, each making exact the level that reads the one before: GILR-LSTM's h~, then its c.</summary>
+    public int Levels => Kind == DeviceCellKind.GilrLstm ? 2 : 1;
 
     public int StateSize => Parts * HiddenSize;
 
@@ -59,8 +69,14 @@ internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int In
         DiagonalLstmCell<T> c => Blocks(DeviceCellKind.DiagonalLstm, c.Weights),
         GilrCell<T> c => Gilr(c.Weights),
         SruCell<T> c => Sru(c),
+        GilrLstmCell<T> c => GilrLstm(c.Weights),
         _ => null,
     };
+
+    /// <summary>GILR-LSTM: xp = [surrogate gate; surrogate impulse; W_ih x + b (4n)] (6n); W_hh [4n, n] reads h~; no b_hh.</summary>
+    private static DeviceCell<T> GilrLstm(GilrLstmWeights<T> w) =>
+        new(DeviceCellKind.GilrLstm, w.HiddenSize, w.InputSize, 1, [.. w.Surrogate.GateWeight, .. w.Surrogate.ImpulseWeight, .. w.WeightIH], w.WeightHH,
+            [.. w.Surrogate.GateBias, .. w.Surrogate.ImpulseBias, .. w.Bias], new T[6 * w.HiddenSize]);
 
     /// <summary>
     /// SRU with its projection extended by the identity, so xp = [x̃; f; r; x] (4n) carries the highway's x_t: W_ih

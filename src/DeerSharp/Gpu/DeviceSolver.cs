@@ -24,6 +24,7 @@ internal sealed class DeviceSolver<T> : IDisposable
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>[] _dense;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _gilr;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _sru;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _gilrLstm;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>[] _structured;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int> _loop;
 
@@ -52,6 +53,7 @@ internal sealed class DeviceSolver<T> : IDisposable
             accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(DenseKernels.EvaluateLstm<T>),
         ];
         _gilr = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(DenseKernels.EvaluateGilr<T>);
+        _gilrLstm = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(DenseKernels.EvaluateGilrLstm<T>);
         _sru = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(DenseKernels.EvaluateSru<T>);
         _structured =
         [
@@ -126,16 +128,18 @@ internal sealed class DeviceSolver<T> : IDisposable
         {
             // GILR: the coefficients depend on x alone, so one diagonal scan from any iterate is the exact trajectory,
             // whose residual is then checked like any method's.
+            // Each level's scan is exact once the level it reads is: GILR-LSTM's h~ first, then its c. The outputs that
+            // depend on the scanned parts alone (SRU's and GILR-LSTM's h) then come from one evaluation.
             current.MemSetToZero();
-            Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 1, atol, rtol);
-            _diagonal.Solve(jac.View, term.View, h0.View, current.View, batch, length, s, DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16));
-            if (cell.Kind == DeviceCellKind.Sru)
+            int chunkCount = DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16);
+            for (int level = 0; level < cell.Levels; level++)
             {
-                // The scan gave c; h' depends on c' alone, so one evaluation from the scanned iterate gives every h.
-                Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 0, atol, rtol);
-                current.View.CopyFrom(f.View);
+                Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 1, atol, rtol);
+                _diagonal.Solve(jac.View, term.View, h0.View, current.View, batch, length, s, chunkCount);
             }
 
+            Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 0, atol, rtol);
+            current.View.CopyFrom(f.View);
             (double scanRatio, double scanResidual) = Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 0, atol, rtol);
             history.Add(scanResidual);
             return new Outcome(current.GetAsArray1D(), 1, Status(scanRatio, 1, 1) ?? SolveStatus.MaxIterationsReached, scanResidual, scanRatio, history);
@@ -221,7 +225,11 @@ internal sealed class DeviceSolver<T> : IDisposable
         int n = cell.HiddenSize, s = cell.StateSize;
         long rows = (long)batch * length;
         _shift((int)(rows * s), current.View, h0.View, previous.View, length, s);
-        if (cell.Kind == DeviceCellKind.Sru)
+        if (cell.Kind == DeviceCellKind.GilrLstm)
+        {
+            _gilrLstm((int)(rows * n), xp.View, hh.View, bhh.View, whh.View, previous.View, f.View, jac.View, term.View, n, mode);
+        }
+        else if (cell.Kind == DeviceCellKind.Sru)
         {
             _sru((int)(rows * n), xp.View, hh.View, bhh.View, whh.View, previous.View, f.View, jac.View, term.View, n, mode);
         }

@@ -138,7 +138,7 @@ internal static class IlgpuBackend
         {
             return required
                 ? throw new NotSupportedException(
-                    $"The GPU backend has kernels for TanhRnnCell, GruCell, LstmCell, GilrCell, SruCell, IndRnnCell, DiagonalGruCell and DiagonalLstmCell; {typeof(TCell).Name} has none. Use Device = Cpu or Auto.")
+                    $"The GPU backend has kernels for TanhRnnCell, GruCell, LstmCell, GilrCell, GilrLstmCell, SruCell, IndRnnCell, DiagonalGruCell and DiagonalLstmCell; {typeof(TCell).Name} has none. Use Device = Cpu or Auto.")
                 : false;
         }
 
