@@ -17,7 +17,7 @@ public enum ComputeDevice
 
     /// <summary>
     /// The ILGPU backend on the first CUDA GPU: tanh RNN, GRU, LSTM (Sequential, Deer for states up to 32, QuasiDeer,
-    /// Picard), GILR, GILR-LSTM and SRU (Scan, Sequential) and the structured cells (Deer). Throws when there is no GPU, or the cell or method
+    /// QuasiElk, Picard), GILR, GILR-LSTM and SRU (Scan, Sequential) and the structured cells (Deer). Throws when there is no GPU, or the cell or method
     /// has no kernels.
     /// </summary>
     Gpu,

@@ -27,6 +27,11 @@ internal sealed class DeviceSolver<T> : IDisposable
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _gilrLstm;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>[] _structured;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int> _loop;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, T, int, int> _thomas;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>> _add;
+    private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>>? _meritSingle;
+    private readonly Action<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>>? _meritDouble;
+    private readonly MemoryBuffer1D<double, Stride1D.Dense> _merit;
 
     /// <summary>States [B, L, S], the updates applied, the status, the residual of the returned states, its ratio to the tolerance, and the residual per iteration.</summary>
     public readonly record struct Outcome(T[] States, int Iterations, SolveStatus Status, double MaxResidual, double Ratio, IReadOnlyList<double> History);
@@ -62,6 +67,18 @@ internal sealed class DeviceSolver<T> : IDisposable
             accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(StructuredKernels.EvaluateDiagonalLstm<T>),
         ];
         _loop = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int>(DenseKernels.Loop<T>);
+        _thomas = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, T, int, int>(DampedKernels.Thomas<T>);
+        _add = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>>(DampedKernels.Add<T>);
+        if (typeof(T) == typeof(float))
+        {
+            _meritSingle = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>>(DampedKernels.MeritSingle);
+        }
+        else
+        {
+            _meritDouble = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>>(DampedKernels.MeritDouble);
+        }
+
+        _merit = accelerator.Allocate1D<double>(1);
     }
 
     /// <summary>The methods the device runs for <paramref name="cell"/>; null names what it does not, with the reason.</summary>
@@ -74,12 +91,13 @@ internal sealed class DeviceSolver<T> : IDisposable
         (true, SolveMethod.QuasiDeer or SolveMethod.Picard) => "on the device a structured cell runs exact DEER (its Jacobian blocks are cheap), not quasi-DEER or Picard",
         (false, SolveMethod.Deer) when cell.StateSize > DeviceCell<T>.MaxDenseState =>
             $"dense DEER on the device takes states up to {DeviceCell<T>.MaxDenseState} (this one is {cell.StateSize}); use QuasiDeer",
-        (_, SolveMethod.Sequential or SolveMethod.Deer or SolveMethod.QuasiDeer or SolveMethod.Picard) => null,
-        _ => $"the device runs Sequential, Deer, QuasiDeer and Picard, not {method}",
+        (true, SolveMethod.QuasiElk) => "on the device a structured cell runs exact DEER, not damped quasi-DEER",
+        (_, SolveMethod.Sequential or SolveMethod.Deer or SolveMethod.QuasiDeer or SolveMethod.Picard or SolveMethod.QuasiElk) => null,
+        _ => $"the device runs Sequential, Deer, QuasiDeer, QuasiElk and Picard, not {method}",
     };
 
     public Outcome Solve(DeviceCell<T> cell, ReadOnlySpan<T> inputs, int batch, int length, ReadOnlySpan<T> initialState, ReadOnlySpan<T> warmStart,
-        SolveMethod method, double atol, double rtol, int maxIterations)
+        SolveMethod method, double atol, double rtol, int maxIterations, double initialDamping = 1e-2)
     {
         ArgumentNullException.ThrowIfNull(cell);
         if (Unsupported(cell, method) is { } why)
@@ -154,6 +172,11 @@ internal sealed class DeviceSolver<T> : IDisposable
             current.View.AsContiguous().CopyFromCPU(warmStart[..(int)(rows * s)]);
         }
 
+        if (method == SolveMethod.QuasiElk)
+        {
+            return SolveDamped(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, atol, rtol, maxIterations, initialDamping, history);
+        }
+
         int mode = method switch { SolveMethod.Deer => 2, SolveMethod.QuasiDeer => 1, _ => 0 };
         JacobianStructureScan scan = method == SolveMethod.Deer && cell.Structure.Side > 1 ? JacobianStructureScan.Blocks
             : mode == 0 ? JacobianStructureScan.None : JacobianStructureScan.Diagonal;
@@ -187,7 +210,7 @@ internal sealed class DeviceSolver<T> : IDisposable
     private static int JacobianPerStep(DeviceCell<T> cell, SolveMethod method) => method switch
     {
         SolveMethod.Deer => cell.StateSize * cell.Structure.Side,
-        SolveMethod.QuasiDeer or SolveMethod.Scan => cell.StateSize,
+        SolveMethod.QuasiDeer or SolveMethod.Scan or SolveMethod.QuasiElk => cell.StateSize,
         _ => 1,
     };
 
@@ -198,8 +221,92 @@ internal sealed class DeviceSolver<T> : IDisposable
     /// <summary>Device bytes per row: inputs, projection, recurrent product, four state buffers and the Jacobian, plus a margin for the scan's chunk maps.</summary>
     public static long BytesPerRow(DeviceCell<T> cell, SolveMethod method)
     {
-        long values = cell.InputSize + (2L * cell.Gates * cell.HiddenSize) + (4L * cell.StateSize) + JacobianPerStep(cell, method);
+        long values = cell.InputSize + (2L * cell.Gates * cell.HiddenSize) + (4L * cell.StateSize) + JacobianPerStep(cell, method)
+            + (method == SolveMethod.QuasiElk ? 6L * cell.StateSize : 0);
         return (values + (values / 4) + 1) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+    }
+
+    /// <summary>
+    /// quasi-ELK as the CPU runs it (Solver.SolveDamped): Levenberg-Marquardt on r = h − f with the Jacobian's diagonal,
+    /// the tridiagonal step per channel on the device, λ × 0.3 after a step that lowers Σ|r|² or max|r|, × 10 and retry
+    /// after one that does not, stalled past λ = 10^16. The residual of the returned iterate is the accepted one's.
+    /// </summary>
+    private Outcome SolveDamped(DeviceCell<T> cell, MemoryBuffer1D<T, Stride1D.Dense> xp, MemoryBuffer1D<T, Stride1D.Dense> whh,
+        MemoryBuffer1D<T, Stride1D.Dense> bhh, MemoryBuffer1D<T, Stride1D.Dense> h0, MemoryBuffer1D<T, Stride1D.Dense> current,
+        MemoryBuffer1D<T, Stride1D.Dense> previous, MemoryBuffer1D<T, Stride1D.Dense> hh, MemoryBuffer1D<T, Stride1D.Dense> f,
+        MemoryBuffer1D<T, Stride1D.Dense> jac, MemoryBuffer1D<T, Stride1D.Dense> term, int batch, int length, double atol, double rtol,
+        int maxIterations, double initialDamping, List<double> history)
+    {
+        int s = cell.StateSize;
+        long count = (long)batch * length * s;
+        using MemoryBuffer1D<T, Stride1D.Dense> residual = _accelerator.Allocate1D<T>(count), candidate = _accelerator.Allocate1D<T>(count),
+            diagonal = _accelerator.Allocate1D<T>(count), sweep = _accelerator.Allocate1D<T>(count), step = _accelerator.Allocate1D<T>(count),
+            backup = _accelerator.Allocate1D<T>(count);
+        (double ratio, double max) = Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 1, atol, rtol);
+        history.Add(max);
+        if (Status(ratio, 0, int.MaxValue) is { } first)
+        {
+            return new Outcome(current.GetAsArray1D(), 0, first, max, ratio, history);
+        }
+
+        double merit = Merit(current, f, residual, count);
+        diagonal.View.CopyFrom(jac.View);
+        double lambda = initialDamping, acceptedRatio = ratio;
+        int accepted = 0;
+        MemoryBuffer1D<T, Stride1D.Dense> r = residual, next = candidate;
+        while (true)
+        {
+            if (accepted >= maxIterations)
+            {
+                return new Outcome(current.GetAsArray1D(), accepted, SolveStatus.MaxIterationsReached, max, acceptedRatio, history);
+            }
+
+            _thomas(batch * s, r.View, diagonal.View, sweep.View, step.View, T.CreateTruncating(lambda), length, s);
+            backup.View.CopyFrom(current.View);
+            _add((int)count, current.View, step.View);
+            (double candidateRatio, double candidateMax) = Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 1, atol, rtol);
+            bool finite = double.IsFinite(candidateRatio);
+            double candidateMerit = finite ? Merit(current, f, next, count) : double.PositiveInfinity;
+            if (finite && (candidateMerit < merit || candidateMax < max))
+            {
+                accepted++;
+                (r, next) = (next, r);
+                diagonal.View.CopyFrom(jac.View);
+                (merit, max, acceptedRatio) = (candidateMerit, candidateMax, candidateRatio);
+                history.Add(max);
+                if (candidateRatio <= 1)
+                {
+                    return new Outcome(current.GetAsArray1D(), accepted, SolveStatus.Converged, max, candidateRatio, history);
+                }
+
+                lambda = Math.Max(lambda * 0.3, 1e-12);
+            }
+            else
+            {
+                current.View.CopyFrom(backup.View);
+                lambda *= 10;
+                if (lambda > 1e16)
+                {
+                    return new Outcome(current.GetAsArray1D(), accepted, SolveStatus.MaxIterationsReached, max, acceptedRatio, history);
+                }
+            }
+        }
+    }
+
+    /// <summary>r = h − f into <paramref name="residual"/>; Σ r², summed on the device in double.</summary>
+    private double Merit(MemoryBuffer1D<T, Stride1D.Dense> current, MemoryBuffer1D<T, Stride1D.Dense> f, MemoryBuffer1D<T, Stride1D.Dense> residual, long count)
+    {
+        _merit.MemSetToZero();
+        if (_meritSingle is not null)
+        {
+            _meritSingle((int)count, current.View.AsContiguous().Cast<float>(), f.View.AsContiguous().Cast<float>(), residual.View.AsContiguous().Cast<float>(), _merit.View);
+        }
+        else
+        {
+            _meritDouble!((int)count, current.View.AsContiguous().Cast<double>(), f.View.AsContiguous().Cast<double>(), residual.View.AsContiguous().Cast<double>(), _merit.View);
+        }
+
+        return _merit.GetAsArray1D()[0];
     }
 
     private enum JacobianStructureScan
@@ -251,5 +358,9 @@ internal sealed class DeviceSolver<T> : IDisposable
         return _residual.Measure(current.View, f.View, atol, rtol, (int)(rows * s));
     }
 
-    public void Dispose() => _residual.Dispose();
+    public void Dispose()
+    {
+        _residual.Dispose();
+        _merit.Dispose();
+    }
 }

@@ -167,7 +167,7 @@ internal static class IlgpuBackend
 
         bool single = typeof(T) == typeof(float);
         double atol = options.AbsoluteTolerance ?? (single ? 1e-5 : 1e-10), rtol = options.RelativeTolerance ?? (single ? 1e-5 : 1e-10);
-        int maxIterations = options.MaxIterations ?? Math.Min(method == SolveMethod.Deer ? 100 : 500, Math.Max(length, 0));
+        int maxIterations = options.MaxIterations ?? Math.Min(method == SolveMethod.Deer ? 100 : 500, Math.Max(length, method == SolveMethod.QuasiElk ? 50 : 0));
         ComputeDevice where = options.Device == ComputeDevice.Emulated ? ComputeDevice.Emulated : ComputeDevice.Gpu;
         var clock = Stopwatch.StartNew();
         long budget = Math.Min(options.MemoryBudgetBytes ?? long.MaxValue, device.Accelerator.MemorySize / 4 * 3);
@@ -178,7 +178,7 @@ internal static class IlgpuBackend
                 $"One step of {method} on the {where} backend needs {DeviceSolver<T>.BytesPerRow(deviceCell, method)} bytes of device memory, over the budget of {budget} bytes; raise SolveOptions.MemoryBudgetBytes or use Device = Cpu."));
         }
 
-        (DeviceSolver<T>.Outcome outcome, int windows) = Windowed(device, deviceCell, inputs, batch, length, h0, warmStart, method, atol, rtol, maxIterations, rowsFit);
+        (DeviceSolver<T>.Outcome outcome, int windows) = Windowed(device, deviceCell, inputs, batch, length, h0, warmStart, method, atol, rtol, maxIterations, rowsFit, options.InitialDamping);
         clock.Stop();
         string message = Describe(outcome, method, atol, rtol, length, where);
         result = new SolveResult<T>(outcome.States, batch, length, deviceCell.StateSize, cell.OutputSize, method, outcome.Iterations, outcome.Status,
@@ -204,7 +204,7 @@ internal static class IlgpuBackend
     /// window that fails stops the sequence, and the states it could not reach are NaN, never reported as solved.
     /// </summary>
     private static (DeviceSolver<T>.Outcome Outcome, int Windows) Windowed<T>(Device device, DeviceCell<T> cell, ReadOnlySpan<T> inputs, int batch, int length,
-        ReadOnlySpan<T> h0, ReadOnlySpan<T> warmStart, SolveMethod method, double atol, double rtol, int maxIterations, long rowsFit)
+        ReadOnlySpan<T> h0, ReadOnlySpan<T> warmStart, SolveMethod method, double atol, double rtol, int maxIterations, long rowsFit, double initialDamping)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         DeviceSolver<T> solver = device.Solver<T>();
@@ -213,7 +213,7 @@ internal static class IlgpuBackend
         {
             lock (device.Gate)
             {
-                return (solver.Solve(cell, inputs, batch, length, h0, warmStart, method, atol, rtol, maxIterations), 1);
+                return (solver.Solve(cell, inputs, batch, length, h0, warmStart, method, atol, rtol, maxIterations, initialDamping), 1);
             }
         }
 
@@ -239,7 +239,7 @@ internal static class IlgpuBackend
                 DeviceSolver<T>.Outcome part;
                 lock (device.Gate)
                 {
-                    part = solver.Solve(cell, x, count, steps, start, warm, method, atol, rtol, maxIterations);
+                    part = solver.Solve(cell, x, count, steps, start, warm, method, atol, rtol, maxIterations, initialDamping);
                 }
 
                 windows++;
