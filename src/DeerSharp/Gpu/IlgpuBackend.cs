@@ -207,7 +207,13 @@ internal static class IlgpuBackend
         ReadOnlySpan<T> h0, ReadOnlySpan<T> warmStart, SolveMethod method, double atol, double rtol, int maxIterations, long rowsFit, double initialDamping)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        DeviceSolver<T> solver = device.Solver<T>();
+        DeviceSolver<T> solver;
+        lock (device.Gate)
+        {
+            // Loading the kernels (once per element type) happens under the same lock as the solves on this accelerator.
+            solver = device.Solver<T>();
+        }
+
         int s = cell.StateSize, d = cell.InputSize;
         if ((long)batch * length <= rowsFit)
         {
