@@ -14,6 +14,9 @@ public class IterationCostBenchmarks
     private const int N = 32, Length = 65_536;
     private GruCell<float> _cell;
     private float[] _x = [];
+    private float[] _projections = [];
+    private float[] _states = [];
+    private float[] _workspace = [];
 
     [Params(SolveMethod.QuasiDeer, SolveMethod.Deer)]
     public SolveMethod Method { get; set; }
@@ -24,6 +27,29 @@ public class IterationCostBenchmarks
         var random = new Random(32);
         _cell = GruCell<float>.Random(N, N, random);
         _x = [.. Enumerable.Range(0, Length * N).Select(_ => (float)((random.NextDouble() * 2) - 1))];
+        _projections = new float[Length * _cell.ProjectionSize];
+        _states = new float[Length * N];
+        _workspace = new float[_cell.WorkspaceSize];
+    }
+
+    /// <summary>
+    /// The loop's own work per step, warm: the input projection and the chain of cell evaluations into buffers that are
+    /// reused (no fresh output to fault in), so "one sequential step" means the step and nothing else.
+    /// </summary>
+    [Benchmark]
+    public float WarmLoop()
+    {
+        int p = _cell.ProjectionSize;
+        _cell.ProjectInputs(_x, _projections, Length);
+        ReadOnlySpan<float> previous = new float[N];
+        for (int t = 0; t < Length; t++)
+        {
+            Span<float> current = _states.AsSpan(t * N, N);
+            _cell.Evaluate(previous, _projections.AsSpan(t * p, p), current, _workspace);
+            previous = current;
+        }
+
+        return _states[^1];
     }
 
     [Benchmark(Baseline = true)]

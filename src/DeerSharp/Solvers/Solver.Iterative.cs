@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Numerics;
 using DeerSharp.Cells;
-using System.Numerics.Tensors;
 using DeerSharp.Scan;
 
 namespace DeerSharp.Solvers;
@@ -175,6 +174,18 @@ internal static partial class Solver
             cell.EvaluateBlock(previous, ws.Projections.AsSpan(t0 * p, count * p), f, ws.Jacobians.AsSpan(t0 * m, count * m), mode, scratch, count);
 
             ReadOnlySpan<T> current = ws.States.AsSpan(t0 * s, count * s);
+            if (newtonTerm && mode == JacobianMode.Diagonal)
+            {
+                // quasi-DEER's hot path: the residual and the Newton term b_t = f_t - d_t ⊙ h_{t-1} in one pass over the block.
+                if (!ResidualAndDiagonalTerm(current, f, ws.Jacobians.AsSpan(t0 * s, count * s), previous[..f.Length], atol, rtol, ref max, ref within))
+                {
+                    finite = false;
+                }
+
+                t0 = t1;
+                continue;
+            }
+
             if (!ResidualWithin(current, f, atol, rtol, ref max, ref within))
             {
                 finite = false;
@@ -196,12 +207,6 @@ internal static partial class Solver
             else if (newtonTerm && mode == JacobianMode.Block)
             {
                 SubtractBlockProducts(ws.Jacobians.AsSpan(t0 * m, count * m), previous[..f.Length], f, settings.Structure!.Value, s, count);
-            }
-            else if (newtonTerm && mode == JacobianMode.Diagonal)
-            {
-                Span<T> product = scratch[..f.Length];
-                TensorPrimitives.Multiply(ws.Jacobians.AsSpan(t0 * s, count * s), previous[..f.Length], product);
-                TensorPrimitives.Subtract(f, product, f);
             }
 
             t0 = t1;
@@ -236,6 +241,49 @@ internal static partial class Solver
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// <see cref="ResidualWithin"/> and, in the same pass, f ← f - d ⊙ h_prev (the diagonal Newton term). A block with a
+    /// non-finite value is classified by the scalar path first and then gets its term the same way.
+    /// </summary>
+    private static bool ResidualAndDiagonalTerm<T>(ReadOnlySpan<T> current, Span<T> f, ReadOnlySpan<T> d, ReadOnlySpan<T> previous, T atol, T rtol,
+        ref T max, ref bool within)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int v = Vector<T>.Count, i = 0;
+        var vmax = new Vector<T>(max);
+        var infinity = new Vector<T>(T.PositiveInfinity);
+        var vatol = new Vector<T>(atol);
+        var vrtol = new Vector<T>(rtol);
+        bool vectorWithin = true;
+        for (; i + v <= f.Length; i += v)
+        {
+            var fv = new Vector<T>(f[i..]);
+            Vector<T> r = Vector.Abs(new Vector<T>(current[i..]) - fv);
+            if (!Vector.LessThanAll(r, infinity))
+            {
+                break;
+            }
+
+            vmax = Vector.Max(vmax, r);
+            vectorWithin &= Vector.LessThanOrEqualAll(r, Kernels.Fma(vrtol, Vector.Abs(fv), vatol));
+            (fv - (new Vector<T>(d[i..]) * new Vector<T>(previous[i..]))).CopyTo(f[i..]);
+        }
+
+        for (int k = 0; k < v; k++)
+        {
+            max = T.Max(max, vmax[k]);
+        }
+
+        within &= vectorWithin;
+        bool finite = ResidualScalar(current[i..], f[i..], atol, rtol, ref max, ref within);
+        for (; i < f.Length; i++)
+        {
+            f[i] -= d[i] * previous[i];
+        }
+
+        return finite;
     }
 
     /// <summary>
