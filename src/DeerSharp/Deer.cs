@@ -168,7 +168,7 @@ public static partial class Deer
         SolveResult<T>? forward = warmStart.IsEmpty ? null
             : Solvers.Solver.Solve(cell, inputs, batchSize, length, initialState, warmStart, Solvers.Adjoint.ForwardOptions(options ?? SolveOptions.Default));
         var r = Solvers.Adjoint.Gradient(cell, inputs, batchSize, length, outputCotangent, initialState, options, gradient, solved: forward);
-        return new GradientResult<T>(r.Forward, [r.Parameters], r.Inputs, r.InitialStates, r.Method, r.Windows);
+        return new GradientResult<T>(r.Forward, [r.Parameters], r.Inputs, r.InitialStates, r.Method, r.Windows, r.Device);
     }
 
     /// <summary>

@@ -10,8 +10,9 @@ public sealed class GradientResult<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     internal GradientResult(SolveResult<T> forward, IReadOnlyList<T[]> parameters, T[] inputs, T[] initialStates, AdjointMethod adjoint,
-        int adjointWindows = 1)
+        int adjointWindows = 1, ComputeDevice adjointDevice = ComputeDevice.Cpu)
     {
+        AdjointDevice = adjointDevice;
         AdjointWindows = adjointWindows;
         Forward = forward;
         LayerParameterGradients = parameters;
@@ -37,6 +38,13 @@ public sealed class GradientResult<T>
 
     /// <summary>How the adjoint recurrence was solved.</summary>
     public AdjointMethod Adjoint { get; }
+
+    /// <summary>
+    /// Where the adjoint ran: on the device that solved the forward pass (<see cref="ComputeDevice.Gpu"/>,
+    /// <see cref="ComputeDevice.Emulated"/>) for the dense cells it has adjoint kernels for, else <see cref="ComputeDevice.Cpu"/>;
+    /// <see cref="ComputeDevice.Auto"/> for a stack whose layers' adjoints ran on different devices.
+    /// </summary>
+    public ComputeDevice AdjointDevice { get; }
 
     /// <summary>
     /// How many time windows the adjoint was split into to keep within <see cref="SolveOptions.MemoryBudgetBytes"/> (1: none;

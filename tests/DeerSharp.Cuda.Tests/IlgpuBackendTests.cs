@@ -147,22 +147,51 @@ public sealed class IlgpuBackendTests
         Assert.True(double.IsNaN(capped.States[^1]), $"seed {seed}: {capped}");
     }
 
-    [Fact]
-    public void Gradients_after_a_device_forward_pass_match_the_cpu()
+    /// <summary>
+    /// After a device forward pass the adjoint runs on the device too (dense cells): ∂L/∂θ, ∂L/∂x and ∂L/∂h0 against the
+    /// CPU's adjoint on the same problem (1e-8 of each gradient's largest entry, float64), for every dense cell.
+    /// </summary>
+    [Theory]
+    [InlineData("rnn")]
+    [InlineData("gru")]
+    [InlineData("lstm")]
+    public void Gradients_on_the_device_match_the_cpu(string kind)
     {
         int seed = Random.Shared.Next();
         var random = new Random(seed);
-        var cell = new LstmCell<double>(RecurrentWeights<double>.Random(4, 3, D, random));
+        const int N = 3;
+        int s = kind == "lstm" ? 2 * N : N;
         double[] x = [.. Enumerable.Range(0, B * L * D).Select(_ => (random.NextDouble() * 2) - 1)];
-        double[] c = [.. Enumerable.Range(0, B * L * 3).Select(_ => (random.NextDouble() * 2) - 1)];
+        double[] c = [.. Enumerable.Range(0, B * L * N).Select(_ => (random.NextDouble() * 2) - 1)];
+        double[] h0 = [.. Enumerable.Range(0, B * s).Select(_ => random.NextDouble() - 0.5)];
         var tight = new SolveOptions { Method = SolveMethod.Deer, AbsoluteTolerance = 1e-12, RelativeTolerance = 1e-12 };
-        GradientResult<double> device = Deer.Gradient(cell, x, B, L, c, tight with { Device = ComputeDevice.Emulated });
-        GradientResult<double> cpu = Deer.Gradient(cell, x, B, L, c, tight);
+        var scan = new GradientOptions { Adjoint = AdjointMethod.Scan };
+        (GradientResult<double> device, GradientResult<double> cpu) = kind switch
+        {
+            "rnn" => Grads(new TanhRnnCell<double>(RecurrentWeights<double>.Random(1, N, D, random)), x, c, h0, tight, scan),
+            "gru" => Grads(new GruCell<double>(RecurrentWeights<double>.Random(3, N, D, random)), x, c, h0, tight, scan),
+            _ => Grads(new LstmCell<double>(RecurrentWeights<double>.Random(4, N, D, random)), x, c, h0, tight, scan),
+        };
+
         Assert.Equal(ComputeDevice.Emulated, device.Forward.Device);
-        double scale = cpu.ParameterGradient.Max(Math.Abs);
-        double diff = device.ParameterGradient.Zip(cpu.ParameterGradient, (a, b) => Math.Abs(a - b)).Max();
-        Assert.True(diff <= 1e-8 * scale, $"seed {seed}: parameter gradients differ by {diff:G3} (scale {scale:G3})");
+        Assert.Equal(ComputeDevice.Emulated, device.AdjointDevice);
+        Assert.Equal(ComputeDevice.Cpu, cpu.AdjointDevice);
+        foreach ((string name, double[] a, double[] b) in new[]
+        {
+            ("parameters", device.ParameterGradient, cpu.ParameterGradient),
+            ("inputs", device.InputGradient, cpu.InputGradient),
+            ("h0", device.InitialStateGradient, cpu.InitialStateGradient),
+        })
+        {
+            double scale = Math.Max(1e-12, b.Max(Math.Abs));
+            double diff = a.Zip(b, (p, q) => Math.Abs(p - q)).Max();
+            Assert.True(a.Length == b.Length && diff <= 1e-8 * scale, $"seed {seed}, {kind} {name}: differ by {diff:G3} (scale {scale:G3})");
+        }
     }
+
+    private static (GradientResult<double>, GradientResult<double>) Grads<TCell>(TCell cell, double[] x, double[] c, double[] h0, SolveOptions options, GradientOptions scan)
+        where TCell : IDifferentiableCell<double> =>
+        (Deer.Gradient(cell, x, B, L, c, options with { Device = ComputeDevice.Emulated }, scan, h0), Deer.Gradient(cell, x, B, L, c, options, scan, h0));
 
     [Fact]
     public void What_the_device_does_not_run_is_a_clear_error()

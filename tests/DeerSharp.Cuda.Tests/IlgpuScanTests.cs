@@ -88,7 +88,7 @@ public sealed class IlgpuScanTests : IDisposable
         string dir = Directory.CreateTempSubdirectory("deer-ptx-").FullName;
         string? ptxas = Ptxas();
         var failures = new List<string>();
-        foreach (MethodInfo kernel in new[] { typeof(DiagonalScanKernels), typeof(DenseKernels), typeof(NewtonKernels), typeof(StructuredKernels), typeof(BlockScanKernels), typeof(DampedKernels) }.SelectMany(k => k.GetMethods(BindingFlags.Public | BindingFlags.Static)))
+        foreach (MethodInfo kernel in new[] { typeof(DiagonalScanKernels), typeof(DenseKernels), typeof(NewtonKernels), typeof(StructuredKernels), typeof(BlockScanKernels), typeof(DampedKernels), typeof(AdjointKernels) }.SelectMany(k => k.GetMethods(BindingFlags.Public | BindingFlags.Static)))
         {
             foreach (Type? element in kernel.IsGenericMethodDefinition ? new[] { typeof(float), typeof(double) } : new Type?[] { null })
             {

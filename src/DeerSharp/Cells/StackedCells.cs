@@ -136,6 +136,7 @@ internal static class StackedGradient
         T[] cotangent = outputCotangent.ToArray();
         AdjointMethod method = AdjointMethod.Sequential;
         int windows = 1;
+        var devices = new HashSet<ComputeDevice>();
         for (int k = layers.Count - 1; k >= 0; k--)
         {
             ReadOnlySpan<T> h0 = initialStates is null ? default : initialStates.AsSpan(offsets[k], batchSize * layers[k].StateSize);
@@ -146,8 +147,10 @@ internal static class StackedGradient
             cotangent = r.Inputs;
             method = r.Method;
             windows = Math.Max(windows, r.Windows);
+            devices.Add(r.Device);
         }
 
-        return new GradientResult<T>(top, parameters, cotangent, initialGradients, method, windows);
+        return new GradientResult<T>(top, parameters, cotangent, initialGradients, method, windows,
+            devices.Count == 1 ? devices.First() : ComputeDevice.Auto);
     }
 }

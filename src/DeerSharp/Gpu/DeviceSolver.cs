@@ -32,6 +32,12 @@ internal sealed class DeviceSolver<T> : IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>>? _meritSingle;
     private readonly Action<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>>? _meritDouble;
     private readonly MemoryBuffer1D<double, Stride1D.Dense> _merit;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int> _reverseTranspose;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int, int> _reverseCotangent;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int> _unreverse;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _delta;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int> _accumulate;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int> _productT;
 
     /// <summary>States [B, L, S], the updates applied, the status, the residual of the returned states, its ratio to the tolerance, and the residual per iteration.</summary>
     public readonly record struct Outcome(T[] States, int Iterations, SolveStatus Status, double MaxResidual, double Ratio, IReadOnlyList<double> History);
@@ -79,6 +85,12 @@ internal sealed class DeviceSolver<T> : IDisposable
         }
 
         _merit = accelerator.Allocate1D<double>(1);
+        _reverseTranspose = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.ReverseTranspose<T>);
+        _reverseCotangent = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int, int>(AdjointKernels.ReverseCotangent<T>);
+        _unreverse = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.Unreverse<T>);
+        _delta = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.Delta<T>);
+        _accumulate = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int>(AdjointKernels.Accumulate<T>);
+        _productT = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int>(AdjointKernels.Product<T>);
     }
 
     /// <summary>The methods the device runs for <paramref name="cell"/>; null names what it does not, with the reason.</summary>
@@ -224,6 +236,84 @@ internal sealed class DeviceSolver<T> : IDisposable
         long values = cell.InputSize + (2L * cell.Gates * cell.HiddenSize) + (4L * cell.StateSize) + JacobianPerStep(cell, method)
             + (method == SolveMethod.QuasiElk ? 6L * cell.StateSize : 0);
         return (values + (values / 4) + 1) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+    }
+
+    /// <summary>Whether <see cref="Gradient"/> runs the adjoint of <paramref name="cell"/> on the device: the dense cells whose full Jacobian the block scan takes.</summary>
+    public static bool HasAdjoint(DeviceCell<T> cell) =>
+        cell.Kind is DeviceCellKind.TanhRnn or DeviceCellKind.Gru or DeviceCellKind.Lstm && cell.StateSize <= DeviceCell<T>.MaxDenseState;
+
+    /// <summary>
+    /// The scan adjoint on the device at a solved trajectory <paramref name="states"/> [B, L, S]: the Jacobians there, the
+    /// reversed transposed recurrence by the block scan, δ per step, and the sums. Returns ∂L/∂θ in PyTorch's flat layout
+    /// [W_ih, W_hh, b_ih, b_hh] (summed over the batch), ∂L/∂x [B, L, d] and ∂L/∂h0 [B, S].
+    /// </summary>
+    public (T[] Parameters, T[] Inputs, T[] InitialStates) Gradient(DeviceCell<T> cell, ReadOnlySpan<T> inputs, ReadOnlySpan<T> states,
+        ReadOnlySpan<T> initialState, ReadOnlySpan<T> cotangent, int batch, int length, int outputSize)
+    {
+        if (!HasAdjoint(cell))
+        {
+            throw new NotSupportedException($"{cell.Kind}: the device adjoint takes the dense cells with states up to {DeviceCell<T>.MaxDenseState}.");
+        }
+
+        int n = cell.HiddenSize, d = cell.InputSize, s = cell.StateSize, gates = cell.Gates * n;
+        long rows = (long)batch * length;
+        if (rows > MaxRows(cell, SolveMethod.Deer))
+        {
+            throw new ArgumentException($"{rows} rows exceed one launch's index range for the device adjoint.", nameof(inputs));
+        }
+
+        using MemoryBuffer1D<T, Stride1D.Dense> wih = _accelerator.Allocate1D(cell.WeightIH), whh = _accelerator.Allocate1D(cell.WeightHH),
+            bih = _accelerator.Allocate1D(cell.BiasIH), bhh = _accelerator.Allocate1D(cell.BiasHH), x = _accelerator.Allocate1D<T>(rows * d),
+            h0 = _accelerator.Allocate1D<T>((long)batch * s), zero = _accelerator.Allocate1D<T>((long)batch * s), xp = _accelerator.Allocate1D<T>(rows * gates),
+            current = _accelerator.Allocate1D<T>(rows * s), previous = _accelerator.Allocate1D<T>(rows * s), hh = _accelerator.Allocate1D<T>(rows * gates),
+            f = _accelerator.Allocate1D<T>(rows * s), jac = _accelerator.Allocate1D<T>(rows * s * s), term = _accelerator.Allocate1D<T>(rows * s),
+            cot = _accelerator.Allocate1D<T>(rows * outputSize), a = _accelerator.Allocate1D<T>(rows * s * s), b = _accelerator.Allocate1D<T>(rows * s),
+            v = _accelerator.Allocate1D<T>(rows * s), dih = _accelerator.Allocate1D<T>(rows * gates), dhh = _accelerator.Allocate1D<T>(rows * gates),
+            direct = _accelerator.Allocate1D<T>(rows * s), dx = _accelerator.Allocate1D<T>(rows * d), gWih = _accelerator.Allocate1D<T>((long)gates * d),
+            gWhh = _accelerator.Allocate1D<T>((long)gates * n), gBih = _accelerator.Allocate1D<T>(gates), gBhh = _accelerator.Allocate1D<T>(gates);
+        x.View.AsContiguous().CopyFromCPU(inputs[..(int)(rows * d)]);
+        current.View.AsContiguous().CopyFromCPU(states[..(int)(rows * s)]);
+        cot.View.AsContiguous().CopyFromCPU(cotangent[..(int)(rows * outputSize)]);
+        zero.MemSetToZero();
+        if (initialState.IsEmpty)
+        {
+            h0.MemSetToZero();
+        }
+        else
+        {
+            h0.View.AsContiguous().CopyFromCPU(initialState[..(batch * s)]);
+        }
+
+        _project((int)(rows * gates), wih.View, bih.View, x.View, xp.View, d, gates);
+
+        // 1. The Jacobians at the solution (and hh = W_hh h_{t−1}, which δ needs).
+        Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 2, 1, 1);
+
+        // 2. Reverse time and transpose, then the block scan from zero: w_u = J_{L−u}ᵀ w_{u−1} + g_{L−1−u}; v_t = w_{L−1−t}.
+        _reverseTranspose((int)(rows * s * s), jac.View, a.View, length, s);
+        _reverseCotangent((int)(rows * s), cot.View, b.View, length, s, outputSize);
+        _blocks.Solve(a.View, b.View, zero.View, b.View, batch, length, s, new Cells.JacobianStructure(s), DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16));
+        _unreverse((int)(rows * s), b.View, v.View, length, s);
+
+        // 3. δ per step, then the parameter sums, ∂L/∂x, and ∂L/∂h_{t−1} = direct + W_hhᵀ δ_hh (kept at t = 0 for ∂L/∂h0).
+        _delta((int)(rows * n), xp.View, hh.View, bhh.View, previous.View, v.View, dih.View, dhh.View, direct.View, n, (int)cell.Kind);
+        _accumulate(gates * d, dih.View, x.View, gWih.View, gates, d, d, (int)rows);
+        _accumulate(gates * n, dhh.View, previous.View, gWhh.View, gates, n, s, (int)rows);
+        _accumulate(gates, dih.View, dih.View, gBih.View, gates, 0, 0, (int)rows);
+        _accumulate(gates, dhh.View, dhh.View, gBhh.View, gates, 0, 0, (int)rows);
+        _productT((int)(rows * d), dih.View, wih.View, dx.View, gates, d, d, 0);
+        _productT((int)(rows * n), dhh.View, whh.View, direct.View, gates, n, s, 1);
+        _accelerator.Synchronize();
+
+        T[] parameters = [.. gWih.GetAsArray1D(), .. gWhh.GetAsArray1D(), .. gBih.GetAsArray1D(), .. gBhh.GetAsArray1D()];
+        T[] all = direct.GetAsArray1D();
+        var initial = new T[batch * s];
+        for (int q = 0; q < batch; q++)
+        {
+            all.AsSpan(q * length * s, s).CopyTo(initial.AsSpan(q * s, s));
+        }
+
+        return (parameters, dx.GetAsArray1D(), initial);
     }
 
     /// <summary>

@@ -198,6 +198,39 @@ internal static class IlgpuBackend
     }
 
     /// <summary>
+    /// The scan adjoint on the device that solved the forward pass, for the dense cells whose full Jacobian the block scan
+    /// takes (states up to 32); false leaves the adjoint to the CPU (any other cell, or a problem over the device's memory
+    /// budget or index range).
+    /// </summary>
+    public static bool TryGradient<TCell, T>(TCell cell, ComputeDevice where, ReadOnlySpan<T> inputs, ReadOnlySpan<T> states, ReadOnlySpan<T> h0,
+        ReadOnlySpan<T> cotangent, int batch, int length, long memoryBudget, out (T[] Parameters, T[] Inputs, T[] InitialStates) gradient)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        gradient = default;
+        DeviceCell<T>? deviceCell = DeviceCell<T>.From(cell);
+        Device? device = where == ComputeDevice.Emulated ? Emulator.Value : where is ComputeDevice.Gpu or ComputeDevice.Cuda ? Gpu.Value : null;
+        if (deviceCell is null || device is null || !DeviceSolver<T>.HasAdjoint(deviceCell) || length < 1 || batch < 1)
+        {
+            return false;
+        }
+
+        // About four S×S maps and a dozen vectors per row: keep within the budget and the index range, else the CPU.
+        long bytes = (long)batch * length * ((4L * deviceCell.StateSize * deviceCell.StateSize) + (12L * deviceCell.Gates * deviceCell.HiddenSize)) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+        if (bytes > Math.Min(memoryBudget, device.Accelerator.MemorySize / 4 * 3) || (long)batch * length > DeviceSolver<T>.MaxRows(deviceCell, SolveMethod.Deer))
+        {
+            return false;
+        }
+
+        lock (device.Gate)
+        {
+            gradient = device.Solver<T>().Gradient(deviceCell, inputs, states, h0, cotangent, batch, length, cell.OutputSize);
+        }
+
+        return true;
+    }
+
+    /// <summary>
     /// The solve in pieces that fit <paramref name="rowsFit"/> rows of device memory: all of it at once when it fits;
     /// else groups of whole sequences; else, per sequence, windows over time, each starting from the last state of the one
     /// before (as the CPU backend windows under its memory budget). Iterations add up, the residual is the largest; a

@@ -12,7 +12,8 @@ namespace DeerSharp.Solvers;
 /// </summary>
 internal static class Adjoint
 {
-    internal readonly record struct Result<T>(SolveResult<T> Forward, T[] Parameters, T[] Inputs, T[] InitialStates, AdjointMethod Method, int Windows)
+    internal readonly record struct Result<T>(SolveResult<T> Forward, T[] Parameters, T[] Inputs, T[] InitialStates, AdjointMethod Method, int Windows,
+        ComputeDevice Device = ComputeDevice.Cpu)
         where T : unmanaged, IFloatingPointIeee754<T>;
 
     public static Result<T> Gradient<TCell, T>(TCell cell, ReadOnlySpan<T> inputs, int batchSize, int length, ReadOnlySpan<T> outputCotangent,
@@ -47,6 +48,15 @@ internal static class Adjoint
             var m => m,
         };
         int cores = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
+        if (method == AdjointMethod.Scan && forward.Device is ComputeDevice.Gpu or ComputeDevice.Emulated or ComputeDevice.Cuda
+            && Gpu.IlgpuBackend.TryGradient(cell, forward.Device, inputs, forward.States, initialState, outputCotangent, batchSize, length, total / 2,
+                out (T[] Parameters, T[] Inputs, T[] InitialStates) onDevice))
+        {
+            // The forward pass ran on the device and so does its adjoint: the same equations, on the same states.
+            return new Result<T>(forward, onDevice.Parameters, onDevice.Inputs, onDevice.InitialStates, method, 1,
+                forward.Device == ComputeDevice.Emulated ? ComputeDevice.Emulated : ComputeDevice.Gpu);
+        }
+
         var parameters = new T[cell.ParameterCount];
         var dInputs = new T[(long)batchSize * length * d];
         var dInitial = new T[(long)batchSize * s];

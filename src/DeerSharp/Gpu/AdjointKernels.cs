@@ -1,0 +1,146 @@
+using System.Numerics;
+using ILGPU;
+
+namespace DeerSharp.Gpu;
+
+/// <summary>
+/// The gradient on the device for the dense cells (reference §7, the CPU's Adjoint.ScanAdjoint): the reversed, transposed
+/// recurrence w_u = J_{T−u}ᵀ w_{u−1} + g_{T−1−u} set up for the block scan, the adjoints v_t back in time order, each
+/// cell's pre-activation gradients δ (recomputing its gates from the solution), and the products and sums that turn δ
+/// into ∂L/∂θ, ∂L/∂x and ∂L/∂h_{t−1}. Arrays are [B, L, ·]; rows are (sequence, step) pairs.
+/// </summary>
+internal static class AdjointKernels
+{
+    /// <summary>a[seq, u] = J[seq, L − u]ᵀ for u ≥ 1 and 0 for u = 0, one thread per (seq, u, r, c) of S×S maps.</summary>
+    public static void ReverseTranspose<T>(Index1D index, ArrayView<T> jac, ArrayView<T> a, int length, int s)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int c = index % s, r = index / s % s;
+        long row = index / (s * s), seq = row / length;
+        int u = (int)(row % length);
+        a[index] = u == 0 ? T.Zero : jac[((((seq * length) + (length - u)) * s) + c) * s + r];
+    }
+
+    /// <summary>b[seq, u] = g[seq, L − 1 − u] in state space: the output cotangent in the first <paramref name="o"/> entries, zero after.</summary>
+    public static void ReverseCotangent<T>(Index1D index, ArrayView<T> cotangent, ArrayView<T> b, int length, int s, int o)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = index % s;
+        long row = index / s, seq = row / length;
+        int u = (int)(row % length);
+        b[index] = i < o ? cotangent[(((seq * length) + (length - 1 - u)) * o) + i] : T.Zero;
+    }
+
+    /// <summary>v[seq, t] = w[seq, L − 1 − t].</summary>
+    public static void Unreverse<T>(Index1D index, ArrayView<T> w, ArrayView<T> v, int length, int s)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = index % s;
+        long row = index / s, seq = row / length;
+        int t = (int)(row % length);
+        v[index] = w[(((seq * length) + (length - 1 - t)) * s) + i];
+    }
+
+    /// <summary>
+    /// δ for one (row, unit) of a dense cell (kind 0 RNN, 1 GRU, 2 LSTM), from the adjoint v at the step and the gates
+    /// recomputed at the solution: δ_ih (multiplying W_ih x and b_ih), δ_hh (multiplying W_hh h and b_hh), and the direct
+    /// part of ∂L/∂h_{t−1} that does not go through W_hh (GRU: v z; LSTM: the c part, ∂c' f).
+    /// </summary>
+    public static void Delta<T>(Index1D index, ArrayView<T> xp, ArrayView<T> hh, ArrayView<T> bhh, ArrayView<T> prev, ArrayView<T> v,
+        ArrayView<T> dih, ArrayView<T> dhh, ArrayView<T> direct, int n, int kind)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = index % n;
+        long row = index / n;
+        if (kind == 0)
+        {
+            T value = T.Tanh(xp[index] + hh[index] + bhh[i]);
+            T delta = v[index] * (T.One - (value * value));
+            dih[index] = delta;
+            dhh[index] = delta;
+            direct[index] = T.Zero;
+        }
+        else if (kind == 1)
+        {
+            long g = row * 3 * n;
+            T h = prev[index], vi = v[index];
+            T r = Sigmoid(xp[g + i] + hh[g + i] + bhh[i]);
+            T z = Sigmoid(xp[g + n + i] + hh[g + n + i] + bhh[n + i]);
+            T hn = hh[g + (2 * n) + i] + bhh[(2 * n) + i];
+            T candidate = T.Tanh(xp[g + (2 * n) + i] + (r * hn));
+            T dan = vi * (T.One - z) * (T.One - (candidate * candidate));
+            T dar = dan * hn * r * (T.One - r);
+            T daz = vi * (h - candidate) * z * (T.One - z);
+            dih[g + i] = dar;
+            dih[g + n + i] = daz;
+            dih[g + (2 * n) + i] = dan;
+            dhh[g + i] = dar;
+            dhh[g + n + i] = daz;
+            dhh[g + (2 * n) + i] = dan * r;
+            direct[index] = vi * z;
+        }
+        else
+        {
+            long g = row * 4 * n, state = row * 2 * n;
+            T ig = Sigmoid(xp[g + i] + hh[g + i] + bhh[i]);
+            T fg = Sigmoid(xp[g + n + i] + hh[g + n + i] + bhh[n + i]);
+            T gg = T.Tanh(xp[g + (2 * n) + i] + hh[g + (2 * n) + i] + bhh[(2 * n) + i]);
+            T og = Sigmoid(xp[g + (3 * n) + i] + hh[g + (3 * n) + i] + bhh[(3 * n) + i]);
+            T cPrev = prev[state + n + i];
+            T t = T.Tanh((fg * cPrev) + (ig * gg));
+            T vh = v[state + i], vc = v[state + n + i];
+            T dc = vc + (vh * og * (T.One - (t * t)));
+            T dai = dc * gg * ig * (T.One - ig), daf = dc * cPrev * fg * (T.One - fg), dag = dc * ig * (T.One - (gg * gg)), dao = vh * t * og * (T.One - og);
+            dih[g + i] = dai;
+            dih[g + n + i] = daf;
+            dih[g + (2 * n) + i] = dag;
+            dih[g + (3 * n) + i] = dao;
+            dhh[g + i] = dai;
+            dhh[g + n + i] = daf;
+            dhh[g + (2 * n) + i] = dag;
+            dhh[g + (3 * n) + i] = dao;
+            direct[state + i] = T.Zero;
+            direct[state + n + i] = dc * fg;
+        }
+    }
+
+    /// <summary>
+    /// out[g, j] = Σ_rows δ[row, g] · m[row·stride + j] (∂L/∂W_ih with m = x, ∂L/∂W_hh with m = h_{t−1}), or, with
+    /// <paramref name="columns"/> = 0, out[g] = Σ_rows δ[row, g] (the bias). One thread per output, looping over the rows in order.
+    /// </summary>
+    public static void Accumulate<T>(Index1D index, ArrayView<T> delta, ArrayView<T> m, ArrayView<T> output, int gates, int columns, int stride, int rows)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int g = columns == 0 ? index : index / columns, j = columns == 0 ? 0 : index % columns;
+        T sum = T.Zero;
+        for (long row = 0; row < rows; row++)
+        {
+            T d = delta[(row * gates) + g];
+            sum += columns == 0 ? d : d * m[(row * stride) + j];
+        }
+
+        output[index] = sum;
+    }
+
+    /// <summary>
+    /// y[row, j] = Σ_g δ[row, g] · W[g, j] written at row stride <paramref name="stride"/>, added to what is there when
+    /// <paramref name="accumulate"/> (∂L/∂x with W_ih; ∂L/∂h_{t−1} += W_hhᵀ δ_hh).
+    /// </summary>
+    public static void Product<T>(Index1D index, ArrayView<T> delta, ArrayView<T> w, ArrayView<T> y, int gates, int columns, int stride, int accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int j = index % columns;
+        long row = index / columns;
+        T sum = T.Zero;
+        for (int g = 0; g < gates; g++)
+        {
+            sum += delta[(row * gates) + g] * w[((long)g * columns) + j];
+        }
+
+        long k = (row * stride) + j;
+        y[k] = accumulate != 0 ? y[k] + sum : sum;
+    }
+
+    private static T Sigmoid<T>(T x)
+        where T : unmanaged, IFloatingPointIeee754<T> => T.One / (T.One + T.Exp(-x));
+}
