@@ -177,7 +177,7 @@ internal static partial class Solver
             if (newtonTerm && mode == JacobianMode.Diagonal)
             {
                 // quasi-DEER's hot path: the residual and the Newton term b_t = f_t - d_t ⊙ h_{t-1} in one pass over the block.
-                if (!ResidualAndDiagonalTerm(current, f, ws.Jacobians.AsSpan(t0 * s, count * s), previous[..f.Length], atol, rtol, ref max, ref within))
+                if (!ResidualWithin(current, f, atol, rtol, ref max, ref within, ws.Jacobians.AsSpan(t0 * s, count * s), previous[..f.Length]))
                 {
                     finite = false;
                 }
@@ -244,13 +244,16 @@ internal static partial class Solver
     }
 
     /// <summary>
-    /// <see cref="ResidualWithin"/> and, in the same pass, f ← f - d ⊙ h_prev (the diagonal Newton term). A block with a
-    /// non-finite value is classified by the scalar path first and then gets its term the same way.
+    /// Folds |h - f| of one block into the running maximum and the tolerance test |h - f| ≤ atol + rtol·|f|; returns
+    /// false if any value is NaN or infinite. SIMD while every lane is finite; the scalar loop classifies a block that is not.
+    /// With <paramref name="d"/> and <paramref name="previous"/> given (quasi-DEER's hot path), the same pass then turns f
+    /// into the Newton term f - d ⊙ h_prev, after its residual is taken.
     /// </summary>
-    private static bool ResidualAndDiagonalTerm<T>(ReadOnlySpan<T> current, Span<T> f, ReadOnlySpan<T> d, ReadOnlySpan<T> previous, T atol, T rtol,
-        ref T max, ref bool within)
+    private static bool ResidualWithin<T>(ReadOnlySpan<T> current, Span<T> f, T atol, T rtol, ref T max, ref bool within,
+        ReadOnlySpan<T> d = default, ReadOnlySpan<T> previous = default)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        bool term = !d.IsEmpty;
         int v = Vector<T>.Count, i = 0;
         var vmax = new Vector<T>(max);
         var infinity = new Vector<T>(T.PositiveInfinity);
@@ -261,6 +264,7 @@ internal static partial class Solver
         {
             var fv = new Vector<T>(f[i..]);
             Vector<T> r = Vector.Abs(new Vector<T>(current[i..]) - fv);
+            // r < ∞ is false for NaN and for ∞: either sends the rest to the scalar path, which classifies it.
             if (!Vector.LessThanAll(r, infinity))
             {
                 break;
@@ -268,7 +272,10 @@ internal static partial class Solver
 
             vmax = Vector.Max(vmax, r);
             vectorWithin &= Vector.LessThanOrEqualAll(r, Kernels.Fma(vrtol, Vector.Abs(fv), vatol));
-            (fv - (new Vector<T>(d[i..]) * new Vector<T>(previous[i..]))).CopyTo(f[i..]);
+            if (term)
+            {
+                (fv - (new Vector<T>(d[i..]) * new Vector<T>(previous[i..]))).CopyTo(f[i..]);
+            }
         }
 
         for (int k = 0; k < v; k++)
@@ -278,48 +285,12 @@ internal static partial class Solver
 
         within &= vectorWithin;
         bool finite = ResidualScalar(current[i..], f[i..], atol, rtol, ref max, ref within);
-        for (; i < f.Length; i++)
+        for (; term && i < f.Length; i++)
         {
             f[i] -= d[i] * previous[i];
         }
 
         return finite;
-    }
-
-    /// <summary>
-    /// Folds |h - f| of one block into the running maximum and the tolerance test |h - f| ≤ atol + rtol·|f|; returns
-    /// false if any value is NaN or infinite. SIMD while every lane is finite; the scalar loop classifies a block that is not.
-    /// </summary>
-    private static bool ResidualWithin<T>(ReadOnlySpan<T> current, ReadOnlySpan<T> f, T atol, T rtol, ref T max, ref bool within)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        int v = Vector<T>.Count, i = 0;
-        var vmax = new Vector<T>(max);
-        var infinity = new Vector<T>(T.PositiveInfinity);
-        var vatol = new Vector<T>(atol);
-        var vrtol = new Vector<T>(rtol);
-        bool vectorWithin = true;
-        for (; i + v <= f.Length; i += v)
-        {
-            var fv = new Vector<T>(f[i..]);
-            Vector<T> r = Vector.Abs(new Vector<T>(current[i..]) - fv);
-            // r < ∞ is false for NaN and for ∞: either sends the block to the scalar path, which classifies it.
-            if (!Vector.LessThanAll(r, infinity))
-            {
-                return ResidualScalar(current, f, atol, rtol, ref max, ref within);
-            }
-
-            vmax = Vector.Max(vmax, r);
-            vectorWithin &= Vector.LessThanOrEqualAll(r, Kernels.Fma(vrtol, Vector.Abs(fv), vatol));
-        }
-
-        for (int k = 0; k < v; k++)
-        {
-            max = T.Max(max, vmax[k]);
-        }
-
-        within &= vectorWithin;
-        return ResidualScalar(current[i..], f[i..], atol, rtol, ref max, ref within);
     }
 
     private static bool ResidualScalar<T>(ReadOnlySpan<T> current, ReadOnlySpan<T> f, T atol, T rtol, ref T max, ref bool within)
