@@ -11,6 +11,8 @@ namespace DeerSharp.Cells;
 internal sealed class BlockCellWeights<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    private readonly InputProjection<T> _input;
+
     public BlockCellWeights(StructuredWeights<T> w, int foldedGates)
     {
         HiddenSize = w.HiddenSize;
@@ -19,12 +21,7 @@ internal sealed class BlockCellWeights<T>
         Gates = w.Gates;
         Rows = w.Gates * w.HiddenSize;
         Hidden = (T[])w.WeightHH.Clone();
-        InputRows = (T[])w.WeightIH.Clone();
-        InputTransposed = Kernels.Transpose(w.WeightIH, Rows, w.InputSize);
-        HiddenBias = (T[])w.BiasHH.Clone();
-        ProjectionBias = (T[])w.BiasIH.Clone();
-        int folded = foldedGates * w.HiddenSize;
-        TensorPrimitives.Add(ProjectionBias.AsSpan(0, folded), w.BiasHH.AsSpan(0, folded), ProjectionBias.AsSpan(0, folded));
+        _input = new InputProjection<T>(w.WeightIH, w.BiasIH, w.BiasHH, Rows, w.InputSize, foldedGates * w.HiddenSize);
     }
 
     public int HiddenSize { get; }
@@ -42,30 +39,22 @@ internal sealed class BlockCellWeights<T>
     public T[] Hidden { get; }
 
     /// <summary>W_ih, [G·n, d].</summary>
-    public T[] InputRows { get; }
+    public T[] InputRows => _input.InputRows;
 
     /// <summary>W_ihᵀ, [d, G·n].</summary>
-    public T[] InputTransposed { get; }
+    public T[] InputTransposed => _input.InputTransposed;
 
     /// <summary>b_hh.</summary>
-    public T[] HiddenBias { get; }
+    public T[] HiddenBias => _input.HiddenBias;
 
-    /// <summary>b_ih plus the parts of b_hh added outside any gate product.</summary>
-    public T[] ProjectionBias { get; }
+    /// <summary>b_ih plus the parts of b_hh that PyTorch adds outside any gate product.</summary>
+    public T[] ProjectionBias => _input.ProjectionBias;
 
     /// <summary>[weight_ih, weight_hh, bias_ih, bias_hh].</summary>
     public int ParameterCount => Rows * (InputSize + BlockSize + 2);
 
     /// <summary>projections = x W_ihᵀ + bias for every step: one matrix product.</summary>
-    public void Project(ReadOnlySpan<T> inputs, Span<T> projections, int count)
-    {
-        Kernels.Gemm<T>(inputs, InputTransposed, projections, count, InputSize, Rows);
-        for (int t = 0; t < count; t++)
-        {
-            Span<T> row = projections.Slice(t * Rows, Rows);
-            TensorPrimitives.Add(row, ProjectionBias, row);
-        }
-    }
+    public void Project(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _input.Project(inputs, projections, count);
 
     /// <summary>hh[g·n + i] = Σ_c W_hh[g·n + i, c] · h[⌊i/k⌋·k + c] for one state h (the first n entries of <paramref name="h"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

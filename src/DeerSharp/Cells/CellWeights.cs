@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -13,6 +12,8 @@ namespace DeerSharp.Cells;
 internal sealed class CellWeights<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    private readonly InputProjection<T> _input;
+
     public CellWeights(RecurrentWeights<T> w, int foldedGates)
     {
         int rows = w.Gates * w.HiddenSize;
@@ -20,13 +21,8 @@ internal sealed class CellWeights<T>
         InputSize = w.InputSize;
         Rows = rows;
         HiddenRows = (T[])w.WeightHH.Clone();
-        InputRows = (T[])w.WeightIH.Clone();
         HiddenTransposed = Kernels.Transpose(w.WeightHH, rows, w.HiddenSize);
-        InputTransposed = Kernels.Transpose(w.WeightIH, rows, w.InputSize);
-        HiddenBias = (T[])w.BiasHH.Clone();
-        ProjectionBias = (T[])w.BiasIH.Clone();
-        int folded = foldedGates * w.HiddenSize;
-        TensorPrimitives.Add(ProjectionBias.AsSpan(0, folded), w.BiasHH.AsSpan(0, folded), ProjectionBias.AsSpan(0, folded));
+        _input = new InputProjection<T>(w.WeightIH, w.BiasIH, w.BiasHH, Rows, w.InputSize, foldedGates * w.HiddenSize);
     }
 
     public int HiddenSize { get; }
@@ -40,31 +36,22 @@ internal sealed class CellWeights<T>
     public T[] HiddenRows { get; }
 
     /// <summary>W_ih, [G·n, d].</summary>
-    public T[] InputRows { get; }
+    public T[] InputRows => _input.InputRows;
 
     /// <summary>W_hhᵀ, [n, G·n].</summary>
     public T[] HiddenTransposed { get; }
 
     /// <summary>W_ihᵀ, [d, G·n].</summary>
-    public T[] InputTransposed { get; }
+    public T[] InputTransposed => _input.InputTransposed;
 
     /// <summary>b_hh.</summary>
-    public T[] HiddenBias { get; }
+    public T[] HiddenBias => _input.HiddenBias;
 
     /// <summary>b_ih plus the parts of b_hh that PyTorch adds outside any gate product.</summary>
-    public T[] ProjectionBias { get; }
+    public T[] ProjectionBias => _input.ProjectionBias;
 
     /// <summary>projections = x W_ihᵀ + bias for every step: one matrix product.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public void Project(ReadOnlySpan<T> inputs, Span<T> projections, int count)
-    {
-        Kernels.Gemm<T>(inputs, InputTransposed, projections, count, InputSize, Rows);
-        for (int t = 0; t < count; t++)
-        {
-            Span<T> row = projections.Slice(t * Rows, Rows);
-            TensorPrimitives.Add(row, ProjectionBias, row);
-        }
-    }
+    public void Project(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _input.Project(inputs, projections, count);
 
     /// <summary>hh = W_hh h for one state.</summary>
     public void Hidden(ReadOnlySpan<T> h, Span<T> hh) => Kernels.MatVec<T>(h, HiddenTransposed, hh[..Rows]);
