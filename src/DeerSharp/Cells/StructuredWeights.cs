@@ -37,20 +37,7 @@ public sealed class StructuredWeights<T>
         int rows = checked(gates * hiddenSize);
         Require.Length(weightIH, checked(rows * inputSize), nameof(weightIH), $"[{rows}, {inputSize}]");
         Require.Length(weightHH, checked(rows * blockSize), nameof(weightHH), $"[{rows}, {blockSize}]");
-        if (biasIH is not null)
-        {
-            Require.Length(biasIH, rows, nameof(biasIH), $"[{rows}]");
-        }
-
-        if (biasHH is not null)
-        {
-            Require.Length(biasHH, rows, nameof(biasHH), $"[{rows}]");
-        }
-
-        Require.Finite<T>(weightIH, nameof(weightIH));
-        Require.Finite<T>(weightHH, nameof(weightHH));
-        Require.Finite<T>(biasIH, nameof(biasIH));
-        Require.Finite<T>(biasHH, nameof(biasHH));
+        LayerWeights.CheckBiasesAndValues(weightIH, weightHH, biasIH, biasHH, rows);
         Gates = gates;
         HiddenSize = hiddenSize;
         InputSize = inputSize;
@@ -101,16 +88,7 @@ public sealed class StructuredWeights<T>
         ArgumentNullException.ThrowIfNull(random);
         int rows = checked(gates * hiddenSize);
         double bound = scale / Math.Sqrt(hiddenSize);
-        T[] Draw(int count)
-        {
-            var values = new T[count];
-            for (int i = 0; i < values.Length; i++)
-            {
-                values[i] = T.CreateTruncating((random.NextDouble() * 2 - 1) * bound);
-            }
-
-            return values;
-        }
+        T[] Draw(int count) => LayerWeights.Uniform<T>(random, count, bound);
 
         return new StructuredWeights<T>(gates, hiddenSize, inputSize, blockSize,
             Draw(rows * inputSize), Draw(rows * blockSize), bias ? Draw(rows) : null, bias ? Draw(rows) : null);
