@@ -15,21 +15,6 @@ public sealed class StructuredCommandTests : IDisposable
 
     public void Dispose() => _dir.Dispose();
 
-    private static List<string> StateArgs(JsonElement c, string folder)
-    {
-        var args = new List<string>();
-        if (c.GetProperty("h0").GetBoolean())
-        {
-            args.AddRange(["--h0", Path.Combine(folder, "h0.npy")]);
-            if (c.GetProperty("cell").GetString() == "diag-lstm")
-            {
-                args.AddRange(["--c0", Path.Combine(folder, "c0.npy")]);
-            }
-        }
-
-        return args;
-    }
-
     [TorchFact]
     public void Run_and_grad_reproduce_the_PyTorch_equations()
     {
@@ -47,7 +32,7 @@ public sealed class StructuredCommandTests : IDisposable
             {
                 var args = new List<string> { "run", "--cell", cell, "--weights", Path.Combine(folder, "weights.safetensors"),
                     "--inputs", Path.Combine(folder, "x.npy"), "--method", method, "--out", Path.Combine(folder, $"{method}.npy") };
-                args.AddRange(StateArgs(c, folder));
+                args.AddRange(TorchAgreementTests.StateArgs(c, folder));
                 if (method == "deer")
                 {
                     args.AddRange(["--block-size", c.GetProperty("k").GetInt32().ToString(System.Globalization.CultureInfo.InvariantCulture)]);
@@ -74,7 +59,7 @@ public sealed class StructuredCommandTests : IDisposable
                 string outPath = Path.Combine(folder, $"g-{method}.safetensors");
                 var args = new List<string> { "grad", "--cell", cell, "--weights", Path.Combine(folder, "weights.safetensors"),
                     "--inputs", Path.Combine(folder, "x.npy"), "--cotangent", Path.Combine(folder, "c.npy"), "--method", method, "--out", outPath };
-                args.AddRange(StateArgs(c, folder));
+                args.AddRange(TorchAgreementTests.StateArgs(c, folder));
                 if (dbl)
                 {
                     args.AddRange(["--atol", "1e-13", "--rtol", "1e-13"]);

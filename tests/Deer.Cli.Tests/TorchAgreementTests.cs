@@ -30,14 +30,7 @@ public class TorchAgreementTests
                 var args = new List<string> { "run", "--cell", cell, "--weights", Path.Combine(folder, "weights.safetensors"),
                     "--inputs", Path.Combine(folder, "x.npy"), "--method", method, "--out", Path.Combine(folder, $"{method}.npy"),
                     "--report", Path.Combine(folder, $"{method}.json") };
-                if (c.GetProperty("h0").GetBoolean())
-                {
-                    args.AddRange(["--h0", Path.Combine(folder, "h0.npy")]);
-                    if (cell == "lstm")
-                    {
-                        args.AddRange(["--c0", Path.Combine(folder, "c0.npy")]);
-                    }
-                }
+                args.AddRange(StateArgs(c, folder));
 
                 Cli.Outcome r = Cli.Run([.. args]);
                 runs++;
@@ -92,14 +85,7 @@ public class TorchAgreementTests
                 var args = new List<string> { "run", "--cell", cell, "--weights", Path.Combine(folder, "weights.safetensors"),
                     "--inputs", Path.Combine(folder, "x.npy"), "--method", method, "--device", "emulated",
                     "--out", Path.Combine(folder, $"emulated-{method}.npy"), "--report", Path.Combine(folder, $"emulated-{method}.json") };
-                if (c.GetProperty("h0").GetBoolean())
-                {
-                    args.AddRange(["--h0", Path.Combine(folder, "h0.npy")]);
-                    if (cell == "lstm")
-                    {
-                        args.AddRange(["--c0", Path.Combine(folder, "c0.npy")]);
-                    }
-                }
+                args.AddRange(StateArgs(c, folder));
 
                 Cli.Outcome r = Cli.Run([.. args]);
                 runs++;
@@ -151,14 +137,7 @@ public class TorchAgreementTests
                     args.AddRange(["--atol", "1e-13", "--rtol", "1e-13"]);
                 }
 
-                if (c.GetProperty("h0").GetBoolean())
-                {
-                    args.AddRange(["--h0", Path.Combine(folder, "h0.npy")]);
-                    if (cell == "lstm")
-                    {
-                        args.AddRange(["--c0", Path.Combine(folder, "c0.npy")]);
-                    }
-                }
+                args.AddRange(StateArgs(c, folder));
 
                 Cli.Outcome r = Cli.Run([.. args]);
                 if (r.ExitCode != 0)
@@ -199,6 +178,20 @@ public class TorchAgreementTests
         (int code, string output) = PythonTorch.Run(PythonTorch.Interpreter!, [script, dir.Path, seed.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromMinutes(3));
         Assert.True(code == 0, $"{name} failed: {output}");
         return JsonDocument.Parse(File.ReadAllText(dir.File("cases.json")));
+    }
+
+    /// <summary>--h0 (and --c0 for an LSTM) when the case has initial states.</summary>
+    internal static IEnumerable<string> StateArgs(JsonElement c, string folder)
+    {
+        if (!c.GetProperty("h0").GetBoolean())
+        {
+            return [];
+        }
+
+        string cell = c.GetProperty("cell").GetString()!;
+        return cell is "lstm" or "diag-lstm"
+            ? ["--h0", Path.Combine(folder, "h0.npy"), "--c0", Path.Combine(folder, "c0.npy")]
+            : ["--h0", Path.Combine(folder, "h0.npy")];
     }
 
     internal static double MaxAbsDiff(double[] a, double[] b)
