@@ -8,13 +8,14 @@ namespace DeerSharp.Cli;
 
 /// <summary>
 /// `deer selftest --device gpu|emulated`: the ILGPU backend (on the GPU, or its kernels on ILGPU's CPU accelerator) against
-/// the CPU backend on fresh random weights and inputs, for every cell with kernels (rnn, gru, lstm, and the diagonal GRU
-/// with 2×2 blocks), every device method, float32 and float64, plus a gradient after a device forward pass. Exit 0 when
+/// the CPU backend on fresh random weights and inputs, for every cell with kernels (rnn, gru, lstm, gilr, gilr-lstm, sru,
+/// and indrnn, diag-gru, diag-lstm with 2×2 blocks), every device method, float32 and float64, plus a gradient after a
+/// device forward pass. Exit 0 when
 /// everything agrees, 1 when anything does not, 2 when there is no device.
 /// </summary>
 internal static class SelftestCommand
 {
-    private static readonly SolveMethod[] Methods = [SolveMethod.Sequential, SolveMethod.Deer, SolveMethod.QuasiDeer, SolveMethod.Picard];
+    private static readonly SolveMethod[] Methods = [SolveMethod.Sequential, SolveMethod.Deer, SolveMethod.QuasiDeer, SolveMethod.QuasiElk, SolveMethod.Picard];
 
     public static Command Create(TextWriter stdout)
     {
@@ -59,11 +60,11 @@ internal static class SelftestCommand
         var rows = new List<Row>();
         rows.AddRange(Check<float>(device, seed, length, 1e-4));
         rows.AddRange(Check<double>(device, seed + 1, length, 1e-9));
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"cell",-9}{"dtype",-9}{"method",-12}{"B",3}{"T",8}{"S",4} {"iters",6} {"max |Δ|",10} {"tol",7} {"gpu s",8} {"cpu s",8}  result"));
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"cell",-10}{"dtype",-9}{"method",-12}{"B",3}{"T",8}{"S",4} {"iters",6} {"max |Δ|",10} {"tol",7} {"gpu s",8} {"cpu s",8}  result"));
         foreach (Row r in rows)
         {
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{r.Cell,-9}{r.DType,-9}{r.Method,-12}{r.Batch,3}{r.Length,8}{r.State,4} {r.Iterations,6} {r.MaxDifference,10:G3} {r.Tolerance,7:G1} {r.GpuSeconds,8:F4} {r.CpuSeconds,8:F4}  {(r.Passed ? "ok" : "FAIL: " + r.Message)}"));
+                $"{r.Cell,-10}{r.DType,-9}{r.Method,-12}{r.Batch,3}{r.Length,8}{r.State,4} {r.Iterations,6} {r.MaxDifference,10:G3} {r.Tolerance,7:G1} {r.GpuSeconds,8:F4} {r.CpuSeconds,8:F4}  {(r.Passed ? "ok" : "FAIL: " + r.Message)}"));
         }
 
         // The gradient after a GPU forward pass (the adjoint runs on the CPU), against the CPU's own.
@@ -128,11 +129,11 @@ internal static class SelftestCommand
         var random = new Random(seed);
         var rows = new List<Row>();
         string dtype = typeof(T) == typeof(double) ? "float64" : "float32";
-        foreach (string kind in new[] { "rnn", "gru", "lstm", "diag-gru" })
+        foreach (string kind in new[] { "rnn", "gru", "lstm", "gilr", "gilr-lstm", "sru", "indrnn", "diag-gru", "diag-lstm" })
         {
-            int d = 4, n = kind == "lstm" ? 8 : 16, batch = 4;
+            int n = kind is "lstm" or "diag-lstm" or "gilr-lstm" ? 8 : 16, d = kind == "sru" ? n : 4, batch = 4;
             Func<T[], T[], SolveOptions, SolveResult<T>> solve;
-            int s = kind == "lstm" ? 2 * n : n;
+            int s = kind switch { "lstm" or "diag-lstm" or "sru" => 2 * n, "gilr-lstm" => 3 * n, _ => n };
             switch (kind)
             {
                 case "rnn":
@@ -147,16 +148,42 @@ internal static class SelftestCommand
                     var lstm = LstmCell<T>.Random(d, n, random);
                     solve = (x, h0, o) => Deer.Solve(lstm, x, batch, length, o, h0);
                     break;
-                default:
+                case "gilr":
+                    var gilr = GilrCell<T>.Random(d, n, random);
+                    solve = (x, h0, o) => Deer.Solve(gilr, x, batch, length, o, h0);
+                    break;
+                case "gilr-lstm":
+                    var gilrLstm = GilrLstmCell<T>.Random(d, n, random);
+                    solve = (x, h0, o) => Deer.Solve(gilrLstm, x, batch, length, o, h0);
+                    break;
+                case "sru":
+                    var sru = SruCell<T>.Random(n, random);
+                    solve = (x, h0, o) => Deer.Solve(sru, x, batch, length, o, h0);
+                    break;
+                case "indrnn":
+                    var indrnn = IndRnnCell<T>.Random(d, n, 2, random);
+                    solve = (x, h0, o) => Deer.Solve(indrnn, x, batch, length, o, h0);
+                    break;
+                case "diag-gru":
                     var diagonal = DiagonalGruCell<T>.Random(d, n, 2, random);
                     solve = (x, h0, o) => Deer.Solve(diagonal, x, batch, length, o, h0);
+                    break;
+                default:
+                    var diagonalLstm = DiagonalLstmCell<T>.Random(d, n, 2, random);
+                    solve = (x, h0, o) => Deer.Solve(diagonalLstm, x, batch, length, o, h0);
                     break;
             }
 
             T[] inputs = [.. Uniform(random, batch * length * d).Select(T.CreateTruncating)];
             T[] initial = [.. Uniform(random, batch * s).Select(v => T.CreateTruncating(0.5 * v))];
             SolveResult<T> reference = solve(inputs, initial, new SolveOptions { Method = SolveMethod.Sequential });
-            foreach (SolveMethod method in kind == "diag-gru" ? [SolveMethod.Deer] : Methods)
+            SolveMethod[] methods = kind switch
+            {
+                "gilr" or "gilr-lstm" or "sru" => [SolveMethod.Sequential, SolveMethod.Scan],
+                "indrnn" or "diag-gru" or "diag-lstm" => [SolveMethod.Deer],
+                _ => Methods,
+            };
+            foreach (SolveMethod method in methods)
             {
                 SolveResult<T> onDevice = solve(inputs, initial, new SolveOptions { Method = method, Device = device, Fallback = FallbackPolicy.None });
                 rows.Add(new Row(kind, dtype, MethodNames.Name(method), batch, length, s, onDevice.Converged, onDevice.Iterations,

@@ -100,7 +100,7 @@ public class CudaCommandTests
     [Fact]
     public void Selftest_on_the_emulated_device_passes()
     {
-        Cli.Outcome r = Cli.Run("selftest", "--device", "emulated", "--length", "48");
+        Cli.Outcome r = Cli.Run("selftest", "--device", "emulated", "--length", "32");
         Assert.True(r.ExitCode == 0, r.ToString());
         Assert.Contains("checks passed", r.Stdout, StringComparison.Ordinal);
     }
