@@ -43,7 +43,7 @@ public sealed record SolveOptions
     /// <summary>The starting damping λ of <see cref="SolveMethod.QuasiElk"/>; it adapts from there. Default 0.01.</summary>
     public double InitialDamping { get; init; } = 1e-2;
 
-    /// <summary>Where to solve. Default: <see cref="ComputeDevice.Cpu"/>. See docs/benchmarks-gpu.md for the CUDA backend.</summary>
+    /// <summary>Where to solve. Default: <see cref="ComputeDevice.Cpu"/>. See docs/benchmarks-gpu.md for the GPU backend (ILGPU).</summary>
     public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 
     /// <summary>Checked between iterations (and every few thousand steps of the loop); cancelling throws <see cref="OperationCanceledException"/>.</summary>
