@@ -48,6 +48,12 @@ internal static class IlgpuBackend
 
         public static Device? Create(bool emulated)
         {
+            if (!System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeCompiled)
+            {
+                GpuAbsence = "this is a Native AOT build, and ILGPU compiles its kernels from IL that such a build does not keep; use the JIT build of deer (dotnet run, or scripts/gpu-check.sh)";
+                return null;
+            }
+
             if (emulated)
             {
                 var cpu = new CPUDevice(4, 1, Math.Max(1, Environment.ProcessorCount));
@@ -105,7 +111,7 @@ internal static class IlgpuBackend
         var lines = new List<string>();
         Device? gpu = Gpu.Value;
         lines.Add(gpu?.Description ?? $"gpu: none ({Device.GpuAbsence})");
-        lines.Add(Emulator.Value!.Description);
+        lines.Add(Emulator.Value?.Description ?? $"emulated: none ({Device.GpuAbsence})");
         return lines;
     }
 
@@ -157,7 +163,11 @@ internal static class IlgpuBackend
         Device? device = options.Device == ComputeDevice.Emulated ? Emulator.Value : Gpu.Value;
         if (device is null)
         {
-            return required ? throw new NotSupportedException($"Device = Gpu, but there is no GPU: {Device.GpuAbsence}. Use Device = Emulated to run the GPU kernels on the CPU.") : false;
+            return required
+                ? throw new NotSupportedException(options.Device == ComputeDevice.Emulated
+                    ? $"Device = Emulated is not available: {Device.GpuAbsence}."
+                    : $"Device = Gpu, but there is no GPU: {Device.GpuAbsence}. Use Device = Emulated to run the GPU kernels on the CPU.")
+                : false;
         }
 
         if (!required && (long)batch * length * deviceCell.StateSize < AutoThreshold)
