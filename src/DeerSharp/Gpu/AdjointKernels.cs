@@ -105,18 +105,37 @@ internal static class AdjointKernels
     }
 
     /// <summary>
-    /// out[g, j] = Σ_rows δ[row, g] · m[row·stride + j] (∂L/∂W_ih with m = x, ∂L/∂W_hh with m = h_{t−1}), or, with
-    /// <paramref name="columns"/> = 0, out[g] = Σ_rows δ[row, g] (the bias). One thread per output, looping over the rows in order.
+    /// Stage 1 of out[g, j] = Σ_rows δ[row, g] · m[row·stride + j] (∂L/∂W_ih with m = x, ∂L/∂W_hh with m = h_{t−1}), or,
+    /// with <paramref name="columns"/> = 0, of out[g] = Σ_rows δ[row, g] (the bias): one thread per (chunk of rows,
+    /// output) writes its chunk's partial sum to partial[chunk, output]. Stage 2 (<see cref="SumChunks"/>) adds the chunks
+    /// in order, so the result does not depend on scheduling and a GPU gets chunks × outputs threads, not outputs alone.
     /// </summary>
-    public static void Accumulate<T>(Index1D index, ArrayView<T> delta, ArrayView<T> m, ArrayView<T> output, int gates, int columns, int stride, int rows)
+    public static void Accumulate<T>(Index1D index, ArrayView<T> delta, ArrayView<T> m, ArrayView<T> partial, int gates, int columns, int stride,
+        int rows, int chunkRows)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int g = columns == 0 ? index : index / columns, j = columns == 0 ? 0 : index % columns;
+        int outputs = columns == 0 ? gates : gates * columns;
+        int o = index % outputs, chunk = index / outputs;
+        int g = columns == 0 ? o : o / columns, j = columns == 0 ? 0 : o % columns;
+        long first = (long)chunk * chunkRows, last = Math.Min(rows, first + chunkRows);
         T sum = T.Zero;
-        for (long row = 0; row < rows; row++)
+        for (long row = first; row < last; row++)
         {
             T d = delta[(row * gates) + g];
             sum += columns == 0 ? d : d * m[(row * stride) + j];
+        }
+
+        partial[index] = sum;
+    }
+
+    /// <summary>Stage 2: out[o] = Σ_chunk partial[chunk, o], in chunk order.</summary>
+    public static void SumChunks<T>(Index1D index, ArrayView<T> partial, ArrayView<T> output, int outputs, int chunks)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T sum = T.Zero;
+        for (int c = 0; c < chunks; c++)
+        {
+            sum += partial[((long)c * outputs) + index];
         }
 
         output[index] = sum;

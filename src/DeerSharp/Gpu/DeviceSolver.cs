@@ -36,7 +36,8 @@ internal sealed class DeviceSolver<T> : IDisposable
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int, int> _reverseCotangent;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int> _unreverse;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _delta;
-    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int> _accumulate;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int, int> _accumulate;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int> _sumChunks;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int> _productT;
 
     /// <summary>States [B, L, S], the updates applied, the status, the residual of the returned states, its ratio to the tolerance, and the residual per iteration.</summary>
@@ -89,7 +90,8 @@ internal sealed class DeviceSolver<T> : IDisposable
         _reverseCotangent = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int, int>(AdjointKernels.ReverseCotangent<T>);
         _unreverse = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.Unreverse<T>);
         _delta = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.Delta<T>);
-        _accumulate = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int>(AdjointKernels.Accumulate<T>);
+        _accumulate = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int, int>(AdjointKernels.Accumulate<T>);
+        _sumChunks = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.SumChunks<T>);
         _productT = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int>(AdjointKernels.Product<T>);
     }
 
@@ -297,10 +299,20 @@ internal sealed class DeviceSolver<T> : IDisposable
 
         // 3. δ per step, then the parameter sums, ∂L/∂x, and ∂L/∂h_{t−1} = direct + W_hhᵀ δ_hh (kept at t = 0 for ∂L/∂h0).
         _delta((int)(rows * n), xp.View, hh.View, bhh.View, previous.View, v.View, dih.View, dhh.View, direct.View, n, (int)cell.Kind);
-        _accumulate(gates * d, dih.View, x.View, gWih.View, gates, d, d, (int)rows);
-        _accumulate(gates * n, dhh.View, previous.View, gWhh.View, gates, n, s, (int)rows);
-        _accumulate(gates, dih.View, dih.View, gBih.View, gates, 0, 0, (int)rows);
-        _accumulate(gates, dhh.View, dhh.View, gBhh.View, gates, 0, 0, (int)rows);
+        // The parameter sums in two stages: chunks of rows in parallel, then the chunks in order.
+        int chunkRows = (int)Math.Max(64, rows / 1024), chunks = (int)((rows + chunkRows - 1) / chunkRows);
+        using MemoryBuffer1D<T, Stride1D.Dense> partial = _accelerator.Allocate1D<T>((long)chunks * gates * Math.Max(d, n));
+        void Sum(ArrayView<T> delta, ArrayView<T> m, ArrayView<T> output, int columns, int stride)
+        {
+            int outputs = columns == 0 ? gates : gates * columns;
+            _accumulate(chunks * outputs, delta, m, partial.View, gates, columns, stride, (int)rows, chunkRows);
+            _sumChunks(outputs, partial.View, output, outputs, chunks);
+        }
+
+        Sum(dih.View, x.View, gWih.View, d, d);
+        Sum(dhh.View, previous.View, gWhh.View, n, s);
+        Sum(dih.View, dih.View, gBih.View, 0, 0);
+        Sum(dhh.View, dhh.View, gBhh.View, 0, 0);
         _productT((int)(rows * d), dih.View, wih.View, dx.View, gates, d, d, 0);
         _productT((int)(rows * n), dhh.View, whh.View, direct.View, gates, n, s, 1);
         _accelerator.Synchronize();
