@@ -38,6 +38,99 @@ public class KernelTests
     });
 
     [Fact]
+    public void MatVec_matches_a_plain_loop_across_every_column_block() => Seeded.Run(rnd =>
+    {
+        // Column counts around 8, 4 and 1 vectors of float (8 lanes) and double (4 lanes), and the scalar tail; 96 and
+        // 128 are the GRU's and LSTM's 3n and 4n at n = 32.
+        foreach (int cols in new[] { 1, 3, 4, 8, 15, 16, 31, 32, 33, 48, 63, 64, 65, 95, 96, 127, 128, 129, 200 })
+        {
+            int k = rnd.Next(1, 48);
+            double[] x = Numbers.Uniform(rnd, k), b = Numbers.Uniform(rnd, k * cols);
+            var expected = new double[cols];
+            for (int j = 0; j < cols; j++)
+            {
+                for (int p = 0; p < k; p++)
+                {
+                    expected[j] += x[p] * b[p * cols + j];
+                }
+            }
+
+            var y = new double[cols];
+            Array.Fill(y, double.NaN);                     // every element must be written
+            Kernels.MatVec<double>(x, b, y);
+            Assert.True(Numbers.MaxAbsDiff(expected, y) <= 1e-12 * k, $"double k={k} cols={cols}: {Numbers.MaxAbsDiff(expected, y):G3}");
+            var yf = new float[cols];
+            Array.Fill(yf, float.NaN);
+            Kernels.MatVec<float>(Numbers.As<float>(x), Numbers.As<float>(b), yf);
+            Assert.True(Numbers.MaxAbsDiff(expected, Numbers.ToDouble(yf)) <= 1e-5 * k, $"float k={k} cols={cols}: {Numbers.MaxAbsDiff(expected, Numbers.ToDouble(yf)):G3}");
+        }
+    });
+
+    [Fact]
+    public void Single_precision_exp_is_within_two_ulp_and_keeps_NaN() => Seeded.Run(rnd =>
+    {
+        // Against double-precision exp on [−87, 88], the range where it is not clamped: 2 ulp of float is 2^−22 relative.
+        double worst = 0;
+        for (int i = 0; i < 200_000; i++)
+        {
+            float x = (float)(rnd.NextDouble() * 175 - 87);
+            double exact = Math.Exp(x), got = Activations.ExpSingle(new System.Numerics.Vector<float>(x))[0];
+            worst = Math.Max(worst, Math.Abs(got - exact) / exact);
+        }
+
+        Assert.True(worst <= Math.Pow(2, -22), $"max relative error {worst:G3}");
+        Assert.Equal(1f, Activations.ExpSingle(System.Numerics.Vector<float>.Zero)[0]);
+        Assert.True(float.IsNaN(Activations.ExpSingle(new System.Numerics.Vector<float>(float.NaN))[0]));
+        float big = Activations.ExpSingle(new System.Numerics.Vector<float>(float.PositiveInfinity))[0];
+        float tiny = Activations.ExpSingle(new System.Numerics.Vector<float>(float.NegativeInfinity))[0];
+        Assert.True(float.IsFinite(big) && big > 1e38f, $"e^+inf saturates at e^88: {big}");
+        Assert.True(tiny is > 0 and < 2e-38f, $"e^-inf saturates at e^-87: {tiny}");
+
+        // σ and tanh in float32 lanes against the double formulas, absolute, over and past the saturating range.
+        double sigmoid = 0, tanh = 0;
+        for (int i = 0; i < 100_000; i++)
+        {
+            float x = (float)(rnd.NextDouble() * 240 - 120);
+            var v = new System.Numerics.Vector<float>(x);
+            sigmoid = Math.Max(sigmoid, Math.Abs(Activations.Sigmoid(v)[0] - 1 / (1 + Math.Exp(-(double)x))));
+            tanh = Math.Max(tanh, Math.Abs(Activations.Tanh(v)[0] - Math.Tanh(x)));
+        }
+
+        Assert.True(sigmoid <= 3e-7 && tanh <= 5e-7, $"sigmoid {sigmoid:G3}, tanh {tanh:G3} (absolute)");
+    });
+
+    [Fact]
+    public void The_loops_finiteness_check_finds_the_first_value_that_is_not_finite() => Seeded.Run(rnd =>
+    {
+        float[] bad = [float.NaN, float.PositiveInfinity, float.NegativeInfinity];
+        for (int trial = 0; trial < 2000; trial++)
+        {
+            int length = rnd.Next(0, 80);
+            double[] values = Numbers.Uniform(rnd, length);
+            for (int i = 0; i < length; i++)
+            {
+                values[i] *= Math.Pow(10, rnd.Next(-30, 30));       // finite, of every size, some negative
+            }
+
+            int expected = -1;
+            if (length > 0 && rnd.Next(3) > 0)
+            {
+                int count = rnd.Next(1, 4);
+                for (int j = 0; j < count; j++)
+                {
+                    int at = rnd.Next(length);
+                    values[at] = bad[rnd.Next(bad.Length)];
+                    expected = expected < 0 ? at : Math.Min(expected, at);
+                }
+            }
+
+            float[] single = Numbers.As<float>(values);
+            Assert.Equal(expected, Solvers.Solver.FirstNonFinite<double>(values));
+            Assert.Equal(expected, Solvers.Solver.FirstNonFinite<float>(single));
+        }
+    });
+
+    [Fact]
     public void Transpose_swaps_rows_and_columns()
     {
         double[] b = [1, 2, 3, 4, 5, 6];

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -64,7 +63,6 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _c.Project(inputs, projections, count);
 
     /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
         int n = _c.HiddenSize;
@@ -74,7 +72,6 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
     }
 
     /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
         Span<T> workspace, int count)
     {
@@ -109,7 +106,6 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
     /// ∂a_n = ∂n(1 - n²), ∂(W_hn h + b_hn) = ∂a_n ⊙ r, ∂a_r = ∂a_n ⊙ (W_hn h + b_hn) ⊙ r(1 - r), ∂a_z = ∂z ⊙ z(1 - z), and
     /// ∂h_{t-1} = v ⊙ z + W_hhᵀ [∂a_r; ∂a_z; ∂a_n ⊙ r].
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void BackwardBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> inputs, ReadOnlySpan<T> adjoints,
         Span<T> previousAdjoints, Span<T> inputAdjoints, Span<T> gradient, Span<T> workspace, int count)
     {
@@ -149,7 +145,6 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
     /// From hh = W_hh h: leaves r, z and W_hn h + b_hn in hh, n in <paramref name="g"/>, and writes next. One fused
     /// pass over the lanes, so each gate's inputs are read once.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Gates(ReadOnlySpan<T> h, ReadOnlySpan<T> p, Span<T> hh, Span<T> g, Span<T> tmp, Span<T> next)
     {
         _ = tmp;

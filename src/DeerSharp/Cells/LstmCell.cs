@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -63,7 +62,6 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _c.Project(inputs, projections, count);
 
     /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
         int n = _c.HiddenSize;
@@ -73,7 +71,6 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
     }
 
     /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
         Span<T> workspace, int count)
     {
@@ -107,7 +104,6 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
     /// Backward through the gates: with [v_h; v_c] = ∂L/∂[h'; c'], ∂c' = v_c + v_h ⊙ o(1 - τ²), ∂o = v_h ⊙ τ, ∂i = ∂c' ⊙ g,
     /// ∂g = ∂c' ⊙ i, ∂f = ∂c' ⊙ c, ∂c_{t-1} = ∂c' ⊙ f, and ∂h_{t-1} = W_hhᵀ ∂a for the gate pre-activations ∂a.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void BackwardBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> inputs, ReadOnlySpan<T> adjoints,
         Span<T> previousAdjoints, Span<T> inputAdjoints, Span<T> gradient, Span<T> workspace, int count)
     {
@@ -144,7 +140,6 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
     /// From W_hh h in <paramref name="gates"/>: leaves i, f, g, o there and tanh(c') in <paramref name="tc"/>; writes [h'; c'].
     /// One fused pass over the lanes.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Gates(ReadOnlySpan<T> state, ReadOnlySpan<T> p, Span<T> gates, Span<T> tc, Span<T> tmp, Span<T> next)
     {
         _ = tmp;

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -58,7 +57,6 @@ public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>, IConstructedCell
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _c.Project(inputs, projections, count);
 
     /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
         int n = _c.HiddenSize;
@@ -74,7 +72,6 @@ public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>, IConstructedCell
     public int BackwardWorkspaceSize(int count) => 3 * count * _c.HiddenSize + _c.BackwardScratch(count);
 
     /// <summary>Backward: ∂a = v ⊙ (1 - h'²) for the pre-activation a, and ∂h_{t-1} = W_hhᵀ ∂a.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void BackwardBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> inputs, ReadOnlySpan<T> adjoints,
         Span<T> previousAdjoints, Span<T> inputAdjoints, Span<T> gradient, Span<T> workspace, int count)
     {
@@ -107,7 +104,6 @@ public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>, IConstructedCell
     }
 
     /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
         Span<T> workspace, int count)
     {

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Numerics;
 using DeerSharp.Cells;
 using DeerSharp.Scan;
@@ -150,7 +149,6 @@ internal static partial class Solver
         return (finite ? max : double.NaN, within && finite, finite);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void EvaluateRange<TCell, T>(TCell cell, SequenceWorkspace<T> ws, int start, int end, int chunk,
         JacobianMode mode, SolverSettings<T> settings, bool newtonTerm)
         where TCell : IRecurrentCell<T>
