@@ -29,6 +29,16 @@ public sealed class BenchCommandTests : IDisposable
             Assert.True(row.GetProperty("max_abs_diff_vs_sequential").GetDouble() <= 1e-4, row.ToString());
         }
 
+        // The cold section ran this very deer as fresh processes; their states equal the in-process solve's (same code,
+        // same inputs, the deterministic loop: 0 expected, 1e-6 allowed).
+        Assert.Equal(2, json.RootElement.GetProperty("cold").GetArrayLength());
+        foreach (JsonElement row in json.RootElement.GetProperty("cold").EnumerateArray())
+        {
+            Assert.True(row.GetProperty("cold_solve_seconds_median").GetDouble() > 0 && row.GetProperty("warm_solve_seconds_median").GetDouble() > 0, row.ToString());
+            Assert.True(row.GetProperty("max_abs_diff_cold_vs_warm").GetDouble() <= 1e-6, row.ToString());
+        }
+
+        Assert.Contains("Cold start: `deer run` as a fresh process", md, StringComparison.Ordinal);
         XDocument svg = XDocument.Load(_dir.File("bench.svg"));
         Assert.Equal("svg", svg.Root!.Name.LocalName);
         byte[] png = File.ReadAllBytes(_dir.File("bench.png"));

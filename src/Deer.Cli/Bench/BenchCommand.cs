@@ -47,8 +47,11 @@ internal static class BenchCommand
             DefaultValueFactory = _ => "cpu",
         };
         device.AcceptOnlyFromAmong("cpu", "gpu", "cuda", "emulated");
-        var only = new Option<string?>("--only") { Description = "Run one section of the CPU bench: scan, rnn, sweep or structured (default: all)." };
-        only.AcceptOnlyFromAmong("scan", "rnn", "sweep", "structured");
+        var only = new Option<string?>("--only")
+        {
+            Description = "Run one section of the CPU bench: scan, rnn, sweep, structured, or cold (`deer run` as fresh processes against the warm solve and PyTorch) (default: all).",
+        };
+        only.AcceptOnlyFromAmong("scan", "rnn", "sweep", "structured", "cold");
         var chartFrom = new Option<string?>("--chart-from")
         {
             Description = "Measure nothing: redraw bench.png and bench.svg from an earlier run's bench.json (its sweep) into --out-dir.",
@@ -131,10 +134,12 @@ internal static class BenchCommand
         (List<RnnRow> rnn, string? torchNote) = o.Runs("rnn") ? RnnSection(o, peer) : ([], null);
         List<SweepRow> sweep = o.Runs("sweep") ? SweepSection(o) : [];
         List<StructuredBench.Row> structured = o.Runs("structured") ? StructuredBench.Run(o.Quick, o.Repeats, o.Log) : [];
+        string? coldNote = null;
+        List<ColdBench.Row> cold = o.Runs("cold") ? ColdBench.Run(o.Quick, o.Repeats, o.Peers ? peer : null, o.Log, out coldNote) : [];
 
         using var files = new AtomicFiles();
-        files.Stage(Path.Combine(o.OutDir, "bench.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(o, machine, scan, rnn, torchNote, sweep, structured))));
-        files.Stage(Path.Combine(o.OutDir, "bench.json"), "--out-dir", s => Json(s, o, machine, scan, rnn, torchNote, sweep, structured));
+        files.Stage(Path.Combine(o.OutDir, "bench.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(o, machine, scan, rnn, torchNote, sweep, structured, cold, coldNote))));
+        files.Stage(Path.Combine(o.OutDir, "bench.json"), "--out-dir", s => Json(s, o, machine, scan, rnn, torchNote, sweep, structured, cold));
         ScottPlot.Plot chart = Chart(machine, sweep);
         files.Stage(Path.Combine(o.OutDir, "bench.png"), "--out-dir", s => s.Write(Charts.Png(chart)));
         files.Stage(Path.Combine(o.OutDir, "bench.svg"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Charts.Svg(chart))));
@@ -346,7 +351,7 @@ internal static class BenchCommand
     // ---- outputs -------------------------------------------------------------------------------------
 
     private static string Markdown(Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep,
-        List<StructuredBench.Row> structured)
+        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, string? coldNote)
     {
         var c = CultureInfo.InvariantCulture;
         var md = new StringBuilder();
@@ -380,11 +385,12 @@ internal static class BenchCommand
 
         md.Append("\nbench.png and bench.svg plot the speedup of each method: below the dashed line the sequential loop is faster.\n");
         StructuredBench.Markdown(md, structured);
+        ColdBench.Markdown(md, cold, coldNote);
         return md.ToString();
     }
 
     private static void Json(Stream s, Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep,
-        List<StructuredBench.Row> structured)
+        List<StructuredBench.Row> structured, List<ColdBench.Row> cold)
     {
         using var w = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });
         w.WriteStartObject();
@@ -468,6 +474,7 @@ internal static class BenchCommand
 
         w.WriteEndArray();
         StructuredBench.Json(w, structured);
+        ColdBench.Json(w, cold);
         w.WriteEndObject();
     }
 
