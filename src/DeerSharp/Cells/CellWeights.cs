@@ -22,6 +22,12 @@ internal sealed class CellWeights<T>
         Rows = rows;
         HiddenRows = (T[])w.WeightHH.Clone();
         HiddenTransposed = Kernels.Transpose(w.WeightHH, rows, w.HiddenSize);
+        HiddenDiagonals = new T[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            HiddenDiagonals[r] = HiddenRows[r * w.HiddenSize + r % w.HiddenSize];
+        }
+
         _input = new InputProjection<T>(w.WeightIH, w.BiasIH, w.BiasHH, Rows, w.InputSize, foldedGates * w.HiddenSize);
     }
 
@@ -40,6 +46,9 @@ internal sealed class CellWeights<T>
 
     /// <summary>W_hhᵀ, [n, G·n].</summary>
     public T[] HiddenTransposed { get; }
+
+    /// <summary>The diagonal of each gate's n×n block of W_hh, gate after gate, [G·n]: contiguous, for SIMD diagonal Jacobians.</summary>
+    public T[] HiddenDiagonals { get; }
 
     /// <summary>W_ihᵀ, [d, G·n].</summary>
     public T[] InputTransposed => _input.InputTransposed;

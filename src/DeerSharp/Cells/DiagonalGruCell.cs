@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 
 namespace DeerSharp.Cells;
 
@@ -69,6 +70,7 @@ public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructed
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _c.Project(inputs, projections, count);
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
         int n = _c.HiddenSize;
@@ -77,6 +79,7 @@ public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructed
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
         Span<T> workspace, int count)
     {
@@ -166,6 +169,7 @@ public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructed
     /// Leaves r, z and A_n h + b_hn in <paramref name="gates"/>, n in <paramref name="g"/>, and writes next: one fused
     /// SIMD pass over the units after the recurrent products.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Gates(ReadOnlySpan<T> h, ReadOnlySpan<T> p, Span<T> gates, Span<T> g, Span<T> next)
     {
         int n = _c.HiddenSize, v = Vector<T>.Count;
@@ -200,6 +204,7 @@ public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructed
     }
 
     /// <summary>The exact diagonal for k = 1, α a_r + γ a_n + ε a_z + z, in SIMD (the Jacobian itself when k = 1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void DiagonalK1(ReadOnlySpan<T> h, ReadOnlySpan<T> gates, ReadOnlySpan<T> g, Span<T> diagonal)
     {
         int n = _c.HiddenSize, v = Vector<T>.Count, i = 0;

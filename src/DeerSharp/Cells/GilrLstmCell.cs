@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using DeerSharp.Scan;
 
 namespace DeerSharp.Cells;
@@ -85,6 +86,7 @@ public readonly struct GilrLstmCell<T> : ILinearSurrogateCell<T>, IConstructedCe
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
         Span<T> workspace, int count)
     {

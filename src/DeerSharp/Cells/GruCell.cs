@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -63,6 +64,7 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _c.Project(inputs, projections, count);
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
         int n = _c.HiddenSize;
@@ -72,6 +74,7 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
         Span<T> workspace, int count)
     {
@@ -79,6 +82,12 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
         Span<T> hhAll = workspace[..(count * rows)];
         Span<T> g = workspace.Slice(count * rows, n), tmp = workspace.Slice(count * rows + n, n);
         _c.Hidden(states, hhAll, count, n);
+        if (mode != JacobianMode.Full)
+        {
+            GatesAndDiagonal(states, projections, hhAll, next, mode == JacobianMode.Diagonal ? jacobians : default, count);
+            return;
+        }
+
         for (int s = 0; s < count; s++)
         {
             ReadOnlySpan<T> h = states.Slice(s * n, n);
@@ -106,6 +115,7 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
     /// ∂a_n = ∂n(1 - n²), ∂(W_hn h + b_hn) = ∂a_n ⊙ r, ∂a_r = ∂a_n ⊙ (W_hn h + b_hn) ⊙ r(1 - r), ∂a_z = ∂z ⊙ z(1 - z), and
     /// ∂h_{t-1} = v ⊙ z + W_hhᵀ [∂a_r; ∂a_z; ∂a_n ⊙ r].
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void BackwardBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> inputs, ReadOnlySpan<T> adjoints,
         Span<T> previousAdjoints, Span<T> inputAdjoints, Span<T> gradient, Span<T> workspace, int count)
     {
@@ -145,6 +155,7 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
     /// From hh = W_hh h: leaves r, z and W_hn h + b_hn in hh, n in <paramref name="g"/>, and writes next. One fused
     /// pass over the lanes, so each gate's inputs are read once.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Gates(ReadOnlySpan<T> h, ReadOnlySpan<T> p, Span<T> hh, Span<T> g, Span<T> tmp, Span<T> next)
     {
         _ = tmp;
@@ -178,14 +189,85 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
         }
     }
 
+    /// <summary>
+    /// The block's gates, states and (when <paramref name="diagonal"/> is not empty) diagonal Jacobians in one loop over
+    /// the steps and their lanes, from hh = W_hh h of every step: nothing but h' and the diagonal is written back, and
+    /// the loop spans the whole block, so the out-of-order core overlaps one step's σ/tanh chains with the next's.
+    /// </summary>
+    private void GatesAndDiagonal(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> hhAll, Span<T> next, Span<T> diagonal, int count)
+    {
+        int n = _c.HiddenSize, rows = 3 * n, v = Vector<T>.Count;
+        ReadOnlySpan<T> bhn = _c.HiddenBias.AsSpan(2 * n, n), wd = _c.HiddenDiagonals;
+        bool withDiagonal = !diagonal.IsEmpty;
+        for (int s = 0; s < count; s++)
+        {
+            ReadOnlySpan<T> h = states.Slice(s * n, n), p = projections.Slice(s * rows, rows), hh = hhAll.Slice(s * rows, rows);
+            Span<T> h1 = next.Slice(s * n, n);
+            int i = 0;
+            for (; i + v <= n; i += v)
+            {
+                Vector<T> r = Activations.Sigmoid(new Vector<T>(p[i..]) + new Vector<T>(hh[i..]));
+                Vector<T> z = Activations.Sigmoid(new Vector<T>(p[(n + i)..]) + new Vector<T>(hh[(n + i)..]));
+                Vector<T> hn = new Vector<T>(hh[(2 * n + i)..]) + new Vector<T>(bhn[i..]);
+                Vector<T> gi = Activations.Tanh(Kernels.Fma(r, hn, new Vector<T>(p[(2 * n + i)..])));
+                var hv = new Vector<T>(h[i..]);
+                Kernels.Fma(z, hv - gi, gi).CopyTo(h1[i..]);
+                if (withDiagonal)
+                {
+                    Vector<T> common = (Vector<T>.One - z) * (Vector<T>.One - gi * gi);
+                    Vector<T> gamma = common * r;
+                    Vector<T> alpha = gamma * (Vector<T>.One - r) * hn;
+                    Vector<T> eps = (hv - gi) * z * (Vector<T>.One - z);
+                    Vector<T> d = Kernels.Fma(alpha, new Vector<T>(wd[i..]), z);
+                    d = Kernels.Fma(gamma, new Vector<T>(wd[(2 * n + i)..]), d);
+                    Kernels.Fma(eps, new Vector<T>(wd[(n + i)..]), d).CopyTo(diagonal[(s * n + i)..]);
+                }
+            }
+
+            for (; i < n; i++)
+            {
+                T r = Activations.Sigmoid(p[i] + hh[i]);
+                T z = Activations.Sigmoid(p[n + i] + hh[n + i]);
+                T hn = hh[2 * n + i] + bhn[i];
+                T gi = Activations.Tanh(T.FusedMultiplyAdd(r, hn, p[2 * n + i]));
+                h1[i] = T.FusedMultiplyAdd(z, h[i] - gi, gi);
+                if (withDiagonal)
+                {
+                    T common = (T.One - z) * (T.One - gi * gi);
+                    diagonal[s * n + i] = common * r * (T.One - r) * hn * wd[i] + common * r * wd[2 * n + i] + (h[i] - gi) * z * (T.One - z) * wd[n + i] + z;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// diag(∂h'/∂h) from the gates <see cref="Gates"/> left: α W_hr,ii + γ W_hn,ii + ε W_hz,ii + z per lane, SIMD over i
+    /// with the blocks' diagonals stored contiguously (a scalar loop with strided weight reads cost as much as the gates).
+    /// </summary>
     private void Diagonal(ReadOnlySpan<T> h, ReadOnlySpan<T> gates, ReadOnlySpan<T> g, Span<T> diagonal)
     {
-        int n = _c.HiddenSize;
-        T[] w = _c.HiddenRows;
-        for (int i = 0; i < n; i++)
+        int n = _c.HiddenSize, v = Vector<T>.Count;
+        ReadOnlySpan<T> wd = _c.HiddenDiagonals;
+        int i = 0;
+        for (; i + v <= n; i += v)
+        {
+            var r = new Vector<T>(gates[i..]);
+            var z = new Vector<T>(gates[(n + i)..]);
+            var hn = new Vector<T>(gates[(2 * n + i)..]);
+            var gi = new Vector<T>(g[i..]);
+            Vector<T> common = (Vector<T>.One - z) * (Vector<T>.One - gi * gi);
+            Vector<T> gamma = common * r;
+            Vector<T> alpha = gamma * (Vector<T>.One - r) * hn;
+            Vector<T> eps = (new Vector<T>(h[i..]) - gi) * z * (Vector<T>.One - z);
+            Vector<T> d = Kernels.Fma(alpha, new Vector<T>(wd[i..]), z);
+            d = Kernels.Fma(gamma, new Vector<T>(wd[(2 * n + i)..]), d);
+            Kernels.Fma(eps, new Vector<T>(wd[(n + i)..]), d).CopyTo(diagonal[i..]);
+        }
+
+        for (; i < n; i++)
         {
             (T alpha, T gamma, T eps, T z) = Coefficients(h, gates, g, i);
-            diagonal[i] = alpha * w[i * n + i] + gamma * w[(2 * n + i) * n + i] + eps * w[(n + i) * n + i] + z;
+            diagonal[i] = alpha * wd[i] + gamma * wd[2 * n + i] + eps * wd[n + i] + z;
         }
     }
 

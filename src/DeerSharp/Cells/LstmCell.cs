@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -62,6 +63,7 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _c.Project(inputs, projections, count);
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
         int n = _c.HiddenSize;
@@ -71,6 +73,7 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
         Span<T> workspace, int count)
     {
@@ -104,6 +107,7 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
     /// Backward through the gates: with [v_h; v_c] = ∂L/∂[h'; c'], ∂c' = v_c + v_h ⊙ o(1 - τ²), ∂o = v_h ⊙ τ, ∂i = ∂c' ⊙ g,
     /// ∂g = ∂c' ⊙ i, ∂f = ∂c' ⊙ c, ∂c_{t-1} = ∂c' ⊙ f, and ∂h_{t-1} = W_hhᵀ ∂a for the gate pre-activations ∂a.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void BackwardBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> inputs, ReadOnlySpan<T> adjoints,
         Span<T> previousAdjoints, Span<T> inputAdjoints, Span<T> gradient, Span<T> workspace, int count)
     {
@@ -140,6 +144,7 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
     /// From W_hh h in <paramref name="gates"/>: leaves i, f, g, o there and tanh(c') in <paramref name="tc"/>; writes [h'; c'].
     /// One fused pass over the lanes.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Gates(ReadOnlySpan<T> state, ReadOnlySpan<T> p, Span<T> gates, Span<T> tc, Span<T> tmp, Span<T> next)
     {
         _ = tmp;
@@ -180,15 +185,35 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
         }
     }
 
+    /// <summary>
+    /// diag(∂[h'; c']/∂[h; c]) from the gates <see cref="Gates"/> left, SIMD over i with the blocks' diagonals stored
+    /// contiguously: ∂c'_i/∂h_i = cf W_hf,ii + gi W_hi,ii + ii W_hg,ii, ∂h'_i/∂h_i = oh W_ho,ii + oc ∂c'_i/∂h_i, ∂c'_i/∂c_i = f.
+    /// </summary>
     private void Diagonal(ReadOnlySpan<T> state, ReadOnlySpan<T> gates, ReadOnlySpan<T> tc, Span<T> diagonal)
     {
-        int n = _c.HiddenSize;
-        T[] w = _c.HiddenRows;
-        for (int i = 0; i < n; i++)
+        int n = _c.HiddenSize, v = Vector<T>.Count;
+        ReadOnlySpan<T> wd = _c.HiddenDiagonals;
+        int i = 0;
+        for (; i + v <= n; i += v)
+        {
+            var ig = new Vector<T>(gates[i..]);
+            var fg = new Vector<T>(gates[(n + i)..]);
+            var gg = new Vector<T>(gates[(2 * n + i)..]);
+            var og = new Vector<T>(gates[(3 * n + i)..]);
+            var t = new Vector<T>(tc[i..]);
+            Vector<T> dc = new Vector<T>(state[(n + i)..]) * fg * (Vector<T>.One - fg) * new Vector<T>(wd[(n + i)..]);
+            dc = Kernels.Fma(gg * ig * (Vector<T>.One - ig), new Vector<T>(wd[i..]), dc);
+            dc = Kernels.Fma(ig * (Vector<T>.One - gg * gg), new Vector<T>(wd[(2 * n + i)..]), dc);
+            Vector<T> dh = t * og * (Vector<T>.One - og) * new Vector<T>(wd[(3 * n + i)..]);
+            Kernels.Fma(og * (Vector<T>.One - t * t), dc, dh).CopyTo(diagonal[i..]);
+            fg.CopyTo(diagonal[(n + i)..]);
+        }
+
+        for (; i < n; i++)
         {
             (T ci, T gi, T ii, T oh, T oc, T f) = Coefficients(state, gates, tc, i);
-            T dc = ci * w[(n + i) * n + i] + gi * w[i * n + i] + ii * w[(2 * n + i) * n + i];
-            diagonal[i] = oh * w[(3 * n + i) * n + i] + oc * dc;
+            T dc = ci * wd[n + i] + gi * wd[i] + ii * wd[2 * n + i];
+            diagonal[i] = oh * wd[3 * n + i] + oc * dc;
             diagonal[n + i] = f;
         }
     }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -57,6 +58,7 @@ public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>, IConstructedCell
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _c.Project(inputs, projections, count);
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
         int n = _c.HiddenSize;
@@ -72,6 +74,7 @@ public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>, IConstructedCell
     public int BackwardWorkspaceSize(int count) => 3 * count * _c.HiddenSize + _c.BackwardScratch(count);
 
     /// <summary>Backward: ∂a = v ⊙ (1 - h'²) for the pre-activation a, and ∂h_{t-1} = W_hhᵀ ∂a.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void BackwardBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> inputs, ReadOnlySpan<T> adjoints,
         Span<T> previousAdjoints, Span<T> inputAdjoints, Span<T> gradient, Span<T> workspace, int count)
     {
@@ -104,6 +107,7 @@ public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>, IConstructedCell
     }
 
     /// <inheritdoc/>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
         Span<T> workspace, int count)
     {
@@ -117,6 +121,30 @@ public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>, IConstructedCell
         }
 
         T[] w = _c.HiddenRows;
+        if (mode == JacobianMode.Diagonal)
+        {
+            // (1 - h'²) ⊙ diag(W_hh), SIMD over the block's steps and lanes.
+            ReadOnlySpan<T> wd = _c.HiddenDiagonals;
+            for (int s = 0; s < count; s++)
+            {
+                ReadOnlySpan<T> h1 = next.Slice(s * n, n);
+                Span<T> d = jacobians.Slice(s * n, n);
+                int i = 0;
+                for (; i + Vector<T>.Count <= n; i += Vector<T>.Count)
+                {
+                    var h = new Vector<T>(h1[i..]);
+                    ((Vector<T>.One - h * h) * new Vector<T>(wd[i..])).CopyTo(d[i..]);
+                }
+
+                for (; i < n; i++)
+                {
+                    d[i] = (T.One - h1[i] * h1[i]) * wd[i];
+                }
+            }
+
+            return;
+        }
+
         for (int s = 0; s < count; s++)
         {
             ReadOnlySpan<T> h1 = next.Slice(s * n, n);

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using DeerSharp.Cells;
 
 namespace DeerSharp.Scan;
@@ -84,6 +85,7 @@ public static partial class LinearRecurrence
     }
 
     /// <summary>The block-diagonal loop, from <paramref name="carry"/>: h_t = A_t h_{t-1} + b_t block by block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunBlocks<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, ReadOnlySpan<T> carry, Span<T> h, int steps, int n, JacobianStructure structure)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -131,6 +133,7 @@ public static partial class LinearRecurrence
     /// Folds <paramref name="steps"/> block-diagonal steps into one map (pa, pb), starting from the identity:
     /// per block, (P, q) ← (A_t P, A_t q + b_t). <paramref name="scratch"/> holds K² + 2K values.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void FoldBlocks<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> pa, Span<T> pb, int steps, int n, JacobianStructure structure, Span<T> scratch)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -22,6 +22,7 @@ namespace DeerSharp.Scan;
 public static partial class LinearRecurrence
 {
     /// <summary>Sequential diagonal recurrence h_t = a_t ⊙ h_{t-1} + b_t.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SolveDiagonalSequential<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, ReadOnlySpan<T> h0, Span<T> h, int n)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -30,6 +31,7 @@ public static partial class LinearRecurrence
     }
 
     /// <summary>The diagonal loop itself: SIMD across the state for n ≥ one vector, a register-carried scalar chain for n = 1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunDiagonal<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, ReadOnlySpan<T> h0, Span<T> h, int length, int n)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -82,6 +84,7 @@ public static partial class LinearRecurrence
     /// Folds steps into one affine map (pa, pb) ← (a_t ⊙ pa, a_t ⊙ pb + b_t), streaming a and b once in time order (the
     /// map itself stays in L1).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void FoldDiagonal<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> pa, Span<T> pb, int length, int n)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -128,6 +131,7 @@ public static partial class LinearRecurrence
     }
 
     /// <summary>Sequential dense recurrence h_t = A_t h_{t-1} + b_t.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SolveDenseSequential<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, ReadOnlySpan<T> h0, Span<T> h, int n)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Numerics;
 using DeerSharp.Cells;
 using DeerSharp.Scan;
@@ -149,6 +150,7 @@ internal static partial class Solver
         return (finite ? max : double.NaN, within && finite, finite);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void EvaluateRange<TCell, T>(TCell cell, SequenceWorkspace<T> ws, int start, int end, int chunk,
         JacobianMode mode, SolverSettings<T> settings, bool newtonTerm)
         where TCell : IRecurrentCell<T>
