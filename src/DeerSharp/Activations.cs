@@ -34,7 +34,7 @@ internal static class Activations
 
     /// <summary>
     /// e^x in single precision, within about 2 ulp on [−87, 88] (Cody–Waite reduction x = n·ln 2 + r with ln 2 split in
-    /// two, then Cephes' degree-6 polynomial for e^r on |r| ≤ ln 2 / 2, then 2^n built in the exponent bits). Outside that
+    /// two, n rounded to nearest, then Cephes' degree-6 polynomial for e^r on |r| ≤ ln 2 / 2, then 2^n built in the exponent bits). Outside that
     /// range the argument is clamped, so e^x saturates at e^88 ≈ 1.7e38 and e^−87 ≈ 1.6e−38 instead of reaching ∞ or
     /// subnormals: σ and tanh, its only users, are then exact to float precision. NaN stays NaN (the clamps are
     /// comparisons, which NaN fails).
@@ -46,7 +46,11 @@ internal static class Activations
         var lo = new Vector<float>(-87.0f);
         x = Vector.ConditionalSelect(Vector.GreaterThan(x, hi), hi, x);
         x = Vector.ConditionalSelect(Vector.LessThan(x, lo), lo, x);
-        Vector<float> n = Vector.Floor(Vector.FusedMultiplyAdd(x, new Vector<float>(1.44269504088896341f), new Vector<float>(0.5f)));
+        // n = round(x·log2 e) by the 1.5·2^23 shifter: adding it leaves n in the low mantissa bits of t, so 2^n is
+        // (bits(t) + 127) << 23 (the shifter's own bits fall off the top), with no float-to-int conversion.
+        var shifter = new Vector<float>(12582912f);
+        Vector<float> t = Vector.FusedMultiplyAdd(x, new Vector<float>(1.44269504088896341f), shifter);
+        Vector<float> n = t - shifter;
         Vector<float> r = Vector.FusedMultiplyAdd(n, new Vector<float>(-0.693359375f), x);
         r = Vector.FusedMultiplyAdd(n, new Vector<float>(2.12194440e-4f), r);
         Vector<float> p = new(1.9875691500e-4f);
@@ -56,7 +60,7 @@ internal static class Activations
         p = Vector.FusedMultiplyAdd(p, r, new Vector<float>(1.6666665459e-1f));
         p = Vector.FusedMultiplyAdd(p, r, new Vector<float>(5.0000001201e-1f));
         Vector<float> y = Vector.FusedMultiplyAdd(p, r * r, r + Vector<float>.One);
-        Vector<int> scale = Vector.ShiftLeft(Vector.ConvertToInt32(n) + new Vector<int>(127), 23);
+        Vector<int> scale = Vector.ShiftLeft(t.As<float, int>() + new Vector<int>(127), 23);
         return y * scale.As<int, float>();
     }
 
