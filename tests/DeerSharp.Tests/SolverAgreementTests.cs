@@ -43,6 +43,55 @@ public class SolverAgreementTests
     [Trait("Category", "Sweep")]
     public bool Every_method_reaches_the_sequential_result_long_sweep(Case c) => c.Double ? Check<double>(c) : Check<float>(c);
 
+    /// <summary>
+    /// quasi-DEER's fused pass (each block scanned right after it is evaluated, by whichever worker finds the frontier
+    /// ready) takes the same Newton steps as a whole evaluation pass followed by a whole scan: the two write the step
+    /// differently (h'_t = f_t + d_t(h'_{t-1} - h_{t-1}) against d_t h'_{t-1} + (f_t - d_t h_{t-1})), so they agree to
+    /// rounding. Lengths cross the 64-step blocks; 1, 2 and 4 workers; float64, then float32.
+    /// </summary>
+    [Fact]
+    public void Fused_quasi_deer_takes_the_same_steps_as_a_separate_scan() => Seeded.Run(rnd =>
+    {
+        foreach (string kind in Cells.Kinds)
+        {
+            foreach (int length in new[] { 1, 2, 3, 63, 64, 65, 66, 129, 700, 3001 })
+            {
+                foreach (int cores in new[] { 1, 2, 4 })
+                {
+                    int d = 1 + rnd.Next(4), n = 1 + rnd.Next(12);
+                    RecurrentWeights<double> w = Cells.Weights(kind, d, n, rnd);
+                    double[] x = Numbers.Uniform(rnd, length * d, 2.0);
+                    var fusedOptions = new SolveOptions { Method = SolveMethod.QuasiDeer, MaxDegreeOfParallelism = cores, Fallback = FallbackPolicy.None, MaxIterations = length + 1 };
+                    var fused = Cells.With(kind, w, new SolveWith<double>(x, 1, length, fusedOptions, null));
+                    var separate = Cells.With(kind, w, new SolveWith<double>(x, 1, length, fusedOptions with { SeparateScan = true }, null));
+                    string what = $"{kind} d={d} n={n} T={length} cores={cores}";
+                    Assert.True(fused.Converged && separate.Converged, $"{what}: {fused.Status} / {separate.Status}");
+                    Assert.True(Math.Abs(fused.Iterations - separate.Iterations) <= 1, $"{what}: {fused.Iterations} against {separate.Iterations} iterations");
+                    for (int k = 0; k < Math.Min(fused.ResidualHistory.Count, separate.ResidualHistory.Count); k++)
+                    {
+                        double a = fused.ResidualHistory[k], b = separate.ResidualHistory[k];
+                        Assert.True(Math.Abs(a - b) <= 1e-12 + 1e-6 * Math.Abs(b), $"{what}: residual {k}: {a:G6} against {b:G6}");
+                    }
+
+                    Assert.True(Numbers.MaxAbsDiff(fused.Outputs(), separate.Outputs()) <= 1e-9, $"{what}: states");
+                    double[] reference = Cells.ReferenceStates(kind, w, x, length);
+                    Assert.True(Numbers.MaxAbsDiff(fused.States, reference) <= 1e-8, $"{what}: against the reference equations");
+                }
+            }
+
+            // float32, two workers, a long sequence: against the float64 reference.
+            {
+                int length = 5000, d = 3, n = 32;
+                RecurrentWeights<double> w = Cells.Weights(kind, d, n, rnd);
+                double[] x = Numbers.Uniform(rnd, length * d, 2.0);
+                var options = new SolveOptions { Method = SolveMethod.QuasiDeer, MaxDegreeOfParallelism = 2, Fallback = FallbackPolicy.None };
+                var fused = Cells.With(kind, w, new SolveWith<float>(Numbers.As<float>(x), 1, length, options, null));
+                Assert.True(fused.Converged, $"{kind} float32: {fused.Status} after {fused.Iterations}");
+                Assert.True(Numbers.MaxAbsDiff(Cells.ReferenceStates(kind, w, x, length), Numbers.ToDouble(fused.States)) <= 1e-4, $"{kind} float32 against the reference");
+            }
+        }
+    });
+
     private static bool Check<T>(Case c)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

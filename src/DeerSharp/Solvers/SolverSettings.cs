@@ -6,7 +6,7 @@ namespace DeerSharp.Solvers;
 /// <summary>Options resolved for one element type, batch and sequence length.</summary>
 internal readonly record struct SolverSettings<T>(SolveMethod Method, int MaxIterations, T AbsoluteTolerance, T RelativeTolerance,
     InitialGuess InitialGuess, int MaxDegreeOfParallelism, bool Fallback, long MemoryBudgetBytes, T InitialDamping,
-    IProgress<SolveProgress>? Progress, int Layer, CancellationToken CancellationToken, JacobianStructure? Structure = null)
+    IProgress<SolveProgress>? Progress, int Layer, CancellationToken CancellationToken, JacobianStructure? Structure = null, bool SeparateScan = false)
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     public static SolverSettings<T> Resolve(SolveOptions options, int batchSize, int length, int stateSize, int layer = 0, bool linearSurrogate = false,
@@ -28,7 +28,7 @@ internal readonly record struct SolverSettings<T>(SolveMethod Method, int MaxIte
         bool fallback = options.Method == SolveMethod.Auto || options.Fallback == FallbackPolicy.Sequential;
         long budget = options.MemoryBudgetBytes ?? DefaultMemoryBudget();
         return new SolverSettings<T>(method, maxIterations, T.CreateTruncating(atol), T.CreateTruncating(rtol), options.InitialGuess, cores,
-            fallback, budget, T.CreateTruncating(options.InitialDamping), options.Progress, layer, options.CancellationToken, structure);
+            fallback, budget, T.CreateTruncating(options.InitialDamping), options.Progress, layer, options.CancellationToken, structure, options.SeparateScan);
     }
 
     /// <summary>Half of what the runtime reports as available, and at least 64 MiB.</summary>
