@@ -45,6 +45,9 @@ internal sealed class SequenceWorkspace<T> : IDisposable
 
     public bool[] ChunkFinite = [];
 
+    /// <summary>The fused quasi-DEER pass's per-block flags (evaluated or not), reused across iterations.</summary>
+    public int[] BlockReady = [];
+
     public readonly ScanWorkspace<T> Scan = new();
 
     /// <summary>Sizes the buffers; the iterate and its evaluations only when <paramref name="iterative"/> (the sequential loop writes straight into the result).</summary>

@@ -248,7 +248,16 @@ internal static partial class Solver
     {
         int blocks = 1 + (length - 1 + BlockSteps - 1) / BlockSteps;
         int workers = Math.Min(EvaluationChunks(length, settings.MaxDegreeOfParallelism), settings.MaxDegreeOfParallelism);
-        var pass = new FusedPass(blocks);
+        if (ws.BlockReady.Length < blocks)
+        {
+            ws.BlockReady = new int[blocks];
+        }
+        else
+        {
+            Array.Clear(ws.BlockReady, 0, blocks);
+        }
+
+        var pass = new FusedPass(ws.BlockReady, blocks);
         workers = Math.Max(1, workers);
         for (int w = 0; w < workers; w++)
         {
@@ -319,9 +328,10 @@ internal static partial class Solver
     }
 
     /// <summary>The shared state of one fused pass: which blocks are evaluated, how far the scan has gone, who scans.</summary>
-    private sealed class FusedPass(int blocks)
+    private sealed class FusedPass(int[] ready, int blocks)
     {
-        public readonly int[] Ready = new int[blocks];
+        public readonly int[] Ready = ready;
+        public readonly int Blocks = blocks;
         public int NextBlock;
         public int Frontier;
         private int _scanning;
@@ -338,7 +348,7 @@ internal static partial class Solver
                 }
 
                 int k = Frontier;
-                while (k < Ready.Length && Volatile.Read(ref Ready[k]) == 1)
+                while (k < Blocks && Volatile.Read(ref Ready[k]) == 1)
                 {
                     (int t0, int t1) = FusedBlock(k, length);
                     ScanFused(ws, s, t0, t1);
@@ -348,7 +358,7 @@ internal static partial class Solver
                 Frontier = k;
                 // A full fence: a block made ready while this worker scanned, whose worker then found the scan busy, is seen here.
                 Interlocked.Exchange(ref _scanning, 0);
-                if (k >= Ready.Length || Volatile.Read(ref Ready[k]) == 0)
+                if (k >= Blocks || Volatile.Read(ref Ready[k]) == 0)
                 {
                     return;
                 }
