@@ -9,7 +9,7 @@ namespace DeerSharp.Cli.Bench;
 /// `deer bench`'s structured-cell section: DEER on <see cref="DiagonalGruCell{T}"/> (k = 1, 2) against DEER and
 /// quasi-DEER on the dense <see cref="GruCell{T}"/> at the same hidden size, each beside its own sequential loop, float32,
 /// d = n, B = 1, timed round by round (loop, then each method). Every solve allocates its output, whose first touch
-/// this VM charges at about 5 ms/MB (docs/benchmarks.md, "Cold start"): loop and DEER alike. The cost of one DEER iteration is the whole solve divided by its iterations (so it includes the input
+/// a VM charges for (0.4-5 ms/MB on the days measured, docs/benchmarks.md "Cold start"): loop and DEER alike. The cost of one DEER iteration is the whole solve divided by its iterations (so it includes the input
 /// projection and the final residual pass), expressed per step and against one step of the cell's loop.
 /// </summary>
 internal static class StructuredBench

@@ -14,6 +14,12 @@ namespace DeerSharp.Solvers;
 /// steps per step; DEER took 3 iterations at 5-10 sequential steps each. On 2 cores no iterative method can win, and
 /// <see cref="SolveMethod.Auto"/> picks the loop. On many cores the model picks quasi-DEER for long, small-state,
 /// single sequences; that regime is an extrapolation from these constants, not a measurement.
+/// Re-measured on 2026-12-02 (third session, same kind of machine) after the iteration was made cheaper (SIMD diagonal
+/// Jacobians, the scan fused into the evaluation pass): one quasi-DEER iteration now costs 0.33-0.38 sequential steps per
+/// step on 2 cores for the GRU at n = 32 (BenchmarkDotNet), so ρ ≈ 0.7 on one core; whole solves in `deer bench` gave
+/// ρ ≈ 0.74 (GRU n = 32, 9 iterations), 1.06 (GRU n = 8, 9 iterations) and 1.1 (LSTM, S = 64, 13 iterations). The model
+/// takes ρ = 1.1 for S > 1, the largest of these, with k = 9; it then leaves the loop for a single sequence from about
+/// 20 cores on. n = 1 was not re-measured and keeps its constants. No machine with more than 2 cores has run this.
 /// </remarks>
 internal static class CostModel
 {
@@ -41,7 +47,7 @@ internal static class CostModel
             return blockGain >= Margin ? SolveMethod.Deer : SolveMethod.Sequential;
         }
 
-        (double iterations, double passCost) = stateSize <= 1 ? (3.0, 6.0) : (9.0, stateSize <= 8 ? 5.5 : 2.6);
+        (double iterations, double passCost) = stateSize <= 1 ? (3.0, 6.0) : (9.0, 1.1);
         double gain = cores / (sequentialCores * iterations * passCost);
         return gain >= Margin ? SolveMethod.QuasiDeer : SolveMethod.Sequential;
     }
