@@ -332,7 +332,7 @@ internal static class BenchCommand
         return rows;
     }
 
-    private static double MaxDiff(float[] a, float[] b)
+    internal static double MaxDiff(float[] a, float[] b)
     {
         if (a.Length != b.Length)
         {

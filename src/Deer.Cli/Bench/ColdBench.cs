@@ -53,14 +53,7 @@ internal static class ColdBench
 
                 string name = string.Create(CultureInfo.InvariantCulture, $"{cell.ToUpperInvariant()} n={N} d={N} T={length} B=1 float32");
                 string w = Path.Combine(dir, cell + ".safetensors"), xs = Path.Combine(dir, "x.npy");
-                int g = weights.Gates;
-                SafetensorsFile.Write(w, new Dictionary<string, TensorData>
-                {
-                    ["weight_ih_l0"] = TensorData.FromSingle(weights.WeightIH, g * N, N),
-                    ["weight_hh_l0"] = TensorData.FromSingle(weights.WeightHH, g * N, N),
-                    ["bias_ih_l0"] = TensorData.FromSingle(weights.BiasIH, g * N),
-                    ["bias_hh_l0"] = TensorData.FromSingle(weights.BiasHH, g * N),
-                });
+                TorchPeer.WriteModule(w, weights);
                 Npy.Write(xs, TensorData.FromSingle(x, 1, length, N));
 
                 // Cold: a fresh process per run, timed by the report's solve_seconds and, around it, the whole process.
@@ -94,8 +87,8 @@ internal static class ColdBench
                     torchNote ??= peer.Why;
                 }
 
-                var row = new Row(name, build, method, Stopwatches.Timing.Of(solve), Stopwatches.Timing.Of(process), warm, MaxDiff(cold, reference), torch,
-                    torch is null ? null : MaxDiff(torch.Output, reference));
+                var row = new Row(name, build, method, Stopwatches.Timing.Of(solve), Stopwatches.Timing.Of(process), warm, BenchCommand.MaxDiff(cold, reference), torch,
+                    torch is null ? null : BenchCommand.MaxDiff(torch.Output, reference));
                 rows.Add(row);
                 log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  {cell,-4} cold solve {row.Cold.Median * 1e3,7:F1} ms (process {row.Process.Median * 1e3:F0} ms)  warm {row.Warm.Median * 1e3,6:F1} ms  cold/warm x{row.ColdOverWarm:F2}{(row.TorchOverCold is { } v ? $"  PyTorch {torch!.MedianSeconds * 1e3:F0} ms = x{v:F1} the cold solve" : "")}"));
@@ -136,22 +129,6 @@ internal static class ColdBench
         }
 
         return seconds;
-    }
-
-    private static double MaxDiff(float[] a, float[] b)
-    {
-        if (a.Length != b.Length)
-        {
-            return double.PositiveInfinity;
-        }
-
-        double max = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            max = Math.Max(max, Math.Abs((double)a[i] - b[i]));
-        }
-
-        return max;
     }
 
     public static void Markdown(StringBuilder md, List<Row> rows, string? torchNote)

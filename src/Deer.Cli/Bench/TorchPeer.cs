@@ -50,14 +50,8 @@ internal sealed class TorchPeer(string? python)
                 resource.CopyTo(file);
             }
 
-            int g = weights.Gates, n = weights.HiddenSize, d = weights.InputSize;
-            SafetensorsFile.Write(Path.Combine(dir, "w.safetensors"), new Dictionary<string, TensorData>
-            {
-                ["weight_ih_l0"] = TensorData.FromSingle(weights.WeightIH, g * n, d),
-                ["weight_hh_l0"] = TensorData.FromSingle(weights.WeightHH, g * n, n),
-                ["bias_ih_l0"] = TensorData.FromSingle(weights.BiasIH, g * n),
-                ["bias_hh_l0"] = TensorData.FromSingle(weights.BiasHH, g * n),
-            });
+            int d = weights.InputSize;
+            WriteModule(Path.Combine(dir, "w.safetensors"), weights);
             Npy.Write(Path.Combine(dir, "x.npy"), TensorData.FromSingle(inputs, batch, length, d));
             bool torch = scriptName == "torch_rnn.py";
             string[] args = [script, .. torch ? new[] { "--cell", cell, "--device", device } : [], "--weights", Path.Combine(dir, "w.safetensors"),
@@ -79,6 +73,19 @@ internal sealed class TorchPeer(string? python)
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    /// <summary>One layer's weights as PyTorch's state_dict keys (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0).</summary>
+    public static void WriteModule(string path, RecurrentWeights<float> weights)
+    {
+        int g = weights.Gates, n = weights.HiddenSize, d = weights.InputSize;
+        SafetensorsFile.Write(path, new Dictionary<string, TensorData>
+        {
+            ["weight_ih_l0"] = TensorData.FromSingle(weights.WeightIH, g * n, d),
+            ["weight_hh_l0"] = TensorData.FromSingle(weights.WeightHH, g * n, n),
+            ["bias_ih_l0"] = TensorData.FromSingle(weights.BiasIH, g * n),
+            ["bias_hh_l0"] = TensorData.FromSingle(weights.BiasHH, g * n),
+        });
     }
 
     private static int Run(string file, string[] args, out string output)

@@ -164,10 +164,7 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
         int i = 0;
         for (; i + v <= n; i += v)
         {
-            Vector<T> r = Activations.Sigmoid(new Vector<T>(p[i..]) + new Vector<T>(hh[i..]));
-            Vector<T> z = Activations.Sigmoid(new Vector<T>(p[(n + i)..]) + new Vector<T>(hh[(n + i)..]));
-            Vector<T> hn = new Vector<T>(hh[(2 * n + i)..]) + new Vector<T>(bhn[i..]);
-            Vector<T> gi = Activations.Tanh(Kernels.Fma(r, hn, new Vector<T>(p[(2 * n + i)..])));
+            (Vector<T> r, Vector<T> z, Vector<T> hn, Vector<T> gi) = GateLanes(p, hh, bhn, n, i);
             r.CopyTo(hh[i..]);
             z.CopyTo(hh[(n + i)..]);
             hn.CopyTo(hh[(2 * n + i)..]);
@@ -177,16 +174,33 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
 
         for (; i < n; i++)
         {
-            T r = Activations.Sigmoid(p[i] + hh[i]);
-            T z = Activations.Sigmoid(p[n + i] + hh[n + i]);
-            T hn = hh[2 * n + i] + bhn[i];
-            T gi = Activations.Tanh(T.FusedMultiplyAdd(r, hn, p[2 * n + i]));
+            (T r, T z, T hn, T gi) = GateLane(p, hh, bhn, n, i);
             hh[i] = r;
             hh[n + i] = z;
             hh[2 * n + i] = hn;
             g[i] = gi;
             next[i] = T.FusedMultiplyAdd(z, h[i] - gi, gi);
         }
+    }
+
+    /// <summary>r, z, W_hn h + b_hn and n for lanes i .. i + Vector&lt;T&gt;.Count, from the projection p and hh = W_hh h.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector<T> R, Vector<T> Z, Vector<T> Hn, Vector<T> N) GateLanes(ReadOnlySpan<T> p, ReadOnlySpan<T> hh, ReadOnlySpan<T> bhn, int n, int i)
+    {
+        Vector<T> r = Activations.Sigmoid(new Vector<T>(p[i..]) + new Vector<T>(hh[i..]));
+        Vector<T> z = Activations.Sigmoid(new Vector<T>(p[(n + i)..]) + new Vector<T>(hh[(n + i)..]));
+        Vector<T> hn = new Vector<T>(hh[(2 * n + i)..]) + new Vector<T>(bhn[i..]);
+        return (r, z, hn, Activations.Tanh(Kernels.Fma(r, hn, new Vector<T>(p[(2 * n + i)..]))));
+    }
+
+    /// <summary>The same for lane i alone (the tail past the last whole vector).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (T R, T Z, T Hn, T N) GateLane(ReadOnlySpan<T> p, ReadOnlySpan<T> hh, ReadOnlySpan<T> bhn, int n, int i)
+    {
+        T r = Activations.Sigmoid(p[i] + hh[i]);
+        T z = Activations.Sigmoid(p[n + i] + hh[n + i]);
+        T hn = hh[2 * n + i] + bhn[i];
+        return (r, z, hn, Activations.Tanh(T.FusedMultiplyAdd(r, hn, p[2 * n + i])));
     }
 
     /// <summary>
@@ -206,10 +220,7 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
             int i = 0;
             for (; i + v <= n; i += v)
             {
-                Vector<T> r = Activations.Sigmoid(new Vector<T>(p[i..]) + new Vector<T>(hh[i..]));
-                Vector<T> z = Activations.Sigmoid(new Vector<T>(p[(n + i)..]) + new Vector<T>(hh[(n + i)..]));
-                Vector<T> hn = new Vector<T>(hh[(2 * n + i)..]) + new Vector<T>(bhn[i..]);
-                Vector<T> gi = Activations.Tanh(Kernels.Fma(r, hn, new Vector<T>(p[(2 * n + i)..])));
+                (Vector<T> r, Vector<T> z, Vector<T> hn, Vector<T> gi) = GateLanes(p, hh, bhn, n, i);
                 var hv = new Vector<T>(h[i..]);
                 Kernels.Fma(z, hv - gi, gi).CopyTo(h1[i..]);
                 if (withDiagonal)
@@ -226,10 +237,7 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
 
             for (; i < n; i++)
             {
-                T r = Activations.Sigmoid(p[i] + hh[i]);
-                T z = Activations.Sigmoid(p[n + i] + hh[n + i]);
-                T hn = hh[2 * n + i] + bhn[i];
-                T gi = Activations.Tanh(T.FusedMultiplyAdd(r, hn, p[2 * n + i]));
+                (T r, T z, T hn, T gi) = GateLane(p, hh, bhn, n, i);
                 h1[i] = T.FusedMultiplyAdd(z, h[i] - gi, gi);
                 if (withDiagonal)
                 {

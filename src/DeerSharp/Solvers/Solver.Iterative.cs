@@ -147,9 +147,16 @@ internal static partial class Solver
             });
         }
 
+        return CombineChunks(ws, chunks);
+    }
+
+    /// <summary>The residual of the whole iterate from the first <paramref name="count"/> per-chunk (or per-worker) reductions.</summary>
+    private static (double Max, bool Within, bool Finite) CombineChunks<T>(SequenceWorkspace<T> ws, int count)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
         double max = 0;
         bool within = true, finite = true;
-        for (int k = 0; k < chunks; k++)
+        for (int k = 0; k < count; k++)
         {
             max = Math.Max(max, ws.ChunkMax[k]);
             within &= ws.ChunkWithin[k];
@@ -290,16 +297,7 @@ internal static partial class Solver
             throw new InvalidOperationException($"fused quasi-DEER pass: the scan stopped at block {pass.Frontier} of {blocks}");
         }
 
-        double max = 0;
-        bool within = true, finite = true;
-        for (int w = 0; w < workers; w++)
-        {
-            max = Math.Max(max, ws.ChunkMax[w]);
-            within &= ws.ChunkWithin[w];
-            finite &= ws.ChunkFinite[w];
-        }
-
-        return (finite ? max : double.NaN, within && finite, finite);
+        return CombineChunks(ws, workers);
     }
 
     private static void EvaluateFusedBlock<TCell, T>(TCell cell, SequenceWorkspace<T> ws, int k, int length, int worker, SolverSettings<T> settings,
