@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Numerics.Tensors;
-using System.Runtime.CompilerServices;
 
 namespace DeerSharp.Cells;
 
@@ -57,7 +56,6 @@ internal sealed class BlockCellWeights<T>
     public void Project(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _input.Project(inputs, projections, count);
 
     /// <summary>hh[g·n + i] = Σ_c W_hh[g·n + i, c] · h[⌊i/k⌋·k + c] for one state h (the first n entries of <paramref name="h"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Product(ReadOnlySpan<T> h, Span<T> hh)
     {
         int n = HiddenSize, k = BlockSize;

@@ -70,7 +70,6 @@ public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructed
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _c.Project(inputs, projections, count);
 
     /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
         int n = _c.HiddenSize;
@@ -169,7 +168,6 @@ public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructed
     /// Leaves r, z and A_n h + b_hn in <paramref name="gates"/>, n in <paramref name="g"/>, and writes next: one fused
     /// SIMD pass over the units after the recurrent products.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Gates(ReadOnlySpan<T> h, ReadOnlySpan<T> p, Span<T> gates, Span<T> g, Span<T> next)
     {
         int n = _c.HiddenSize, v = Vector<T>.Count;

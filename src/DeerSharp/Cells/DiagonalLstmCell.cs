@@ -71,7 +71,6 @@ public readonly struct DiagonalLstmCell<T> : IDifferentiableCell<T>, IConstructe
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _c.Project(inputs, projections, count);
 
     /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
         int n = _c.HiddenSize;
@@ -187,7 +186,6 @@ public readonly struct DiagonalLstmCell<T> : IDifferentiableCell<T>, IConstructe
     }
 
     /// <summary>Leaves i, f, g, o in <paramref name="gates"/> and tanh(c') in <paramref name="tc"/>, and writes next = [h'; c']: one SIMD pass.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Gates(ReadOnlySpan<T> state, ReadOnlySpan<T> p, Span<T> gates, Span<T> tc, Span<T> next)
     {
         int n = _c.HiddenSize, v = Vector<T>.Count, u = 0;

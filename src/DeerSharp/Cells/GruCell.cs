@@ -64,7 +64,6 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _c.Project(inputs, projections, count);
 
     /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
         int n = _c.HiddenSize;
@@ -155,7 +154,6 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
     /// From hh = W_hh h: leaves r, z and W_hn h + b_hn in hh, n in <paramref name="g"/>, and writes next. One fused
     /// pass over the lanes, so each gate's inputs are read once.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Gates(ReadOnlySpan<T> h, ReadOnlySpan<T> p, Span<T> hh, Span<T> g, Span<T> tmp, Span<T> next)
     {
         _ = tmp;

@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Numerics.Tensors;
-using System.Runtime.CompilerServices;
 
 namespace DeerSharp.Cells;
 
@@ -41,7 +40,6 @@ internal sealed class InputProjection<T>
     public T[] ProjectionBias { get; }
 
     /// <summary>projections = x W_ihᵀ + bias for every step: one matrix product.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Project(ReadOnlySpan<T> inputs, Span<T> projections, int count)
     {
         Kernels.Gemm<T>(inputs, InputTransposed, projections, count, InputSize, Rows);

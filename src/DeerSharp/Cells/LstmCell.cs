@@ -63,7 +63,6 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _c.Project(inputs, projections, count);
 
     /// <inheritdoc/>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
         int n = _c.HiddenSize;
@@ -144,7 +143,6 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
     /// From W_hh h in <paramref name="gates"/>: leaves i, f, g, o there and tanh(c') in <paramref name="tc"/>; writes [h'; c'].
     /// One fused pass over the lanes.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Gates(ReadOnlySpan<T> state, ReadOnlySpan<T> p, Span<T> gates, Span<T> tc, Span<T> tmp, Span<T> next)
     {
         _ = tmp;
