@@ -65,11 +65,32 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
     /// <inheritdoc/>
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
-        int n = _c.HiddenSize;
+        int n = _c.HiddenSize, v = Vector<T>.Count;
         Span<T> gates = workspace[..(4 * n)];
         _c.Hidden(state[..n], gates);
-        Gates(state, projection, gates, workspace.Slice(4 * n, n), workspace.Slice(5 * n, n), next);
+        // The loop needs only [h'; c']: the gates and tanh(c') that Gates keeps for the Jacobians are not written back.
+        int k = 0;
+        for (; k + v <= n; k += v)
+        {
+            (Vector<T> ig, Vector<T> fg, Vector<T> gg, Vector<T> og) = GateLanes(projection, gates, n, k);
+            Vector<T> c = Kernels.Fma(fg, new Vector<T>(state[(n + k)..]), ig * gg);
+            c.CopyTo(next[(n + k)..]);
+            (og * Activations.Tanh(c)).CopyTo(next[k..]);
+        }
+
+        if (k < n)
+        {
+            Gates(state, projection, gates, workspace.Slice(4 * n, n), workspace.Slice(5 * n, n), next);   // the tail lanes (recomputes the rest, identically)
+        }
     }
+
+    /// <summary>σ(i), σ(f), tanh(g), σ(o) for lanes k .. k + Vector&lt;T&gt;.Count, from the projection p and W_hh h.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (Vector<T> I, Vector<T> F, Vector<T> G, Vector<T> O) GateLanes(ReadOnlySpan<T> p, ReadOnlySpan<T> hh, int n, int k) =>
+        (Activations.Sigmoid(new Vector<T>(p[k..]) + new Vector<T>(hh[k..])),
+         Activations.Sigmoid(new Vector<T>(p[(n + k)..]) + new Vector<T>(hh[(n + k)..])),
+         Activations.Tanh(new Vector<T>(p[(2 * n + k)..]) + new Vector<T>(hh[(2 * n + k)..])),
+         Activations.Sigmoid(new Vector<T>(p[(3 * n + k)..]) + new Vector<T>(hh[(3 * n + k)..])));
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -150,10 +171,7 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
         int k = 0;
         for (; k + v <= n; k += v)
         {
-            Vector<T> ig = Activations.Sigmoid(new Vector<T>(p[k..]) + new Vector<T>(gates[k..]));
-            Vector<T> fg = Activations.Sigmoid(new Vector<T>(p[(n + k)..]) + new Vector<T>(gates[(n + k)..]));
-            Vector<T> gg = Activations.Tanh(new Vector<T>(p[(2 * n + k)..]) + new Vector<T>(gates[(2 * n + k)..]));
-            Vector<T> og = Activations.Sigmoid(new Vector<T>(p[(3 * n + k)..]) + new Vector<T>(gates[(3 * n + k)..]));
+            (Vector<T> ig, Vector<T> fg, Vector<T> gg, Vector<T> og) = GateLanes(p, gates, n, k);
             Vector<T> c = Kernels.Fma(fg, new Vector<T>(state[(n + k)..]), ig * gg);
             Vector<T> t = Activations.Tanh(c);
             ig.CopyTo(gates[k..]);
