@@ -18,7 +18,28 @@ internal static partial class Solver
     /// no faster than doing it inline, and projecting the next chunk on a pool thread while the loop ran was slower (the
     /// pool thread often started hundreds of microseconds late, and the loop waited on it).
     /// </summary>
-    private static SequenceOutcome SolveSequential<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, ReadOnlySpan<T> inputs, int length, Span<T> states,
+    private static unsafe SequenceOutcome SolveSequential<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, ReadOnlySpan<T> inputs, int length, Span<T> states,
+        int maxDegreeOfParallelism, CancellationToken cancellation)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        // With a second core, the output's fresh pages are faulted in beside the loop (Prefault); the buffer stays pinned
+        // until that is done.
+        fixed (T* output = states)
+        {
+            Task? prefault = maxDegreeOfParallelism >= 2 ? Prefault.Start((nint)output, (long)states.Length * sizeof(T)) : null;
+            try
+            {
+                return RunChunks(cell, ws, inputs, length, states, maxDegreeOfParallelism, cancellation);
+            }
+            finally
+            {
+                prefault?.Wait(CancellationToken.None);
+            }
+        }
+    }
+
+    private static SequenceOutcome RunChunks<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, ReadOnlySpan<T> inputs, int length, Span<T> states,
         int maxDegreeOfParallelism, CancellationToken cancellation)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
