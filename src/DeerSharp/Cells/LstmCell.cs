@@ -84,6 +84,41 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
         }
     }
 
+    /// <summary>
+    /// The block's gates, states and (when <paramref name="diagonal"/> is not empty) diagonal Jacobians in one loop over
+    /// the steps and their lanes, from W_hh h of every step, when n is a whole number of vectors: only [h'; c'] and the
+    /// diagonal are written, as in <see cref="GruCell{T}"/>'s block path. The formulas are <see cref="Diagonal"/>'s.
+    /// </summary>
+    private void GatesAndDiagonal(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> hhAll, Span<T> next, Span<T> diagonal, int count)
+    {
+        int n = _c.HiddenSize, s2 = 2 * n, rows = 4 * n, v = Vector<T>.Count;
+        ReadOnlySpan<T> wd = _c.HiddenDiagonals;
+        bool withDiagonal = !diagonal.IsEmpty;
+        for (int s = 0; s < count; s++)
+        {
+            ReadOnlySpan<T> state = states.Slice(s * s2, s2), p = projections.Slice(s * rows, rows), hh = hhAll.Slice(s * rows, rows);
+            Span<T> h1 = next.Slice(s * s2, s2);
+            for (int k = 0; k + v <= n; k += v)
+            {
+                (Vector<T> ig, Vector<T> fg, Vector<T> gg, Vector<T> og) = GateLanes(p, hh, n, k);
+                var cPrev = new Vector<T>(state[(n + k)..]);
+                Vector<T> c = Kernels.Fma(fg, cPrev, ig * gg);
+                Vector<T> t = Activations.Tanh(c);
+                c.CopyTo(h1[(n + k)..]);
+                (og * t).CopyTo(h1[k..]);
+                if (withDiagonal)
+                {
+                    Vector<T> dc = cPrev * fg * (Vector<T>.One - fg) * new Vector<T>(wd[(n + k)..]);
+                    dc = Kernels.Fma(gg * ig * (Vector<T>.One - ig), new Vector<T>(wd[k..]), dc);
+                    dc = Kernels.Fma(ig * (Vector<T>.One - gg * gg), new Vector<T>(wd[(2 * n + k)..]), dc);
+                    Vector<T> dh = t * og * (Vector<T>.One - og) * new Vector<T>(wd[(3 * n + k)..]);
+                    Kernels.Fma(og * (Vector<T>.One - t * t), dc, dh).CopyTo(diagonal[(s * s2 + k)..]);
+                    fg.CopyTo(diagonal[(s * s2 + n + k)..]);
+                }
+            }
+        }
+    }
+
     /// <summary>σ(i), σ(f), tanh(g), σ(o) for lanes k .. k + Vector&lt;T&gt;.Count, from the projection p and W_hh h.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static (Vector<T> I, Vector<T> F, Vector<T> G, Vector<T> O) GateLanes(ReadOnlySpan<T> p, ReadOnlySpan<T> hh, int n, int k) =>
@@ -101,6 +136,12 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
         Span<T> all = workspace[..(count * rows)];
         Span<T> tc = workspace.Slice(count * rows, n), tmp = workspace.Slice(count * rows + n, n);
         _c.Hidden(states, all, count, s2);
+        if (mode != JacobianMode.Full && n % Vector<T>.Count == 0)
+        {
+            GatesAndDiagonal(states, projections, all, next, mode == JacobianMode.Diagonal ? jacobians : default, count);
+            return;
+        }
+
         for (int s = 0; s < count; s++)
         {
             ReadOnlySpan<T> state = states.Slice(s * s2, s2);
