@@ -9,9 +9,9 @@ namespace DeerSharp.Cli;
 /// <summary>
 /// `deer selftest --device gpu|emulated`: the ILGPU backend (on the GPU, or its kernels on ILGPU's CPU accelerator) against
 /// the CPU backend on fresh random weights and inputs, for every cell with kernels (rnn, gru, lstm, gilr, gilr-lstm, sru,
-/// and indrnn, diag-gru, diag-lstm with 2×2 blocks), every device method, float32 and float64, plus a gradient after a
-/// device forward pass. Exit 0 when
-/// everything agrees, 1 when anything does not, 2 when there is no device.
+/// indrnn, diag-gru, diag-lstm with 2×2 blocks, and a custom <see cref="IDeviceRecurrence"/>), every device method,
+/// float32 and float64, plus a gradient after a device forward pass. Exit 0 when everything agrees, 1 when anything does
+/// not, 2 when there is no device.
 /// </summary>
 internal static class SelftestCommand
 {
@@ -129,9 +129,9 @@ internal static class SelftestCommand
         var random = new Random(seed);
         var rows = new List<Row>();
         string dtype = typeof(T) == typeof(double) ? "float64" : "float32";
-        foreach (string kind in new[] { "rnn", "gru", "lstm", "gilr", "gilr-lstm", "sru", "indrnn", "diag-gru", "diag-lstm" })
+        foreach (string kind in new[] { "rnn", "gru", "lstm", "gilr", "gilr-lstm", "sru", "indrnn", "diag-gru", "diag-lstm", "custom" })
         {
-            int n = kind is "lstm" or "diag-lstm" or "gilr-lstm" ? 8 : 16, d = kind == "sru" ? n : 4, batch = 4;
+            int n = kind is "lstm" or "diag-lstm" or "gilr-lstm" ? 8 : kind == "custom" ? EulerOde.S : 16, d = kind == "sru" ? n : 4, batch = 4;
             Func<T[], T[], SolveOptions, SolveResult<T>> solve;
             int s = kind switch { "lstm" or "diag-lstm" or "sru" => 2 * n, "gilr-lstm" => 3 * n, _ => n };
             switch (kind)
@@ -167,6 +167,12 @@ internal static class SelftestCommand
                 case "diag-gru":
                     var diagonal = DiagonalGruCell<T>.Random(d, n, 2, random);
                     solve = (x, h0, o) => Deer.Solve(diagonal, x, batch, length, o, h0);
+                    break;
+                case "custom":
+                    // A user's IDeviceRecurrence: ILGPU compiles its Apply, and its dual-number Jacobian, into the kernels.
+                    double[] theta = [0.1, .. Uniform(random, new EulerOde().ParameterCount - 1).Select(v => 0.6 * v)];
+                    var custom = DeviceRecurrence.Cell(new EulerOde(), [.. theta.Select(T.CreateTruncating)]);
+                    solve = (x, h0, o) => Deer.Solve(custom, x, batch, length, o, h0);
                     break;
                 default:
                     var diagonalLstm = DiagonalLstmCell<T>.Random(d, n, 2, random);
@@ -216,5 +222,45 @@ internal static class SelftestCommand
         }
 
         return max;
+    }
+}
+
+/// <summary>
+/// The selftest's custom cell: one Euler step of dh/dt = −h + W2 tanh(W1 h + U x + b), S = 8, d = 4, 8 hidden units;
+/// θ = [dt, W1, U, b, W2]. Internal, so Deer.Cli lets ILGPU's generated launcher code see it (InternalsVisibleTo ILGPURuntime).
+/// </summary>
+internal readonly struct EulerOde : IDeviceRecurrence
+{
+    public const int S = 8, D = 4, H = 8;
+
+    public int StateSize => S;
+
+    public int InputSize => D;
+
+    public int ParameterCount => 1 + (H * (S + D + 1)) + (S * H);
+
+    public TNum Apply<TNum, TVector>(int unit, TVector state, TVector input, TVector parameters)
+        where TNum : IFloatingPointIeee754<TNum>
+        where TVector : IReadOnlyVector<TNum>, allows ref struct
+    {
+        const int W1 = 1, U = W1 + (H * S), B = U + (H * D), W2 = B + H;
+        TNum drift = -state[unit];
+        for (int k = 0; k < H; k++)
+        {
+            TNum z = parameters[B + k];
+            for (int j = 0; j < S; j++)
+            {
+                z += parameters[W1 + (k * S) + j] * state[j];
+            }
+
+            for (int j = 0; j < D; j++)
+            {
+                z += parameters[U + (k * D) + j] * input[j];
+            }
+
+            drift += parameters[W2 + (unit * H) + k] * TNum.Tanh(z);
+        }
+
+        return state[unit] + (parameters[0] * drift);
     }
 }

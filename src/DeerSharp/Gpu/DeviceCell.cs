@@ -3,6 +3,14 @@ using DeerSharp.Cells;
 
 namespace DeerSharp.Gpu;
 
+/// <summary>A cell that may have a device form: <see cref="ParameterizedCell{TFunction, T}"/>, whose function may be an <see cref="IDeviceRecurrence"/>.</summary>
+internal interface IDeviceFormSource<T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>The device form, or null when the function is not a device recurrence.</summary>
+    DeviceCell<T>? DeviceForm();
+}
+
 /// <summary>The cells the ILGPU backend has kernels for.</summary>
 internal enum DeviceCellKind
 {
@@ -15,6 +23,7 @@ internal enum DeviceCellKind
     Gilr,
     Sru,
     GilrLstm,
+    Custom,
 }
 
 /// <summary>
@@ -26,6 +35,9 @@ internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int In
 {
     /// <summary>The largest state the dense DEER kernels take (the block scan's one block: <see cref="BlockScanKernels.MaxSide"/>).</summary>
     public const int MaxDenseState = BlockScanKernels.MaxSide;
+
+    /// <summary>A user's <see cref="IDeviceRecurrence"/>: its kernels, and the launches with its value (Custom only).</summary>
+    public ICustomFunction<T>? Function { get; private init; }
 
     public bool Structured => Kind is DeviceCellKind.IndRnn or DeviceCellKind.DiagonalGru or DeviceCellKind.DiagonalLstm;
 
@@ -54,6 +66,16 @@ internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int In
 
     public int StateSize => Parts * HiddenSize;
 
+    /// <summary>Values per row of xp, what f reads of x_t: the input itself for a custom cell, W_ih x + b_ih (G·n) for the built-in ones.</summary>
+    public int ProjectionSize => Kind == DeviceCellKind.Custom ? InputSize : Gates * HiddenSize;
+
+    /// <summary>
+    /// A user's device recurrence: S = HiddenSize, one dense S×S Jacobian block; θ travels as W_hh (the evaluation reads
+    /// it there), the inputs as xp.
+    /// </summary>
+    public static DeviceCell<T> Custom(ICustomFunction<T> function, int stateSize, int inputSize, T[] parameters) =>
+        new(DeviceCellKind.Custom, stateSize, inputSize, stateSize, [T.Zero], parameters.Length > 0 ? parameters : [T.Zero], [T.Zero], [T.Zero]) { Function = function };
+
     /// <summary>The Jacobian's blocks as DEER's scan takes them: the declared blocks, or one dense S×S block.</summary>
     public JacobianStructure Structure => Structured ? new JacobianStructure(BlockSize, Parts) : new JacobianStructure(StateSize);
 
@@ -70,6 +92,7 @@ internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int In
         GilrCell<T> c => Gilr(c.Weights),
         SruCell<T> c => Sru(c),
         GilrLstmCell<T> c => GilrLstm(c.Weights),
+        IDeviceFormSource<T> c => c.DeviceForm(),
         _ => null,
     };
 

@@ -32,6 +32,7 @@ internal sealed class DeviceSolver<T> : IDisposable
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>>? _meritSingle;
     private readonly Action<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>>? _meritDouble;
     private readonly MemoryBuffer1D<double, Stride1D.Dense> _merit;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Type, object> _custom = new();
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int> _reverseTranspose;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int, int> _reverseCotangent;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int> _unreverse;
@@ -119,7 +120,8 @@ internal sealed class DeviceSolver<T> : IDisposable
             throw new NotSupportedException($"{cell.Kind} {method}: {why}.");
         }
 
-        int n = cell.HiddenSize, d = cell.InputSize, s = cell.StateSize, gates = cell.Gates;
+        int n = cell.HiddenSize, d = cell.InputSize, s = cell.StateSize, projection = cell.ProjectionSize;
+        bool custom = cell.Kind == DeviceCellKind.Custom;
         ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(length, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(maxIterations);
@@ -131,12 +133,11 @@ internal sealed class DeviceSolver<T> : IDisposable
         }
 
         using MemoryBuffer1D<T, Stride1D.Dense> wih = _accelerator.Allocate1D(cell.WeightIH), whh = _accelerator.Allocate1D(cell.WeightHH),
-            bih = _accelerator.Allocate1D(cell.BiasIH), bhh = _accelerator.Allocate1D(cell.BiasHH), x = _accelerator.Allocate1D<T>(rows * d),
-            h0 = _accelerator.Allocate1D<T>((long)batch * s), xp = _accelerator.Allocate1D<T>(rows * gates * n),
+            bih = _accelerator.Allocate1D(cell.BiasIH), bhh = _accelerator.Allocate1D(cell.BiasHH), x = _accelerator.Allocate1D<T>(custom ? 1 : rows * d),
+            h0 = _accelerator.Allocate1D<T>((long)batch * s), xp = _accelerator.Allocate1D<T>(Math.Max(1, rows * projection)),
             current = _accelerator.Allocate1D<T>(rows * s), previous = _accelerator.Allocate1D<T>(rows * s), f = _accelerator.Allocate1D<T>(rows * s),
-            hh = _accelerator.Allocate1D<T>(cell.Structured || cell.Linear ? 1 : rows * gates * n), jac = _accelerator.Allocate1D<T>(rows * jacobianPerStep),
+            hh = _accelerator.Allocate1D<T>(cell.Structured || cell.Linear || custom ? 1 : rows * projection), jac = _accelerator.Allocate1D<T>(rows * jacobianPerStep),
             term = _accelerator.Allocate1D<T>(rows * s);
-        x.View.AsContiguous().CopyFromCPU(inputs[..(int)(rows * d)]);
         if (initialState.IsEmpty)
         {
             h0.MemSetToZero();
@@ -146,11 +147,32 @@ internal sealed class DeviceSolver<T> : IDisposable
             h0.View.AsContiguous().CopyFromCPU(initialState[..(batch * s)]);
         }
 
-        _project((int)(rows * gates * n), wih.View, bih.View, x.View, xp.View, d, gates * n);
+        if (custom)
+        {
+            // A custom cell reads x_t itself: the inputs are its xp (and its parameters sit in W_hh's buffer).
+            if (d > 0)
+            {
+                xp.View.SubView(0, rows * d).AsContiguous().CopyFromCPU(inputs[..(int)(rows * d)]);
+            }
+        }
+        else
+        {
+            x.View.AsContiguous().CopyFromCPU(inputs[..(int)(rows * d)]);
+            _project((int)(rows * projection), wih.View, bih.View, x.View, xp.View, d, projection);
+        }
+
         var history = new List<double>();
         if (method == SolveMethod.Sequential)
         {
-            _loop(batch, xp.View, whh.View, bhh.View, h0.View, current.View, length, n, (int)cell.Kind);
+            if (custom)
+            {
+                cell.Function!.Loop(Kernels(cell.Function), batch, xp.View, h0.View, whh.View, current.View, length, s, d);
+            }
+            else
+            {
+                _loop(batch, xp.View, whh.View, bhh.View, h0.View, current.View, length, n, (int)cell.Kind);
+            }
+
             (double ratio, double residual) = Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 0, atol, rtol);
             history.Add(residual);
             return new Outcome(current.GetAsArray1D(), 0, Status(ratio, 0, 0) ?? SolveStatus.MaxIterationsReached, residual, ratio, history);
@@ -230,12 +252,12 @@ internal sealed class DeviceSolver<T> : IDisposable
 
     /// <summary>The most rows (sequence, step) one solve may hold: every buffer's index must fit one launch's int range.</summary>
     public static long MaxRows(DeviceCell<T> cell, SolveMethod method) =>
-        int.MaxValue / Math.Max(Math.Max(JacobianPerStep(cell, method), cell.Gates * cell.HiddenSize), cell.StateSize);
+        int.MaxValue / Math.Max(Math.Max(JacobianPerStep(cell, method), cell.ProjectionSize), cell.StateSize);
 
     /// <summary>Device bytes per row: inputs, projection, recurrent product, four state buffers and the Jacobian, plus a margin for the scan's chunk maps.</summary>
     public static long BytesPerRow(DeviceCell<T> cell, SolveMethod method)
     {
-        long values = cell.InputSize + (2L * cell.Gates * cell.HiddenSize) + (4L * cell.StateSize) + JacobianPerStep(cell, method)
+        long values = cell.InputSize + (2L * cell.ProjectionSize) + (4L * cell.StateSize) + JacobianPerStep(cell, method)
             + (method == SolveMethod.QuasiElk ? 6L * cell.StateSize : 0);
         return (values + (values / 4) + 1) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
     }
@@ -434,7 +456,11 @@ internal sealed class DeviceSolver<T> : IDisposable
         int n = cell.HiddenSize, s = cell.StateSize;
         long rows = (long)batch * length;
         _shift((int)(rows * s), current.View, h0.View, previous.View, length, s);
-        if (cell.Kind == DeviceCellKind.GilrLstm)
+        if (cell.Function is { } custom)
+        {
+            custom.Evaluate(Kernels(custom), (int)(rows * s), xp.View, previous.View, whh.View, f.View, jac.View, term.View, s, cell.InputSize, mode);
+        }
+        else if (cell.Kind == DeviceCellKind.GilrLstm)
         {
             _gilrLstm((int)(rows * n), xp.View, hh.View, bhh.View, whh.View, previous.View, f.View, jac.View, term.View, n, mode);
         }
@@ -459,6 +485,9 @@ internal sealed class DeviceSolver<T> : IDisposable
 
         return _residual.Measure(current.View, f.View, atol, rtol, (int)(rows * s));
     }
+
+    /// <summary>The kernels of a custom cell's struct type on this accelerator, compiled on first use.</summary>
+    private object Kernels(ICustomFunction<T> function) => _custom.GetOrAdd(function.Key, _ => function.Load(_accelerator));
 
     public void Dispose()
     {

@@ -144,7 +144,7 @@ internal static class IlgpuBackend
         {
             return required
                 ? throw new NotSupportedException(
-                    $"The GPU backend has kernels for TanhRnnCell, GruCell, LstmCell, GilrCell, GilrLstmCell, SruCell, IndRnnCell, DiagonalGruCell and DiagonalLstmCell; {typeof(TCell).Name} has none. Use Device = Cpu or Auto.")
+                    $"The GPU backend has kernels for TanhRnnCell, GruCell, LstmCell, GilrCell, GilrLstmCell, SruCell, IndRnnCell, DiagonalGruCell and DiagonalLstmCell, and compiles a user's IDeviceRecurrence (DeviceRecurrence.Cell); {typeof(TCell).Name} is none of these. Write the recurrence as an IDeviceRecurrence, or use Device = Cpu or Auto.")
                 : false;
         }
 
