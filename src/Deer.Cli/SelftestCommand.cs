@@ -67,18 +67,15 @@ internal static class SelftestCommand
                 $"{r.Cell,-10}{r.DType,-9}{r.Method,-12}{r.Batch,3}{r.Length,8}{r.State,4} {r.Iterations,6} {r.MaxDifference,10:G3} {r.Tolerance,7:G1} {r.GpuSeconds,8:F4} {r.CpuSeconds,8:F4}  {(r.Passed ? "ok" : "FAIL: " + r.Message)}"));
         }
 
-        // The gradient after a GPU forward pass (the adjoint runs on the CPU), against the CPU's own.
+        // The gradient after a device forward pass (the adjoint on the device too), against the CPU's own: a GRU, and the custom cell.
         var random = new Random(seed + 2);
-        var gru = GruCell<double>.Random(4, 8, random);
-        double[] x = Uniform(random, 2 * length * 4), c = Uniform(random, 2 * length * 8);
-        GradientResult<double> cpu = Deer.Gradient(gru, x, 2, length, c, new SolveOptions { Method = SolveMethod.Deer });
-        GradientResult<double> gpu = Deer.Gradient(gru, x, 2, length, c, new SolveOptions { Method = SolveMethod.Deer, Device = device });
-        double gradientDiff = MaxAbsDiff(gpu.ParameterGradient, cpu.ParameterGradient);
-        double scale = Math.Max(1, cpu.ParameterGradient.Max(Math.Abs));
-        bool gradientOk = gradientDiff <= 1e-8 * scale;
-        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"gradient (GRU n = 8, float64, device forward + adjoint): max |Δ| {gradientDiff:G3} (tolerance {1e-8 * scale:G2}) {(gradientOk ? "ok" : "FAIL")}"));
-        int failed = rows.Count(r => !r.Passed) + (gradientOk ? 0 : 1);
-        stdout.WriteLine(failed == 0 ? $"all {rows.Count + 1} checks passed." : $"{failed} of {rows.Count + 1} checks FAILED.");
+        (double gradientDiff, bool gradientOk) = GradientCheck(GruCell<double>.Random(4, 8, random), 4, 8, "GRU n = 8", device, length, random, stdout);
+        double[] odeTheta = [0.1, .. Uniform(random, new EulerOde().ParameterCount - 1).Select(v => 0.6 * v)];
+        (double customDiff, bool customOk) = GradientCheck(DeviceRecurrence.Cell(new EulerOde(), odeTheta), EulerOde.D, EulerOde.S, "custom S = 8", device, length, random, stdout);
+        int failed = rows.Count(r => !r.Passed) + (gradientOk ? 0 : 1) + (customOk ? 0 : 1);
+        stdout.WriteLine(failed == 0 ? $"all {rows.Count + 2} checks passed." : $"{failed} of {rows.Count + 2} checks FAILED.");
+        gradientDiff = Math.Max(gradientDiff, customDiff);
+        gradientOk &= customOk;
         if (output is not null)
         {
             using var files = new AtomicFiles();
@@ -121,6 +118,22 @@ internal static class SelftestCommand
         }
 
         return failed == 0 ? 0 : 1;
+    }
+
+    /// <summary>∂L/∂θ after a device forward pass against the CPU's, within 1e-8 of its largest entry (float64, B = 2); prints one line.</summary>
+    private static (double Difference, bool Passed) GradientCheck<TCell>(TCell cell, int d, int o, string label, ComputeDevice device, int length, Random random,
+        TextWriter stdout)
+        where TCell : IDifferentiableCell<double>
+    {
+        double[] x = Uniform(random, 2 * length * d), c = Uniform(random, 2 * length * o);
+        GradientResult<double> cpu = Deer.Gradient(cell, x, 2, length, c, new SolveOptions { Method = SolveMethod.Deer });
+        GradientResult<double> gpu = Deer.Gradient(cell, x, 2, length, c, new SolveOptions { Method = SolveMethod.Deer, Device = device });
+        double diff = MaxAbsDiff(gpu.ParameterGradient, cpu.ParameterGradient);
+        double scale = Math.Max(1, cpu.ParameterGradient.Max(Math.Abs));
+        bool ok = diff <= 1e-8 * scale;
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"gradient ({label}, float64, forward on {gpu.Forward.Device}, adjoint on {gpu.AdjointDevice}): max |Δ| {diff:G3} (tolerance {1e-8 * scale:G2}) {(ok ? "ok" : "FAIL")}"));
+        return (diff, ok);
     }
 
     private static List<Row> Check<T>(ComputeDevice device, int seed, int length, double tolerance)

@@ -328,7 +328,7 @@ public sealed class CustomCellOnDeviceTests
         }
     }
 
-    /// <summary>Both custom kernels, for both test cells, in float and double, compile to PTX for sm_90 with nothing unresolved (and assemble, where ptxas is cached).</summary>
+    /// <summary>Every custom kernel (evaluation, loop, and the two adjoint products), for both test cells, in float and double, compile to PTX for sm_90 with nothing unresolved (and assemble, where ptxas is cached).</summary>
     [Fact]
     public void Custom_kernels_compile_to_ptx_for_sm90()
     {
@@ -340,7 +340,7 @@ public sealed class CustomCellOnDeviceTests
             {
                 Type holder = typeof(CustomFunction<,>).MakeGenericType(element, function);
                 MethodInfo ptxOf = holder.GetMethod("Ptx", BindingFlags.NonPublic | BindingFlags.Static)!;
-                foreach (string name in new[] { nameof(CustomKernels.Evaluate), nameof(CustomKernels.Loop) })
+                foreach (string name in new[] { nameof(CustomKernels.Evaluate), nameof(CustomKernels.Loop), nameof(CustomKernels.InputAdjoint), nameof(CustomKernels.ParameterAdjoint) })
                 {
                     MethodInfo kernel = typeof(CustomKernels).GetMethod(name)!.MakeGenericMethod(element, function);
                     string ptx = (string)ptxOf.Invoke(null, [kernel])!;
@@ -398,8 +398,9 @@ public sealed class CustomCellOnDeviceTests
     }
 
     /// <summary>
-    /// A gradient after a device forward pass: the adjoint of a custom cell runs on the CPU (AD), on the device's states;
-    /// ∂L/∂θ, ∂L/∂x and ∂L/∂h0 match an all-CPU gradient (1e-8 of each one's largest entry, float64).
+    /// A gradient after a device forward pass: the adjoint of a custom cell runs on the device too (the reversed block scan,
+    /// then ∂f/∂x and ∂f/∂θ on dual numbers); ∂L/∂θ, ∂L/∂x and ∂L/∂h0 match an all-CPU gradient (1e-8 of each one's
+    /// largest entry, float64), and ∂L/∂θ matches central differences of the loss (1e-6).
     /// </summary>
     [Fact]
     public void Gradients_after_a_device_forward_pass_match_the_cpu()
@@ -415,7 +416,8 @@ public sealed class CustomCellOnDeviceTests
         GradientResult<double> device = Deer.Gradient(cell, x, B, L, c, tight with { Device = ComputeDevice.Emulated }, null, h0);
         GradientResult<double> cpu = Deer.Gradient(cell, x, B, L, c, tight, null, h0);
         Assert.Equal(ComputeDevice.Emulated, device.Forward.Device);
-        Assert.Equal(ComputeDevice.Cpu, device.AdjointDevice);
+        Assert.Equal(ComputeDevice.Emulated, device.AdjointDevice);
+        Assert.Equal(ComputeDevice.Cpu, cpu.AdjointDevice);
         Assert.True(device.Forward.Converged, device.Forward.ToString());
         foreach ((string name, double[] a, double[] b) in new[]
         {
@@ -427,6 +429,25 @@ public sealed class CustomCellOnDeviceTests
             double scale = Math.Max(1e-12, b.Max(Math.Abs));
             double diff = a.Zip(b, (p, q) => Math.Abs(p - q)).Max();
             Assert.True(a.Length == b.Length && diff <= 1e-8 * scale, $"seed {seed}, {name}: differ by {diff:G3} (scale {scale:G3})");
+        }
+
+        // And against central differences of L = Σ c·h through the CPU's loop, for a few parameters (dt, a W1, a U, a W2 entry).
+        double[] theta = NeuralOde.Parameters(Hidden, new Random(seed));
+        Assert.Equal(theta, cell.Parameters.ToArray());
+        foreach (int p in new[] { 0, 1, 1 + (Hidden * NeuralOde.S), theta.Length - 1 })
+        {
+            const double Eps = 1e-6;
+            double Loss(double shift)
+            {
+                double[] shifted = [.. theta];
+                shifted[p] += shift;
+                double[] h = Deer.Solve(DeviceRecurrence.Cell(new NeuralOde(Hidden), shifted), x, B, L, new SolveOptions { Method = SolveMethod.Sequential }, h0).States;
+                return h.Zip(c, (u, w) => u * w).Sum();
+            }
+
+            double central = (Loss(Eps) - Loss(-Eps)) / (2 * Eps);
+            double g = device.ParameterGradient[p];
+            Assert.True(Math.Abs(g - central) <= 1e-6 * Math.Max(1, Math.Abs(central)), $"seed {seed}: ∂L/∂θ[{p}] = {g:G8} on the device, finite differences {central:G8}");
         }
     }
 }

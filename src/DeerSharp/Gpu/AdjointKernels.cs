@@ -31,6 +31,21 @@ internal static class AdjointKernels
         b[index] = i < o ? cotangent[(((seq * length) + (length - 1 - u)) * o) + i] : T.Zero;
     }
 
+    /// <summary>∂L/∂h0[seq, j] = Σ_i J[seq, 0][i, j] v[seq, 0, i]: the full Jacobian's transpose at each sequence's first step.</summary>
+    public static void InitialStateAdjoint<T>(Index1D index, ArrayView<T> jac, ArrayView<T> v, ArrayView<T> dh0, int length, int s)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int j = index % s;
+        long first = index / s * length;
+        T sum = T.Zero;
+        for (int i = 0; i < s; i++)
+        {
+            sum += jac[(((first * s) + i) * s) + j] * v[(first * s) + i];
+        }
+
+        dh0[index] = sum;
+    }
+
     /// <summary>v[seq, t] = w[seq, L − 1 − t].</summary>
     public static void Unreverse<T>(Index1D index, ArrayView<T> w, ArrayView<T> v, int length, int s)
         where T : unmanaged, IFloatingPointIeee754<T>

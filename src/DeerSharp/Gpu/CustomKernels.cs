@@ -37,6 +37,13 @@ internal interface ICustomFunction<T>
 
     /// <summary>The sequential loop, one thread per sequence.</summary>
     void Loop(object kernels, int batch, ArrayView<T> x, ArrayView<T> h0, ArrayView<T> parameters, ArrayView<T> states, int length, int s, int d);
+
+    /// <summary>∂L/∂x_t = (∂f/∂x_t)ᵀ v_t, one thread per (row, input j): S dual evaluations each.</summary>
+    void InputAdjoint(object kernels, int count, ArrayView<T> x, ArrayView<T> previous, ArrayView<T> parameters, ArrayView<T> v, ArrayView<T> dx, int s, int d);
+
+    /// <summary>Σ over a chunk of rows of (∂f/∂θ_p)ᵀ v_t, one thread per (chunk, parameter p); the chunks are summed after.</summary>
+    void ParameterAdjoint(object kernels, int count, ArrayView<T> x, ArrayView<T> previous, ArrayView<T> parameters, ArrayView<T> v, ArrayView<T> partial,
+        int s, int d, int parameterCount, int rows, int chunkRows);
 }
 
 /// <summary>The kernels of one <see cref="IDeviceRecurrence"/> struct type, and the launches with one value of it.</summary>
@@ -46,7 +53,9 @@ internal sealed class CustomFunction<T, TFunction>(TFunction function) : ICustom
 {
     private sealed record Kernels(
         Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, TFunction, int, int, int> Evaluate,
-        Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, TFunction, int, int, int> Loop);
+        Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, TFunction, int, int, int> Loop,
+        Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, TFunction, int, int> InputAdjoint,
+        Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, TFunction, int, int, int, int, int> ParameterAdjoint);
 
     public Type Key => typeof(TFunction);
 
@@ -71,11 +80,18 @@ internal sealed class CustomFunction<T, TFunction>(TFunction function) : ICustom
 
         var evaluate = (Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, TFunction, int, int, int>)CustomKernels.Evaluate<T, TFunction>;
         var loop = (Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, TFunction, int, int, int>)CustomKernels.Loop<T, TFunction>;
-        Check(evaluate.Method, requireResolved: accelerator.AcceleratorType == AcceleratorType.Cuda);
-        Check(loop.Method, requireResolved: accelerator.AcceleratorType == AcceleratorType.Cuda);
+        var inputAdjoint = (Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, TFunction, int, int>)CustomKernels.InputAdjoint<T, TFunction>;
+        var parameterAdjoint = (Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, TFunction, int, int, int, int, int>)CustomKernels.ParameterAdjoint<T, TFunction>;
+        foreach (MethodInfo kernel in new[] { evaluate.Method, loop.Method, inputAdjoint.Method, parameterAdjoint.Method })
+        {
+            Check(kernel, requireResolved: accelerator.AcceleratorType == AcceleratorType.Cuda);
+        }
+
         return new Kernels(
-            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, TFunction, int, int, int>(evaluate),
-            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, TFunction, int, int, int>(loop));
+            accelerator.LoadAutoGroupedStreamKernel(evaluate),
+            accelerator.LoadAutoGroupedStreamKernel(loop),
+            accelerator.LoadAutoGroupedStreamKernel(inputAdjoint),
+            accelerator.LoadAutoGroupedStreamKernel(parameterAdjoint));
     }
 
     /// <summary>Whether ILGPU's launcher, emitted into its own dynamic assembly, may name the type: public throughout, or internal with InternalsVisibleTo("ILGPURuntime").</summary>
@@ -132,6 +148,13 @@ internal sealed class CustomFunction<T, TFunction>(TFunction function) : ICustom
 
     public void Loop(object kernels, int batch, ArrayView<T> x, ArrayView<T> h0, ArrayView<T> parameters, ArrayView<T> states, int length, int s, int d) =>
         ((Kernels)kernels).Loop(batch, x, h0, parameters, states, function, length, s, d);
+
+    public void InputAdjoint(object kernels, int count, ArrayView<T> x, ArrayView<T> previous, ArrayView<T> parameters, ArrayView<T> v, ArrayView<T> dx, int s, int d) =>
+        ((Kernels)kernels).InputAdjoint(count, x, previous, parameters, v, dx, function, s, d);
+
+    public void ParameterAdjoint(object kernels, int count, ArrayView<T> x, ArrayView<T> previous, ArrayView<T> parameters, ArrayView<T> v, ArrayView<T> partial,
+        int s, int d, int parameterCount, int rows, int chunkRows) =>
+        ((Kernels)kernels).ParameterAdjoint(count, x, previous, parameters, v, partial, function, s, d, parameterCount, rows, chunkRows);
 }
 
 /// <summary>
@@ -179,6 +202,48 @@ internal static class CustomKernels
 
         f[index] = fi;
         term[index] = fi - sum;
+    }
+
+    /// <summary>∂L/∂x[row, j] = Σ_i v[row, i] ∂f_i/∂x_j: one thread per (row, j), S evaluations on duals seeded along x_j.</summary>
+    public static void InputAdjoint<T, TFunction>(Index1D index, ArrayView<T> x, ArrayView<T> previous, ArrayView<T> parameters, ArrayView<T> v,
+        ArrayView<T> dx, TFunction function, int s, int d)
+        where T : unmanaged, IFloatingPointIeee754<T>
+        where TFunction : struct, IDeviceRecurrence
+    {
+        int j = index % d;
+        long row = index / d;
+        T sum = T.Zero;
+        for (int i = 0; i < s; i++)
+        {
+            Dual<T> value = function.Apply<Dual<T>, DualVector<T>>(i, new(previous, row * s, -1), new(x, row * d, j), new(parameters, 0, -1));
+            sum += value.Derivative * v[(row * s) + i];
+        }
+
+        dx[index] = sum;
+    }
+
+    /// <summary>
+    /// partial[chunk, p] = Σ over the chunk's rows of Σ_i v[row, i] ∂f_i/∂θ_p: one thread per (chunk, p), S evaluations
+    /// per row on duals seeded along θ_p. The chunks are summed in order after (deterministic).
+    /// </summary>
+    public static void ParameterAdjoint<T, TFunction>(Index1D index, ArrayView<T> x, ArrayView<T> previous, ArrayView<T> parameters, ArrayView<T> v,
+        ArrayView<T> partial, TFunction function, int s, int d, int parameterCount, int rows, int chunkRows)
+        where T : unmanaged, IFloatingPointIeee754<T>
+        where TFunction : struct, IDeviceRecurrence
+    {
+        int p = index % parameterCount, chunk = index / parameterCount;
+        long first = (long)chunk * chunkRows, last = Math.Min(rows, first + chunkRows);
+        T sum = T.Zero;
+        for (long row = first; row < last; row++)
+        {
+            for (int i = 0; i < s; i++)
+            {
+                Dual<T> value = function.Apply<Dual<T>, DualVector<T>>(i, new(previous, row * s, -1), new(x, row * d, -1), new(parameters, 0, p));
+                sum += value.Derivative * v[(row * s) + i];
+            }
+        }
+
+        partial[index] = sum;
     }
 
     /// <summary>The sequential loop, one thread per sequence: h_t = f(h_{t−1}, x_t) unit by unit, reading h_{t−1} from the output.</summary>

@@ -74,7 +74,14 @@ internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int In
     /// it there), the inputs as xp.
     /// </summary>
     public static DeviceCell<T> Custom(ICustomFunction<T> function, int stateSize, int inputSize, T[] parameters) =>
-        new(DeviceCellKind.Custom, stateSize, inputSize, stateSize, [T.Zero], parameters.Length > 0 ? parameters : [T.Zero], [T.Zero], [T.Zero]) { Function = function };
+        new(DeviceCellKind.Custom, stateSize, inputSize, stateSize, [T.Zero], parameters.Length > 0 ? parameters : [T.Zero], [T.Zero], [T.Zero])
+        {
+            Function = function,
+            ParameterCount = parameters.Length,
+        };
+
+    /// <summary>A custom cell's number of parameters θ (its W_hh buffer holds one value more when θ is empty).</summary>
+    public int ParameterCount { get; private init; }
 
     /// <summary>The Jacobian's blocks as DEER's scan takes them: the declared blocks, or one dense S×S block.</summary>
     public JacobianStructure Structure => Structured ? new JacobianStructure(BlockSize, Parts) : new JacobianStructure(StateSize);

@@ -36,6 +36,7 @@ internal sealed class DeviceSolver<T> : IDisposable
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int> _reverseTranspose;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int, int> _reverseCotangent;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int> _unreverse;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _initialState;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _delta;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int, int> _accumulate;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int> _sumChunks;
@@ -90,6 +91,7 @@ internal sealed class DeviceSolver<T> : IDisposable
         _reverseTranspose = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.ReverseTranspose<T>);
         _reverseCotangent = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int, int>(AdjointKernels.ReverseCotangent<T>);
         _unreverse = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.Unreverse<T>);
+        _initialState = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.InitialStateAdjoint<T>);
         _delta = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.Delta<T>);
         _accumulate = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int, int>(AdjointKernels.Accumulate<T>);
         _sumChunks = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.SumChunks<T>);
@@ -262,9 +264,9 @@ internal sealed class DeviceSolver<T> : IDisposable
         return (values + (values / 4) + 1) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
     }
 
-    /// <summary>Whether <see cref="Gradient"/> runs the adjoint of <paramref name="cell"/> on the device: the dense cells whose full Jacobian the block scan takes.</summary>
+    /// <summary>Whether <see cref="Gradient"/> runs the adjoint of <paramref name="cell"/> on the device: the dense and custom cells whose full Jacobian the block scan takes.</summary>
     public static bool HasAdjoint(DeviceCell<T> cell) =>
-        cell.Kind is DeviceCellKind.TanhRnn or DeviceCellKind.Gru or DeviceCellKind.Lstm && cell.StateSize <= DeviceCell<T>.MaxDenseState;
+        cell.Kind is DeviceCellKind.TanhRnn or DeviceCellKind.Gru or DeviceCellKind.Lstm or DeviceCellKind.Custom && cell.StateSize <= DeviceCell<T>.MaxDenseState;
 
     /// <summary>
     /// The scan adjoint on the device at a solved trajectory <paramref name="states"/> [B, L, S]: the Jacobians there, the
@@ -284,6 +286,11 @@ internal sealed class DeviceSolver<T> : IDisposable
         if (rows > MaxRows(cell, SolveMethod.Deer))
         {
             throw new ArgumentException($"{rows} rows exceed one launch's index range for the device adjoint.", nameof(inputs));
+        }
+
+        if (cell.Function is { } custom)
+        {
+            return CustomGradient(cell, custom, inputs, states, initialState, cotangent, batch, length, outputSize);
         }
 
         using MemoryBuffer1D<T, Stride1D.Dense> wih = _accelerator.Allocate1D(cell.WeightIH), whh = _accelerator.Allocate1D(cell.WeightHH),
@@ -348,6 +355,67 @@ internal sealed class DeviceSolver<T> : IDisposable
         }
 
         return (parameters, dx.GetAsArray1D(), initial);
+    }
+
+    /// <summary>
+    /// The scan adjoint of a user's device recurrence: v from the full Jacobians at the solution by the reversed block scan
+    /// (as for the dense cells), then ∂L/∂x, ∂L/∂θ (chunks of rows, then the chunks in order) and ∂L/∂h0 = J_0ᵀ v_0, the
+    /// products with ∂f/∂x and ∂f/∂θ from the user's Apply on dual numbers seeded along each input and parameter.
+    /// </summary>
+    private (T[] Parameters, T[] Inputs, T[] InitialStates) CustomGradient(DeviceCell<T> cell, ICustomFunction<T> custom, ReadOnlySpan<T> inputs,
+        ReadOnlySpan<T> states, ReadOnlySpan<T> initialState, ReadOnlySpan<T> cotangent, int batch, int length, int outputSize)
+    {
+        int d = cell.InputSize, s = cell.StateSize, parameters = cell.ParameterCount;
+        long rows = (long)batch * length;
+        object kernels = Kernels(custom);
+        using MemoryBuffer1D<T, Stride1D.Dense> theta = _accelerator.Allocate1D(cell.WeightHH), unused = _accelerator.Allocate1D<T>(1),
+            x = _accelerator.Allocate1D<T>(Math.Max(1, rows * d)), h0 = _accelerator.Allocate1D<T>((long)batch * s), zero = _accelerator.Allocate1D<T>((long)batch * s),
+            current = _accelerator.Allocate1D<T>(rows * s), previous = _accelerator.Allocate1D<T>(rows * s), f = _accelerator.Allocate1D<T>(rows * s),
+            jac = _accelerator.Allocate1D<T>(rows * s * s), term = _accelerator.Allocate1D<T>(rows * s), cot = _accelerator.Allocate1D<T>(rows * outputSize),
+            a = _accelerator.Allocate1D<T>(rows * s * s), b = _accelerator.Allocate1D<T>(rows * s), v = _accelerator.Allocate1D<T>(rows * s),
+            dx = _accelerator.Allocate1D<T>(Math.Max(1, rows * d)), dh0 = _accelerator.Allocate1D<T>((long)batch * s), gTheta = _accelerator.Allocate1D<T>(Math.Max(1, parameters));
+        if (d > 0)
+        {
+            x.View.SubView(0, rows * d).AsContiguous().CopyFromCPU(inputs[..(int)(rows * d)]);
+        }
+
+        current.View.AsContiguous().CopyFromCPU(states[..(int)(rows * s)]);
+        cot.View.AsContiguous().CopyFromCPU(cotangent[..(int)(rows * outputSize)]);
+        zero.MemSetToZero();
+        if (initialState.IsEmpty)
+        {
+            h0.MemSetToZero();
+        }
+        else
+        {
+            h0.View.AsContiguous().CopyFromCPU(initialState[..(batch * s)]);
+        }
+
+        Evaluate(cell, x, theta, unused, h0, current, previous, unused, f, jac, term, batch, length, mode: 2, 1, 1);
+        _reverseTranspose((int)(rows * s * s), jac.View, a.View, length, s);
+        _reverseCotangent((int)(rows * s), cot.View, b.View, length, s, outputSize);
+        _blocks.Solve(a.View, b.View, zero.View, b.View, batch, length, s, new Cells.JacobianStructure(s), DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16));
+        _unreverse((int)(rows * s), b.View, v.View, length, s);
+
+        if (d > 0)
+        {
+            custom.InputAdjoint(kernels, (int)(rows * d), x.View, previous.View, theta.View, v.View, dx.View, s, d);
+        }
+
+        _initialState(batch * s, jac.View, v.View, dh0.View, length, s);
+        T[] gradient = [];
+        if (parameters > 0)
+        {
+            int chunkRows = (int)Math.Max(64, rows / 256), chunks = (int)((rows + chunkRows - 1) / chunkRows);
+            using MemoryBuffer1D<T, Stride1D.Dense> partial = _accelerator.Allocate1D<T>((long)chunks * parameters);
+            custom.ParameterAdjoint(kernels, chunks * parameters, x.View, previous.View, theta.View, v.View, partial.View, s, d, parameters, (int)rows, chunkRows);
+            _sumChunks(parameters, partial.View, gTheta.View, parameters, chunks);
+            _accelerator.Synchronize();
+            gradient = gTheta.GetAsArray1D();
+        }
+
+        _accelerator.Synchronize();
+        return (gradient, d > 0 ? dx.View.SubView(0, rows * d).GetAsArray1D() : [], dh0.GetAsArray1D());
     }
 
     /// <summary>
