@@ -67,15 +67,16 @@ internal static class SelftestCommand
                 $"{r.Cell,-10}{r.DType,-9}{r.Method,-12}{r.Batch,3}{r.Length,8}{r.State,4} {r.Iterations,6} {r.MaxDifference,10:G3} {r.Tolerance,7:G1} {r.GpuSeconds,8:F4} {r.CpuSeconds,8:F4}  {(r.Passed ? "ok" : "FAIL: " + r.Message)}"));
         }
 
-        // The gradient after a device forward pass (the adjoint on the device too), against the CPU's own: a GRU, and the custom cell.
+        // The gradient after a device forward pass (the adjoint on the device too), against the CPU's own: a GRU, the custom cell, a structured GRU.
         var random = new Random(seed + 2);
         (double gradientDiff, bool gradientOk) = GradientCheck(GruCell<double>.Random(4, 8, random), 4, 8, "GRU n = 8", device, length, random, stdout);
         double[] odeTheta = [0.1, .. Uniform(random, new EulerOde().ParameterCount - 1).Select(v => 0.6 * v)];
         (double customDiff, bool customOk) = GradientCheck(DeviceRecurrence.Cell(new EulerOde(), odeTheta), EulerOde.D, EulerOde.S, "custom S = 8", device, length, random, stdout);
-        int failed = rows.Count(r => !r.Passed) + (gradientOk ? 0 : 1) + (customOk ? 0 : 1);
-        stdout.WriteLine(failed == 0 ? $"all {rows.Count + 2} checks passed." : $"{failed} of {rows.Count + 2} checks FAILED.");
-        gradientDiff = Math.Max(gradientDiff, customDiff);
-        gradientOk &= customOk;
+        (double blockDiff, bool blockOk) = GradientCheck(DiagonalGruCell<double>.Random(4, 16, 2, random), 4, 16, "diag-GRU n = 16, k = 2", device, length, random, stdout);
+        int failed = rows.Count(r => !r.Passed) + (gradientOk ? 0 : 1) + (customOk ? 0 : 1) + (blockOk ? 0 : 1);
+        stdout.WriteLine(failed == 0 ? $"all {rows.Count + 3} checks passed." : $"{failed} of {rows.Count + 3} checks FAILED.");
+        gradientDiff = Math.Max(gradientDiff, Math.Max(customDiff, blockDiff));
+        gradientOk &= customOk && blockOk;
         if (output is not null)
         {
             using var files = new AtomicFiles();

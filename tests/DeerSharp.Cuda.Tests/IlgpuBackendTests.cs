@@ -148,29 +148,36 @@ public sealed class IlgpuBackendTests
     }
 
     /// <summary>
-    /// After a device forward pass the adjoint runs on the device too (dense cells): ∂L/∂θ, ∂L/∂x and ∂L/∂h0 against the
-    /// CPU's adjoint on the same problem (1e-8 of each gradient's largest entry, float64), for every dense cell.
+    /// After a device forward pass the adjoint runs on the device too (dense and structured cells): ∂L/∂θ, ∂L/∂x and ∂L/∂h0
+    /// against the CPU's adjoint on the same problem (1e-8 of each gradient's largest entry, float64), for every dense cell
+    /// and every structured cell (blocks of 2 and 3).
     /// </summary>
     [Theory]
     [InlineData("rnn")]
     [InlineData("gru")]
     [InlineData("lstm")]
+    [InlineData("indrnn")]
+    [InlineData("diag-gru")]
+    [InlineData("diag-lstm")]
     public void Gradients_on_the_device_match_the_cpu(string kind)
     {
         int seed = Random.Shared.Next();
         var random = new Random(seed);
-        const int N = 3;
-        int s = kind == "lstm" ? 2 * N : N;
+        int n = kind.StartsWith("diag", StringComparison.Ordinal) || kind == "indrnn" ? 6 : 3;
+        int s = kind is "lstm" or "diag-lstm" ? 2 * n : n;
         double[] x = [.. Enumerable.Range(0, B * L * D).Select(_ => (random.NextDouble() * 2) - 1)];
-        double[] c = [.. Enumerable.Range(0, B * L * N).Select(_ => (random.NextDouble() * 2) - 1)];
+        double[] c = [.. Enumerable.Range(0, B * L * n).Select(_ => (random.NextDouble() * 2) - 1)];
         double[] h0 = [.. Enumerable.Range(0, B * s).Select(_ => random.NextDouble() - 0.5)];
         var tight = new SolveOptions { Method = SolveMethod.Deer, AbsoluteTolerance = 1e-12, RelativeTolerance = 1e-12 };
         var scan = new GradientOptions { Adjoint = AdjointMethod.Scan };
         (GradientResult<double> device, GradientResult<double> cpu) = kind switch
         {
-            "rnn" => Grads(new TanhRnnCell<double>(RecurrentWeights<double>.Random(1, N, D, random)), x, c, h0, tight, scan),
-            "gru" => Grads(new GruCell<double>(RecurrentWeights<double>.Random(3, N, D, random)), x, c, h0, tight, scan),
-            _ => Grads(new LstmCell<double>(RecurrentWeights<double>.Random(4, N, D, random)), x, c, h0, tight, scan),
+            "rnn" => Grads(new TanhRnnCell<double>(RecurrentWeights<double>.Random(1, n, D, random)), x, c, h0, tight, scan),
+            "gru" => Grads(new GruCell<double>(RecurrentWeights<double>.Random(3, n, D, random)), x, c, h0, tight, scan),
+            "lstm" => Grads(new LstmCell<double>(RecurrentWeights<double>.Random(4, n, D, random)), x, c, h0, tight, scan),
+            "indrnn" => Grads(new IndRnnCell<double>(StructuredWeights<double>.Random(1, n, D, 2, random, 1.5)), x, c, h0, tight, scan),
+            "diag-gru" => Grads(new DiagonalGruCell<double>(StructuredWeights<double>.Random(3, n, D, 3, random, 1.5)), x, c, h0, tight, scan),
+            _ => Grads(new DiagonalLstmCell<double>(StructuredWeights<double>.Random(4, n, D, 2, random, 1.5)), x, c, h0, tight, scan),
         };
 
         Assert.Equal(ComputeDevice.Emulated, device.Forward.Device);

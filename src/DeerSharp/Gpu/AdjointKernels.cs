@@ -4,21 +4,76 @@ using ILGPU;
 namespace DeerSharp.Gpu;
 
 /// <summary>
-/// The gradient on the device for the dense cells (reference §7, the CPU's Adjoint.ScanAdjoint): the reversed, transposed
+/// The gradient on the device for the dense and structured cells (reference §7, the CPU's Adjoint.ScanAdjoint): the reversed, transposed
 /// recurrence w_u = J_{T−u}ᵀ w_{u−1} + g_{T−1−u} set up for the block scan, the adjoints v_t back in time order, each
 /// cell's pre-activation gradients δ (recomputing its gates from the solution), and the products and sums that turn δ
 /// into ∂L/∂θ, ∂L/∂x and ∂L/∂h_{t−1}. Arrays are [B, L, ·]; rows are (sequence, step) pairs.
 /// </summary>
 internal static class AdjointKernels
 {
-    /// <summary>a[seq, u] = J[seq, L − u]ᵀ for u ≥ 1 and 0 for u = 0, one thread per (seq, u, r, c) of S×S maps.</summary>
-    public static void ReverseTranspose<T>(Index1D index, ArrayView<T> jac, ArrayView<T> a, int length, int s)
+    /// <summary>
+    /// a[seq, u] = J[seq, L − u]ᵀ for u ≥ 1 and 0 for u = 0, block by block: one thread per (seq, u, block, r, c) of the
+    /// S/side blocks of side × side per step (<see cref="Cells.JacobianMode.Block"/> layout; one S×S block when side = S).
+    /// </summary>
+    public static void ReverseTranspose<T>(Index1D index, ArrayView<T> jac, ArrayView<T> a, int length, int s, int side)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int c = index % s, r = index / s % s;
-        long row = index / (s * s), seq = row / length;
+        int perStep = s * side, e = index % perStep;
+        int block = e / (side * side), r = e / side % side, c = e % side;
+        long row = index / perStep, seq = row / length;
         int u = (int)(row % length);
-        a[index] = u == 0 ? T.Zero : jac[((((seq * length) + (length - u)) * s) + c) * s + r];
+        a[index] = u == 0 ? T.Zero : jac[(((seq * length) + (length - u)) * perStep) + ((long)block * side * side) + ((long)c * side) + r];
+    }
+
+    /// <summary>hh[row, g] = Σ_c W_hh[g, c] h[row, ⌊i/k⌋k + c] (i = g mod n): a structured cell's recurrent pre-activations at the solution.</summary>
+    public static void BlockProduct<T>(Index1D index, ArrayView<T> whh, ArrayView<T> prev, ArrayView<T> hh, int gates, int n, int k, int s)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int g = index % gates, i = g % n;
+        long row = index / gates, first = (row * s) + (i / k * k);
+        T sum = T.Zero;
+        for (int c = 0; c < k; c++)
+        {
+            sum += whh[((long)g * k) + c] * prev[first + c];
+        }
+
+        hh[index] = sum;
+    }
+
+    /// <summary>Stage 1 of ∂L/∂W_hh[g, c] = Σ_rows δ_hh[row, g] h[row, ⌊i/k⌋k + c] for a structured W_hh [G·n, k]: one thread per (chunk of rows, g, c).</summary>
+    public static void AccumulateBlocks<T>(Index1D index, ArrayView<T> delta, ArrayView<T> prev, ArrayView<T> partial, int gates, int n, int k, int s,
+        int rows, int chunkRows)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int outputs = gates * k, o = index % outputs, chunk = index / outputs;
+        int g = o / k, j = (g % n / k * k) + (o % k);
+        long first = (long)chunk * chunkRows, last = Math.Min(rows, first + chunkRows);
+        T sum = T.Zero;
+        for (long row = first; row < last; row++)
+        {
+            sum += delta[(row * gates) + g] * prev[(row * s) + j];
+        }
+
+        partial[index] = sum;
+    }
+
+    /// <summary>∂L/∂h_{t−1}[row, j] += Σ_g W_hh[g, j mod k] δ_hh[row, g] over the gate rows g of j's block: a structured W_hhᵀ δ_hh.</summary>
+    public static void ProductBlocks<T>(Index1D index, ArrayView<T> delta, ArrayView<T> whh, ArrayView<T> y, int gates, int n, int k, int s)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int j = index % n, start = j / k * k, c = j % k;
+        long row = index / n;
+        T sum = T.Zero;
+        for (int part = 0; part < gates; part += n)
+        {
+            for (int r = 0; r < k; r++)
+            {
+                int g = part + start + r;
+                sum += delta[(row * gates) + g] * whh[((long)g * k) + c];
+            }
+        }
+
+        y[(row * s) + j] += sum;
     }
 
     /// <summary>b[seq, u] = g[seq, L − 1 − u] in state space: the output cotangent in the first <paramref name="o"/> entries, zero after.</summary>

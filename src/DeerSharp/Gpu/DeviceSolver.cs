@@ -33,7 +33,10 @@ internal sealed class DeviceSolver<T> : IDisposable
     private readonly Action<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>>? _meritDouble;
     private readonly MemoryBuffer1D<double, Stride1D.Dense> _merit;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<Type, object> _custom = new();
-    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int> _reverseTranspose;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int, int> _reverseTranspose;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int> _blockProduct;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int, int, int> _accumulateBlocks;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int> _productBlocks;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int, int> _reverseCotangent;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int> _unreverse;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _initialState;
@@ -88,7 +91,10 @@ internal sealed class DeviceSolver<T> : IDisposable
         }
 
         _merit = accelerator.Allocate1D<double>(1);
-        _reverseTranspose = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.ReverseTranspose<T>);
+        _reverseTranspose = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int, int>(AdjointKernels.ReverseTranspose<T>);
+        _blockProduct = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int>(AdjointKernels.BlockProduct<T>);
+        _accumulateBlocks = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int, int, int>(AdjointKernels.AccumulateBlocks<T>);
+        _productBlocks = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int>(AdjointKernels.ProductBlocks<T>);
         _reverseCotangent = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int, int>(AdjointKernels.ReverseCotangent<T>);
         _unreverse = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.Unreverse<T>);
         _initialState = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.InitialStateAdjoint<T>);
@@ -264,9 +270,13 @@ internal sealed class DeviceSolver<T> : IDisposable
         return (values + (values / 4) + 1) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
     }
 
-    /// <summary>Whether <see cref="Gradient"/> runs the adjoint of <paramref name="cell"/> on the device: the dense and custom cells whose full Jacobian the block scan takes.</summary>
+    /// <summary>
+    /// Whether <see cref="Gradient"/> runs the adjoint of <paramref name="cell"/> on the device: the dense and custom cells
+    /// whose full Jacobian the block scan takes (S ≤ 32), and the structured cells (their blocks, any n).
+    /// </summary>
     public static bool HasAdjoint(DeviceCell<T> cell) =>
-        cell.Kind is DeviceCellKind.TanhRnn or DeviceCellKind.Gru or DeviceCellKind.Lstm or DeviceCellKind.Custom && cell.StateSize <= DeviceCell<T>.MaxDenseState;
+        cell.Structured ? cell.Structure.Side <= DeviceCell<T>.MaxDenseState
+        : cell.Kind is DeviceCellKind.TanhRnn or DeviceCellKind.Gru or DeviceCellKind.Lstm or DeviceCellKind.Custom && cell.StateSize <= DeviceCell<T>.MaxDenseState;
 
     /// <summary>
     /// The scan adjoint on the device at a solved trajectory <paramref name="states"/> [B, L, S]: the Jacobians there, the
@@ -278,10 +288,10 @@ internal sealed class DeviceSolver<T> : IDisposable
     {
         if (!HasAdjoint(cell))
         {
-            throw new NotSupportedException($"{cell.Kind}: the device adjoint takes the dense cells with states up to {DeviceCell<T>.MaxDenseState}.");
+            throw new NotSupportedException($"{cell.Kind}: the device adjoint takes the dense and custom cells with states up to {DeviceCell<T>.MaxDenseState}, and the structured cells.");
         }
 
-        int n = cell.HiddenSize, d = cell.InputSize, s = cell.StateSize, gates = cell.Gates * n;
+        int n = cell.HiddenSize, d = cell.InputSize, s = cell.StateSize, gates = cell.Gates * n, side = cell.Structure.Side, k = cell.BlockSize;
         long rows = (long)batch * length;
         if (rows > MaxRows(cell, SolveMethod.Deer))
         {
@@ -297,11 +307,11 @@ internal sealed class DeviceSolver<T> : IDisposable
             bih = _accelerator.Allocate1D(cell.BiasIH), bhh = _accelerator.Allocate1D(cell.BiasHH), x = _accelerator.Allocate1D<T>(rows * d),
             h0 = _accelerator.Allocate1D<T>((long)batch * s), zero = _accelerator.Allocate1D<T>((long)batch * s), xp = _accelerator.Allocate1D<T>(rows * gates),
             current = _accelerator.Allocate1D<T>(rows * s), previous = _accelerator.Allocate1D<T>(rows * s), hh = _accelerator.Allocate1D<T>(rows * gates),
-            f = _accelerator.Allocate1D<T>(rows * s), jac = _accelerator.Allocate1D<T>(rows * s * s), term = _accelerator.Allocate1D<T>(rows * s),
-            cot = _accelerator.Allocate1D<T>(rows * outputSize), a = _accelerator.Allocate1D<T>(rows * s * s), b = _accelerator.Allocate1D<T>(rows * s),
+            f = _accelerator.Allocate1D<T>(rows * s), jac = _accelerator.Allocate1D<T>(rows * s * side), term = _accelerator.Allocate1D<T>(rows * s),
+            cot = _accelerator.Allocate1D<T>(rows * outputSize), a = _accelerator.Allocate1D<T>(rows * s * side), b = _accelerator.Allocate1D<T>(rows * s),
             v = _accelerator.Allocate1D<T>(rows * s), dih = _accelerator.Allocate1D<T>(rows * gates), dhh = _accelerator.Allocate1D<T>(rows * gates),
             direct = _accelerator.Allocate1D<T>(rows * s), dx = _accelerator.Allocate1D<T>(rows * d), gWih = _accelerator.Allocate1D<T>((long)gates * d),
-            gWhh = _accelerator.Allocate1D<T>((long)gates * n), gBih = _accelerator.Allocate1D<T>(gates), gBhh = _accelerator.Allocate1D<T>(gates);
+            gWhh = _accelerator.Allocate1D<T>((long)gates * (cell.Structured ? k : n)), gBih = _accelerator.Allocate1D<T>(gates), gBhh = _accelerator.Allocate1D<T>(gates);
         x.View.AsContiguous().CopyFromCPU(inputs[..(int)(rows * d)]);
         current.View.AsContiguous().CopyFromCPU(states[..(int)(rows * s)]);
         cot.View.AsContiguous().CopyFromCPU(cotangent[..(int)(rows * outputSize)]);
@@ -317,17 +327,28 @@ internal sealed class DeviceSolver<T> : IDisposable
 
         _project((int)(rows * gates), wih.View, bih.View, x.View, xp.View, d, gates);
 
-        // 1. The Jacobians at the solution (and hh = W_hh h_{t−1}, which δ needs).
+        // 1. The Jacobians (the full S×S, or a structured cell's blocks) at the solution, and hh = W_hh h_{t−1}, which δ needs.
         Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 2, 1, 1);
+        if (cell.Structured)
+        {
+            _blockProduct((int)(rows * gates), whh.View, previous.View, hh.View, gates, n, k, s);
+        }
 
         // 2. Reverse time and transpose, then the block scan from zero: w_u = J_{L−u}ᵀ w_{u−1} + g_{L−1−u}; v_t = w_{L−1−t}.
-        _reverseTranspose((int)(rows * s * s), jac.View, a.View, length, s);
+        _reverseTranspose((int)(rows * s * side), jac.View, a.View, length, s, side);
         _reverseCotangent((int)(rows * s), cot.View, b.View, length, s, outputSize);
-        _blocks.Solve(a.View, b.View, zero.View, b.View, batch, length, s, new Cells.JacobianStructure(s), DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16));
+        _blocks.Solve(a.View, b.View, zero.View, b.View, batch, length, s, cell.Structure, DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16));
         _unreverse((int)(rows * s), b.View, v.View, length, s);
 
-        // 3. δ per step, then the parameter sums, ∂L/∂x, and ∂L/∂h_{t−1} = direct + W_hhᵀ δ_hh (kept at t = 0 for ∂L/∂h0).
-        _delta((int)(rows * n), xp.View, hh.View, bhh.View, previous.View, v.View, dih.View, dhh.View, direct.View, n, (int)cell.Kind);
+        // 3. δ per step (the structured cells' gates are the dense ones' with hh from the blocks), then the parameter sums,
+        // ∂L/∂x, and ∂L/∂h_{t−1} = direct + W_hhᵀ δ_hh (kept at t = 0 for ∂L/∂h0).
+        int kind = cell.Kind switch
+        {
+            DeviceCellKind.TanhRnn or DeviceCellKind.IndRnn => 0,
+            DeviceCellKind.Gru or DeviceCellKind.DiagonalGru => 1,
+            _ => 2,
+        };
+        _delta((int)(rows * n), xp.View, hh.View, bhh.View, previous.View, v.View, dih.View, dhh.View, direct.View, n, kind);
         // The parameter sums in two stages: chunks of rows in parallel, then the chunks in order.
         int chunkRows = (int)Math.Max(64, rows / 1024), chunks = (int)((rows + chunkRows - 1) / chunkRows);
         using MemoryBuffer1D<T, Stride1D.Dense> partial = _accelerator.Allocate1D<T>((long)chunks * gates * Math.Max(d, n));
@@ -339,11 +360,27 @@ internal sealed class DeviceSolver<T> : IDisposable
         }
 
         Sum(dih.View, x.View, gWih.View, d, d);
-        Sum(dhh.View, previous.View, gWhh.View, n, s);
+        if (cell.Structured)
+        {
+            _accumulateBlocks(chunks * gates * k, dhh.View, previous.View, partial.View, gates, n, k, s, (int)rows, chunkRows);
+            _sumChunks(gates * k, partial.View, gWhh.View, gates * k, chunks);
+        }
+        else
+        {
+            Sum(dhh.View, previous.View, gWhh.View, n, s);
+        }
+
         Sum(dih.View, dih.View, gBih.View, 0, 0);
         Sum(dhh.View, dhh.View, gBhh.View, 0, 0);
         _productT((int)(rows * d), dih.View, wih.View, dx.View, gates, d, d, 0);
-        _productT((int)(rows * n), dhh.View, whh.View, direct.View, gates, n, s, 1);
+        if (cell.Structured)
+        {
+            _productBlocks((int)(rows * n), dhh.View, whh.View, direct.View, gates, n, k, s);
+        }
+        else
+        {
+            _productT((int)(rows * n), dhh.View, whh.View, direct.View, gates, n, s, 1);
+        }
         _accelerator.Synchronize();
 
         T[] parameters = [.. gWih.GetAsArray1D(), .. gWhh.GetAsArray1D(), .. gBih.GetAsArray1D(), .. gBhh.GetAsArray1D()];
@@ -392,7 +429,7 @@ internal sealed class DeviceSolver<T> : IDisposable
         }
 
         Evaluate(cell, x, theta, unused, h0, current, previous, unused, f, jac, term, batch, length, mode: 2, 1, 1);
-        _reverseTranspose((int)(rows * s * s), jac.View, a.View, length, s);
+        _reverseTranspose((int)(rows * s * s), jac.View, a.View, length, s, s);
         _reverseCotangent((int)(rows * s), cot.View, b.View, length, s, outputSize);
         _blocks.Solve(a.View, b.View, zero.View, b.View, batch, length, s, new Cells.JacobianStructure(s), DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16));
         _unreverse((int)(rows * s), b.View, v.View, length, s);

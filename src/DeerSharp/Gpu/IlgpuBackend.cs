@@ -208,9 +208,9 @@ internal static class IlgpuBackend
     }
 
     /// <summary>
-    /// The scan adjoint on the device that solved the forward pass, for the dense cells whose full Jacobian the block scan
-    /// takes (states up to 32); false leaves the adjoint to the CPU (any other cell, or a problem over the device's memory
-    /// budget or index range).
+    /// The scan adjoint on the device that solved the forward pass, for the dense and custom cells whose full Jacobian the
+    /// block scan takes (states up to 32) and the structured cells (their blocks); false leaves the adjoint to the CPU (the
+    /// linear surrogates, larger dense states, or a problem over the device's memory budget or index range).
     /// </summary>
     public static bool TryGradient<TCell, T>(TCell cell, ComputeDevice where, ReadOnlySpan<T> inputs, ReadOnlySpan<T> states, ReadOnlySpan<T> h0,
         ReadOnlySpan<T> cotangent, int batch, int length, long memoryBudget, out (T[] Parameters, T[] Inputs, T[] InitialStates) gradient)
@@ -226,7 +226,7 @@ internal static class IlgpuBackend
         }
 
         // About four S×S maps and a dozen vectors per row: keep within the budget and the index range, else the CPU.
-        long bytes = (long)batch * length * ((4L * deviceCell.StateSize * deviceCell.StateSize) + (12L * deviceCell.Gates * deviceCell.HiddenSize)) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+        long bytes = (long)batch * length * ((4L * deviceCell.StateSize * deviceCell.Structure.Side) + (12L * deviceCell.ProjectionSize)) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
         if (bytes > Math.Min(memoryBudget, device.Accelerator.MemorySize / 4 * 3) || (long)batch * length > DeviceSolver<T>.MaxRows(deviceCell, SolveMethod.Deer))
         {
             return false;
