@@ -150,7 +150,7 @@ public sealed class IlgpuBackendTests
     /// <summary>
     /// After a device forward pass the adjoint runs on the device too (dense and structured cells): ∂L/∂θ, ∂L/∂x and ∂L/∂h0
     /// against the CPU's adjoint on the same problem (1e-8 of each gradient's largest entry, float64), for every dense cell
-    /// and every structured cell (blocks of 2 and 3).
+    /// and every structured cell (blocks of 2 and 3), GILR (n = 40, past the dense limit) and SRU.
     /// </summary>
     [Theory]
     [InlineData("rnn")]
@@ -159,13 +159,15 @@ public sealed class IlgpuBackendTests
     [InlineData("indrnn")]
     [InlineData("diag-gru")]
     [InlineData("diag-lstm")]
+    [InlineData("gilr")]
+    [InlineData("sru")]
     public void Gradients_on_the_device_match_the_cpu(string kind)
     {
         int seed = Random.Shared.Next();
         var random = new Random(seed);
-        int n = kind.StartsWith("diag", StringComparison.Ordinal) || kind == "indrnn" ? 6 : 3;
-        int s = kind is "lstm" or "diag-lstm" ? 2 * n : n;
-        double[] x = [.. Enumerable.Range(0, B * L * D).Select(_ => (random.NextDouble() * 2) - 1)];
+        int n = kind.StartsWith("diag", StringComparison.Ordinal) || kind == "indrnn" ? 6 : kind == "gilr" ? 40 : 3;
+        int s = kind is "lstm" or "diag-lstm" or "sru" ? 2 * n : n, d = kind == "sru" ? n : D;
+        double[] x = [.. Enumerable.Range(0, B * L * d).Select(_ => (random.NextDouble() * 2) - 1)];
         double[] c = [.. Enumerable.Range(0, B * L * n).Select(_ => (random.NextDouble() * 2) - 1)];
         double[] h0 = [.. Enumerable.Range(0, B * s).Select(_ => random.NextDouble() - 0.5)];
         var tight = new SolveOptions { Method = SolveMethod.Deer, AbsoluteTolerance = 1e-12, RelativeTolerance = 1e-12 };
@@ -177,7 +179,9 @@ public sealed class IlgpuBackendTests
             "lstm" => Grads(new LstmCell<double>(RecurrentWeights<double>.Random(4, n, D, random)), x, c, h0, tight, scan),
             "indrnn" => Grads(new IndRnnCell<double>(StructuredWeights<double>.Random(1, n, D, 2, random, 1.5)), x, c, h0, tight, scan),
             "diag-gru" => Grads(new DiagonalGruCell<double>(StructuredWeights<double>.Random(3, n, D, 3, random, 1.5)), x, c, h0, tight, scan),
-            _ => Grads(new DiagonalLstmCell<double>(StructuredWeights<double>.Random(4, n, D, 2, random, 1.5)), x, c, h0, tight, scan),
+            "diag-lstm" => Grads(new DiagonalLstmCell<double>(StructuredWeights<double>.Random(4, n, D, 2, random, 1.5)), x, c, h0, tight, scan),
+            "gilr" => Grads(GilrCell<double>.Random(D, n, random), x, c, h0, tight with { Method = SolveMethod.Scan }, scan),
+            _ => Grads(SruCell<double>.Random(n, random), x, c, h0, tight with { Method = SolveMethod.Scan }, scan),
         };
 
         Assert.Equal(ComputeDevice.Emulated, device.Forward.Device);

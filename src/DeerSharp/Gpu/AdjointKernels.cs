@@ -101,6 +101,68 @@ internal static class AdjointKernels
         dh0[index] = sum;
     }
 
+    /// <summary>
+    /// The reversed diagonal recurrence of a linear surrogate's adjoint, w_u = a_u w_{u−1} + b_u over its n linear
+    /// channels, one thread per (seq, u, channel) with t = L − 1 − u. GILR (kind 0): v_t = g_t + gate_{t+1} v_{t+1}, so
+    /// a_u = gate_{t+1}, b_u = g_t. SRU (kind 1): the adjoint of c through c and h, u_t = g_t r_t (1 − tanh² c_t)
+    /// + f_{t+1} u_{t+1} (h' reads no earlier h). a_0 = 0.
+    /// </summary>
+    public static void SurrogateCoefficients<T>(Index1D index, ArrayView<T> xp, ArrayView<T> states, ArrayView<T> cotangent, ArrayView<T> a,
+        ArrayView<T> b, int length, int n, int kind)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = index % n;
+        long row = index / n, seq = row / length;
+        int u = (int)(row % length);
+        long t = (seq * length) + (length - 1 - u), next = t + 1;
+        int width = kind == 0 ? 2 * n : 4 * n, coefficient = kind == 0 ? i : n + i;
+        a[index] = u == 0 ? T.Zero : Sigmoid(xp[(next * width) + coefficient]);
+        T g = cotangent[(t * n) + i];
+        if (kind == 0)
+        {
+            b[index] = g;
+        }
+        else
+        {
+            T r = Sigmoid(xp[(t * width) + (2 * n) + i]), tc = T.Tanh(states[(t * 2 * n) + n + i]);
+            b[index] = g * r * (T.One - (tc * tc));
+        }
+    }
+
+    /// <summary>
+    /// δ for one (row, channel) of a linear surrogate from its channel adjoint u, over its projection rows: GILR (kind 0)
+    /// [∂gate; ∂impulse] pre-activations and ∂h_{t−1} = gate u; SRU (kind 1) [∂x̃; ∂f; ∂r; the highway's ∂x] with
+    /// ∂c_{t−1} = f u (its projection's identity rows carry the highway, so W_ihᵀ δ is all of ∂L/∂x).
+    /// </summary>
+    public static void SurrogateDelta<T>(Index1D index, ArrayView<T> xp, ArrayView<T> states, ArrayView<T> prev, ArrayView<T> v, ArrayView<T> cotangent,
+        ArrayView<T> dih, ArrayView<T> direct, int n, int kind)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int i = index % n;
+        long row = index / n;
+        T u = v[index];
+        if (kind == 0)
+        {
+            long g = row * 2 * n;
+            T gate = Sigmoid(xp[g + i]), impulse = T.Tanh(xp[g + n + i]);
+            dih[g + i] = u * (prev[index] - impulse) * gate * (T.One - gate);
+            dih[g + n + i] = u * (T.One - gate) * (T.One - (impulse * impulse));
+            direct[index] = gate * u;
+        }
+        else
+        {
+            long g = row * 4 * n, state = row * 2 * n;
+            T candidate = xp[g + i], f = Sigmoid(xp[g + n + i]), r = Sigmoid(xp[g + (2 * n) + i]), x = xp[g + (3 * n) + i];
+            T tc = T.Tanh(states[state + n + i]), gh = cotangent[index];
+            dih[g + i] = u * (T.One - f);
+            dih[g + n + i] = u * (prev[state + n + i] - candidate) * f * (T.One - f);
+            dih[g + (2 * n) + i] = gh * (tc - x) * r * (T.One - r);
+            dih[g + (3 * n) + i] = gh * (T.One - r);
+            direct[state + i] = T.Zero;
+            direct[state + n + i] = f * u;
+        }
+    }
+
     /// <summary>v[seq, t] = w[seq, L − 1 − t].</summary>
     public static void Unreverse<T>(Index1D index, ArrayView<T> w, ArrayView<T> v, int length, int s)
         where T : unmanaged, IFloatingPointIeee754<T>

@@ -37,6 +37,8 @@ internal sealed class DeviceSolver<T> : IDisposable
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int> _blockProduct;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int, int, int> _accumulateBlocks;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int> _productBlocks;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int> _surrogateCoefficients;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _surrogateDelta;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int, int> _reverseCotangent;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int> _unreverse;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _initialState;
@@ -95,6 +97,8 @@ internal sealed class DeviceSolver<T> : IDisposable
         _blockProduct = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int>(AdjointKernels.BlockProduct<T>);
         _accumulateBlocks = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int, int, int>(AdjointKernels.AccumulateBlocks<T>);
         _productBlocks = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int>(AdjointKernels.ProductBlocks<T>);
+        _surrogateCoefficients = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int>(AdjointKernels.SurrogateCoefficients<T>);
+        _surrogateDelta = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.SurrogateDelta<T>);
         _reverseCotangent = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int, int>(AdjointKernels.ReverseCotangent<T>);
         _unreverse = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.Unreverse<T>);
         _initialState = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.InitialStateAdjoint<T>);
@@ -272,11 +276,13 @@ internal sealed class DeviceSolver<T> : IDisposable
 
     /// <summary>
     /// Whether <see cref="Gradient"/> runs the adjoint of <paramref name="cell"/> on the device: the dense and custom cells
-    /// whose full Jacobian the block scan takes (S ≤ 32), and the structured cells (their blocks, any n).
+    /// whose full Jacobian the block scan takes (S ≤ 32), the structured cells (their blocks, any n), and GILR and SRU
+    /// (one reversed diagonal scan, any n).
     /// </summary>
     public static bool HasAdjoint(DeviceCell<T> cell) =>
-        cell.Structured ? cell.Structure.Side <= DeviceCell<T>.MaxDenseState
-        : cell.Kind is DeviceCellKind.TanhRnn or DeviceCellKind.Gru or DeviceCellKind.Lstm or DeviceCellKind.Custom && cell.StateSize <= DeviceCell<T>.MaxDenseState;
+        cell.Kind is DeviceCellKind.Gilr or DeviceCellKind.Sru
+        || (cell.Structured ? cell.Structure.Side <= DeviceCell<T>.MaxDenseState
+            : cell.Kind is DeviceCellKind.TanhRnn or DeviceCellKind.Gru or DeviceCellKind.Lstm or DeviceCellKind.Custom && cell.StateSize <= DeviceCell<T>.MaxDenseState);
 
     /// <summary>
     /// The scan adjoint on the device at a solved trajectory <paramref name="states"/> [B, L, S]: the Jacobians there, the
@@ -288,10 +294,10 @@ internal sealed class DeviceSolver<T> : IDisposable
     {
         if (!HasAdjoint(cell))
         {
-            throw new NotSupportedException($"{cell.Kind}: the device adjoint takes the dense and custom cells with states up to {DeviceCell<T>.MaxDenseState}, and the structured cells.");
+            throw new NotSupportedException($"{cell.Kind}: the device adjoint takes the dense and custom cells with states up to {DeviceCell<T>.MaxDenseState}, the structured cells, GILR and SRU.");
         }
 
-        int n = cell.HiddenSize, d = cell.InputSize, s = cell.StateSize, gates = cell.Gates * n, side = cell.Structure.Side, k = cell.BlockSize;
+        int n = cell.HiddenSize, d = cell.InputSize, s = cell.StateSize, gates = cell.Gates * n, side = cell.Linear ? 1 : cell.Structure.Side, k = cell.BlockSize;
         long rows = (long)batch * length;
         if (rows > MaxRows(cell, SolveMethod.Deer))
         {
@@ -327,28 +333,43 @@ internal sealed class DeviceSolver<T> : IDisposable
 
         _project((int)(rows * gates), wih.View, bih.View, x.View, xp.View, d, gates);
 
-        // 1. The Jacobians (the full S×S, or a structured cell's blocks) at the solution, and hh = W_hh h_{t−1}, which δ needs.
-        Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 2, 1, 1);
-        if (cell.Structured)
+        if (cell.Linear)
         {
-            _blockProduct((int)(rows * gates), whh.View, previous.View, hh.View, gates, n, k, s);
+            // 1-3. A linear surrogate: one reversed diagonal scan over its n linear channels gives their adjoint, then δ
+            // over its projection rows (it has no W_hh).
+            int surrogate = cell.Kind == DeviceCellKind.Gilr ? 0 : 1;
+            _shift((int)(rows * s), current.View, h0.View, previous.View, length, s);
+            _surrogateCoefficients((int)(rows * n), xp.View, current.View, cot.View, a.View, b.View, length, n, surrogate);
+            _diagonal.Solve(a.View, b.View, zero.View, term.View, batch, length, n, DiagonalScan<T>.Chunks(batch, length, n, threads: 1 << 16));
+            _unreverse((int)(rows * n), term.View, v.View, length, n);
+            _surrogateDelta((int)(rows * n), xp.View, current.View, previous.View, v.View, cot.View, dih.View, direct.View, n, surrogate);
+        }
+        else
+        {
+            // 1. The Jacobians (the full S×S, or a structured cell's blocks) at the solution, and hh = W_hh h_{t−1}, which δ needs.
+            Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 2, 1, 1);
+            if (cell.Structured)
+            {
+                _blockProduct((int)(rows * gates), whh.View, previous.View, hh.View, gates, n, k, s);
+            }
+
+            // 2. Reverse time and transpose, then the block scan from zero: w_u = J_{L−u}ᵀ w_{u−1} + g_{L−1−u}; v_t = w_{L−1−t}.
+            _reverseTranspose((int)(rows * s * side), jac.View, a.View, length, s, side);
+            _reverseCotangent((int)(rows * s), cot.View, b.View, length, s, outputSize);
+            _blocks.Solve(a.View, b.View, zero.View, b.View, batch, length, s, cell.Structure, DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16));
+            _unreverse((int)(rows * s), b.View, v.View, length, s);
+
+            // 3. δ per step (the structured cells' gates are the dense ones' with hh from the blocks).
+            int kind = cell.Kind switch
+            {
+                DeviceCellKind.TanhRnn or DeviceCellKind.IndRnn => 0,
+                DeviceCellKind.Gru or DeviceCellKind.DiagonalGru => 1,
+                _ => 2,
+            };
+            _delta((int)(rows * n), xp.View, hh.View, bhh.View, previous.View, v.View, dih.View, dhh.View, direct.View, n, kind);
         }
 
-        // 2. Reverse time and transpose, then the block scan from zero: w_u = J_{L−u}ᵀ w_{u−1} + g_{L−1−u}; v_t = w_{L−1−t}.
-        _reverseTranspose((int)(rows * s * side), jac.View, a.View, length, s, side);
-        _reverseCotangent((int)(rows * s), cot.View, b.View, length, s, outputSize);
-        _blocks.Solve(a.View, b.View, zero.View, b.View, batch, length, s, cell.Structure, DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16));
-        _unreverse((int)(rows * s), b.View, v.View, length, s);
-
-        // 3. δ per step (the structured cells' gates are the dense ones' with hh from the blocks), then the parameter sums,
-        // ∂L/∂x, and ∂L/∂h_{t−1} = direct + W_hhᵀ δ_hh (kept at t = 0 for ∂L/∂h0).
-        int kind = cell.Kind switch
-        {
-            DeviceCellKind.TanhRnn or DeviceCellKind.IndRnn => 0,
-            DeviceCellKind.Gru or DeviceCellKind.DiagonalGru => 1,
-            _ => 2,
-        };
-        _delta((int)(rows * n), xp.View, hh.View, bhh.View, previous.View, v.View, dih.View, dhh.View, direct.View, n, kind);
+        // 4. The parameter sums, ∂L/∂x, and ∂L/∂h_{t−1} = direct + W_hhᵀ δ_hh (kept at t = 0 for ∂L/∂h0).
         // The parameter sums in two stages: chunks of rows in parallel, then the chunks in order.
         int chunkRows = (int)Math.Max(64, rows / 1024), chunks = (int)((rows + chunkRows - 1) / chunkRows);
         using MemoryBuffer1D<T, Stride1D.Dense> partial = _accelerator.Allocate1D<T>((long)chunks * gates * Math.Max(d, n));
@@ -360,30 +381,32 @@ internal sealed class DeviceSolver<T> : IDisposable
         }
 
         Sum(dih.View, x.View, gWih.View, d, d);
+        Sum(dih.View, dih.View, gBih.View, 0, 0);
+        _productT((int)(rows * d), dih.View, wih.View, dx.View, gates, d, d, 0);
         if (cell.Structured)
         {
             _accumulateBlocks(chunks * gates * k, dhh.View, previous.View, partial.View, gates, n, k, s, (int)rows, chunkRows);
             _sumChunks(gates * k, partial.View, gWhh.View, gates * k, chunks);
-        }
-        else
-        {
-            Sum(dhh.View, previous.View, gWhh.View, n, s);
-        }
-
-        Sum(dih.View, dih.View, gBih.View, 0, 0);
-        Sum(dhh.View, dhh.View, gBhh.View, 0, 0);
-        _productT((int)(rows * d), dih.View, wih.View, dx.View, gates, d, d, 0);
-        if (cell.Structured)
-        {
+            Sum(dhh.View, dhh.View, gBhh.View, 0, 0);
             _productBlocks((int)(rows * n), dhh.View, whh.View, direct.View, gates, n, k, s);
         }
-        else
+        else if (!cell.Linear)
         {
+            Sum(dhh.View, previous.View, gWhh.View, n, s);
+            Sum(dhh.View, dhh.View, gBhh.View, 0, 0);
             _productT((int)(rows * n), dhh.View, whh.View, direct.View, gates, n, s, 1);
         }
         _accelerator.Synchronize();
 
-        T[] parameters = [.. gWih.GetAsArray1D(), .. gWhh.GetAsArray1D(), .. gBih.GetAsArray1D(), .. gBhh.GetAsArray1D()];
+        T[] gw = gWih.GetAsArray1D(), gb = gBih.GetAsArray1D();
+        T[] parameters = cell.Kind switch
+        {
+            // GILR's layout: [W_gate, b_gate, W_impulse, b_impulse]; the device's rows are [gate; impulse].
+            DeviceCellKind.Gilr => [.. gw.AsSpan(0, n * d), .. gb.AsSpan(0, n), .. gw.AsSpan(n * d, n * d), .. gb.AsSpan(n, n)],
+            // SRU's: [W (3n × n, rows x̃, f, r), b_f, b_r]; the device's fourth block of rows is the highway's identity.
+            DeviceCellKind.Sru => [.. gw.AsSpan(0, 3 * n * n), .. gb.AsSpan(n, 2 * n)],
+            _ => [.. gw, .. gWhh.GetAsArray1D(), .. gb, .. gBhh.GetAsArray1D()],
+        };
         T[] all = direct.GetAsArray1D();
         var initial = new T[batch * s];
         for (int q = 0; q < batch; q++)

@@ -226,7 +226,7 @@ internal static class IlgpuBackend
         }
 
         // About four S×S maps and a dozen vectors per row: keep within the budget and the index range, else the CPU.
-        long bytes = (long)batch * length * ((4L * deviceCell.StateSize * deviceCell.Structure.Side) + (12L * deviceCell.ProjectionSize)) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
+        long bytes = (long)batch * length * ((4L * deviceCell.StateSize * (deviceCell.Linear ? 1 : deviceCell.Structure.Side)) + (12L * deviceCell.ProjectionSize)) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
         if (bytes > Math.Min(memoryBudget, device.Accelerator.MemorySize / 4 * 3) || (long)batch * length > DeviceSolver<T>.MaxRows(deviceCell, SolveMethod.Deer))
         {
             return false;
