@@ -150,7 +150,7 @@ public sealed class IlgpuBackendTests
     /// <summary>
     /// After a device forward pass the adjoint runs on the device too (dense and structured cells): ∂L/∂θ, ∂L/∂x and ∂L/∂h0
     /// against the CPU's adjoint on the same problem (1e-8 of each gradient's largest entry, float64), for every dense cell
-    /// and every structured cell (blocks of 2 and 3), GILR (n = 40, past the dense limit) and SRU.
+    /// and every structured cell (blocks of 2 and 3), GILR (n = 40, past the dense limit), SRU and GILR-LSTM.
     /// </summary>
     [Theory]
     [InlineData("rnn")]
@@ -161,12 +161,13 @@ public sealed class IlgpuBackendTests
     [InlineData("diag-lstm")]
     [InlineData("gilr")]
     [InlineData("sru")]
+    [InlineData("gilr-lstm")]
     public void Gradients_on_the_device_match_the_cpu(string kind)
     {
         int seed = Random.Shared.Next();
         var random = new Random(seed);
         int n = kind.StartsWith("diag", StringComparison.Ordinal) || kind == "indrnn" ? 6 : kind == "gilr" ? 40 : 3;
-        int s = kind is "lstm" or "diag-lstm" or "sru" ? 2 * n : n, d = kind == "sru" ? n : D;
+        int s = kind is "lstm" or "diag-lstm" or "sru" ? 2 * n : kind == "gilr-lstm" ? 3 * n : n, d = kind == "sru" ? n : D;
         double[] x = [.. Enumerable.Range(0, B * L * d).Select(_ => (random.NextDouble() * 2) - 1)];
         double[] c = [.. Enumerable.Range(0, B * L * n).Select(_ => (random.NextDouble() * 2) - 1)];
         double[] h0 = [.. Enumerable.Range(0, B * s).Select(_ => random.NextDouble() - 0.5)];
@@ -181,7 +182,8 @@ public sealed class IlgpuBackendTests
             "diag-gru" => Grads(new DiagonalGruCell<double>(StructuredWeights<double>.Random(3, n, D, 3, random, 1.5)), x, c, h0, tight, scan),
             "diag-lstm" => Grads(new DiagonalLstmCell<double>(StructuredWeights<double>.Random(4, n, D, 2, random, 1.5)), x, c, h0, tight, scan),
             "gilr" => Grads(GilrCell<double>.Random(D, n, random), x, c, h0, tight with { Method = SolveMethod.Scan }, scan),
-            _ => Grads(SruCell<double>.Random(n, random), x, c, h0, tight with { Method = SolveMethod.Scan }, scan),
+            "sru" => Grads(SruCell<double>.Random(n, random), x, c, h0, tight with { Method = SolveMethod.Scan }, scan),
+            _ => Grads(GilrLstmCell<double>.Random(D, n, random), x, c, h0, tight with { Method = SolveMethod.Scan }, scan),
         };
 
         Assert.Equal(ComputeDevice.Emulated, device.Forward.Device);

@@ -163,6 +163,74 @@ internal static class AdjointKernels
         }
     }
 
+    /// <summary>
+    /// GILR-LSTM's two reversed diagonal recurrences (state [h; h~; c], xp = [gate; impulse; W_ih x + b], hh = W_hh h~_{t−1}
+    /// [rows, 4n]), one thread per (seq, u, channel), t = L − 1 − u. Level 0, c: dc_t = g_t o_t + f_{t+1} dc_{t+1} (h = o c
+    /// reads no earlier h). Level 1, h~: v~_t = q_{t+1} + gate_{t+1} v~_{t+1}, with q = W_hhᵀ δ_gates (the gates at t + 1
+    /// read h~_t). a_0 = b's q-part at u = 0 = 0.
+    /// </summary>
+    public static void GilrLstmCoefficients<T>(Index1D index, ArrayView<T> xp, ArrayView<T> hh, ArrayView<T> cotangent, ArrayView<T> q, ArrayView<T> a,
+        ArrayView<T> b, int length, int n, int level)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int j = index % n;
+        long row = index / n, seq = row / length;
+        int u = (int)(row % length);
+        long t = (seq * length) + (length - 1 - u), next = t + 1;
+        if (level == 0)
+        {
+            a[index] = u == 0 ? T.Zero : Sigmoid(xp[(next * 6 * n) + (3 * n) + j] + hh[(next * 4 * n) + n + j]);
+            b[index] = cotangent[(t * n) + j] * Sigmoid(xp[(t * 6 * n) + (5 * n) + j] + hh[(t * 4 * n) + (3 * n) + j]);
+        }
+        else
+        {
+            a[index] = u == 0 ? T.Zero : Sigmoid(xp[(next * 6 * n) + j]);
+            b[index] = u == 0 ? T.Zero : q[(next * n) + j];
+        }
+    }
+
+    /// <summary>
+    /// GILR-LSTM's gate δ for one (row, channel) from dc and the output cotangent: into dih's LSTM rows [2n, 6n) and,
+    /// contiguous, dhh [rows, 4n] (for W_hh's sums and W_hhᵀ δ); ∂c_{t−1} = dc f.
+    /// </summary>
+    public static void GilrLstmDelta<T>(Index1D index, ArrayView<T> xp, ArrayView<T> hh, ArrayView<T> states, ArrayView<T> prev, ArrayView<T> dc,
+        ArrayView<T> cotangent, ArrayView<T> dih, ArrayView<T> dhh, ArrayView<T> direct, int n)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int j = index % n;
+        long row = index / n, g = row * 6 * n, r = row * 4 * n, state = row * 3 * n;
+        T ig = Sigmoid(xp[g + (2 * n) + j] + hh[r + j]);
+        T fg = Sigmoid(xp[g + (3 * n) + j] + hh[r + n + j]);
+        T zg = T.Tanh(xp[g + (4 * n) + j] + hh[r + (2 * n) + j]);
+        T og = Sigmoid(xp[g + (5 * n) + j] + hh[r + (3 * n) + j]);
+        T d = dc[index], gh = cotangent[index];
+        T di = d * zg * ig * (T.One - ig), df = d * prev[state + (2 * n) + j] * fg * (T.One - fg), dz = d * ig * (T.One - (zg * zg));
+        T dout = gh * states[state + (2 * n) + j] * og * (T.One - og);
+        dih[g + (2 * n) + j] = di;
+        dih[g + (3 * n) + j] = df;
+        dih[g + (4 * n) + j] = dz;
+        dih[g + (5 * n) + j] = dout;
+        dhh[r + j] = di;
+        dhh[r + n + j] = df;
+        dhh[r + (2 * n) + j] = dz;
+        dhh[r + (3 * n) + j] = dout;
+        direct[state + j] = T.Zero;
+        direct[state + (2 * n) + j] = d * fg;
+    }
+
+    /// <summary>GILR-LSTM's surrogate δ from v~ (as GILR's), and ∂h~_{t−1} = gate v~ + q.</summary>
+    public static void GilrLstmSurrogateDelta<T>(Index1D index, ArrayView<T> xp, ArrayView<T> prev, ArrayView<T> vs, ArrayView<T> q, ArrayView<T> dih,
+        ArrayView<T> direct, int n)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int j = index % n;
+        long row = index / n, g = row * 6 * n, state = row * 3 * n;
+        T gate = Sigmoid(xp[g + j]), impulse = T.Tanh(xp[g + n + j]), u = vs[index];
+        dih[g + j] = u * (prev[state + n + j] - impulse) * gate * (T.One - gate);
+        dih[g + n + j] = u * (T.One - gate) * (T.One - (impulse * impulse));
+        direct[state + n + j] = (gate * u) + q[index];
+    }
+
     /// <summary>v[seq, t] = w[seq, L − 1 − t].</summary>
     public static void Unreverse<T>(Index1D index, ArrayView<T> w, ArrayView<T> v, int length, int s)
         where T : unmanaged, IFloatingPointIeee754<T>

@@ -39,6 +39,9 @@ internal sealed class DeviceSolver<T> : IDisposable
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int> _productBlocks;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int> _surrogateCoefficients;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _surrogateDelta;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int> _gilrLstmCoefficients;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int> _gilrLstmDelta;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int> _gilrLstmSurrogateDelta;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int, int> _reverseCotangent;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int> _unreverse;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _initialState;
@@ -99,6 +102,9 @@ internal sealed class DeviceSolver<T> : IDisposable
         _productBlocks = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int, int>(AdjointKernels.ProductBlocks<T>);
         _surrogateCoefficients = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int>(AdjointKernels.SurrogateCoefficients<T>);
         _surrogateDelta = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.SurrogateDelta<T>);
+        _gilrLstmCoefficients = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int>(AdjointKernels.GilrLstmCoefficients<T>);
+        _gilrLstmDelta = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int>(AdjointKernels.GilrLstmDelta<T>);
+        _gilrLstmSurrogateDelta = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int>(AdjointKernels.GilrLstmSurrogateDelta<T>);
         _reverseCotangent = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int, int>(AdjointKernels.ReverseCotangent<T>);
         _unreverse = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.Unreverse<T>);
         _initialState = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(AdjointKernels.InitialStateAdjoint<T>);
@@ -276,11 +282,11 @@ internal sealed class DeviceSolver<T> : IDisposable
 
     /// <summary>
     /// Whether <see cref="Gradient"/> runs the adjoint of <paramref name="cell"/> on the device: the dense and custom cells
-    /// whose full Jacobian the block scan takes (S ≤ 32), the structured cells (their blocks, any n), and GILR and SRU
-    /// (one reversed diagonal scan, any n).
+    /// whose full Jacobian the block scan takes (S ≤ 32), the structured cells (their blocks, any n), and the linear
+    /// surrogates (reversed diagonal scans, any n).
     /// </summary>
     public static bool HasAdjoint(DeviceCell<T> cell) =>
-        cell.Kind is DeviceCellKind.Gilr or DeviceCellKind.Sru
+        cell.Linear
         || (cell.Structured ? cell.Structure.Side <= DeviceCell<T>.MaxDenseState
             : cell.Kind is DeviceCellKind.TanhRnn or DeviceCellKind.Gru or DeviceCellKind.Lstm or DeviceCellKind.Custom && cell.StateSize <= DeviceCell<T>.MaxDenseState);
 
@@ -294,7 +300,7 @@ internal sealed class DeviceSolver<T> : IDisposable
     {
         if (!HasAdjoint(cell))
         {
-            throw new NotSupportedException($"{cell.Kind}: the device adjoint takes the dense and custom cells with states up to {DeviceCell<T>.MaxDenseState}, the structured cells, GILR and SRU.");
+            throw new NotSupportedException($"{cell.Kind}: the device adjoint takes the dense and custom cells with states up to {DeviceCell<T>.MaxDenseState}, the structured cells and the linear surrogates.");
         }
 
         int n = cell.HiddenSize, d = cell.InputSize, s = cell.StateSize, gates = cell.Gates * n, side = cell.Linear ? 1 : cell.Structure.Side, k = cell.BlockSize;
@@ -333,14 +339,33 @@ internal sealed class DeviceSolver<T> : IDisposable
 
         _project((int)(rows * gates), wih.View, bih.View, x.View, xp.View, d, gates);
 
-        if (cell.Linear)
+        int chunkCount = DiagonalScan<T>.Chunks(batch, length, n, threads: 1 << 16);
+        if (cell.Kind == DeviceCellKind.GilrLstm)
+        {
+            // 1-3. GILR-LSTM: the gates at the solution (hh = W_hh h~_{t−1}), the reversed scan for c, the gates' δ, q = W_hhᵀ δ,
+            // the reversed scan for h~, then the surrogate's δ.
+            long m = rows * n;
+            _shift((int)(rows * s), current.View, h0.View, previous.View, length, s);
+            _product((int)(rows * 4 * n), whh.View, previous.View.SubView(n, (rows * s) - n), hh.View, n, s, 4 * n);
+            ArrayView<T> dc = v.View.SubView(0, m), vs = v.View.SubView(m, m), q = f.View.SubView(0, m);
+            _gilrLstmCoefficients((int)m, xp.View, hh.View, cot.View, q, a.View, b.View, length, n, 0);
+            _diagonal.Solve(a.View, b.View, zero.View, term.View, batch, length, n, chunkCount);
+            _unreverse((int)m, term.View, dc, length, n);
+            _gilrLstmDelta((int)m, xp.View, hh.View, current.View, previous.View, dc, cot.View, dih.View, dhh.View, direct.View, n);
+            _productT((int)m, dhh.View, whh.View, q, 4 * n, n, n, 0);
+            _gilrLstmCoefficients((int)m, xp.View, hh.View, cot.View, q, a.View, b.View, length, n, 1);
+            _diagonal.Solve(a.View, b.View, zero.View, term.View, batch, length, n, chunkCount);
+            _unreverse((int)m, term.View, vs, length, n);
+            _gilrLstmSurrogateDelta((int)m, xp.View, previous.View, vs, q, dih.View, direct.View, n);
+        }
+        else if (cell.Linear)
         {
             // 1-3. A linear surrogate: one reversed diagonal scan over its n linear channels gives their adjoint, then δ
             // over its projection rows (it has no W_hh).
             int surrogate = cell.Kind == DeviceCellKind.Gilr ? 0 : 1;
             _shift((int)(rows * s), current.View, h0.View, previous.View, length, s);
             _surrogateCoefficients((int)(rows * n), xp.View, current.View, cot.View, a.View, b.View, length, n, surrogate);
-            _diagonal.Solve(a.View, b.View, zero.View, term.View, batch, length, n, DiagonalScan<T>.Chunks(batch, length, n, threads: 1 << 16));
+            _diagonal.Solve(a.View, b.View, zero.View, term.View, batch, length, n, chunkCount);
             _unreverse((int)(rows * n), term.View, v.View, length, n);
             _surrogateDelta((int)(rows * n), xp.View, current.View, previous.View, v.View, cot.View, dih.View, direct.View, n, surrogate);
         }
@@ -390,6 +415,12 @@ internal sealed class DeviceSolver<T> : IDisposable
             Sum(dhh.View, dhh.View, gBhh.View, 0, 0);
             _productBlocks((int)(rows * n), dhh.View, whh.View, direct.View, gates, n, k, s);
         }
+        else if (cell.Kind == DeviceCellKind.GilrLstm)
+        {
+            // W_hh [4n, n] reads h~ (offset n of each state); δ_gates is dhh [rows, 4n].
+            _accumulate(chunks * 4 * n * n, dhh.View, previous.View.SubView(n, (rows * s) - n), partial.View, 4 * n, n, s, (int)rows, chunkRows);
+            _sumChunks(4 * n * n, partial.View, gWhh.View, 4 * n * n, chunks);
+        }
         else if (!cell.Linear)
         {
             Sum(dhh.View, previous.View, gWhh.View, n, s);
@@ -405,6 +436,9 @@ internal sealed class DeviceSolver<T> : IDisposable
             DeviceCellKind.Gilr => [.. gw.AsSpan(0, n * d), .. gb.AsSpan(0, n), .. gw.AsSpan(n * d, n * d), .. gb.AsSpan(n, n)],
             // SRU's: [W (3n × n, rows x̃, f, r), b_f, b_r]; the device's fourth block of rows is the highway's identity.
             DeviceCellKind.Sru => [.. gw.AsSpan(0, 3 * n * n), .. gb.AsSpan(n, 2 * n)],
+            // GILR-LSTM's: [its GILR's, W_ih (4n × d), W_hh (4n × n), b (4n)]; the device's rows are [gate; impulse; W_ih].
+            DeviceCellKind.GilrLstm => [.. gw.AsSpan(0, n * d), .. gb.AsSpan(0, n), .. gw.AsSpan(n * d, n * d), .. gb.AsSpan(n, n),
+                .. gw.AsSpan(2 * n * d, 4 * n * d), .. gWhh.GetAsArray1D().AsSpan(0, 4 * n * n), .. gb.AsSpan(2 * n, 4 * n)],
             _ => [.. gw, .. gWhh.GetAsArray1D(), .. gb, .. gBhh.GetAsArray1D()],
         };
         T[] all = direct.GetAsArray1D();
