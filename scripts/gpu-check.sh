@@ -22,9 +22,14 @@ here=\$(cd "\$(dirname "\$0")" && pwd)
 results=\${OUT:-\$here/results}
 mkdir -p "\$results"
 python=\$(command -v python3 || true)
-"\$here/deer" info 2>&1 | tee "\$results/info.txt"
-"\$here/deer" selftest --device gpu --out "\$results/selftest.json" 2>&1 | tee "\$results/selftest.txt"
-"\$here/deer" bench --device gpu --out-dir "\$results" ${bench_args} \${python:+--python "\$python"} 2>&1 | tee "\$results/bench.txt"
+# Within 8 minutes in all: each step has its own limit, so one that hangs cannot take the others' time.
+timeout 60 "\$here/deer" info 2>&1 | tee "\$results/info.txt"
+timeout 150 "\$here/deer" selftest --device gpu --out "\$results/selftest.json" 2>&1 | tee "\$results/selftest.txt"
+timeout 260 "\$here/deer" bench --device gpu --out-dir "\$results" ${bench_args} \${python:+--python "\$python"} 2>&1 | tee "\$results/bench.txt"
+# The short table, last.
+echo
+echo "== selftest: \$(tail -n 1 "\$results/selftest.txt" 2>/dev/null)"
+if [ -f "\$results/bench-gpu.md" ]; then grep '^|' "\$results/bench-gpu.md"; else echo "== bench: no bench-gpu.md (see bench.txt)"; tail -n 5 "\$results/bench.txt"; fi
 RUN
 chmod +x "$out/run.sh" "$out/deer"
 du -sh "$out"

@@ -6,13 +6,14 @@ using DeerSharp.Cells;
 using DeerSharp.Gpu;
 using ILGPU;
 using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
 
 namespace DeerSharp.Cli.Bench;
 
 /// <summary>
 /// `deer bench --device gpu` (or `emulated`, for a smoke run on ILGPU's CPU accelerator): the ILGPU backend measured in one
 /// run against (1) the device's own copy bandwidth, for the
-/// diagonal scan; (2) its own sequential kernel, the CPU backend, PyTorch's cuDNN nn.GRU and a JAX DEER
+/// diagonal scan; (2) cuBLAS, for the recurrent product, where it loads; (3) its own sequential kernel, the CPU backend, PyTorch's cuDNN nn.GRU and a JAX DEER
 /// (benchmarks/peers/jax_deer.py), for GRUs of batch 16. Writes bench-gpu.md and bench-gpu.json.
 /// </summary>
 /// <remarks>
@@ -28,6 +29,8 @@ internal static class GpuBench
         public double CopyGBs => 8.0 * Elements / CopySeconds / 1e9;
     }
 
+    private sealed record ProductRow(int N, int Rows, double KernelSeconds, double CuBlasSeconds, double MaxDifference, string Note);
+
     private sealed record GruRow(int N, int Length, string Runner, double Seconds, double Speedup, double MaxDifference, int Iterations, string Note);
 
     public static int Run(ComputeDevice device, string outDir, bool quick, int repeats, bool peers, string? python, TextWriter log)
@@ -42,11 +45,12 @@ internal static class GpuBench
         string flag = device == ComputeDevice.Emulated ? "emulated" : "gpu";
         log.WriteLine($"deer bench --device {flag}{(quick ? " --quick" : "")}: {description}; median of {repeats} runs after a warm-up.");
         List<ScanRow> scans = Scans(accelerator, quick, repeats, log);
+        List<ProductRow> products = Products(accelerator, quick, repeats, log);
         (List<GruRow> grus, string? peerNote) = Grus(device == ComputeDevice.Emulated ? ComputeDevice.Emulated : ComputeDevice.Gpu, quick, repeats,
             peers && device != ComputeDevice.Emulated, python, log);
         string date = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
         using var files = new AtomicFiles();
-        files.Stage(Path.Combine(outDir, "bench-gpu.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(description, flag, date, repeats, scans, grus, peerNote))));
+        files.Stage(Path.Combine(outDir, "bench-gpu.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(description, flag, date, repeats, scans, products, grus, peerNote))));
         files.Stage(Path.Combine(outDir, "bench-gpu.json"), "--out-dir", s =>
         {
             using var w = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });
@@ -68,6 +72,21 @@ internal static class GpuBench
                 w.WriteNumber("ScanGBs", r.ScanGBs);
                 w.WriteNumber("CopyGBs", r.CopyGBs);
                 w.WriteNumber("fraction", r.ScanGBs / r.CopyGBs);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            w.WritePropertyName("recurrent_product");
+            w.WriteStartArray();
+            foreach (ProductRow r in products)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("N", r.N);
+                w.WriteNumber("Rows", r.Rows);
+                w.WriteNumber("KernelSeconds", r.KernelSeconds);
+                ReportJson.Number(w, "CuBlasSeconds", r.CuBlasSeconds);
+                ReportJson.Number(w, "MaxDifference", r.MaxDifference);
+                w.WriteString("Note", r.Note);
                 w.WriteEndObject();
             }
 
@@ -128,6 +147,49 @@ internal static class GpuBench
                 log.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  diagonal scan T·n = 2^{Math.Log2(elements):F0} (n = {n}): {scan * 1e3:F3} ms, {row.ScanGBs:F0} GB/s; device copy {row.CopyGBs:F0} GB/s; {row.ScanGBs / row.CopyGBs:P0} of copy"));
             }
+        }
+
+        return rows;
+    }
+
+    /// <summary>
+    /// The GRU's recurrent product hh = H W_hhᵀ (G = 3n rows of W_hh, float32) for many rows at once, as every DEER
+    /// iteration computes it: Deer's kernel (one thread per output) against cuBLAS's GEMM where cuBLAS loads, with the
+    /// largest difference between the two.
+    /// </summary>
+    private static List<ProductRow> Products(Accelerator accelerator, bool quick, int repeats, TextWriter log)
+    {
+        var rows = new List<ProductRow>();
+        using CuBlasProducts? blas = CuBlasProducts.TryCreate(accelerator, out string why);
+        var kernel = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(DenseKernels.RecurrentProduct<float>);
+        int count = quick ? (accelerator.AcceleratorType == AcceleratorType.CPU ? 256 : 4096) : 65_536;
+        var random = new Random(3);
+        foreach (int n in quick ? new[] { 8 } : [8, 32, 64, 128, 256])
+        {
+            int gates = 3 * n;
+            float[] weights = [.. Enumerable.Range(0, gates * n).Select(_ => (float)((random.NextDouble() * 2) - 1))];
+            float[] states = [.. Enumerable.Range(0, count * n).Select(_ => (float)((random.NextDouble() * 2) - 1))];
+            using MemoryBuffer1D<float, Stride1D.Dense> whh = accelerator.Allocate1D(weights), prev = accelerator.Allocate1D(states),
+                ours = accelerator.Allocate1D<float>((long)count * gates), theirs = accelerator.Allocate1D<float>((long)count * gates);
+            double kernelSeconds = Median(repeats, () => kernel(count * gates, whh.View, prev.View, ours.View, n, n, gates), accelerator);
+            double blasSeconds = double.NaN, diff = double.NaN;
+            string note = blas is null ? why : "";
+            if (blas is not null)
+            {
+                try
+                {
+                    blasSeconds = Median(repeats, () => blas.RecurrentProduct(whh.View, prev.View, theirs.View, n, n, gates, count), accelerator);
+                    diff = Diff(ours.GetAsArray1D(), theirs.GetAsArray1D());
+                }
+                catch (Exception e) when (e is CuBlasException or InvalidOperationException or NotSupportedException or EntryPointNotFoundException)
+                {
+                    note = $"cuBLAS failed: {e.GetType().Name}: {e.Message}";
+                }
+            }
+
+            rows.Add(new ProductRow(n, count, kernelSeconds, blasSeconds, diff, note));
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  recurrent product n = {n}, {count} rows: kernel {kernelSeconds * 1e3:F3} ms, cuBLAS {(double.IsNaN(blasSeconds) ? "-" : $"{blasSeconds * 1e3:F3} ms")}, max |Δ| {diff:G2} {note}"));
         }
 
         return rows;
@@ -246,7 +308,8 @@ internal static class GpuBench
         return times[repeats / 2];
     }
 
-    private static string Markdown(string description, string flag, string date, int repeats, List<ScanRow> scans, List<GruRow> grus, string? peerNote)
+    private static string Markdown(string description, string flag, string date, int repeats, List<ScanRow> scans, List<ProductRow> products, List<GruRow> grus,
+        string? peerNote)
     {
         var md = new StringBuilder();
         md.AppendLine(CultureInfo.InvariantCulture, $"# deer bench --device {flag} ({date})");
@@ -260,6 +323,17 @@ internal static class GpuBench
         foreach (ScanRow r in scans)
         {
             md.AppendLine(CultureInfo.InvariantCulture, $"| 2^{Math.Log2(r.Elements):F0} | {r.N} | {r.ScanSeconds * 1e3:F3} | {r.ScanGBs:F0} | {r.CopyGBs:F0} | {r.ScanGBs / r.CopyGBs:P0} |");
+        }
+
+        md.AppendLine();
+        md.AppendLine("## The recurrent product H W_hhᵀ (GRU, G = 3n, float32): Deer's kernel against cuBLAS");
+        md.AppendLine();
+        md.AppendLine("| n | rows | kernel ms | cuBLAS ms | kernel / cuBLAS | max abs diff | note |");
+        md.AppendLine("|---|---|---|---|---|---|---|");
+        foreach (ProductRow r in products)
+        {
+            md.AppendLine(CultureInfo.InvariantCulture,
+                $"| {r.N} | {r.Rows} | {r.KernelSeconds * 1e3:F3} | {(double.IsNaN(r.CuBlasSeconds) ? "-" : (r.CuBlasSeconds * 1e3).ToString("F3", CultureInfo.InvariantCulture))} | {(double.IsNaN(r.CuBlasSeconds) ? "-" : (r.KernelSeconds / r.CuBlasSeconds).ToString("F2", CultureInfo.InvariantCulture))} | {r.MaxDifference:G2} | {r.Note} |");
         }
 
         md.AppendLine();
