@@ -229,6 +229,46 @@ public sealed class CustomCellOnDeviceTests
         return (Deer.Solve(cell, x, B, L, device, h0), Deer.Solve(cell, x, B, L, loop, h0));
     }
 
+    /// <summary>
+    /// The contract on a custom cell's device path: a capped solve reports MaxIterationsReached with the residual of the
+    /// states it returns; under the fallback the CPU loop's states come back, labelled.
+    /// </summary>
+    [Fact]
+    public void A_capped_custom_solve_is_honest_and_its_fallback_labelled()
+    {
+        int seed = Random.Shared.Next();
+        var random = new Random(seed);
+        var cell = DeviceRecurrence.Cell(new NeuralOde(5), NeuralOde.Parameters(5, random));
+        double[] x = [.. Enumerable.Range(0, B * L * NeuralOde.D).Select(_ => (random.NextDouble() * 2) - 1)];
+        SolveResult<double> loop = Deer.Solve(cell, x, B, L, new SolveOptions { Method = SolveMethod.Sequential });
+        var capped = new SolveOptions { Method = SolveMethod.QuasiDeer, Device = ComputeDevice.Emulated, MaxIterations = 1, Fallback = FallbackPolicy.None };
+        SolveResult<double> honest = Deer.Solve(cell, x, B, L, capped);
+        Assert.Equal(SolveStatus.MaxIterationsReached, honest.Status);
+        Assert.True(honest.MaxResidual > 1e-10 && !honest.Converged, $"seed {seed}: {honest}");
+        double residual = 0;
+        var next = new double[NeuralOde.S];
+        for (int b = 0; b < B; b++)
+        {
+            for (int t = 0; t < L; t++)
+            {
+                ReadOnlySpan<double> previous = t == 0 ? new double[NeuralOde.S] : honest.States.AsSpan(((b * L) + t - 1) * NeuralOde.S, NeuralOde.S);
+                NeuralOde.Step([.. cell.Parameters], 5, previous, x.AsSpan(((b * L) + t) * NeuralOde.D, NeuralOde.D), next);
+                for (int i = 0; i < NeuralOde.S; i++)
+                {
+                    residual = Math.Max(residual, Math.Abs(honest.States[(((b * L) + t) * NeuralOde.S) + i] - next[i]));
+                }
+            }
+        }
+
+        Assert.True(Math.Abs(residual - honest.MaxResidual) <= 1e-12 * Math.Max(1, residual), $"seed {seed}: reported residual {honest.MaxResidual:G6}, recomputed {residual:G6}");
+
+        SolveResult<double> rescued = Deer.Solve(cell, x, B, L, capped with { Fallback = FallbackPolicy.Sequential });
+        Assert.True(rescued.Converged, rescued.ToString());
+        Assert.Equal(SolveMethod.QuasiDeer, rescued.Method);
+        Assert.Equal(SolveMethod.Sequential, rescued.FallbackMethod);
+        Assert.True(rescued.States.Zip(loop.States, (a, b) => Math.Abs(a - b)).Max() <= 1e-12);
+    }
+
     /// <summary>The CPU form of a device recurrence (unit by unit over spans), its loop against the same step written plainly: 1e-12.</summary>
     [Fact]
     public void The_cpu_form_matches_a_hand_written_loop()
