@@ -5,8 +5,10 @@ namespace DeerSharp.Gpu;
 
 /// <summary>
 /// quasi-ELK on the device (reference §6, the CPU's Solver.SolveDamped): the residual r = h − f with its sum of squares
-/// (the Levenberg-Marquardt merit, accumulated in double), the damped tridiagonal step per state channel by the Thomas
-/// algorithm (one thread per (sequence, channel), sequential in t), and the update.
+/// (the Levenberg-Marquardt merit, accumulated in double), the damped tridiagonal step per state channel, and the update.
+/// The step is solved by parallel cyclic reduction (⌈log2 L⌉ launches, each parallel over every (sequence, step, channel))
+/// when the sequences and channels alone are too few to fill a GPU, else by the Thomas algorithm (one thread per
+/// (sequence, channel), sequential in t, O(L) work).
 /// </summary>
 internal static class DampedKernels
 {
@@ -55,6 +57,63 @@ internal static class DampedKernels
             step[k] -= sweep[k] * step[k + s];
         }
     }
+
+    /// <summary>
+    /// The same system as <see cref="Thomas{T}"/> written out for parallel cyclic reduction, one thread per (sequence,
+    /// step, channel): lower_t = −d_t (0 at t = 0), main_t = 1 + λ + d_{t+1}², upper_t = −d_{t+1} (0 at the end),
+    /// rhs_t = −(r_t − d_{t+1} r_{t+1}).
+    /// </summary>
+    public static void CyclicSetup<T>(Index1D index, ArrayView<T> r, ArrayView<T> d, ArrayView<T> lower, ArrayView<T> main, ArrayView<T> upper,
+        ArrayView<T> rhs, T lambda, int length, int s)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int t = (int)(index / s % length);
+        bool hasNext = t + 1 < length;
+        T dNext = hasNext ? d[index + s] : T.Zero, rNext = hasNext ? r[index + s] : T.Zero;
+        lower[index] = t > 0 ? -d[index] : T.Zero;
+        main[index] = T.One + lambda + (dNext * dNext);
+        upper[index] = -dNext;
+        rhs[index] = -(r[index] - (dNext * rNext));
+    }
+
+    /// <summary>
+    /// One step of parallel cyclic reduction at distance <paramref name="delta"/>: equation t eliminates its couplings to
+    /// t ± δ with equations t ± δ, and couples to t ± 2δ instead. After ⌈log2 L⌉ steps every equation stands alone. The
+    /// system is symmetric positive definite, and each step keeps it so (the new equations are Schur complements), so no
+    /// pivoting is needed. Reads one set of arrays, writes the other.
+    /// </summary>
+    public static void CyclicStep<T>(Index1D index, ArrayView<T> lower, ArrayView<T> main, ArrayView<T> upper, ArrayView<T> rhs,
+        ArrayView<T> lowerOut, ArrayView<T> mainOut, ArrayView<T> upperOut, ArrayView<T> rhsOut, int delta, int length, int s)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int t = (int)(index / s % length);
+        long back = index - ((long)delta * s), ahead = index + ((long)delta * s);
+        T b = main[index], y = rhs[index], newLower = T.Zero, newUpper = T.Zero;
+        if (t >= delta)
+        {
+            T k = lower[index] / main[back];
+            newLower = -lower[back] * k;
+            b -= upper[back] * k;
+            y -= rhs[back] * k;
+        }
+
+        if (t + delta < length)
+        {
+            T k = upper[index] / main[ahead];
+            newUpper = -upper[ahead] * k;
+            b -= lower[ahead] * k;
+            y -= rhs[ahead] * k;
+        }
+
+        lowerOut[index] = newLower;
+        mainOut[index] = b;
+        upperOut[index] = newUpper;
+        rhsOut[index] = y;
+    }
+
+    /// <summary>The decoupled equations' solution: step = rhs / main.</summary>
+    public static void CyclicSolve<T>(Index1D index, ArrayView<T> main, ArrayView<T> rhs, ArrayView<T> step)
+        where T : unmanaged, IFloatingPointIeee754<T> => step[index] = rhs[index] / main[index];
 
     /// <summary>target += delta.</summary>
     public static void Add<T>(Index1D index, ArrayView<T> target, ArrayView<T> delta)

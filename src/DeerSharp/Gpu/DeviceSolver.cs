@@ -28,6 +28,9 @@ internal sealed class DeviceSolver<T> : IDisposable
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>[] _structured;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int> _loop;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, T, int, int> _thomas;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, T, int, int> _cyclicSetup;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int> _cyclicStep;
+    private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>> _cyclicSolve;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>> _add;
     private readonly Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>>? _meritSingle;
     private readonly Action<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<double>, ArrayView<double>>? _meritDouble;
@@ -85,6 +88,9 @@ internal sealed class DeviceSolver<T> : IDisposable
         ];
         _loop = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int>(DenseKernels.Loop<T>);
         _thomas = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, T, int, int>(DampedKernels.Thomas<T>);
+        _cyclicSetup = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, T, int, int>(DampedKernels.CyclicSetup<T>);
+        _cyclicStep = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int, int>(DampedKernels.CyclicStep<T>);
+        _cyclicSolve = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>>(DampedKernels.CyclicSolve<T>);
         _add = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>>(DampedKernels.Add<T>);
         if (typeof(T) == typeof(float))
         {
@@ -276,7 +282,7 @@ internal sealed class DeviceSolver<T> : IDisposable
     public static long BytesPerRow(DeviceCell<T> cell, SolveMethod method)
     {
         long values = cell.InputSize + (2L * cell.ProjectionSize) + (4L * cell.StateSize) + JacobianPerStep(cell, method)
-            + (method == SolveMethod.QuasiElk ? 6L * cell.StateSize : 0);
+            + (method == SolveMethod.QuasiElk ? 14L * cell.StateSize : 0);
         return (values + (values / 4) + 1) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
     }
 
@@ -514,7 +520,7 @@ internal sealed class DeviceSolver<T> : IDisposable
 
     /// <summary>
     /// quasi-ELK as the CPU runs it (Solver.SolveDamped): Levenberg-Marquardt on r = h − f with the Jacobian's diagonal,
-    /// the tridiagonal step per channel on the device, λ × 0.3 after a step that lowers Σ|r|² or max|r|, × 10 and retry
+    /// the tridiagonal step per channel on the device (cyclic reduction or Thomas, <see cref="CyclicBelow"/>), λ × 0.3 after a step that lowers Σ|r|² or max|r|, × 10 and retry
     /// after one that does not, stalled past λ = 10^16. The residual of the returned iterate is the accepted one's.
     /// </summary>
     private Outcome SolveDamped(DeviceCell<T> cell, MemoryBuffer1D<T, Stride1D.Dense> xp, MemoryBuffer1D<T, Stride1D.Dense> whh,
@@ -528,6 +534,7 @@ internal sealed class DeviceSolver<T> : IDisposable
         using MemoryBuffer1D<T, Stride1D.Dense> residual = _accelerator.Allocate1D<T>(count), candidate = _accelerator.Allocate1D<T>(count),
             diagonal = _accelerator.Allocate1D<T>(count), sweep = _accelerator.Allocate1D<T>(count), step = _accelerator.Allocate1D<T>(count),
             backup = _accelerator.Allocate1D<T>(count);
+        using CyclicBuffers? cyclic = (long)batch * s < CyclicBelow ? new CyclicBuffers(_accelerator, count) : null;
         (double ratio, double max) = Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 1, atol, rtol);
         history.Add(max);
         if (Status(ratio, 0, int.MaxValue) is { } first)
@@ -547,7 +554,7 @@ internal sealed class DeviceSolver<T> : IDisposable
                 return new Outcome(current.GetAsArray1D(), accepted, SolveStatus.MaxIterationsReached, max, acceptedRatio, history);
             }
 
-            _thomas(batch * s, r.View, diagonal.View, sweep.View, step.View, T.CreateTruncating(lambda), length, s);
+            DampedStep(r.View, diagonal.View, sweep.View, step.View, cyclic, T.CreateTruncating(lambda), batch, length, s);
             backup.View.CopyFrom(current.View);
             _add((int)count, current.View, step.View);
             (double candidateRatio, double candidateMax) = Evaluate(cell, xp, whh, bhh, h0, current, previous, hh, f, jac, term, batch, length, mode: 1, atol, rtol);
@@ -577,6 +584,59 @@ internal sealed class DeviceSolver<T> : IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Below this many channels (B·S) the damped step runs parallel cyclic reduction, parallel over t as well; at or above
+    /// it, the Thomas algorithm, whose B·S threads are then enough to fill a GPU and whose O(L) work is log2 L times less.
+    /// A choice by counting threads, not yet by a GPU measurement.
+    /// </summary>
+    internal const long CyclicBelow = 1 << 16;
+
+    /// <summary>Two sets of (lower, main, upper, rhs) for cyclic reduction's steps, read from one and written to the other.</summary>
+    private sealed class CyclicBuffers(Accelerator accelerator, long count) : IDisposable
+    {
+        private readonly MemoryBuffer1D<T, Stride1D.Dense>[] _buffers = [.. Enumerable.Range(0, 8).Select(_ => accelerator.Allocate1D<T>(count))];
+
+        public ArrayView<T> this[int set, int part] => _buffers[(4 * set) + part].View;
+
+        public void Dispose()
+        {
+            foreach (MemoryBuffer1D<T, Stride1D.Dense> buffer in _buffers)
+            {
+                buffer.Dispose();
+            }
+        }
+    }
+
+    /// <summary>The damped step per channel into <paramref name="step"/>, by cyclic reduction when <paramref name="parallel"/>, else by Thomas: for tests.</summary>
+    internal void DampedStep(ArrayView<T> r, ArrayView<T> d, ArrayView<T> sweep, ArrayView<T> step, bool parallel, T lambda, int batch, int length, int s)
+    {
+        using CyclicBuffers? cyclic = parallel ? new CyclicBuffers(_accelerator, (long)batch * length * s) : null;
+        DampedStep(r, d, sweep, step, cyclic, lambda, batch, length, s);
+        _accelerator.Synchronize();
+    }
+
+    /// <summary>The damped step per channel into <paramref name="step"/>: cyclic reduction when <paramref name="cyclic"/> is given, else Thomas.</summary>
+    private void DampedStep(ArrayView<T> r, ArrayView<T> d, ArrayView<T> sweep, ArrayView<T> step, CyclicBuffers? cyclic, T lambda, int batch, int length, int s)
+    {
+        if (cyclic is null)
+        {
+            _thomas(batch * s, r, d, sweep, step, lambda, length, s);
+            return;
+        }
+
+        int count = batch * length * s, from = 0;
+        _cyclicSetup(count, r, d, cyclic[0, 0], cyclic[0, 1], cyclic[0, 2], cyclic[0, 3], lambda, length, s);
+        for (int delta = 1; delta < length; delta *= 2)
+        {
+            int to = 1 - from;
+            _cyclicStep(count, cyclic[from, 0], cyclic[from, 1], cyclic[from, 2], cyclic[from, 3], cyclic[to, 0], cyclic[to, 1], cyclic[to, 2], cyclic[to, 3],
+                delta, length, s);
+            from = to;
+        }
+
+        _cyclicSolve(count, cyclic[from, 1], cyclic[from, 3], step);
     }
 
     /// <summary>r = h − f into <paramref name="residual"/>; Σ r², summed on the device in double.</summary>
