@@ -162,14 +162,7 @@ internal sealed class DeviceSolver<T> : IDisposable
             current = _accelerator.Allocate1D<T>(rows * s), previous = _accelerator.Allocate1D<T>(rows * s), f = _accelerator.Allocate1D<T>(rows * s),
             hh = _accelerator.Allocate1D<T>(cell.Structured || cell.Linear || custom ? 1 : rows * projection), jac = _accelerator.Allocate1D<T>(rows * jacobianPerStep),
             term = _accelerator.Allocate1D<T>(rows * s);
-        if (initialState.IsEmpty)
-        {
-            h0.MemSetToZero();
-        }
-        else
-        {
-            h0.View.AsContiguous().CopyFromCPU(initialState[..(batch * s)]);
-        }
+        CopyOrZero(h0, initialState, batch * s);
 
         if (custom)
         {
@@ -334,14 +327,7 @@ internal sealed class DeviceSolver<T> : IDisposable
         current.View.AsContiguous().CopyFromCPU(states[..(int)(rows * s)]);
         cot.View.AsContiguous().CopyFromCPU(cotangent[..(int)(rows * outputSize)]);
         zero.MemSetToZero();
-        if (initialState.IsEmpty)
-        {
-            h0.MemSetToZero();
-        }
-        else
-        {
-            h0.View.AsContiguous().CopyFromCPU(initialState[..(batch * s)]);
-        }
+        CopyOrZero(h0, initialState, batch * s);
 
         _project((int)(rows * gates), wih.View, bih.View, x.View, xp.View, d, gates);
 
@@ -384,11 +370,8 @@ internal sealed class DeviceSolver<T> : IDisposable
                 _blockProduct((int)(rows * gates), whh.View, previous.View, hh.View, gates, n, k, s);
             }
 
-            // 2. Reverse time and transpose, then the block scan from zero: w_u = J_{L−u}ᵀ w_{u−1} + g_{L−1−u}; v_t = w_{L−1−t}.
-            _reverseTranspose((int)(rows * s * side), jac.View, a.View, length, s, side);
-            _reverseCotangent((int)(rows * s), cot.View, b.View, length, s, outputSize);
-            _blocks.Solve(a.View, b.View, zero.View, b.View, batch, length, s, cell.Structure, DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16));
-            _unreverse((int)(rows * s), b.View, v.View, length, s);
+            // 2. The adjoint v by the reversed, transposed block scan.
+            ReversedAdjoint(jac, cot, a, b, zero, v, batch, length, s, cell.Structure, outputSize);
 
             // 3. δ per step (the structured cells' gates are the dense ones' with hh from the blocks).
             int kind = cell.Kind switch
@@ -482,20 +465,10 @@ internal sealed class DeviceSolver<T> : IDisposable
         current.View.AsContiguous().CopyFromCPU(states[..(int)(rows * s)]);
         cot.View.AsContiguous().CopyFromCPU(cotangent[..(int)(rows * outputSize)]);
         zero.MemSetToZero();
-        if (initialState.IsEmpty)
-        {
-            h0.MemSetToZero();
-        }
-        else
-        {
-            h0.View.AsContiguous().CopyFromCPU(initialState[..(batch * s)]);
-        }
+        CopyOrZero(h0, initialState, batch * s);
 
         Evaluate(cell, x, theta, unused, h0, current, previous, unused, f, jac, term, batch, length, mode: 2, 1, 1);
-        _reverseTranspose((int)(rows * s * s), jac.View, a.View, length, s, s);
-        _reverseCotangent((int)(rows * s), cot.View, b.View, length, s, outputSize);
-        _blocks.Solve(a.View, b.View, zero.View, b.View, batch, length, s, new Cells.JacobianStructure(s), DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16));
-        _unreverse((int)(rows * s), b.View, v.View, length, s);
+        ReversedAdjoint(jac, cot, a, b, zero, v, batch, length, s, new Cells.JacobianStructure(s), outputSize);
 
         if (d > 0)
         {
@@ -516,6 +489,35 @@ internal sealed class DeviceSolver<T> : IDisposable
 
         _accelerator.Synchronize();
         return (gradient, d > 0 ? dx.View.SubView(0, rows * d).GetAsArray1D() : [], dh0.GetAsArray1D());
+    }
+
+    /// <summary>Copies the initial states to the device, or zeros them when none are given.</summary>
+    private static void CopyOrZero(MemoryBuffer1D<T, Stride1D.Dense> h0, ReadOnlySpan<T> initialState, int count)
+    {
+        if (initialState.IsEmpty)
+        {
+            h0.MemSetToZero();
+        }
+        else
+        {
+            h0.View.AsContiguous().CopyFromCPU(initialState[..count]);
+        }
+    }
+
+    /// <summary>
+    /// The adjoint v [B, L, S] from the Jacobians at the solution (full, or <paramref name="structure"/>'s blocks) and the
+    /// output cotangent: reverse time and transpose, then the block scan from zero, w_u = J_{L−u}ᵀ w_{u−1} + g_{L−1−u},
+    /// and v_t = w_{L−1−t}. <paramref name="a"/> and <paramref name="b"/> are scratch of the Jacobians' and the states' size.
+    /// </summary>
+    private void ReversedAdjoint(MemoryBuffer1D<T, Stride1D.Dense> jac, MemoryBuffer1D<T, Stride1D.Dense> cot, MemoryBuffer1D<T, Stride1D.Dense> a,
+        MemoryBuffer1D<T, Stride1D.Dense> b, MemoryBuffer1D<T, Stride1D.Dense> zero, MemoryBuffer1D<T, Stride1D.Dense> v, int batch, int length, int s,
+        Cells.JacobianStructure structure, int outputSize)
+    {
+        long rows = (long)batch * length;
+        _reverseTranspose((int)(rows * s * structure.Side), jac.View, a.View, length, s, structure.Side);
+        _reverseCotangent((int)(rows * s), cot.View, b.View, length, s, outputSize);
+        _blocks.Solve(a.View, b.View, zero.View, b.View, batch, length, s, structure, DiagonalScan<T>.Chunks(batch, length, s, threads: 1 << 16));
+        _unreverse((int)(rows * s), b.View, v.View, length, s);
     }
 
     /// <summary>
