@@ -121,8 +121,8 @@ internal static class RunCommand
     }
 
     /// <summary>
-    /// The solve's options. An explicitly chosen method stands or fails on its own unless --fallback asks otherwise; auto
-    /// always falls back.
+    /// The solve's options. An explicitly chosen method stands or fails on its own unless --fallback asks otherwise; the
+    /// library falls back for auto whatever this says (SolverSettings.FallbackApplies).
     /// </summary>
     internal static SolveOptions Options(Request q, IProgress<SolveProgress>? progress) => new()
     {
@@ -130,7 +130,7 @@ internal static class RunCommand
         AbsoluteTolerance = q.Atol,
         RelativeTolerance = q.Rtol,
         MaxIterations = q.MaxIterations,
-        Fallback = q.FallbackSequential || q.Method == SolveMethod.Auto ? FallbackPolicy.Sequential : FallbackPolicy.None,
+        Fallback = q.FallbackSequential ? FallbackPolicy.Sequential : FallbackPolicy.None,
         Progress = progress,
         Device = q.Device,
     };
@@ -172,7 +172,7 @@ internal static class RunCommand
         progress?.Dispose();
         if (!result.Converged)
         {
-            string hint = q.FallbackSequential || q.Method == SolveMethod.Auto ? "" : " Pass --fallback sequential to fall back instead.";
+            string hint = Engines.SolverSettings<T>.FallbackApplies(options) ? "" : " Pass --fallback sequential to fall back instead.";
             throw new NotConvergedException($"{MethodNames.Name(result.Method)} did not converge: {result.Message} Nothing was written.{hint}");
         }
 
@@ -217,7 +217,7 @@ internal static class RunCommand
             series.Add(($"{MethodNames.Name(method)}: {r.Status}", r.ResidualHistory));
         }
 
-        double atol = q.Atol ?? (typeof(T) == typeof(float) ? 1e-5 : 1e-10);
+        double atol = Engines.SolverSettings<T>.Tolerances(options).Absolute;
         return Charts.Convergence($"Convergence: {q.Cell}, layer 0, T = {length}, B = {batch}, {(typeof(T) == typeof(float) ? "float32" : "float64")}",
             series, atol, "the residual of each iterate, max over t, batch and state (initial guess: zeros)");
     }
@@ -322,7 +322,7 @@ internal static class RunCommand
     /// <summary>Where a solve ran, as reports name it: cpu, gpu, emulated, or mixed (a stack's layers on different devices).</summary>
     internal static string BackendName(ComputeDevice device) => device switch
     {
-        ComputeDevice.Gpu or ComputeDevice.Cuda => "gpu",
+        ComputeDevice.Gpu => "gpu",
         ComputeDevice.Emulated => "emulated",
         ComputeDevice.Auto => "mixed",
         _ => "cpu",

@@ -6,9 +6,6 @@ public enum ComputeDevice
     /// <summary>The CPU backend (the default): every cell, every method.</summary>
     Cpu,
 
-    /// <summary>A synonym of <see cref="Gpu"/> (the name of the CUDA backend that ILGPU replaced).</summary>
-    Cuda,
-
     /// <summary>
     /// The ILGPU backend on a GPU when one is present, the cell and method have kernels, and the problem is large enough
     /// to gain; else the CPU.

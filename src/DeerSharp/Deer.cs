@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using DeerSharp.Cells;
-using DeerSharp.Solvers;
+using DeerSharp.Driver;
 
 namespace DeerSharp;
 
@@ -32,7 +32,7 @@ public static partial class Deer
     {
         ArgumentNullException.ThrowIfNull(inputs);
         CheckInputWidth<TCell, T>(cell, inputs);
-        return Solver.Solve(cell, Flat<T>(inputs), 1, inputs.GetLength(0), initialState, warmStart, options);
+        return SolveDriver.Solve(cell, Flat<T>(inputs), 1, inputs.GetLength(0), initialState, warmStart, options);
     }
 
     /// <summary>Solves a batch of sequences. <paramref name="inputs"/> is [B, T, d]; states come back as [B, T, S].</summary>
@@ -47,7 +47,7 @@ public static partial class Deer
     {
         ArgumentNullException.ThrowIfNull(inputs);
         CheckInputWidth<TCell, T>(cell, inputs);
-        return Solver.Solve(cell, Flat<T>(inputs), inputs.GetLength(0), inputs.GetLength(1), initialState, warmStart, options);
+        return SolveDriver.Solve(cell, Flat<T>(inputs), inputs.GetLength(0), inputs.GetLength(1), initialState, warmStart, options);
     }
 
     /// <summary>The span-first core: <paramref name="inputs"/> holds [batchSize, length, d] values, row-major.</summary>
@@ -62,7 +62,7 @@ public static partial class Deer
         ReadOnlySpan<T> initialState = default, ReadOnlySpan<T> warmStart = default)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T> =>
-        Solver.Solve(cell, inputs, batchSize, length, initialState, warmStart, options);
+        SolveDriver.Solve(cell, inputs, batchSize, length, initialState, warmStart, options);
 
     /// <summary>
     /// Solves a stack of layers, each layer's outputs being the next layer's inputs, one layer after another
@@ -166,8 +166,8 @@ public static partial class Deer
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         SolveResult<T>? forward = warmStart.IsEmpty ? null
-            : Solvers.Solver.Solve(cell, inputs, batchSize, length, initialState, warmStart, Solvers.Adjoint.ForwardOptions(options ?? SolveOptions.Default));
-        var r = Solvers.Adjoint.Gradient(cell, inputs, batchSize, length, outputCotangent, initialState, options, gradient, solved: forward);
+            : SolveDriver.Solve(cell, inputs, batchSize, length, initialState, warmStart, GradientDriver.ForwardOptions(options ?? SolveOptions.Default));
+        var r = GradientDriver.Gradient(cell, inputs, batchSize, length, outputCotangent, initialState, options, gradient, solved: forward);
         return new GradientResult<T>(r.Forward, [r.Parameters], r.Inputs, r.InitialStates, r.Method, r.Windows, r.Device);
     }
 

@@ -35,7 +35,4 @@ internal static class Linear
             }
         }
     }
-
-    public static T Sigmoid<T>(T x)
-        where T : IFloatingPointIeee754<T> => T.One / (T.One + T.Exp(-x));
 }

@@ -27,12 +27,6 @@ public sealed record SolveOptions
     /// <summary>The starting trajectory when no warm start is given. Default: <see cref="InitialGuess.Zeros"/>.</summary>
     public InitialGuess InitialGuess { get; init; } = InitialGuess.Zeros;
 
-    /// <summary>
-    /// Tests only: a diagonal Newton update (quasi-DEER) as a separate evaluation pass and scan pass over the whole
-    /// sequence, instead of the fused pass that scans each block right after evaluating it. Both compute the same step.
-    /// </summary>
-    internal bool SeparateScan { get; init; }
-
     /// <summary>The most cores to use. Default: all of them (<see cref="Environment.ProcessorCount"/>).</summary>
     public int? MaxDegreeOfParallelism { get; init; }
 

@@ -44,9 +44,8 @@ public sealed class SolveResult<T>
     public T[] States { get; }
 
     /// <summary>
-    /// Where the solve ran: <see cref="ComputeDevice.Cpu"/>, <see cref="ComputeDevice.Gpu"/> or <see cref="ComputeDevice.Emulated"/>
-    /// (<see cref="ComputeDevice.Cuda"/> for the legacy CUDA layer); <see cref="ComputeDevice.Auto"/> for a stack whose
-    /// layers ran on different devices.
+    /// Where the solve ran: <see cref="ComputeDevice.Cpu"/>, <see cref="ComputeDevice.Gpu"/> or <see cref="ComputeDevice.Emulated"/>;
+    /// <see cref="ComputeDevice.Auto"/> for a stack whose layers ran on different devices.
     /// </summary>
     public ComputeDevice Device { get; internal set; } = ComputeDevice.Cpu;
 

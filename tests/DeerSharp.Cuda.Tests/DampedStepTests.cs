@@ -46,7 +46,7 @@ public sealed class DampedStepTests : IDisposable
         foreach (bool parallel in new[] { true, false })
         {
             step.MemSetToZero();
-            solver.DampedStep(dr.View, dd.View, sweep.View, step.View, parallel, lambda, Batch, length, S);
+            solver.Damping.Step(dr.View, dd.View, sweep.View, step.View, parallel, lambda, Batch, length, S);
             double[] x = step.GetAsArray1D();
             double worst = 0;
             for (int b = 0; b < Batch; b++)

@@ -76,7 +76,7 @@ public sealed class IlgpuStructuredTests : IDisposable
         Against<double>(kind, k, new Random(seed), 1e-9, 1e-10, seed);
     }
 
-    private void Against<T>(DeviceCellKind kind, int k, Random random, double agreement, double tolerance, int seed)
+    private static void Against<T>(DeviceCellKind kind, int k, Random random, double agreement, double tolerance, int seed)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         const int D = 3, B = 2, L = 300;
@@ -92,19 +92,30 @@ public sealed class IlgpuStructuredTests : IDisposable
             _ => Deer.Solve(new DiagonalLstmCell<T>(w), x, B, L, loop, h0),
         };
 
-        using var solver = new DeviceSolver<T>(_accelerator);
-        DeviceCell<T> cell = new(kind, n, D, k, w.WeightIH, w.WeightHH, w.BiasIH, w.BiasHH);
-        DeviceSolver<T>.Outcome r = solver.Solve(cell, x, B, L, h0, default, SolveMethod.Deer, tolerance, tolerance, maxIterations: 50);
+        var device = new SolveOptions
+        {
+            Method = SolveMethod.Deer, Device = ComputeDevice.Emulated, Fallback = FallbackPolicy.None, MaxIterations = 50,
+            AbsoluteTolerance = tolerance, RelativeTolerance = tolerance,
+        };
+        SolveResult<T> Solve(SolveOptions options) => kind switch
+        {
+            DeviceCellKind.IndRnn => Deer.Solve(new IndRnnCell<T>(w), x, B, L, options, h0),
+            DeviceCellKind.DiagonalGru => Deer.Solve(new DiagonalGruCell<T>(w), x, B, L, options, h0),
+            _ => Deer.Solve(new DiagonalLstmCell<T>(w), x, B, L, options, h0),
+        };
+
+        SolveResult<T> r = Solve(device);
         string what = $"seed {seed}, {kind} k={k} {typeof(T).Name}";
-        Assert.True(r.Status == SolveStatus.Converged, $"{what}: {r.Status} after {r.Iterations}, residual ratio {r.Ratio:G3}");
+        Assert.True(r.Status == SolveStatus.Converged, $"{what}: {r}");
+        Assert.Equal(ComputeDevice.Emulated, r.Device);
         // Exact Newton: quadratic convergence, a handful of iterations (quasi-DEER on the dense GRU needs 8 or more).
         Assert.True(r.Iterations is > 0 and <= 8, $"{what}: {r.Iterations} iterations");
         double diff = r.States.Zip(expected.States, (a, b) => Math.Abs(double.CreateTruncating(a - b))).Max();
         Assert.True(diff <= agreement, $"{what}: max |accelerator − loop| = {diff:G3} after {r.Iterations} iterations");
 
         // The check is honest: capped at one iteration it does not claim convergence.
-        DeviceSolver<T>.Outcome capped = solver.Solve(cell, x, B, L, h0, default, SolveMethod.Deer, tolerance, tolerance, maxIterations: 1);
+        SolveResult<T> capped = Solve(device with { MaxIterations = 1 });
         Assert.Equal(SolveStatus.MaxIterationsReached, capped.Status);
-        Assert.True(capped.Ratio > 1);
+        Assert.True(capped.MaxResidual > tolerance, $"{what}: {capped}");
     }
 }

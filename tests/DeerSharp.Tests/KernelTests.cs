@@ -125,8 +125,8 @@ public class KernelTests
             }
 
             float[] single = Numbers.As<float>(values);
-            Assert.Equal(expected, Solvers.Solver.FirstNonFinite<double>(values));
-            Assert.Equal(expected, Solvers.Solver.FirstNonFinite<float>(single));
+            Assert.Equal(expected, Cpu.Solver.FirstNonFinite<double>(values));
+            Assert.Equal(expected, Cpu.Solver.FirstNonFinite<float>(single));
         }
     });
 

@@ -39,11 +39,11 @@ public class SolveApiTests
     [Fact]
     public void Auto_picks_the_loop_on_few_cores_and_quasi_deer_only_for_long_single_sequences_on_many()
     {
-        Assert.Equal(SolveMethod.Sequential, Solvers.CostModel.Choose(batchSize: 1, length: 1 << 20, stateSize: 1, cores: 2));
-        Assert.Equal(SolveMethod.QuasiDeer, Solvers.CostModel.Choose(batchSize: 1, length: 1 << 20, stateSize: 1, cores: 64));
-        Assert.Equal(SolveMethod.Sequential, Solvers.CostModel.Choose(batchSize: 64, length: 1 << 20, stateSize: 1, cores: 64));
-        Assert.Equal(SolveMethod.Sequential, Solvers.CostModel.Choose(batchSize: 1, length: 1000, stateSize: 1, cores: 64));
-        Assert.Equal(SolveMethod.Sequential, Solvers.CostModel.Choose(batchSize: 1, length: 1 << 20, stateSize: 64, cores: 16));
+        Assert.Equal(SolveMethod.Sequential, Engines.CostModel.Choose(batchSize: 1, length: 1 << 20, stateSize: 1, cores: 2));
+        Assert.Equal(SolveMethod.QuasiDeer, Engines.CostModel.Choose(batchSize: 1, length: 1 << 20, stateSize: 1, cores: 64));
+        Assert.Equal(SolveMethod.Sequential, Engines.CostModel.Choose(batchSize: 64, length: 1 << 20, stateSize: 1, cores: 64));
+        Assert.Equal(SolveMethod.Sequential, Engines.CostModel.Choose(batchSize: 1, length: 1000, stateSize: 1, cores: 64));
+        Assert.Equal(SolveMethod.Sequential, Engines.CostModel.Choose(batchSize: 1, length: 1 << 20, stateSize: 64, cores: 16));
 
         var gru = GruCell<float>.Random(4, 8, new Random(1));
         SolveResult<float> r = Deer.Solve(gru, RandomInputs(5000, 4, 3), new SolveOptions { Method = SolveMethod.Auto, MaxDegreeOfParallelism = 2 });

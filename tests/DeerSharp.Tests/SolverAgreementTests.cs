@@ -63,7 +63,7 @@ public class SolverAgreementTests
                     double[] x = Numbers.Uniform(rnd, length * d, 2.0);
                     var fusedOptions = new SolveOptions { Method = SolveMethod.QuasiDeer, MaxDegreeOfParallelism = cores, Fallback = FallbackPolicy.None, MaxIterations = length + 1 };
                     var fused = Cells.With(kind, w, new SolveWith<double>(x, 1, length, fusedOptions, null));
-                    var separate = Cells.With(kind, w, new SolveWith<double>(x, 1, length, fusedOptions with { SeparateScan = true }, null));
+                    var separate = Cells.With(kind, w, new SolveWith<double>(x, 1, length, fusedOptions, null, separateScan: true));
                     string what = $"{kind} d={d} n={n} T={length} cores={cores}";
                     Assert.True(fused.Converged && separate.Converged, $"{what}: {fused.Status} / {separate.Status}");
                     Assert.True(Math.Abs(fused.Iterations - separate.Iterations) <= 1, $"{what}: {fused.Iterations} against {separate.Iterations} iterations");
@@ -100,7 +100,7 @@ public class SolverAgreementTests
     public void The_loop_with_its_output_prefaulted_gives_the_same_bits() => Seeded.Run(rnd =>
     {
         const int N = 16, D = 4;
-        int length = (int)(Solvers.Prefault.MinimumBytes / (N * sizeof(float))) + 1 + rnd.Next(10_000);
+        int length = (int)(Cpu.Prefault.MinimumBytes / (N * sizeof(float))) + 1 + rnd.Next(10_000);
         RecurrentWeights<double> w = Cells.Weights("gru", D, N, rnd);
         float[] x = Numbers.As<float>(Numbers.Uniform(rnd, length * D, 2.0));
         var two = Cells.With("gru", w, new SolveWith<float>(x, 1, length, new SolveOptions { Method = SolveMethod.Sequential, MaxDegreeOfParallelism = 2 }, null));
@@ -155,11 +155,12 @@ public class SolverAgreementTests
         return true;
     }
 
-    internal readonly struct SolveWith<T>(T[] x, int batch, int length, SolveOptions options, T[]? h0) : ICellFunc<T, SolveResult<T>>
+    /// <summary>Solves with the given cell; <paramref name="separateScan"/> (tests only) runs a diagonal update as a whole evaluation pass, then a whole scan.</summary>
+    internal readonly struct SolveWith<T>(T[] x, int batch, int length, SolveOptions options, T[]? h0, bool separateScan = false) : ICellFunc<T, SolveResult<T>>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         public SolveResult<T> Invoke<TCell>(TCell cell)
             where TCell : IRecurrentCell<T> =>
-            Deer.Solve(cell, x, batch, length, options, h0);
+            Driver.SolveDriver.Solve(cell, x, batch, length, h0, default, options, separateScan: separateScan);
     }
 }

@@ -159,7 +159,7 @@ public class StructuredCellTests
             where TCell : IRecurrentCell<double>
         {
             int s = cell.StateSize, p = cell.ProjectionSize;
-            JacobianStructure structure = JacobianStructure.Of<TCell, double>(cell) ?? throw new InvalidOperationException("no structure");
+            JacobianStructure structure = JacobianStructures.Of<TCell, double>(cell) ?? throw new InvalidOperationException("no structure");
             var projection = new double[p];
             cell.ProjectInputs(x, projection, 1);
             var work = new double[Math.Max(cell.WorkspaceSize, cell.BlockWorkspaceSize(1))];
@@ -282,11 +282,11 @@ public class StructuredCellTests
     public void Auto_picks_exact_Newton_for_structured_cells_when_the_cores_pay_for_it() => Seeded.Run(rnd =>
     {
         var diagonal = new JacobianStructure(1);
-        Assert.Equal(SolveMethod.Sequential, Solvers.CostModel.Choose(1, 1 << 16, 64, cores: 2, diagonal));
-        Assert.Equal(SolveMethod.Deer, Solvers.CostModel.Choose(1, 1 << 16, 64, cores: 16, diagonal));
-        Assert.Equal(SolveMethod.Sequential, Solvers.CostModel.Choose(1, 1 << 16, 64, cores: 16, new JacobianStructure(8)));
+        Assert.Equal(SolveMethod.Sequential, Engines.CostModel.Choose(1, 1 << 16, 64, cores: 2, diagonal));
+        Assert.Equal(SolveMethod.Deer, Engines.CostModel.Choose(1, 1 << 16, 64, cores: 16, diagonal));
+        Assert.Equal(SolveMethod.Sequential, Engines.CostModel.Choose(1, 1 << 16, 64, cores: 16, new JacobianStructure(8)));
         // The dense GRU at the same size and cores gets quasi-DEER or the loop, never exact DEER.
-        Assert.NotEqual(SolveMethod.Deer, Solvers.CostModel.Choose(1, 1 << 16, 64, cores: 16));
+        Assert.NotEqual(SolveMethod.Deer, Engines.CostModel.Choose(1, 1 << 16, 64, cores: 16));
 
         const int Length = 8192;
         var cell = DiagonalGruCell<double>.Random(4, 8, 1, rnd);

@@ -14,7 +14,7 @@ namespace DeerSharp.Cells;
 /// <see cref="GruCell{T}"/>; zero outside the blocks, so Newton's step is exact at the cost of a k×k block scan.
 /// Weights: <see cref="StructuredWeights{T}"/> with G = 3.
 /// </remarks>
-public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian
+public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian, IDeviceFormSource<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _c is null;
@@ -41,6 +41,9 @@ public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructed
 
     /// <summary>The layer's weights as given.</summary>
     public StructuredWeights<T> Weights => _w;
+
+    /// <summary>The device kernels' form of this cell.</summary>
+    DeviceCell<T>? IDeviceFormSource<T>.DeviceForm() => DeviceCell<T>.Blocks(DeviceCellKind.DiagonalGru, _w);
 
     /// <summary>Blocks of k units, one part.</summary>
     public JacobianStructure? JacobianStructure => new JacobianStructure(_c.BlockSize);

@@ -15,7 +15,7 @@ namespace DeerSharp.Cells;
 /// ∂h'_u/∂h_j = o(1-o) τ A_o[u, j] + o(1-τ²) ∂c'_u/∂h_j, ∂h'_u/∂c_u = o(1-τ²) f_u.
 /// Weights: <see cref="StructuredWeights{T}"/> with G = 4.
 /// </remarks>
-public readonly struct DiagonalLstmCell<T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian
+public readonly struct DiagonalLstmCell<T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian, IDeviceFormSource<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _c is null;
@@ -42,6 +42,9 @@ public readonly struct DiagonalLstmCell<T> : IDifferentiableCell<T>, IConstructe
 
     /// <summary>The layer's weights as given.</summary>
     public StructuredWeights<T> Weights => _w;
+
+    /// <summary>The device kernels' form of this cell.</summary>
+    DeviceCell<T>? IDeviceFormSource<T>.DeviceForm() => DeviceCell<T>.Blocks(DeviceCellKind.DiagonalLstm, _w);
 
     /// <summary>Blocks of k units over two parts, h and c.</summary>
     public JacobianStructure? JacobianStructure => new JacobianStructure(_c.BlockSize, Parts: 2);

@@ -12,7 +12,7 @@ namespace DeerSharp.Cells;
 /// The input projection holds the activated gate and impulse, [g_t; i_t]. The Jacobian is diag(g_t). Parameters, flat:
 /// [gate.weight, gate.bias, impulse.weight, impulse.bias].
 /// </remarks>
-public readonly struct GilrCell<T> : ILinearSurrogateCell<T>, IConstructedCell
+public readonly struct GilrCell<T> : ILinearSurrogateCell<T>, IConstructedCell, IDeviceFormSource<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _p is null;
@@ -33,6 +33,9 @@ public readonly struct GilrCell<T> : ILinearSurrogateCell<T>, IConstructedCell
 
     /// <summary>The weights as given.</summary>
     public GilrWeights<T> Weights { get; }
+
+    /// <summary>The device kernels' form of this cell.</summary>
+    DeviceCell<T>? IDeviceFormSource<T>.DeviceForm() => DeviceCell<T>.Gilr(Weights);
 
     /// <inheritdoc/>
     public int StateSize => _p.HiddenSize;

@@ -14,7 +14,7 @@ namespace DeerSharp.Cells;
 /// its diagonal is [0; g; f]. Parameters, flat: [surrogate.gate.weight, surrogate.gate.bias, surrogate.impulse.weight,
 /// surrogate.impulse.bias, weight_ih, weight_hh, bias]. Projections hold [g; i; W_ih x + b] (6n).
 /// </remarks>
-public readonly struct GilrLstmCell<T> : ILinearSurrogateCell<T>, IConstructedCell
+public readonly struct GilrLstmCell<T> : ILinearSurrogateCell<T>, IConstructedCell, IDeviceFormSource<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _c is null;
@@ -37,6 +37,9 @@ public readonly struct GilrLstmCell<T> : ILinearSurrogateCell<T>, IConstructedCe
 
     /// <summary>The weights as given.</summary>
     public GilrLstmWeights<T> Weights { get; }
+
+    /// <summary>The device kernels' form of this cell.</summary>
+    DeviceCell<T>? IDeviceFormSource<T>.DeviceForm() => DeviceCell<T>.GilrLstm(Weights);
 
     private int N => _c.HiddenSize;
 

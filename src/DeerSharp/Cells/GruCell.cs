@@ -14,7 +14,7 @@ namespace DeerSharp.Cells;
 /// α = (1 - z)(1 - n²) r(1 - r)(W_hn h + b_hn), γ = (1 - z)(1 - n²) r and ε = (h - n) z(1 - z).
 /// The diagonal (quasi-DEER) is the same expression at j = i: O(n) after the gates, J is never formed.
 /// </remarks>
-public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
+public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell, IDeviceFormSource<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _c is null;
@@ -41,6 +41,9 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell
 
     /// <summary>The layer's weights as given.</summary>
     public RecurrentWeights<T> Weights => _w;
+
+    /// <summary>The device kernels' form of this cell.</summary>
+    DeviceCell<T>? IDeviceFormSource<T>.DeviceForm() => DeviceCell<T>.Dense(DeviceCellKind.Gru, _w);
 
     /// <inheritdoc/>
     public int StateSize => _c.HiddenSize;

@@ -1,5 +1,4 @@
 using System.Numerics;
-using DeerSharp.Gpu;
 
 namespace DeerSharp.Cells;
 
@@ -72,7 +71,7 @@ public static class DeviceRecurrence
 /// An <see cref="IDeviceRecurrence"/> seen as an <see cref="IParameterizedRecurrence"/>: the CPU evaluates f unit by
 /// unit over spans; the ILGPU backend recognises it and compiles the function itself into its kernels.
 /// </summary>
-public readonly struct DeviceRecurrence<TFunction>(TFunction function) : IParameterizedRecurrence, IDeviceFunctionSource
+public readonly struct DeviceRecurrence<TFunction>(TFunction function) : IParameterizedRecurrence, IDeviceFunction
     where TFunction : struct, IDeviceRecurrence
 {
     /// <summary>The wrapped recurrence.</summary>
@@ -97,8 +96,7 @@ public readonly struct DeviceRecurrence<TFunction>(TFunction function) : IParame
         }
     }
 
-    DeviceCell<T> IDeviceFunctionSource.DeviceForm<T>(T[] parameters) =>
-        DeviceCell<T>.Custom(new CustomFunction<T, TFunction>(function), function.StateSize, function.InputSize, parameters);
+    TResult IDeviceFunction.Accept<TResult>(IDeviceFunctionVisitor<TResult> visitor) => visitor.Visit(function);
 }
 
 /// <summary>A span as an <see cref="IReadOnlyVector{TNum}"/>: the CPU's view of the state, input and parameters.</summary>

@@ -11,7 +11,7 @@ namespace DeerSharp.Cells;
 /// Jacobian: J[i, ⌊i/k⌋·k + c] = (1 - h'_i²) W_hh[i, c], zero outside the blocks, so DEER's Newton step is exact at
 /// the cost of a k×k block scan (a diagonal scan for k = 1). Weights: <see cref="StructuredWeights{T}"/> with G = 1.
 /// </remarks>
-public readonly struct IndRnnCell<T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian
+public readonly struct IndRnnCell<T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian, IDeviceFormSource<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _c is null;
@@ -38,6 +38,9 @@ public readonly struct IndRnnCell<T> : IDifferentiableCell<T>, IConstructedCell,
 
     /// <summary>The layer's weights as given.</summary>
     public StructuredWeights<T> Weights => _w;
+
+    /// <summary>The device kernels' form of this cell.</summary>
+    DeviceCell<T>? IDeviceFormSource<T>.DeviceForm() => DeviceCell<T>.Blocks(DeviceCellKind.IndRnn, _w);
 
     /// <summary>Blocks of k units, one part.</summary>
     public JacobianStructure? JacobianStructure => new JacobianStructure(_c.BlockSize);

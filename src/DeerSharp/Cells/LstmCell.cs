@@ -13,7 +13,7 @@ namespace DeerSharp.Cells;
 /// ∂c'/∂h = diag(c f(1-f)) W_hf + diag(g i(1-i)) W_hi + diag(i(1-g²)) W_hg; ∂c'/∂c = diag(f);
 /// ∂h'/∂h = diag(τ o(1-o)) W_ho + diag(o(1-τ²)) ∂c'/∂h; ∂h'/∂c = diag(o(1-τ²) f).
 /// </remarks>
-public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
+public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell, IDeviceFormSource<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _c is null;
@@ -40,6 +40,9 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell
 
     /// <summary>The layer's weights as given.</summary>
     public RecurrentWeights<T> Weights => _w;
+
+    /// <summary>The device kernels' form of this cell.</summary>
+    DeviceCell<T>? IDeviceFormSource<T>.DeviceForm() => DeviceCell<T>.Dense(DeviceCellKind.Lstm, _w);
 
     /// <summary>2n: the state is [h; c].</summary>
     public int StateSize => 2 * _c.HiddenSize;

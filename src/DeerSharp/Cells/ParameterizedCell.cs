@@ -14,7 +14,7 @@ namespace DeerSharp.Cells;
 /// A hand-written <see cref="IDifferentiableCell{T}"/> is faster where that matters (the built-in GRU's diagonal costs O(S)).
 /// The parameter values are copied when the cell is built.
 /// </remarks>
-public readonly struct ParameterizedCell<TFunction, T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian, Gpu.IDeviceFormSource<T>
+public readonly struct ParameterizedCell<TFunction, T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian, IDeviceFormSource<T>
     where TFunction : IParameterizedRecurrence
     where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -70,7 +70,8 @@ public readonly struct ParameterizedCell<TFunction, T> : IDifferentiableCell<T>,
     public TFunction Function => _f;
 
     /// <summary>The device form when the function is an <see cref="IDeviceRecurrence"/> (wrapped in <see cref="DeviceRecurrence{TFunction}"/>).</summary>
-    Gpu.DeviceCell<T>? Gpu.IDeviceFormSource<T>.DeviceForm() => _f is Gpu.IDeviceFunctionSource source ? source.DeviceForm(_parameters) : null;
+    DeviceCell<T>? IDeviceFormSource<T>.DeviceForm() =>
+        _f is IDeviceFunction function ? DeviceCell<T>.Custom(function, _stateSize, _inputSize, _parameters) : null;
 
     /// <summary>The parameter values θ.</summary>
     public ReadOnlySpan<T> Parameters => _parameters;

@@ -14,9 +14,12 @@ namespace DeerSharp.Cells;
 /// [weight, bias]. Projections hold [x̃; f; r; x] (4n). The Jacobian's only non-zero blocks are ∂c/∂c = diag(f) and
 /// ∂h/∂c = diag(r (1 - tanh²(c_t)) f); its diagonal is [0; f].
 /// </remarks>
-public readonly struct SruCell<T> : ILinearSurrogateCell<T>, IConstructedCell
+public readonly struct SruCell<T> : ILinearSurrogateCell<T>, IConstructedCell, IDeviceFormSource<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>The device kernels' form of this cell.</summary>
+    DeviceCell<T>? IDeviceFormSource<T>.DeviceForm() => DeviceCell<T>.Sru(this);
+
     bool IConstructedCell.IsDefault => _rows is null;
 
     private readonly int _n;

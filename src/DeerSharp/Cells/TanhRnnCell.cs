@@ -8,7 +8,7 @@ namespace DeerSharp.Cells;
 /// PyTorch's nn.RNN cell with tanh: h' = tanh(W_ih x + b_ih + W_hh h + b_hh).
 /// </summary>
 /// <remarks>Jacobian: J = diag(1 - h'²) W_hh; its diagonal (1 - h'²) ⊙ diag(W_hh).</remarks>
-public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>, IConstructedCell
+public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>, IConstructedCell, IDeviceFormSource<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _c is null;
@@ -35,6 +35,9 @@ public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>, IConstructedCell
 
     /// <summary>The layer's weights as given.</summary>
     public RecurrentWeights<T> Weights => _w;
+
+    /// <summary>The device kernels' form of this cell.</summary>
+    DeviceCell<T>? IDeviceFormSource<T>.DeviceForm() => DeviceCell<T>.Dense(DeviceCellKind.TanhRnn, _w);
 
     /// <inheritdoc/>
     public int StateSize => _c.HiddenSize;

@@ -11,11 +11,14 @@ using ILGPU.Runtime.Cuda;
 
 namespace DeerSharp.Gpu;
 
-/// <summary>A recurrence the ILGPU backend can compile: it gives its device form with the parameter values.</summary>
-internal interface IDeviceFunctionSource
+/// <summary>Turns a user's <see cref="IDeviceRecurrence"/>, handed over by its struct type, into the launches of its kernels.</summary>
+internal sealed class CustomFunctions<T> : IDeviceFunctionVisitor<ICustomFunction<T>>
+    where T : unmanaged, IFloatingPointIeee754<T>
 {
-    DeviceCell<T> DeviceForm<T>(T[] parameters)
-        where T : unmanaged, IFloatingPointIeee754<T>;
+    public static CustomFunctions<T> Factory { get; } = new();
+
+    public ICustomFunction<T> Visit<TFunction>(TFunction function)
+        where TFunction : struct, IDeviceRecurrence => new CustomFunction<T, TFunction>(function);
 }
 
 /// <summary>

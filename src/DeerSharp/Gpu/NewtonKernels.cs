@@ -31,25 +31,36 @@ internal static class NewtonKernels
         previous[index] = t == 0 ? h0[(b * s) + k] : current[index - s];
     }
 
+    /// <summary>The initial iterate h0 broadcast: current[b, t] = h0[b] for every t (InitialGuess.BroadcastInitialState). [B, L, S].</summary>
+    public static void Broadcast<T>(Index1D index, ArrayView<T> h0, ArrayView<T> current, int length, int s)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        long row = index / s;
+        current[index] = h0[(row / length * s) + (index % s)];
+    }
+
     /// <summary>
-    /// The fixed-point residual of the iterate, reduced on the device: stats[0] = max |h − f| / (atol + rtol |f|), stats[1]
-    /// = max |h − f|, as float bit patterns (non-negative floats order like their bits; NaN orders above +∞). A zero
-    /// residual is within tolerance even when atol = 0 and f = 0 (ResultContract's rule).
+    /// The fixed-point residual of the iterate, reduced on the device per sequence (every <paramref name="perSequence"/>
+    /// values): stats[2q] = max |h − f| / (atol + rtol |f|), stats[2q + 1] = max |h − f| over sequence q, as float bit
+    /// patterns (non-negative floats order like their bits; NaN orders above +∞). A zero residual is within tolerance even
+    /// when atol = 0 and f = 0 (ResultContract's rule).
     /// </summary>
-    public static void ResidualSingle(Index1D index, ArrayView<float> current, ArrayView<float> f, ArrayView<uint> stats, float atol, float rtol)
+    public static void ResidualSingle(Index1D index, ArrayView<float> current, ArrayView<float> f, ArrayView<uint> stats, float atol, float rtol, int perSequence)
     {
         float diff = MathF.Abs(current[index] - f[index]);
         float ratio = diff == 0 ? 0 : diff / (atol + (rtol * MathF.Abs(f[index])));
-        Atomic.Max(ref stats[0], float.IsNaN(ratio) ? 0x7FC00000u : Interop.FloatAsInt(ratio));
-        Atomic.Max(ref stats[1], float.IsNaN(diff) ? 0x7FC00000u : Interop.FloatAsInt(diff));
+        int q = 2 * (index / perSequence);
+        Atomic.Max(ref stats[q], float.IsNaN(ratio) ? 0x7FC00000u : Interop.FloatAsInt(ratio));
+        Atomic.Max(ref stats[q + 1], float.IsNaN(diff) ? 0x7FC00000u : Interop.FloatAsInt(diff));
     }
 
     /// <summary>As <see cref="ResidualSingle"/>, in double.</summary>
-    public static void ResidualDouble(Index1D index, ArrayView<double> current, ArrayView<double> f, ArrayView<ulong> stats, double atol, double rtol)
+    public static void ResidualDouble(Index1D index, ArrayView<double> current, ArrayView<double> f, ArrayView<ulong> stats, double atol, double rtol, int perSequence)
     {
         double diff = Math.Abs(current[index] - f[index]);
         double ratio = diff == 0 ? 0 : diff / (atol + (rtol * Math.Abs(f[index])));
-        Atomic.Max(ref stats[0], double.IsNaN(ratio) ? 0x7FF8000000000000ul : Interop.FloatAsInt(ratio));
-        Atomic.Max(ref stats[1], double.IsNaN(diff) ? 0x7FF8000000000000ul : Interop.FloatAsInt(diff));
+        int q = 2 * (index / perSequence);
+        Atomic.Max(ref stats[q], double.IsNaN(ratio) ? 0x7FF8000000000000ul : Interop.FloatAsInt(ratio));
+        Atomic.Max(ref stats[q + 1], double.IsNaN(diff) ? 0x7FF8000000000000ul : Interop.FloatAsInt(diff));
     }
 }

@@ -1,5 +1,6 @@
 using System.Numerics;
 using DeerSharp.Cells;
+using DeerSharp.Driver;
 
 namespace DeerSharp.Training;
 

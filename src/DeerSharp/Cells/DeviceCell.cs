@@ -1,14 +1,37 @@
 using System.Numerics;
-using DeerSharp.Cells;
 
-namespace DeerSharp.Gpu;
+namespace DeerSharp.Cells;
 
-/// <summary>A cell that may have a device form: <see cref="ParameterizedCell{TFunction, T}"/>, whose function may be an <see cref="IDeviceRecurrence"/>.</summary>
+/// <summary>
+/// A cell that describes itself to the ILGPU backend: each built-in cell with kernels gives its kind and weights, and a
+/// <see cref="ParameterizedCell{TFunction, T}"/> over an <see cref="IDeviceRecurrence"/> gives the user's function. The
+/// device engine reads only this, so a new cell does not touch the Gpu folder.
+/// </summary>
 internal interface IDeviceFormSource<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
-    /// <summary>The device form, or null when the function is not a device recurrence.</summary>
+    /// <summary>The device form, or null when there is none (a parameterised cell whose function is not a device recurrence).</summary>
     DeviceCell<T>? DeviceForm();
+}
+
+/// <summary>What the device backend does with a user's <see cref="IDeviceRecurrence"/>, given its struct type: compile its kernels.</summary>
+internal interface IDeviceFunctionVisitor<out TResult>
+{
+    TResult Visit<TFunction>(TFunction function)
+        where TFunction : struct, IDeviceRecurrence;
+}
+
+/// <summary>A user's recurrence the ILGPU backend can compile: it hands its struct type to a visitor.</summary>
+internal interface IDeviceFunction
+{
+    TResult Accept<TResult>(IDeviceFunctionVisitor<TResult> visitor);
+}
+
+/// <summary>The sizes the device kernels take.</summary>
+internal static class DeviceLimits
+{
+    /// <summary>The largest state the dense DEER kernels take: one block of the device's block scan.</summary>
+    public const int MaxDenseState = 32;
 }
 
 /// <summary>The cells the ILGPU backend has kernels for.</summary>
@@ -33,11 +56,11 @@ internal enum DeviceCellKind
 internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int InputSize, int BlockSize, T[] WeightIH, T[] WeightHH, T[] BiasIH, T[] BiasHH)
     where T : unmanaged, IFloatingPointIeee754<T>
 {
-    /// <summary>The largest state the dense DEER kernels take (the block scan's one block: <see cref="BlockScanKernels.MaxSide"/>).</summary>
-    public const int MaxDenseState = BlockScanKernels.MaxSide;
+    /// <summary>The largest state the dense DEER kernels take (<see cref="DeviceLimits.MaxDenseState"/>).</summary>
+    public const int MaxDenseState = DeviceLimits.MaxDenseState;
 
-    /// <summary>A user's <see cref="IDeviceRecurrence"/>: its kernels, and the launches with its value (Custom only).</summary>
-    public ICustomFunction<T>? Function { get; private init; }
+    /// <summary>A user's <see cref="IDeviceRecurrence"/> (Custom only): the device engine compiles its kernels.</summary>
+    public IDeviceFunction? Function { get; private init; }
 
     public bool Structured => Kind is DeviceCellKind.IndRnn or DeviceCellKind.DiagonalGru or DeviceCellKind.DiagonalLstm;
 
@@ -73,7 +96,7 @@ internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int In
     /// A user's device recurrence: S = HiddenSize, one dense S×S Jacobian block; θ travels as W_hh (the evaluation reads
     /// it there), the inputs as xp.
     /// </summary>
-    public static DeviceCell<T> Custom(ICustomFunction<T> function, int stateSize, int inputSize, T[] parameters) =>
+    public static DeviceCell<T> Custom(IDeviceFunction function, int stateSize, int inputSize, T[] parameters) =>
         new(DeviceCellKind.Custom, stateSize, inputSize, stateSize, [T.Zero], parameters.Length > 0 ? parameters : [T.Zero], [T.Zero], [T.Zero])
         {
             Function = function,
@@ -86,25 +109,12 @@ internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int In
     /// <summary>The Jacobian's blocks as DEER's scan takes them: the declared blocks, or one dense S×S block.</summary>
     public JacobianStructure Structure => Structured ? new JacobianStructure(BlockSize, Parts) : new JacobianStructure(StateSize);
 
-    /// <summary>The device form of a built-in cell; null for any other cell (it has no kernels).</summary>
+    /// <summary>The device form of <paramref name="cell"/>; null for a cell with no kernels.</summary>
     public static DeviceCell<T>? From<TCell>(in TCell cell)
-        where TCell : IRecurrentCell<T> => cell switch
-    {
-        TanhRnnCell<T> c => Dense(DeviceCellKind.TanhRnn, c.Weights),
-        GruCell<T> c => Dense(DeviceCellKind.Gru, c.Weights),
-        LstmCell<T> c => Dense(DeviceCellKind.Lstm, c.Weights),
-        IndRnnCell<T> c => Blocks(DeviceCellKind.IndRnn, c.Weights),
-        DiagonalGruCell<T> c => Blocks(DeviceCellKind.DiagonalGru, c.Weights),
-        DiagonalLstmCell<T> c => Blocks(DeviceCellKind.DiagonalLstm, c.Weights),
-        GilrCell<T> c => Gilr(c.Weights),
-        SruCell<T> c => Sru(c),
-        GilrLstmCell<T> c => GilrLstm(c.Weights),
-        IDeviceFormSource<T> c => c.DeviceForm(),
-        _ => null,
-    };
+        where TCell : IRecurrentCell<T> => cell is IDeviceFormSource<T> source ? source.DeviceForm() : null;
 
     /// <summary>GILR-LSTM: xp = [surrogate gate; surrogate impulse; W_ih x + b (4n)] (6n); W_hh [4n, n] reads h~; no b_hh.</summary>
-    private static DeviceCell<T> GilrLstm(GilrLstmWeights<T> w) =>
+    internal static DeviceCell<T> GilrLstm(GilrLstmWeights<T> w) =>
         new(DeviceCellKind.GilrLstm, w.HiddenSize, w.InputSize, 1, [.. w.Surrogate.GateWeight, .. w.Surrogate.ImpulseWeight, .. w.WeightIH], w.WeightHH,
             [.. w.Surrogate.GateBias, .. w.Surrogate.ImpulseBias, .. w.Bias], new T[6 * w.HiddenSize]);
 
@@ -112,7 +122,7 @@ internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int In
     /// SRU with its projection extended by the identity, so xp = [x̃; f; r; x] (4n) carries the highway's x_t: W_ih
     /// [4n, n] = [W; I], b_ih = [0; b_f; b_r; 0].
     /// </summary>
-    private static DeviceCell<T> Sru(SruCell<T> c)
+    internal static DeviceCell<T> Sru(SruCell<T> c)
     {
         int n = c.HiddenSize;
         var wih = new T[4 * n * n];
@@ -126,13 +136,13 @@ internal sealed record DeviceCell<T>(DeviceCellKind Kind, int HiddenSize, int In
     }
 
     /// <summary>GILR as two input-only gate blocks, [gate; impulse]: W_ih [2n, d], b_ih [2n], no W_hh.</summary>
-    private static DeviceCell<T> Gilr(GilrWeights<T> w) =>
+    internal static DeviceCell<T> Gilr(GilrWeights<T> w) =>
         new(DeviceCellKind.Gilr, w.HiddenSize, w.InputSize, 1, [.. w.GateWeight, .. w.ImpulseWeight], [T.Zero], [.. w.GateBias, .. w.ImpulseBias],
             new T[2 * w.HiddenSize]);
 
-    private static DeviceCell<T> Dense(DeviceCellKind kind, RecurrentWeights<T> w) =>
+    internal static DeviceCell<T> Dense(DeviceCellKind kind, RecurrentWeights<T> w) =>
         new(kind, w.HiddenSize, w.InputSize, w.HiddenSize, w.WeightIH, w.WeightHH, w.BiasIH, w.BiasHH);
 
-    private static DeviceCell<T> Blocks(DeviceCellKind kind, StructuredWeights<T> w) =>
+    internal static DeviceCell<T> Blocks(DeviceCellKind kind, StructuredWeights<T> w) =>
         new(kind, w.HiddenSize, w.InputSize, w.BlockSize, w.WeightIH, w.WeightHH, w.BiasIH, w.BiasHH);
 }

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace DeerSharp.Solvers;
+namespace DeerSharp.Cpu;
 
 /// <summary>
 /// Faults in a fresh output buffer on a pool thread while the sequential loop fills it from the front. The first write

@@ -1,4 +1,4 @@
-namespace DeerSharp.Solvers;
+namespace DeerSharp.Engines;
 
 /// <summary>How one sequence's solve ended.</summary>
 /// <param name="Iterations">Updates the method applied, summed over the sequence's windows.</param>

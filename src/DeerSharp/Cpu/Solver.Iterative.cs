@@ -1,9 +1,10 @@
 using System.Runtime.CompilerServices;
 using System.Numerics;
 using DeerSharp.Cells;
+using DeerSharp.Engines;
 using DeerSharp.Scan;
 
-namespace DeerSharp.Solvers;
+namespace DeerSharp.Cpu;
 
 internal static partial class Solver
 {
@@ -13,67 +14,59 @@ internal static partial class Solver
     internal const int BlockSteps = 64;
 
     /// <summary>
-    /// DEER, quasi-DEER and Picard (reference §3-5). Each pass evaluates f (and J) at the current iterate for all t in
-    /// parallel; the residual of that iterate falls out of the same pass. The loop stops on a residual within tolerance,
-    /// so convergence is only ever declared for an iterate whose residual was computed. Otherwise it updates:
-    /// Picard h_t ← f_t; Newton solves h_t = J_t h_{t-1} + (f_t - J_t h^(k)_{t-1}) by one scan.
+    /// DEER, quasi-DEER and Picard (reference §3-5) on one window, by the one Newton driver (<see cref="NewtonIteration"/>).
+    /// Each pass evaluates f (and J) at the current iterate for all t in parallel; the residual of that iterate falls out of
+    /// the same pass, and the driver stops only on it, so convergence is only ever declared for an iterate whose residual
+    /// was computed. Otherwise it updates: Picard h_t ← f_t; Newton solves h_t = J_t h_{t-1} + (f_t - J_t h^(k)_{t-1}) by one scan.
     /// </summary>
     private static SequenceOutcome SolveIterative<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, int length, ReadOnlySpan<T> warmStart,
         in SolverSettings<T> settings, int sequence, int window)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int s = cell.StateSize;
-        InitialIterate(ws, length, s, warmStart, settings);
+        InitialIterate(ws, length, cell.StateSize, warmStart, settings);
+        var system = new NewtonSystem<TCell, T>(cell, ws, length, settings);
+        var outcome = new SequenceOutcome[1];
+        NewtonIteration.Run(ref system, settings.Iterations(sequence, window), outcome);
+        return outcome[0];
+    }
 
-        JacobianMode update = settings.UpdateMode;
+    /// <summary>One sequence's Newton (or Picard) system in a <see cref="SequenceWorkspace{T}"/>: the iterate in States, f and b in Evaluations.</summary>
+    private struct NewtonSystem<TCell, T>(TCell cell, SequenceWorkspace<T> ws, int length, SolverSettings<T> settings) : INewtonSystem
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly JacobianMode _update = settings.UpdateMode;
+        private bool _fused;
 
-        var history = new List<double>();
-        double best = double.PositiveInfinity;
-        for (int k = 0; ; k++)
+        public void Linearise(bool last, ReadOnlySpan<bool> active, Span<IterateResidual> residuals)
         {
-            settings.CancellationToken.ThrowIfCancellationRequested();
-            bool last = k >= settings.MaxIterations;
             // A diagonal update fuses the scan into the evaluation pass: the next iterate lands in Evaluations, and
             // becomes the iterate (by swapping the two arrays) only if this one is neither accepted nor rejected.
-            bool fused = !last && update == JacobianMode.Diagonal && !settings.SeparateScan;
-            var (max, within, finite) = fused
+            _fused = !last && _update == JacobianMode.Diagonal && !settings.SeparateScan;
+            var (max, within, finite) = _fused
                 ? EvaluateAndScanDiagonal(cell, ws, length, settings)
-                : EvaluateAll(cell, ws, length, last ? JacobianMode.None : update, settings, newtonTerm: true);
-            history.Add(max);
-            settings.Report(sequence, window, k, max);
-            if (!finite)
-            {
-                return new SequenceOutcome(k, SolveStatus.Diverged, [.. history], max, k);
-            }
+                : EvaluateAll(cell, ws, length, last ? JacobianMode.None : _update, settings, newtonTerm: true);
+            residuals[0] = new IterateResidual(max, within, finite);
+        }
 
-            if (Runaway(max, best, double.CreateTruncating(settings.AbsoluteTolerance), typeof(T) == typeof(float)))
-            {
-                return new SequenceOutcome(k, SolveStatus.Diverged, [.. history], max, k,
-                    Message: string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the residual grew from {best:G3} to {max:G3}"));
-            }
+        public readonly void Settle(int sequence)
+        {
+            // The iterate stays in States, which the engine copies out.
+        }
 
-            best = Math.Min(best, max);
-
-            if (within)
-            {
-                return new SequenceOutcome(k, SolveStatus.Converged, [.. history], max, -1);
-            }
-
-            if (last)
-            {
-                return new SequenceOutcome(k, SolveStatus.MaxIterationsReached, [.. history], max, -1);
-            }
-
-            if (fused)
+        public readonly void Update(ReadOnlySpan<bool> active)
+        {
+            int s = cell.StateSize;
+            if (_fused)
             {
                 (ws.States, ws.Evaluations) = (ws.Evaluations, ws.States);
             }
-            else if (update == JacobianMode.None)
+            else if (_update == JacobianMode.None)
             {
                 Array.Copy(ws.Evaluations, ws.States, length * s);
             }
-            else if (update == JacobianMode.Block)
+            else if (_update == JacobianMode.Block)
             {
                 LinearRecurrence.SolveBlockDiagonal(ws.Jacobians, ws.Evaluations, ws.InitialState, ws.States, length, s,
                     settings.Structure!.Value, settings.MaxDegreeOfParallelism, ws.Scan);
@@ -81,19 +74,10 @@ internal static partial class Solver
             else
             {
                 LinearRecurrence.Solve(ws.Jacobians, ws.Evaluations, ws.InitialState, ws.States, length, s,
-                    dense: update == JacobianMode.Full, settings.MaxDegreeOfParallelism, ws.Scan);
+                    dense: _update == JacobianMode.Full, settings.MaxDegreeOfParallelism, ws.Scan);
             }
         }
     }
-
-    /// <summary>
-    /// A residual 10^10 times past the best seen and near overflow (10^18 in float, 10^150 in double) is a run-away
-    /// iteration: a few more steps overflow to infinity. Stopping here saves those steps and reports why. Large residuals
-    /// short of that are not fatal: Newton's lower-triangular structure keeps fixing one more leading state per iteration
-    /// however wrong the later ones are, and exact DEER on a non-contractive cell recovers from residuals of 10^16.
-    /// </summary>
-    internal static bool Runaway(double residual, double best, double atol, bool single) =>
-        residual > (single ? 1e18 : 1e150) && residual > 1e10 * (best + atol);
 
     /// <summary>The starting iterate: the warm start, h0 broadcast, or zeros.</summary>
     private static void InitialIterate<T>(SequenceWorkspace<T> ws, int length, int s, ReadOnlySpan<T> warmStart, in SolverSettings<T> settings)

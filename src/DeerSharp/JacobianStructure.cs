@@ -1,13 +1,11 @@
-using System.Numerics;
-
-namespace DeerSharp.Cells;
+namespace DeerSharp;
 
 /// <summary>
 /// The sparsity of a cell's state Jacobian ∂f/∂h_{t-1}: block-diagonal over groups of units. The state is
 /// <see cref="Parts"/> parts of n units each (one part, h, for an RNN or GRU; two, h and c, for an LSTM), and the units
 /// are grouped in blocks of <see cref="BlockSize"/> consecutive units. Entry (p, u) of the state may depend on entry
 /// (q, v) of the previous state only when u and v lie in the same block. One block of the Jacobian is then a K×K matrix
-/// with K = Parts·BlockSize, and Newton's step is an exact K×K block scan (<see cref="JacobianMode.Block"/>).
+/// with K = Parts·BlockSize, and Newton's step is an exact K×K block scan (<see cref="Cells.JacobianMode.Block"/>).
 /// </summary>
 /// <param name="BlockSize">k, the units per block: 1 for a diagonal Jacobian.</param>
 /// <param name="Parts">P, the parts of the state (S = P·n).</param>
@@ -19,7 +17,7 @@ public readonly record struct JacobianStructure(int BlockSize, int Parts = 1)
     /// <summary>The number of blocks in a state of size <paramref name="stateSize"/>: S / K.</summary>
     public int Blocks(int stateSize) => stateSize / Side;
 
-    /// <summary>Jacobian entries per step in <see cref="JacobianMode.Block"/>: S·K.</summary>
+    /// <summary>Jacobian entries per step in <see cref="Cells.JacobianMode.Block"/>: S·K.</summary>
     public int EntriesPerStep(int stateSize) => stateSize * Side;
 
     /// <summary>
@@ -43,36 +41,4 @@ public readonly record struct JacobianStructure(int BlockSize, int Parts = 1)
                 $"{Parts} must divide {stateSize} and {BlockSize} must divide the units per part.", paramName);
         }
     }
-
-    /// <summary>
-    /// The structure a cell declares through <see cref="IStructuredJacobian"/>, validated against its state size; null
-    /// for a cell that declares none (its Jacobian is treated as dense).
-    /// </summary>
-    public static JacobianStructure? Of<TCell, T>(in TCell cell)
-        where TCell : IRecurrentCell<T>
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        if (cell is not IStructuredJacobian declared || declared.JacobianStructure is not { } structure)
-        {
-            return null;
-        }
-
-        structure.Validate(cell.StateSize, nameof(cell));
-        return structure;
-    }
-}
-
-/// <summary>
-/// Declares that a cell's (or an <see cref="IRecurrence"/>'s) state Jacobian is block-diagonal. The solvers then use
-/// exact Newton with a block scan (O(T·S·K) per iteration instead of DEER's O(T·S³)), and
-/// <see cref="AutoDiffCell{TFunction, T}"/> forms the Jacobian from K dual evaluations instead of S.
-/// </summary>
-/// <remarks>
-/// A wrong declaration never gives a wrong answer: Newton then uses a wrong Jacobian, converges slowly or not at all,
-/// and the result says so from its checked residual (docs/structured-cells.md).
-/// </remarks>
-public interface IStructuredJacobian
-{
-    /// <summary>The declared structure, or null for a dense Jacobian.</summary>
-    JacobianStructure? JacobianStructure { get; }
 }

@@ -1,8 +1,9 @@
 using System.Globalization;
 using System.Numerics;
 using DeerSharp.Cells;
+using DeerSharp.Engines;
 
-namespace DeerSharp.Solvers;
+namespace DeerSharp.Cpu;
 
 internal static partial class Solver
 {
@@ -24,17 +25,15 @@ internal static partial class Solver
         int s = cell.StateSize, count = length * s;
         InitialIterate(ws, length, s, warmStart, settings);
         var history = new List<double>();
+        var watch = new ConvergenceWatch();
+        IterationPolicy policy = settings.Iterations(sequence, window);
         var (max, within, finite) = EvaluateAll(cell, ws, length, JacobianMode.Diagonal, settings, newtonTerm: false);
         history.Add(max);
-        settings.Report(sequence, window, 0, max);
-        if (!finite)
+        policy.Report?.Invoke(0, 0, max);
+        Verdict verdict = watch.Judge(new IterateResidual(max, within, finite), 0, settings.MaxIterations, policy.AbsoluteTolerance, policy.Single);
+        if (verdict != Verdict.Continue)
         {
-            return new SequenceOutcome(0, SolveStatus.Diverged, [.. history], max, 0);
-        }
-
-        if (within)
-        {
-            return new SequenceOutcome(0, SolveStatus.Converged, [.. history], max, -1);
+            return watch.Outcome(verdict, 0, [.. history], max);
         }
 
         double merit = Residual(ws.States, ws.Evaluations, ws.Residual, count);
@@ -43,12 +42,7 @@ internal static partial class Solver
         int accepted = 0;
         while (true)
         {
-            settings.CancellationToken.ThrowIfCancellationRequested();
-            if (accepted >= settings.MaxIterations)
-            {
-                return new SequenceOutcome(accepted, SolveStatus.MaxIterationsReached, [.. history], max, -1);
-            }
-
+            policy.Cancellation.ThrowIfCancellationRequested();
             TridiagonalStep(ws.Residual, ws.Diagonal, T.CreateTruncating(lambda), ws.Sweep, ws.Step, length, s);
             Array.Copy(ws.States, ws.Backup, count);
             for (int i = 0; i < count; i++)
@@ -69,10 +63,11 @@ internal static partial class Solver
                 merit = candidateMerit;
                 max = candidateMax;
                 history.Add(max);
-                settings.Report(sequence, window, accepted, max);
-                if (candidateWithin)
+                policy.Report?.Invoke(0, accepted, max);
+                verdict = watch.Judge(new IterateResidual(max, candidateWithin, true), accepted, settings.MaxIterations, policy.AbsoluteTolerance, policy.Single);
+                if (verdict != Verdict.Continue)
                 {
-                    return new SequenceOutcome(accepted, SolveStatus.Converged, [.. history], max, -1);
+                    return watch.Outcome(verdict, accepted, [.. history], max);
                 }
 
                 lambda = Math.Max(lambda * 0.3, 1e-12);

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Numerics;
 using DeerSharp.Scan;
 
-namespace DeerSharp.Solvers;
+namespace DeerSharp.Cpu;
 
 /// <summary>
 /// Every buffer one sequence's solve needs, sized once and reused across Newton iterations (and across the sequences a

@@ -1,7 +1,8 @@
 using System.Numerics;
 using DeerSharp.Cells;
+using DeerSharp.Engines;
 
-namespace DeerSharp.Solvers;
+namespace DeerSharp.Cpu;
 
 internal static partial class Solver
 {

@@ -3,7 +3,7 @@ using System.Numerics;
 using DeerSharp.Cells;
 using DeerSharp.Scan;
 
-namespace DeerSharp.Solvers;
+namespace DeerSharp.Cpu;
 
 /// <summary>
 /// The backward pass (reference §7): at the solved trajectory, v_t = g_t + J_{t+1}ᵀ v_{t+1} with g_t = ∂L/∂h_t, then
@@ -12,98 +12,6 @@ namespace DeerSharp.Solvers;
 /// </summary>
 internal static class Adjoint
 {
-    internal readonly record struct Result<T>(SolveResult<T> Forward, T[] Parameters, T[] Inputs, T[] InitialStates, AdjointMethod Method, int Windows,
-        ComputeDevice Device = ComputeDevice.Cpu)
-        where T : unmanaged, IFloatingPointIeee754<T>;
-
-    public static Result<T> Gradient<TCell, T>(TCell cell, ReadOnlySpan<T> inputs, int batchSize, int length, ReadOnlySpan<T> outputCotangent,
-        ReadOnlySpan<T> initialState, SolveOptions? options, GradientOptions? gradientOptions, int layer = 0, SolveResult<T>? solved = null)
-        where TCell : IDifferentiableCell<T>
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        options ??= SolveOptions.Default;
-        gradientOptions ??= GradientOptions.Default;
-        if (!Enum.IsDefined(gradientOptions.Adjoint))
-        {
-            throw new ArgumentException($"Adjoint must be one of {string.Join(", ", Enum.GetNames<AdjointMethod>())}; it is {(int)gradientOptions.Adjoint}.", nameof(gradientOptions));
-        }
-
-        CellCheck.Require(cell, nameof(cell));
-        int s = cell.StateSize, d = cell.InputSize, o = cell.OutputSize;
-        Require.Length(outputCotangent, (long)batchSize * length * o, nameof(outputCotangent), $"[{batchSize}, {length}, {o}]");
-        Require.Finite(outputCotangent, nameof(outputCotangent), batchSize, length, o);
-        // A stack passes each layer's solve in, having solved the layers on the way up.
-        // The memory budget is shared: half for the forward solve (its pooled buffers stay with the pool), half for the adjoint.
-        long total = options.MemoryBudgetBytes ?? SolverSettings<T>.DefaultMemoryBudget();
-        SolveResult<T> forward = solved ?? Solver.Solve(cell, inputs, batchSize, length, initialState, default, ForwardOptions(options), layer);
-        if (!forward.Converged)
-        {
-            throw new InvalidOperationException(
-                $"The forward solve did not converge, and gradients at a state that is not a solution would be wrong: {forward.Message}");
-        }
-
-        AdjointMethod method = gradientOptions.Adjoint switch
-        {
-            AdjointMethod.Auto => forward.Method == SolveMethod.Sequential ? AdjointMethod.Sequential : AdjointMethod.Scan,
-            var m => m,
-        };
-        int cores = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
-        if (method == AdjointMethod.Scan && forward.Device is ComputeDevice.Gpu or ComputeDevice.Emulated or ComputeDevice.Cuda
-            && Gpu.IlgpuBackend.TryGradient(cell, forward.Device, inputs, forward.States, initialState, outputCotangent, batchSize, length, total / 2,
-                out (T[] Parameters, T[] Inputs, T[] InitialStates) onDevice))
-        {
-            // The forward pass ran on the device and so does its adjoint: the same equations, on the same states.
-            return new Result<T>(forward, onDevice.Parameters, onDevice.Inputs, onDevice.InitialStates, method, 1,
-                forward.Device == ComputeDevice.Emulated ? ComputeDevice.Emulated : ComputeDevice.Gpu);
-        }
-
-        var parameters = new T[cell.ParameterCount];
-        var dInputs = new T[(long)batchSize * length * d];
-        var dInitial = new T[(long)batchSize * s];
-        T[] h0 = initialState.IsEmpty ? new T[(long)batchSize * s] : initialState.ToArray();
-        // Each sequence's gradient in its own array, summed in sequence order afterwards: the same bits on every run. The
-        // memory budget is shared by the workers; the inputs are pinned and passed by address, not copied.
-        int workers = batchSize >= cores ? cores : 1;
-        int inner = batchSize >= cores ? 1 : cores;
-        long budget = total / 2 / Math.Max(1, Math.Min(workers, batchSize));
-        var perSequence = new T[batchSize][];
-        var windowCounts = new int[batchSize];
-        if (method == AdjointMethod.Scan && length > 0 && batchSize > 0 && JacobianStructure.Of<TCell, T>(cell) is { } declared)
-        {
-            CheckDeclaredStructure(cell, forward.States.AsSpan(0, length * s), h0.AsSpan(0, s), inputs[..(length * d)], length, declared);
-        }
-
-        unsafe
-        {
-            fixed (T* px = inputs, pcot = outputCotangent)
-            {
-                nint xAddress = (nint)px, cotAddress = (nint)pcot;
-                Parallel.For(0, batchSize, new ParallelOptions { MaxDegreeOfParallelism = workers }, b =>
-                {
-                    var local = new T[parameters.Length];
-                    var x = new ReadOnlySpan<T>((T*)xAddress + ((long)b * length * d), length * d);
-                    var cot = new ReadOnlySpan<T>((T*)cotAddress + ((long)b * length * o), length * o);
-                    windowCounts[b] = Sequence(cell, x, forward.States.AsSpan(b * length * s, length * s), h0.AsSpan(b * s, s), cot, local,
-                        dInputs.AsSpan(b * length * d, length * d), dInitial.AsSpan(b * s, s), method, inner, budget, options.CancellationToken);
-                    perSequence[b] = local;
-                });
-            }
-        }
-        foreach (T[] local in perSequence)
-        {
-            for (int i = 0; i < local.Length; i++)
-            {
-                parameters[i] += local[i];
-            }
-        }
-
-        return new Result<T>(forward, parameters, dInputs, dInitial, method, windowCounts.Length == 0 ? 1 : windowCounts.Max());
-    }
-
-    /// <summary>The forward solve's options inside a gradient: half of the memory budget (the adjoint has the other half).</summary>
-    internal static SolveOptions ForwardOptions(SolveOptions options) =>
-        options with { MemoryBudgetBytes = Math.Max(1, (options.MemoryBudgetBytes ?? SolverSettings<double>.DefaultMemoryBudget()) / 2) };
-
     /// <summary>
     /// The most steps one adjoint window may hold so its buffers fit <paramref name="budgetBytes"/>. Per step: the
     /// projections, g and h_{t-1} (both adjoints), plus for the scan two S×S Jacobians (J and its reversed transpose), five
@@ -132,7 +40,7 @@ internal static class Adjoint
     /// declared blocks (forward-mode AD and the built-in cells give exact zeros there). A declaration that fails would
     /// give a wrong gradient, so it is an error, not a result.
     /// </summary>
-    private static void CheckDeclaredStructure<TCell, T>(in TCell cell, ReadOnlySpan<T> states, ReadOnlySpan<T> h0, ReadOnlySpan<T> inputs, int length,
+    internal static void CheckDeclaredStructure<TCell, T>(in TCell cell, ReadOnlySpan<T> states, ReadOnlySpan<T> h0, ReadOnlySpan<T> inputs, int length,
         JacobianStructure structure)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -176,7 +84,7 @@ internal static class Adjoint
     internal static int JacobianValues<TCell, T>(in TCell cell)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T> =>
-        JacobianStructure.Of<TCell, T>(cell) is { } structure ? structure.EntriesPerStep(cell.StateSize) : cell.StateSize * cell.StateSize;
+        JacobianStructures.Of<TCell, T>(cell) is { } structure ? structure.EntriesPerStep(cell.StateSize) : cell.StateSize * cell.StateSize;
 
     /// <summary>The window-independent buffers: one cell workspace and one parameter sum per core (the scan adjoint), or one step's.</summary>
     private static long FixedValues<TCell, T>(in TCell cell, AdjointMethod method, int cores)
@@ -191,7 +99,7 @@ internal static class Adjoint
     /// each window starts from J_{t1}ᵀ v_{t1}, what the window after it passed back as "∂L/∂h_{t1-1}", and hands on its own.
     /// The buffers are allocated once, for the longest window.
     /// </summary>
-    private static int Sequence<TCell, T>(TCell cell, ReadOnlySpan<T> x, ReadOnlySpan<T> states, ReadOnlySpan<T> h0, ReadOnlySpan<T> cotangent,
+    internal static int Sequence<TCell, T>(TCell cell, ReadOnlySpan<T> x, ReadOnlySpan<T> states, ReadOnlySpan<T> h0, ReadOnlySpan<T> cotangent,
         Span<T> parameters, Span<T> dInputs, Span<T> dInitial, AdjointMethod method, int cores, long budgetBytes, CancellationToken cancellation)
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -329,7 +237,7 @@ internal static class Adjoint
 
         // A cell that declares K×K blocks gives them (the diagonal for K = 1), and the transposed recurrence is as sparse:
         // O(T·S·K) memory and work. Otherwise the full S×S Jacobians.
-        JacobianStructure? structure = JacobianStructure.Of<TCell, T>(cell);
+        JacobianStructure? structure = JacobianStructures.Of<TCell, T>(cell);
         JacobianMode mode = structure is null ? JacobianMode.Full : structure.Value.Side == 1 ? JacobianMode.Diagonal : JacobianMode.Block;
         int ss = JacobianValues<TCell, T>(cell);
 

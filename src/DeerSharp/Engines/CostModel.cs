@@ -1,6 +1,4 @@
-using DeerSharp.Cells;
-
-namespace DeerSharp.Solvers;
+namespace DeerSharp.Engines;
 
 /// <summary>
 /// How <see cref="SolveMethod.Auto"/> chooses on the CPU. An iterative method does k passes over the sequence, each

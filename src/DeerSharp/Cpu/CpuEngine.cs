@@ -1,0 +1,78 @@
+using System.Collections.Concurrent;
+using System.Numerics;
+using DeerSharp.Cells;
+using DeerSharp.Engines;
+
+namespace DeerSharp.Cpu;
+
+/// <summary>
+/// The CPU engine: each sequence of a piece by <see cref="Solver.SolveWindow{TCell, T}"/>, generic over the cell's struct
+/// type so the JIT specialises every loop. Several sequences run side by side, one per core (each single-threaded), when
+/// the settings give it workers; one sequence alone gets every core. Workspaces are kept for the engine's lifetime and
+/// reused across pieces.
+/// </summary>
+internal sealed class CpuEngine<TCell, T>(TCell cell) : ISolveEngine<T>
+    where TCell : IRecurrentCell<T>
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly ConcurrentBag<SequenceWorkspace<T>> _workspaces = [];
+
+    public ComputeDevice Device => ComputeDevice.Cpu;
+
+    public void Solve(Piece piece, ReadOnlySpan<T> inputs, ReadOnlySpan<T> starts, ReadOnlySpan<T> warmStart, T[] states, in SolverSettings<T> settings,
+        Span<SequenceOutcome> outcomes)
+    {
+        int count = piece.Sequences.Length;
+        int workers = Math.Min(count, settings.Workers);
+        if (workers < 2)
+        {
+            SequenceWorkspace<T> ws = Rent();
+            for (int q = 0; q < count; q++)
+            {
+                outcomes[q] = SolveOne(piece, q, inputs, starts, warmStart, states, settings, ws);
+            }
+
+            _workspaces.Add(ws);
+            return;
+        }
+
+        // Spans cannot cross into the workers, so they are pinned for the duration and passed by address rather than copied.
+        var inner = settings with { MaxDegreeOfParallelism = 1 };
+        var results = new SequenceOutcome[count];
+        unsafe
+        {
+            fixed (T* px = inputs, ph0 = starts, pguess = warmStart)
+            {
+                nint x = (nint)px, h0 = (nint)ph0, guess = (nint)pguess;
+                int xs = inputs.Length, h0s = starts.Length, guesses = warmStart.Length;
+                Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = workers }, Rent, (q, _, ws) =>
+                {
+                    results[q] = SolveOne(piece, q, new ReadOnlySpan<T>((T*)x, xs), new ReadOnlySpan<T>((T*)h0, h0s), new ReadOnlySpan<T>((T*)guess, guesses),
+                        states, inner, ws);
+                    return ws;
+                }, _workspaces.Add);
+            }
+        }
+
+        results.CopyTo(outcomes);
+    }
+
+    private SequenceOutcome SolveOne(Piece piece, int q, ReadOnlySpan<T> inputs, ReadOnlySpan<T> starts, ReadOnlySpan<T> warmStart, T[] states,
+        in SolverSettings<T> settings, SequenceWorkspace<T> ws)
+    {
+        int s = cell.StateSize, d = cell.InputSize, steps = piece.Steps;
+        return Solver.SolveWindow(cell, piece.Sequences[q], piece.Window, inputs.Slice((int)piece.Offset(q, d), steps * d),
+            starts.IsEmpty ? default : starts.Slice(q * s, s), warmStart.IsEmpty ? default : warmStart.Slice((int)piece.Offset(q, s), steps * s),
+            states.AsSpan((int)piece.Offset(q, s), steps * s), settings, ws);
+    }
+
+    private SequenceWorkspace<T> Rent() => _workspaces.TryTake(out SequenceWorkspace<T>? ws) ? ws : new SequenceWorkspace<T>();
+
+    public void Dispose()
+    {
+        while (_workspaces.TryTake(out SequenceWorkspace<T>? ws))
+        {
+            ws.Dispose();
+        }
+    }
+}
