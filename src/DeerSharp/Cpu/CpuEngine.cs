@@ -45,12 +45,20 @@ internal sealed class CpuEngine<TCell, T>(TCell cell) : ISolveEngine<T>
             {
                 nint x = (nint)px, h0 = (nint)ph0, guess = (nint)pguess;
                 int xs = inputs.Length, h0s = starts.Length, guesses = warmStart.Length;
-                Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = workers }, Rent, (q, _, ws) =>
+                try
                 {
-                    results[q] = SolveOne(piece, q, new ReadOnlySpan<T>((T*)x, xs), new ReadOnlySpan<T>((T*)h0, h0s), new ReadOnlySpan<T>((T*)guess, guesses),
-                        states, inner, ws);
-                    return ws;
-                }, _workspaces.Add);
+                    Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = workers }, Rent, (q, _, ws) =>
+                    {
+                        results[q] = SolveOne(piece, q, new ReadOnlySpan<T>((T*)x, xs), new ReadOnlySpan<T>((T*)h0, h0s), new ReadOnlySpan<T>((T*)guess, guesses),
+                            states, inner, ws);
+                        return ws;
+                    }, _workspaces.Add);
+                }
+                catch (AggregateException e) when (e.InnerExceptions.OfType<OperationCanceledException>().FirstOrDefault() is { } cancelled)
+                {
+                    // A cancelled solve throws what a one-core solve throws, not the workers' wrapper.
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(cancelled).Throw();
+                }
             }
         }
 
