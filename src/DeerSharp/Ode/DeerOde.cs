@@ -1,42 +1,8 @@
 using System.Numerics;
+using DeerSharp.Engines;
 using DeerSharp.Scan;
 
 namespace DeerSharp.Ode;
-
-/// <summary>DEER's internal grid for one sequence: the points, the inputs there, the iterate and f along it.</summary>
-internal sealed class DeerOdeGrid<T>
-    where T : unmanaged, IFloatingPointIeee754<T>
-{
-    public DeerOdeGrid(T[] times, int[] userIndex, int n, int m)
-    {
-        Times = times;
-        UserIndex = userIndex;
-        Y = new T[times.Length * n];
-        F = new T[times.Length * n];
-        Inputs = new T[times.Length * m];
-    }
-
-    /// <summary>The K + 1 internal times.</summary>
-    public T[] Times { get; }
-
-    /// <summary>Where each requested time sits in <see cref="Times"/>.</summary>
-    public int[] UserIndex { get; }
-
-    /// <summary>The trajectory, [K + 1, n].</summary>
-    public T[] Y { get; }
-
-    /// <summary>f along <see cref="Y"/>, [K + 1, n] (filled by each linearisation).</summary>
-    public T[] F { get; }
-
-    /// <summary>x(t) at the internal times, [K + 1, m].</summary>
-    public T[] Inputs { get; }
-
-    public int Intervals => Times.Length - 1;
-}
-
-/// <summary>How one sequence's ODE solve ended.</summary>
-internal readonly record struct OdeOutcome(OdeStatus Status, string Message, int Iterations, int Refinements, int GridSize, double MaxResidual,
-    double ErrorEstimate, long Evaluations, long RejectedSteps = 0);
 
 /// <summary>
 /// DEER for ODEs (reference §8) on one sequence: Newton iterations of linearise, discretise by the matrix exponential, scan;
@@ -49,7 +15,7 @@ internal readonly record struct OdeOutcome(OdeStatus Status, string Message, int
 /// checked first; only if it is too large does the scan produce the next iterate. So "converged" always describes the
 /// trajectory returned.
 /// </remarks>
-internal sealed class DeerOde<TField, T>
+internal sealed partial class DeerOde<TField, T>
     where TField : IOdeField<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -231,39 +197,62 @@ internal sealed class DeerOde<TField, T>
         }
     }
 
-    /// <summary>Newton on intervals [first, end) of the grid, from the fixed state at point first: status, iterations, last residual.</summary>
+    /// <summary>
+    /// Newton on intervals [first, end) of the grid, from the fixed state at point first, by the one Newton driver
+    /// (<see cref="NewtonIteration"/>): status, iterations, last residual.
+    /// </summary>
     private (OdeStatus Status, int Iterations, double Residual) Newton(DeerOdeGrid<T> grid, int first, int end)
     {
-        int n = _n, k = end - first;
-        EnsureBuffers(k, dense: !_quasi);
-        T[] h0 = grid.Y.AsSpan(first * n, n).ToArray();
-        double residual = double.NaN;
-        for (int iteration = 0; ; iteration++)
+        EnsureBuffers(end - first, dense: !_quasi);
+        var system = new NewtonSystem(this, grid, first, end);
+        var outcome = new SequenceOutcome[1];
+        NewtonIteration.Run(ref system, new IterationPolicy(_p.MaxIterations, _p.Atol, typeof(T) == typeof(float), null, _p.Options.CancellationToken), outcome);
+        OdeStatus status = outcome[0].Status switch
         {
-            _p.Options.CancellationToken.ThrowIfCancellationRequested();
-            (double ratio, residual) = Linearise(grid, dense: !_quasi, first, end);
-            if (!double.IsFinite(ratio))
+            SolveStatus.Converged => OdeStatus.Converged,
+            SolveStatus.MaxIterationsReached => OdeStatus.MaxIterationsReached,
+            _ => OdeStatus.Diverged,
+        };
+        return (status, outcome[0].Iterations, outcome[0].MaxResidual);
+    }
+
+    /// <summary>
+    /// One window's Newton system: the residual of the iterate against its interval maps, then the scan of those maps
+    /// for the next iterate. A scan that is not finite leaves the iterate as it was and fails the next check.
+    /// </summary>
+    private struct NewtonSystem(DeerOde<TField, T> ode, DeerOdeGrid<T> grid, int first, int end) : INewtonSystem
+    {
+        private readonly T[] _h0 = grid.Y.AsSpan(first * ode._n, ode._n).ToArray();
+        private bool _blewUp;
+
+        public readonly void Linearise(bool last, ReadOnlySpan<bool> active, Span<IterateResidual> residuals)
+        {
+            if (_blewUp)
             {
-                return (OdeStatus.Diverged, iteration, residual);
+                residuals[0] = new IterateResidual(double.NaN, false, false);
+                return;
             }
 
-            if (ratio <= 1)
+            (double ratio, double residual) = ode.Linearise(grid, dense: !ode._quasi, first, end);
+            residuals[0] = new IterateResidual(residual, ratio <= 1, double.IsFinite(ratio));
+        }
+
+        public readonly void Settle(int sequence)
+        {
+            // The iterate is in the grid.
+        }
+
+        public void Update(ReadOnlySpan<bool> active)
+        {
+            int n = ode._n, k = end - first;
+            LinearRecurrence.Solve(ode._a, ode._b, _h0, ode._b, k, n, dense: !ode._quasi, ode._p.Cores);
+            if (!AllFinite(ode._b.AsSpan(0, k * n)))
             {
-                return (OdeStatus.Converged, iteration, residual);
+                _blewUp = true;
+                return;
             }
 
-            if (iteration >= _p.MaxIterations)
-            {
-                return (OdeStatus.MaxIterationsReached, iteration, residual);
-            }
-
-            LinearRecurrence.Solve(_a, _b, h0, _b, k, n, dense: !_quasi, _p.Cores);
-            if (!AllFinite(_b.AsSpan(0, k * n)))
-            {
-                return (OdeStatus.Diverged, iteration + 1, residual);
-            }
-
-            _b.AsSpan(0, k * n).CopyTo(grid.Y.AsSpan((first + 1) * n));
+            ode._b.AsSpan(0, k * n).CopyTo(grid.Y.AsSpan((first + 1) * n));
         }
     }
 
@@ -297,411 +286,5 @@ internal sealed class DeerOde<TField, T>
         {
             _b = new T[intervals * n];
         }
-    }
-
-    /// <summary>
-    /// Evaluates f and G along the grid's iterate, forms every interval's map (Φ_i, ψ_i) into the A and B buffers, and
-    /// measures the iterate's residual against them. Returns the largest residual relative to its tolerance and the
-    /// largest absolute residual.
-    /// </summary>
-    internal (double Ratio, double Residual) Linearise(DeerOdeGrid<T> grid, bool dense, int first, int last)
-    {
-        int n = _n, m = _m, k = last - first, per = dense ? n * n : n;
-        EnsureBuffers(k, dense);
-        T[] jac = _jacobians;
-        ForChunks(k + 1, (s, start, end) =>
-        {
-            for (int point = start; point < end; point++)
-            {
-                int i = first + point;
-                ReadOnlySpan<T> y = grid.Y.AsSpan(i * n, n), x = grid.Inputs.AsSpan(i * m, m);
-                if (dense)
-                {
-                    _field.EvaluateJacobian(y, grid.Times[i], x, grid.F.AsSpan(i * n, n), jac.AsSpan(point * per, per), s.Field);
-                }
-                else
-                {
-                    _field.EvaluateJacobianDiagonal(y, grid.Times[i], x, grid.F.AsSpan(i * n, n), jac.AsSpan(point * per, per), s.Field);
-                }
-            }
-        });
-        Interlocked.Add(ref _evaluations, k + 1);
-
-        double[] ratios = new double[_scratch.Length], residuals = new double[_scratch.Length];
-        int chunks = ForChunks(k, (s, start, end) =>
-        {
-            double ratio = 0, residual = 0;
-            for (int interval = start; interval < end; interval++)
-            {
-                int i = first + interval;
-                IntervalMap(grid, i, interval, dense, s);
-                ReadOnlySpan<T> yi = grid.Y.AsSpan(i * n, n), yj = grid.Y.AsSpan((i + 1) * n, n);
-                for (int r = 0; r < n; r++)
-                {
-                    double predicted = s.Psi[r], magnitude = Math.Abs(s.Psi[r]);
-                    if (dense)
-                    {
-                        for (int c = 0; c < n; c++)
-                        {
-                            double term = s.Phi[r * n + c] * double.CreateTruncating(yi[c]);
-                            predicted += term;
-                            magnitude += Math.Abs(term);
-                        }
-                    }
-                    else
-                    {
-                        double term = s.Phi[r] * double.CreateTruncating(yi[r]);
-                        predicted += term;
-                        magnitude += Math.Abs(term);
-                    }
-
-                    double actual = double.CreateTruncating(yj[r]), diff = Math.Abs(actual - predicted);
-                    magnitude += Math.Abs(actual);
-                    double tol = Math.Max(NewtonFactor * (_p.Atol + _p.Rtol * Math.Abs(actual)), 4 * (n + 2) * _p.Epsilon * magnitude);
-                    residual = diff > residual || double.IsNaN(diff) ? diff : residual;
-                    double q = tol > 0 ? diff / tol : (diff == 0 ? 0 : double.PositiveInfinity);
-                    ratio = q > ratio || double.IsNaN(q) ? q : ratio;
-                }
-
-                Span<T> a = _a.AsSpan(interval * per, per), b = _b.AsSpan(interval * n, n);
-                for (int j = 0; j < per; j++)
-                {
-                    a[j] = T.CreateTruncating(s.Phi[j]);
-                }
-
-                for (int j = 0; j < n; j++)
-                {
-                    b[j] = T.CreateTruncating(s.Psi[j]);
-                }
-            }
-
-            ratios[s.Index] = Math.Max(ratios[s.Index], ratio);
-            residuals[s.Index] = Math.Max(residuals[s.Index], residual);
-            if (double.IsNaN(ratio))
-            {
-                ratios[s.Index] = double.NaN;
-            }
-        });
-        double worst = 0, largest = 0;
-        for (int c = 0; c < chunks; c++)
-        {
-            worst = double.IsNaN(ratios[c]) || double.IsNaN(worst) ? double.NaN : Math.Max(worst, ratios[c]);
-            largest = Math.Max(largest, residuals[c]);
-        }
-
-        return (worst, largest);
-    }
-
-    /// <summary>Φ_i and ψ_i of interval i into the scratch's Phi and Psi (double), from F and the Jacobians along the grid.</summary>
-    private void IntervalMap(DeerOdeGrid<T> grid, int i, int local, bool dense, Scratch s)
-    {
-        int n = _n, per = dense ? n * n : n;
-        double dt = double.CreateTruncating(grid.Times[i + 1]) - double.CreateTruncating(grid.Times[i]);
-        ReadOnlySpan<T> gi = _jacobians.AsSpan(local * per, per), gj = _jacobians.AsSpan((local + 1) * per, per);
-        ReadOnlySpan<T> yi = grid.Y.AsSpan(i * n, n), yj = grid.Y.AsSpan((i + 1) * n, n);
-        ReadOnlySpan<T> fi = grid.F.AsSpan(i * n, n), fj = grid.F.AsSpan((i + 1) * n, n);
-        for (int r = 0; r < n; r++)
-        {
-            // z = f − G y at both ends, averaged: c = ½(z_i + z_{i+1}) Δt.
-            double zi = double.CreateTruncating(fi[r]), zj = double.CreateTruncating(fj[r]);
-            if (dense)
-            {
-                for (int c = 0; c < n; c++)
-                {
-                    double a = double.CreateTruncating(gi[r * n + c]), b = double.CreateTruncating(gj[r * n + c]);
-                    zi -= a * double.CreateTruncating(yi[c]);
-                    zj -= b * double.CreateTruncating(yj[c]);
-                    s.M[r * n + c] = 0.5 * (a + b) * dt;
-                }
-            }
-            else
-            {
-                double a = double.CreateTruncating(gi[r]), b = double.CreateTruncating(gj[r]);
-                zi -= a * double.CreateTruncating(yi[r]);
-                zj -= b * double.CreateTruncating(yj[r]);
-                s.M[r] = 0.5 * (a + b) * dt;
-            }
-
-            s.C[r] = 0.5 * (zi + zj) * dt;
-        }
-
-        if (dense)
-        {
-            MatrixExponential.ExpAffine(s.M, s.C, s.Phi, s.Psi, n, s.Exp);
-        }
-        else
-        {
-            for (int r = 0; r < n; r++)
-            {
-                s.Phi[r] = Math.Exp(s.M[r]);
-                s.Psi[r] = MatrixExponential.Phi1(s.M[r]) * s.C[r];
-            }
-        }
-    }
-
-    /// <summary>
-    /// Each interval's local error estimate relative to atol + rtol·|y|: the defect of the converged trajectory against
-    /// Simpson's rule with the cubic Hermite midpoint, y_{i+1} − y_i − Δt/6 (f_i + 4 f(y_m) + f_{i+1}). Simpson's rule is
-    /// 4th order, so the defect measures the 2nd-order scheme's O(Δt³) local error.
-    /// </summary>
-    private double[] ErrorEstimates(DeerOdeGrid<T> grid)
-    {
-        int n = _n, m = _m, k = grid.Intervals;
-        var errors = new double[k];
-        ForChunks(k, (s, start, end) =>
-        {
-            Span<T> mid = s.Mid, fm = s.Fm, x = s.X;
-            for (int i = start; i < end; i++)
-            {
-                T t0 = grid.Times[i], t1 = grid.Times[i + 1], dt = t1 - t0, half = T.CreateTruncating(0.5);
-                ReadOnlySpan<T> yi = grid.Y.AsSpan(i * n, n), yj = grid.Y.AsSpan((i + 1) * n, n);
-                ReadOnlySpan<T> fi = grid.F.AsSpan(i * n, n), fj = grid.F.AsSpan((i + 1) * n, n);
-                T eighth = dt / T.CreateTruncating(8);
-                for (int r = 0; r < n; r++)
-                {
-                    mid[r] = half * (yi[r] + yj[r]) + eighth * (fi[r] - fj[r]);
-                }
-
-                for (int r = 0; r < m; r++)
-                {
-                    x[r] = half * (grid.Inputs[i * m + r] + grid.Inputs[(i + 1) * m + r]);
-                }
-
-                _field.Evaluate(mid, t0 + half * dt, x, fm, s.Field);
-                double worst = 0, h = double.CreateTruncating(dt);
-                for (int r = 0; r < n; r++)
-                {
-                    double a = double.CreateTruncating(yi[r]), b = double.CreateTruncating(yj[r]);
-                    double simpson = h / 6 * (double.CreateTruncating(fi[r]) + 4 * double.CreateTruncating(fm[r]) + double.CreateTruncating(fj[r]));
-                    double defect = Math.Abs(b - a - simpson);
-                    double scale = _p.Atol + _p.Rtol * Math.Max(Math.Abs(a), Math.Abs(b));
-                    // The defect cannot be resolved below the rounding of y itself.
-                    defect = Math.Max(0, defect - 8 * _p.Epsilon * (Math.Abs(a) + Math.Abs(b) + Math.Abs(simpson)));
-                    double q = scale > 0 ? defect / scale : (defect == 0 ? 0 : double.PositiveInfinity);
-                    worst = Math.Max(worst, double.IsNaN(q) ? double.PositiveInfinity : q);
-                }
-
-                errors[i] = worst;
-            }
-        });
-        Interlocked.Add(ref _evaluations, k);
-        return errors;
-    }
-
-    /// <summary>
-    /// A finer grid: interval i split into <see cref="Pieces"/>(errors[i]) equal parts where errors[i] &gt; 1 (every
-    /// interval in two when <paramref name="errors"/> is null). The new points start from the cubic Hermite interpolant
-    /// of the old trajectory, or from y0 when <paramref name="fromScratch"/>.
-    /// </summary>
-    private DeerOdeGrid<T> Refine(DeerOdeGrid<T> old, double[]? errors, bool fromScratch, ReadOnlySpan<T> y0)
-    {
-        int n = _n, m = _m, k = old.Intervals;
-        var pieces = new int[k];
-        int total = 1;
-        for (int i = 0; i < k; i++)
-        {
-            pieces[i] = errors is null ? 2 : errors[i] > 1 ? Pieces(errors[i]) : 1;
-            total += pieces[i];
-        }
-
-        var times = new T[total];
-        var oldToNew = new int[k + 1];
-        int at = 0;
-        for (int i = 0; i < k; i++)
-        {
-            oldToNew[i] = at;
-            T t0 = old.Times[i], dt = old.Times[i + 1] - t0;
-            for (int p = 0; p < pieces[i]; p++)
-            {
-                times[at++] = p == 0 ? t0 : t0 + dt * T.CreateTruncating((double)p / pieces[i]);
-            }
-        }
-
-        oldToNew[k] = at;
-        times[at] = old.Times[k];
-        var userIndex = new int[old.UserIndex.Length];
-        for (int u = 0; u < userIndex.Length; u++)
-        {
-            userIndex[u] = oldToNew[old.UserIndex[u]];
-        }
-
-        var grid = new DeerOdeGrid<T>(times, userIndex, n, m);
-        for (int i = 0; i < total; i++)
-        {
-            _p.InputAt(times[i], grid.Inputs.AsSpan(i * m, m));
-        }
-
-        for (int i = 0; i < k; i++)
-        {
-            T dt = old.Times[i + 1] - old.Times[i];
-            for (int p = 0; p < pieces[i]; p++)
-            {
-                Span<T> target = grid.Y.AsSpan((oldToNew[i] + p) * n, n);
-                if (fromScratch)
-                {
-                    y0.CopyTo(target);
-                    continue;
-                }
-
-                T s = T.CreateTruncating((double)p / pieces[i]), s2 = s * s, s3 = s2 * s, two = T.CreateTruncating(2), three = T.CreateTruncating(3);
-                T h00 = two * s3 - three * s2 + T.One, h10 = s3 - two * s2 + s, h01 = three * s2 - two * s3, h11 = s3 - s2;
-                for (int r = 0; r < n; r++)
-                {
-                    target[r] = h00 * old.Y[i * n + r] + h10 * dt * old.F[i * n + r] + h01 * old.Y[(i + 1) * n + r] + h11 * dt * old.F[(i + 1) * n + r];
-                }
-            }
-        }
-
-        (fromScratch ? y0 : old.Y.AsSpan(k * n, n)).CopyTo(grid.Y.AsSpan(total * n - n, n));
-        y0.CopyTo(grid.Y);
-        return grid;
-    }
-
-    /// <summary>
-    /// The adjoint on the converged grid (reference §7 in continuous time): λ_K = g_K, λ_i = Φ_iᵀ λ_{i+1} + g_i with Φ_i from
-    /// the full Jacobian, so a reverse-time linear recurrence; dL/dθ = Σ_i ½Δt_i [(∂f/∂θ)ᵀ(y_i) Φ_iᵀλ_{i+1} + (∂f/∂θ)ᵀ(y_{i+1}) λ_{i+1}].
-    /// </summary>
-    public void Gradient(DeerOdeGrid<T> grid, ReadOnlySpan<T> cotangent, Span<T> initialGradient, Span<T> parameterGradient)
-    {
-        int n = _n, m = _m, k = grid.Intervals, nn = n * n, parameters = _field.ParameterCount;
-        Linearise(grid, dense: true, 0, k);
-        var lambda = new T[(k + 1) * n];
-        for (int u = 0; u < grid.UserIndex.Length; u++)
-        {
-            cotangent.Slice(u * n, n).CopyTo(lambda.AsSpan(grid.UserIndex[u] * n, n));
-        }
-
-        // The reverse-time recurrence λ_i = Φ_iᵀ λ_{i+1} + g_i, as a forward one in j = K − 1 − i solved by the scan:
-        // h_j = Φ_{K−1−j}ᵀ h_{j−1} + g_{K−1−j}, h_{−1} = λ_K = g_K.
-        var transposed = new T[k * nn];
-        var forcing = new T[k * n];
-        var reversed = new T[k * n];
-        for (int j = 0; j < k; j++)
-        {
-            int i = k - 1 - j;
-            ReadOnlySpan<T> phi = _a.AsSpan(i * nn, nn);
-            Span<T> target = transposed.AsSpan(j * nn, nn);
-            for (int r = 0; r < n; r++)
-            {
-                for (int c = 0; c < n; c++)
-                {
-                    target[c * n + r] = phi[r * n + c];
-                }
-            }
-
-            lambda.AsSpan(i * n, n).CopyTo(forcing.AsSpan(j * n, n));
-        }
-
-        Scan.LinearRecurrence.Solve(transposed, forcing, lambda.AsSpan(k * n, n).ToArray(), reversed, k, n, dense: true, _p.Cores);
-        for (int j = 0; j < k; j++)
-        {
-            int i = k - 1 - j;
-            for (int r = 0; r < n; r++)
-            {
-                // λ_i^+ = Φ_iᵀ λ_{i+1} (the adjoint just after t_i) = λ_i − g_i, kept in _b for the parameter integral.
-                _b[i * n + r] = reversed[j * n + r] - lambda[i * n + r];
-            }
-
-            reversed.AsSpan(j * n, n).CopyTo(lambda.AsSpan(i * n, n));
-        }
-
-        lambda.AsSpan(0, n).CopyTo(initialGradient);
-        if (parameters == 0)
-        {
-            return;
-        }
-
-        // Fixed chunks and a fixed-order sum: the gradient does not depend on the thread count.
-        int chunkCount = Math.Min(k, 64);
-        var partial = new T[chunkCount * parameters];
-        var scratch = new Scratch[chunkCount];
-        Parallel.For(0, chunkCount, new ParallelOptions { MaxDegreeOfParallelism = _p.Cores }, c =>
-        {
-            Scratch s = scratch[c] = new Scratch(this, c);
-            Span<T> g = partial.AsSpan(c * parameters, parameters), v = s.Mid, dy = s.Fm;
-            int start = (int)((long)k * c / chunkCount), end = (int)((long)k * (c + 1) / chunkCount);
-            for (int i = start; i < end; i++)
-            {
-                T halfDt = T.CreateTruncating(0.5) * (grid.Times[i + 1] - grid.Times[i]);
-                for (int r = 0; r < n; r++)
-                {
-                    v[r] = halfDt * _b[i * n + r];
-                }
-
-                _field.Backward(grid.Y.AsSpan(i * n, n), grid.Times[i], grid.Inputs.AsSpan(i * m, m), v, dy, g, s.Field);
-                for (int r = 0; r < n; r++)
-                {
-                    v[r] = halfDt * lambda[(i + 1) * n + r];
-                }
-
-                _field.Backward(grid.Y.AsSpan((i + 1) * n, n), grid.Times[i + 1], grid.Inputs.AsSpan((i + 1) * m, m), v, dy, g, s.Field);
-            }
-        });
-        for (int c = 0; c < chunkCount; c++)
-        {
-            Span<T> g = partial.AsSpan(c * parameters, parameters);
-            for (int j = 0; j < parameters; j++)
-            {
-                parameterGradient[j] += g[j];
-            }
-        }
-    }
-
-    /// <summary>Runs <paramref name="body"/> over [0, count) in contiguous chunks, each with its own scratch; returns the chunk count.</summary>
-    private int ForChunks(int count, Action<Scratch, int, int> body)
-    {
-        int chunks = Math.Clamp(count / 64, 1, _scratch.Length);
-        if (chunks == 1 || _p.Cores == 1)
-        {
-            chunks = 1;
-            body(_scratch[0] ??= new Scratch(this, 0), 0, count);
-            return chunks;
-        }
-
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = _p.Cores }, c =>
-        {
-            Scratch s = _scratch[c] ??= new Scratch(this, c);
-            body(s, (int)((long)count * c / chunks), (int)((long)count * (c + 1) / chunks));
-        });
-        return chunks;
-    }
-
-    /// <summary>One chunk's private buffers, allocated once per solve.</summary>
-    private sealed class Scratch
-    {
-        public Scratch(DeerOde<TField, T> owner, int index)
-        {
-            int n = owner._n;
-            Index = index;
-            Field = new T[Math.Max(1, owner._field.WorkspaceSize)];
-            X = new T[owner._m];
-            Mid = new T[n];
-            Fm = new T[n];
-            M = new double[n * n];
-            C = new double[n];
-            Phi = new double[n * n];
-            Psi = new double[n];
-            Exp = new double[MatrixExponential.WorkspaceSize(n + 1) + 2 * (n + 1) * (n + 1)];
-        }
-
-        public int Index { get; }
-
-        public T[] Field { get; }
-
-        public T[] X { get; }
-
-        public T[] Mid { get; }
-
-        public T[] Fm { get; }
-
-        public double[] M { get; }
-
-        public double[] C { get; }
-
-        public double[] Phi { get; }
-
-        public double[] Psi { get; }
-
-        public double[] Exp { get; }
     }
 }
