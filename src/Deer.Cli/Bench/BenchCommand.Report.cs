@@ -1,0 +1,146 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace DeerSharp.Cli.Bench;
+
+// What a bench run writes: bench.md, bench.json and the chart.
+internal static partial class BenchCommand
+{
+    private static string Markdown(Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep,
+        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, string? coldNote)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var md = new StringBuilder();
+        md.Append(c, $"# deer bench{(o.Quick ? " --quick (smoke sizes: not figures to quote)" : "")}\n\n");
+        md.Append(c, $"{m["date"]}; {m["cpu"]}, {m["cores"]} cores, {m["memory"]}, {m["simd"]} (Vector<T> {m["vector_t_bits"]}-bit); {m["os"]}; .NET {m["dotnet"]}; Deer {m["deer"]}.\n");
+        md.Append(c, $"Every figure is the median of {o.Repeats} timed runs after one warm-up (DEER and Picard rows: at most 3), measured in this one run.\n\n");
+        md.Append("## Diagonal scan against a memory copy (float32)\n\n| what | T·n | time (ms) | GB/s | fraction of |\n|---|---|---|---|---|\n");
+        foreach (ScanRow r in scan)
+        {
+            md.Append(c, $"| {r.Name} | 2^{Math.Log2(r.Elements):F0} | {r.Seconds * 1e3:F2} | {r.GigabytesPerSecond:F2} | {(r.Ceiling.Length > 0 ? $"{r.Fraction:P0} of {r.Ceiling}" : "")} |\n");
+        }
+
+        md.Append("\nGB/s counts the bytes each must move: the scan reads a and b and writes h (12 bytes per element); the copy reads a and b and writes them elsewhere (16).\n\n");
+        md.Append("## GRU and LSTM, every method, against PyTorch on the same weights and inputs\n\n| case | method | time (ms) | 95% CI of the median (ms) | iterations | converged | max \\|Δ\\| vs sequential | vs sequential | vs PyTorch |\n|---|---|---|---|---|---|---|---|---|\n");
+        foreach (RnnRow r in rnn)
+        {
+            string ci = r.Timing is { } t ? $"{t.MedianCiLow * 1e3:F1}-{t.MedianCiHigh * 1e3:F1} ({t.Runs} runs)" : "—";
+            md.Append(c, $"| {r.Case} | {r.Method} | {r.Seconds * 1e3:F1} | {ci} | {r.Iterations} | {(r.Converged ? "yes" : "no")} | {r.MaxDiff:G2} | {r.VsSequential:F2}x | {(r.VsTorch is { } v ? $"{v:F1}x" : "—")} |\n");
+        }
+
+        if (torchNote is not null)
+        {
+            md.Append(c, $"\nPyTorch peer not measured: {torchNote}.\n");
+        }
+
+        md.Append("\n## Speedup against sequence length (GRU, float32, d = n, B = 1)\n\n| n | T | sequential (ms) | DEER (ms) | iterations | quasi-DEER (ms) | iterations | best speedup |\n|---|---|---|---|---|---|---|---|\n");
+        foreach (SweepRow r in sweep)
+        {
+            md.Append(c, $"| {r.Hidden} | {r.Length} | {r.Sequential * 1e3:F2} | {r.Deer * 1e3:F2} | {r.DeerIterations} | {r.QuasiDeer * 1e3:F2} | {r.QuasiIterations} | {r.Speedup:F2}x |\n");
+        }
+
+        md.Append("\nbench.png and bench.svg plot the speedup of each method: below the dashed line the sequential loop is faster.\n");
+        StructuredBench.Markdown(md, structured);
+        ColdBench.Markdown(md, cold, coldNote);
+        return md.ToString();
+    }
+
+    private static void Json(Stream s, Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep,
+        List<StructuredBench.Row> structured, List<ColdBench.Row> cold)
+    {
+        using var w = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });
+        w.WriteStartObject();
+        w.WriteBoolean("quick", o.Quick);
+        w.WriteNumber("repeats", o.Repeats);
+        w.WriteStartObject("machine");
+        foreach (var kv in m)
+        {
+            w.WriteString(kv.Key, kv.Value);
+        }
+
+        w.WriteEndObject();
+        w.WriteStartArray("scan");
+        foreach (ScanRow r in scan)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", r.Name);
+            w.WriteNumber("elements", r.Elements);
+            w.WriteNumber("seconds", r.Seconds);
+            w.WriteNumber("bytes_moved", r.BytesMoved);
+            w.WriteNumber("gb_per_second", r.GigabytesPerSecond);
+            if (r.Ceiling.Length > 0)
+            {
+                w.WriteString("ceiling", r.Ceiling);
+                w.WriteNumber("fraction_of_ceiling", r.Fraction);
+            }
+
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        w.WriteStartArray("rnn");
+        foreach (RnnRow r in rnn)
+        {
+            w.WriteStartObject();
+            w.WriteString("case", r.Case);
+            w.WriteString("method", r.Method);
+            w.WriteNumber("seconds", r.Seconds);
+            if (r.Timing is { } timing)
+            {
+                w.WriteNumber("runs", timing.Runs);
+                w.WriteNumber("seconds_min", timing.Min);
+                w.WriteNumber("seconds_lower_quartile", timing.LowerQuartile);
+                w.WriteNumber("seconds_upper_quartile", timing.UpperQuartile);
+                w.WriteNumber("seconds_median_ci95_low", timing.MedianCiLow);
+                w.WriteNumber("seconds_median_ci95_high", timing.MedianCiHigh);
+            }
+
+            w.WriteNumber("iterations", r.Iterations);
+            w.WriteBoolean("converged", r.Converged);
+            w.WriteNumber("max_abs_diff_vs_sequential", r.MaxDiff);
+            w.WriteNumber("speedup_vs_sequential", r.VsSequential);
+            if (r.VsTorch is { } v)
+            {
+                w.WriteNumber("speedup_vs_pytorch", v);
+            }
+
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        if (torchNote is not null)
+        {
+            w.WriteString("pytorch_note", torchNote);
+        }
+
+        w.WriteStartArray("sweep");
+        foreach (SweepRow r in sweep)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("hidden", r.Hidden);
+            w.WriteNumber("length", r.Length);
+            w.WriteNumber("sequential_seconds", r.Sequential);
+            w.WriteNumber("deer_seconds", r.Deer);
+            w.WriteNumber("deer_iterations", r.DeerIterations);
+            w.WriteNumber("quasi_deer_seconds", r.QuasiDeer);
+            w.WriteNumber("quasi_deer_iterations", r.QuasiIterations);
+            w.WriteNumber("best_speedup", r.Speedup);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+        StructuredBench.Json(w, structured);
+        ColdBench.Json(w, cold);
+        w.WriteEndObject();
+    }
+
+    /// <summary>Speedup over the sequential loop against T, one line per method and hidden size, on log axes (CPU backend).</summary>
+    private static ScottPlot.Plot Chart(Dictionary<string, string> m, List<SweepRow> sweep) =>
+        Charts.LogLog("GRU on the CPU: speedup of DEER and quasi-DEER over the sequential loop", "sequence length T", "speedup (sequential / parallel)",
+            [
+                .. sweep.GroupBy(r => r.Hidden).Select(g => ($"DEER, n = {g.Key}", (IReadOnlyList<(double, double)>)[.. g.Select(r => ((double)r.Length, r.Sequential / r.Deer))])),
+                .. sweep.GroupBy(r => r.Hidden).Select(g => ($"quasi-DEER, n = {g.Key}", (IReadOnlyList<(double, double)>)[.. g.Select(r => ((double)r.Length, r.Sequential / r.QuasiDeer))])),
+            ],
+            $"{m["cpu"]}, {m["cores"]} cores, float32, batch 1, {m["date"]}");
+}
