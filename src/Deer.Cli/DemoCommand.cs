@@ -1,8 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Numerics;
-using DeerSharp.Cells;
 
 namespace DeerSharp.Cli;
 
@@ -73,7 +71,7 @@ internal static class DemoCommand
             SolveResult<T> r = Deer.Solve(cell, x, new SolveOptions { Method = m });
             clock.Stop();
             reference ??= r;
-            double diff = MaxDifference(r.States, reference.States);
+            double diff = Bench.BenchCommand.MaxDiff(r.States, reference.States);
             allAgree &= r.Converged && diff <= 1e-4;
             double speed = reference.Elapsed.TotalMilliseconds / r.Elapsed.TotalMilliseconds;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -90,18 +88,5 @@ internal static class DemoCommand
             : "Some method did not converge or differs from the sequential loop by more than 1e-4: see the rows above.");
         Console.WriteLine("Times are one wall-clock run each on this machine; for speed comparisons use the benchmarks.");
         return allAgree ? 0 : 1;
-    }
-
-    private static double MaxDifference<T>(T[] a, T[] b)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        double max = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            double v = Math.Abs(double.CreateTruncating(a[i] - b[i]));
-            max = double.IsNaN(v) ? double.NaN : Math.Max(max, v);
-        }
-
-        return max;
     }
 }

@@ -1,7 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Numerics;
-using DeerSharp.Cells;
 using DeerSharp.IO;
 
 namespace DeerSharp.Cli;

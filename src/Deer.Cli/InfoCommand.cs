@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Numerics;
 using System.Reflection;
 using System.Runtime.Intrinsics;
 

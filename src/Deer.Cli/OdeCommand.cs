@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Numerics;
 using System.Text.Json;
 using DeerSharp.IO;
 using DeerSharp.Ode;

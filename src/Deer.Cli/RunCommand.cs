@@ -1,8 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Numerics;
 using System.Text.Json;
-using DeerSharp.Cells;
 using DeerSharp.IO;
 
 namespace DeerSharp.Cli;

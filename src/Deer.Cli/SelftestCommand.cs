@@ -1,8 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Numerics;
 using System.Text.Json;
-using DeerSharp.Cells;
 
 namespace DeerSharp.Cli;
 
@@ -36,10 +34,19 @@ internal static class SelftestCommand
         return command;
     }
 
-    private sealed record Row(string Cell, string DType, string Method, int Batch, int Length, int State, bool Converged, int Iterations,
-        double MaxDifference, double Tolerance, double GpuSeconds, double CpuSeconds, string Message)
+    /// <summary>
+    /// One check: the device's states against the CPU loop's. It passes when the device converged, its states' residual
+    /// recomputed by the CPU is within the solve's tolerance, and |Δ| stays within that tolerance carried through the
+    /// recurrence's Jacobians (<see cref="SelftestCase{T}"/>; <c>Tolerance</c> is the largest such bound).
+    /// </summary>
+    internal sealed record Row(string Cell, string DType, string Method, int Batch, int Length, int State, bool Converged, int Iterations,
+        double MaxDifference, double Tolerance, double BoundRatio, double ResidualRatio, double GpuSeconds, double CpuSeconds, string Message)
     {
-        public bool Passed => Converged && MaxDifference <= Tolerance;
+        public bool Passed => Converged && BoundRatio <= 1 && ResidualRatio <= 1;
+
+        public string Failure => !Converged ? Message
+            : ResidualRatio > 1 ? string.Create(CultureInfo.InvariantCulture, $"the device's states have a residual {ResidualRatio:G3}× the tolerance, recomputed on the CPU")
+            : string.Create(CultureInfo.InvariantCulture, $"the states differ from the CPU loop's by {BoundRatio:G3}× what the tolerance and the Jacobians allow");
     }
 
     private static int Execute(ComputeDevice device, int seed, int length, string? output, TextWriter stdout)
@@ -58,20 +65,19 @@ internal static class SelftestCommand
         string name = device == ComputeDevice.Gpu ? backends[0] : backends[1];
         stdout.WriteLine($"deer selftest: the ILGPU backend against the CPU, seed {seed}, T = {length}; {name}.");
         var rows = new List<Row>();
-        rows.AddRange(Check<float>(device, seed, length, 1e-4));
-        rows.AddRange(Check<double>(device, seed + 1, length, 1e-9));
+        rows.AddRange(Check<float>(device, seed, length));
+        rows.AddRange(Check<double>(device, seed + 1, length));
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"cell",-10}{"dtype",-9}{"method",-12}{"B",3}{"T",8}{"S",4} {"iters",6} {"max |Δ|",10} {"tol",7} {"gpu s",8} {"cpu s",8}  result"));
         foreach (Row r in rows)
         {
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{r.Cell,-10}{r.DType,-9}{r.Method,-12}{r.Batch,3}{r.Length,8}{r.State,4} {r.Iterations,6} {r.MaxDifference,10:G3} {r.Tolerance,7:G1} {r.GpuSeconds,8:F4} {r.CpuSeconds,8:F4}  {(r.Passed ? "ok" : "FAIL: " + r.Message)}"));
+                $"{r.Cell,-10}{r.DType,-9}{r.Method,-12}{r.Batch,3}{r.Length,8}{r.State,4} {r.Iterations,6} {r.MaxDifference,10:G3} {r.Tolerance,7:G1} {r.GpuSeconds,8:F4} {r.CpuSeconds,8:F4}  {(r.Passed ? "ok" : "FAIL: " + r.Failure)}"));
         }
 
         // The gradient after a device forward pass (the adjoint on the device too), against the CPU's own: a GRU, the custom cell, a structured GRU.
         var random = new Random(seed + 2);
         (double gradientDiff, bool gradientOk) = GradientCheck(GruCell<double>.Random(4, 8, random), 4, 8, "GRU n = 8", device, length, random, stdout);
-        double[] odeTheta = [0.1, .. Uniform(random, new EulerOde().ParameterCount - 1).Select(v => 0.6 * v)];
-        (double customDiff, bool customOk) = GradientCheck(DeviceRecurrence.Cell(new EulerOde(), odeTheta), EulerOde.D, EulerOde.S, "custom S = 8", device, length, random, stdout);
+        (double customDiff, bool customOk) = GradientCheck(DeviceRecurrence.Cell(new EulerOde(), EulerOde.Parameters<double>(random)), EulerOde.D, EulerOde.S, "custom S = 8", device, length, random, stdout);
         (double blockDiff, bool blockOk) = GradientCheck(DiagonalGruCell<double>.Random(4, 16, 2, random), 4, 16, "diag-GRU n = 16, k = 2", device, length, random, stdout);
         int failed = rows.Count(r => !r.Passed) + (gradientOk ? 0 : 1) + (customOk ? 0 : 1) + (blockOk ? 0 : 1);
         stdout.WriteLine(failed == 0 ? $"all {rows.Count + 3} checks passed." : $"{failed} of {rows.Count + 3} checks FAILED.");
@@ -87,29 +93,9 @@ internal static class SelftestCommand
                 w.WriteString("device", name);
                 w.WriteNumber("seed", seed);
                 w.WriteString("date", DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
-                w.WriteStartArray("checks");
-                foreach (Row r in rows)
-                {
-                    // Written field by field (no reflection), so the command also works in a Native AOT build.
-                    w.WriteStartObject();
-                    w.WriteString("Cell", r.Cell);
-                    w.WriteString("DType", r.DType);
-                    w.WriteString("Method", r.Method);
-                    w.WriteNumber("Batch", r.Batch);
-                    w.WriteNumber("Length", r.Length);
-                    w.WriteNumber("State", r.State);
-                    w.WriteBoolean("Converged", r.Converged);
-                    w.WriteNumber("Iterations", r.Iterations);
-                    ReportJson.Number(w, "MaxDifference", r.MaxDifference);
-                    w.WriteNumber("Tolerance", r.Tolerance);
-                    w.WriteNumber("GpuSeconds", r.GpuSeconds);
-                    w.WriteNumber("CpuSeconds", r.CpuSeconds);
-                    w.WriteBoolean("Passed", r.Passed);
-                    w.WriteString("Message", r.Message);
-                    w.WriteEndObject();
-                }
-
-                w.WriteEndArray();
+                ReportJson.Rows(w, "checks", rows, r => [("Cell", r.Cell), ("DType", r.DType), ("Method", r.Method), ("Batch", r.Batch), ("Length", r.Length),
+                    ("State", r.State), ("Converged", r.Converged), ("Iterations", r.Iterations), ("MaxDifference", r.MaxDifference), ("Tolerance", r.Tolerance),
+                    ("BoundRatio", r.BoundRatio), ("ResidualRatio", r.ResidualRatio), ("GpuSeconds", r.GpuSeconds), ("CpuSeconds", r.CpuSeconds), ("Passed", r.Passed), ("Message", r.Message)]);
                 w.WriteNumber("gradient_max_difference", gradientDiff);
                 w.WriteBoolean("gradient_passed", gradientOk);
                 w.WriteBoolean("passed", failed == 0);
@@ -129,7 +115,7 @@ internal static class SelftestCommand
         double[] x = Uniform(random, 2 * length * d), c = Uniform(random, 2 * length * o);
         GradientResult<double> cpu = Deer.Gradient(cell, x, 2, length, c, new SolveOptions { Method = SolveMethod.Deer });
         GradientResult<double> gpu = Deer.Gradient(cell, x, 2, length, c, new SolveOptions { Method = SolveMethod.Deer, Device = device });
-        double diff = MaxAbsDiff(gpu.ParameterGradient, cpu.ParameterGradient);
+        double diff = Bench.BenchCommand.MaxDiff(gpu.ParameterGradient, cpu.ParameterGradient);
         double scale = Math.Max(1, cpu.ParameterGradient.Max(Math.Abs));
         bool ok = diff <= 1e-8 * scale;
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -137,7 +123,12 @@ internal static class SelftestCommand
         return (diff, ok);
     }
 
-    private static List<Row> Check<T>(ComputeDevice device, int seed, int length, double tolerance)
+    /// <summary>
+    /// Every cell with kernels and every device method, in <typeparamref name="T"/>, from <paramref name="seed"/>. The cells
+    /// and their data are drawn in a fixed order, so one seed replays the same checks; <paramref name="only"/> keeps the
+    /// solves of one cell (the draws stay the same).
+    /// </summary>
+    internal static List<Row> Check<T>(ComputeDevice device, int seed, int length, string? only = null, SolveMethod? onlyMethod = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var random = new Random(seed);
@@ -146,68 +137,41 @@ internal static class SelftestCommand
         foreach (string kind in new[] { "rnn", "gru", "lstm", "gilr", "gilr-lstm", "sru", "indrnn", "diag-gru", "diag-lstm", "custom" })
         {
             int n = kind is "lstm" or "diag-lstm" or "gilr-lstm" ? 8 : kind == "custom" ? EulerOde.S : 16, d = kind == "sru" ? n : 4, batch = 4;
-            Func<T[], T[], SolveOptions, SolveResult<T>> solve;
-            int s = kind switch { "lstm" or "diag-lstm" or "sru" => 2 * n, "gilr-lstm" => 3 * n, _ => n };
-            switch (kind)
+            SelftestCase<T> cell = kind switch
             {
-                case "rnn":
-                    var rnn = TanhRnnCell<T>.Random(d, n, random);
-                    solve = (x, h0, o) => Deer.Solve(rnn, x, batch, length, o, h0);
-                    break;
-                case "gru":
-                    var gru = GruCell<T>.Random(d, n, random);
-                    solve = (x, h0, o) => Deer.Solve(gru, x, batch, length, o, h0);
-                    break;
-                case "lstm":
-                    var lstm = LstmCell<T>.Random(d, n, random);
-                    solve = (x, h0, o) => Deer.Solve(lstm, x, batch, length, o, h0);
-                    break;
-                case "gilr":
-                    var gilr = GilrCell<T>.Random(d, n, random);
-                    solve = (x, h0, o) => Deer.Solve(gilr, x, batch, length, o, h0);
-                    break;
-                case "gilr-lstm":
-                    var gilrLstm = GilrLstmCell<T>.Random(d, n, random);
-                    solve = (x, h0, o) => Deer.Solve(gilrLstm, x, batch, length, o, h0);
-                    break;
-                case "sru":
-                    var sru = SruCell<T>.Random(n, random);
-                    solve = (x, h0, o) => Deer.Solve(sru, x, batch, length, o, h0);
-                    break;
-                case "indrnn":
-                    var indrnn = IndRnnCell<T>.Random(d, n, 2, random);
-                    solve = (x, h0, o) => Deer.Solve(indrnn, x, batch, length, o, h0);
-                    break;
-                case "diag-gru":
-                    var diagonal = DiagonalGruCell<T>.Random(d, n, 2, random);
-                    solve = (x, h0, o) => Deer.Solve(diagonal, x, batch, length, o, h0);
-                    break;
-                case "custom":
-                    // A user's IDeviceRecurrence: ILGPU compiles its Apply, and its dual-number Jacobian, into the kernels.
-                    double[] theta = [0.1, .. Uniform(random, new EulerOde().ParameterCount - 1).Select(v => 0.6 * v)];
-                    var custom = DeviceRecurrence.Cell(new EulerOde(), [.. theta.Select(T.CreateTruncating)]);
-                    solve = (x, h0, o) => Deer.Solve(custom, x, batch, length, o, h0);
-                    break;
-                default:
-                    var diagonalLstm = DiagonalLstmCell<T>.Random(d, n, 2, random);
-                    solve = (x, h0, o) => Deer.Solve(diagonalLstm, x, batch, length, o, h0);
-                    break;
+                "rnn" => SelftestCase<T>.Of(TanhRnnCell<T>.Random(d, n, random), batch, length),
+                "gru" => SelftestCase<T>.Of(GruCell<T>.Random(d, n, random), batch, length),
+                "lstm" => SelftestCase<T>.Of(LstmCell<T>.Random(d, n, random), batch, length),
+                "gilr" => SelftestCase<T>.Of(GilrCell<T>.Random(d, n, random), batch, length),
+                "gilr-lstm" => SelftestCase<T>.Of(GilrLstmCell<T>.Random(d, n, random), batch, length),
+                "sru" => SelftestCase<T>.Of(SruCell<T>.Random(n, random), batch, length),
+                "indrnn" => SelftestCase<T>.Of(IndRnnCell<T>.Random(d, n, 2, random), batch, length),
+                "diag-gru" => SelftestCase<T>.Of(DiagonalGruCell<T>.Random(d, n, 2, random), batch, length),
+                // A user's IDeviceRecurrence: ILGPU compiles its Apply, and its dual-number Jacobian, into the kernels.
+                "custom" => SelftestCase<T>.Of(DeviceRecurrence.Cell(new EulerOde(), EulerOde.Parameters<T>(random)), batch, length),
+                _ => SelftestCase<T>.Of(DiagonalLstmCell<T>.Random(d, n, 2, random), batch, length),
+            };
+            T[] inputs = [.. Uniform(random, batch * length * d).Select(T.CreateTruncating)];
+            T[] initial = [.. Uniform(random, batch * cell.StateSize).Select(v => T.CreateTruncating(0.5 * v))];
+            if (only is not null && only != kind)
+            {
+                continue;
             }
 
-            T[] inputs = [.. Uniform(random, batch * length * d).Select(T.CreateTruncating)];
-            T[] initial = [.. Uniform(random, batch * s).Select(v => T.CreateTruncating(0.5 * v))];
-            SolveResult<T> reference = solve(inputs, initial, new SolveOptions { Method = SolveMethod.Sequential });
+            SolveResult<T> reference = cell.Solve(inputs, initial, new SolveOptions { Method = SolveMethod.Sequential });
             SolveMethod[] methods = kind switch
             {
                 "gilr" or "gilr-lstm" or "sru" => [SolveMethod.Sequential, SolveMethod.Scan],
                 "indrnn" or "diag-gru" or "diag-lstm" => [SolveMethod.Deer],
                 _ => Methods,
             };
-            foreach (SolveMethod method in methods)
+            foreach (SolveMethod method in methods.Where(m => onlyMethod is null || m == onlyMethod))
             {
-                SolveResult<T> onDevice = solve(inputs, initial, new SolveOptions { Method = method, Device = device, Fallback = FallbackPolicy.None });
-                rows.Add(new Row(kind, dtype, MethodNames.Name(method), batch, length, s, onDevice.Converged, onDevice.Iterations,
-                    MaxAbsDiff(onDevice.States, reference.States), tolerance, onDevice.Elapsed.TotalSeconds, reference.Elapsed.TotalSeconds, onDevice.Message));
+                var options = new SolveOptions { Method = method, Device = device, Fallback = FallbackPolicy.None };
+                SolveResult<T> onDevice = cell.Solve(inputs, initial, options);
+                var (diff, boundRatio, bound, residualRatio) = cell.Compare(inputs, initial, onDevice.States, reference.States, options);
+                rows.Add(new Row(kind, dtype, MethodNames.Name(method), batch, length, cell.StateSize, onDevice.Converged, onDevice.Iterations,
+                    diff, bound, boundRatio, residualRatio, onDevice.Elapsed.TotalSeconds, reference.Elapsed.TotalSeconds, onDevice.Message));
             }
         }
 
@@ -224,19 +188,6 @@ internal static class SelftestCommand
 
         return v;
     }
-
-    private static double MaxAbsDiff<T>(T[] a, T[] b)
-        where T : INumberBase<T>
-    {
-        double max = a.Length == b.Length ? 0 : double.PositiveInfinity;
-        for (int i = 0; i < Math.Min(a.Length, b.Length); i++)
-        {
-            double diff = Math.Abs(double.CreateTruncating(a[i]) - double.CreateTruncating(b[i]));
-            max = double.IsNaN(diff) ? double.PositiveInfinity : Math.Max(max, diff);
-        }
-
-        return max;
-    }
 }
 
 /// <summary>
@@ -252,6 +203,20 @@ internal readonly struct EulerOde : IDeviceRecurrence
     public int InputSize => D;
 
     public int ParameterCount => 1 + (H * (S + D + 1)) + (S * H);
+
+    /// <summary>θ for the selftest: dt = 0.1, the rest uniform on ±0.6 (drawn from <paramref name="random"/>, which it advances).</summary>
+    public static T[] Parameters<T>(Random random)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var theta = new T[new EulerOde().ParameterCount];
+        theta[0] = T.CreateTruncating(0.1);
+        for (int i = 1; i < theta.Length; i++)
+        {
+            theta[i] = T.CreateTruncating(0.6 * ((random.NextDouble() * 2) - 1));
+        }
+
+        return theta;
+    }
 
     public TNum Apply<TNum, TVector>(int unit, TVector state, TVector input, TVector parameters)
         where TNum : IFloatingPointIeee754<TNum>

@@ -1,5 +1,3 @@
-using System.Numerics;
-using DeerSharp.Cells;
 using DeerSharp.IO;
 
 namespace DeerSharp.Cli;
@@ -81,38 +79,12 @@ internal sealed class SurrogateModules<T>
             throw new UsageException("--c0 is only meaningful for --cell gilr-lstm (or lstm), not gilr.");
         }
 
-        if (q.H0 is null && q.C0 is null)
-        {
-            return null;
-        }
-
-        int n = HiddenSize, s = StateSize;
-        T[]? h = q.H0 is null ? null : RunCommand.ReadState<T>(q.H0, "--h0", Layers, batch, n, batched);
-        T[]? c = q.C0 is null ? null : RunCommand.ReadState<T>(q.C0, "--c0", Layers, batch, n, batched);
-        var states = new T[Layers * batch * s];
-        for (int r = 0; r < Layers * batch; r++)
-        {
-            h?.AsSpan(r * n, n).CopyTo(states.AsSpan(r * s + (IsLstm ? n : 0), n));
-            c?.AsSpan(r * n, n).CopyTo(states.AsSpan(r * s + 2 * n, n));
-        }
-
-        return states;
+        return ModuleStates.Read<T>(q, Layers, batch, HiddenSize, StateSize, hOffset: IsLstm ? HiddenSize : 0, cOffset: 2 * HiddenSize, batched);
     }
 
     /// <summary>∂L/∂h0 and ∂L/∂c0 in the shapes of --h0 and --c0.</summary>
     public void AddInitialStateGradients(RunCommand.Request q, GradientResult<T> g, int batch, bool batched, Dictionary<string, TensorData> tensors)
     {
-        int n = HiddenSize, s = StateSize, rows = Layers * batch;
-        int[] shape = batched ? [Layers, batch, n] : [Layers, n];
-        T[] Part(int offset) => [.. Enumerable.Range(0, rows).SelectMany(r => g.InitialStateGradient.AsSpan(r * s + offset, n).ToArray())];
-        if (q.H0 is not null)
-        {
-            tensors["h0"] = TensorData.From(Part(IsLstm ? n : 0), shape);
-        }
-
-        if (q.C0 is not null)
-        {
-            tensors["c0"] = TensorData.From(Part(2 * n), shape);
-        }
+        ModuleStates.AddGradients(q, g, Layers, batch, HiddenSize, StateSize, hOffset: IsLstm ? HiddenSize : 0, cOffset: 2 * HiddenSize, batched, tensors);
     }
 }

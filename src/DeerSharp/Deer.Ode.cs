@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Numerics;
 using DeerSharp.Ode;
 
 namespace DeerSharp;

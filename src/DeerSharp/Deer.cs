@@ -1,7 +1,5 @@
-using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using DeerSharp.Cells;
 using DeerSharp.Driver;
 
 namespace DeerSharp;

@@ -1,21 +1,5 @@
 namespace DeerSharp;
 
-/// <summary>How the adjoint recurrence v_t = ∂L/∂h_t + J_{t+1}ᵀ v_{t+1} is solved (reference §7). Both give the exact gradient.</summary>
-public enum AdjointMethod
-{
-    /// <summary>The scan when the forward pass used an iterative method, backpropagation through time after the loop.</summary>
-    Auto,
-
-    /// <summary>
-    /// All Jacobians at once (in parallel), the reverse-time linear recurrence with Jᵀ by the scan, then every step's
-    /// parameter and input gradients at once as block matrix products. O(T n²) memory, like DEER.
-    /// </summary>
-    Scan,
-
-    /// <summary>Backpropagation through time: one vector-Jacobian product per step, from the last step back. The reference.</summary>
-    Sequential,
-}
-
 /// <summary>Options for <see cref="Deer"/>.Gradient.</summary>
 public sealed record GradientOptions
 {

@@ -60,76 +60,26 @@ internal static partial class BenchCommand
         }
 
         w.WriteEndObject();
-        w.WriteStartArray("scan");
-        foreach (ScanRow r in scan)
-        {
-            w.WriteStartObject();
-            w.WriteString("name", r.Name);
-            w.WriteNumber("elements", r.Elements);
-            w.WriteNumber("seconds", r.Seconds);
-            w.WriteNumber("bytes_moved", r.BytesMoved);
-            w.WriteNumber("gb_per_second", r.GigabytesPerSecond);
-            if (r.Ceiling.Length > 0)
-            {
-                w.WriteString("ceiling", r.Ceiling);
-                w.WriteNumber("fraction_of_ceiling", r.Fraction);
-            }
-
-            w.WriteEndObject();
-        }
-
-        w.WriteEndArray();
-        w.WriteStartArray("rnn");
-        foreach (RnnRow r in rnn)
-        {
-            w.WriteStartObject();
-            w.WriteString("case", r.Case);
-            w.WriteString("method", r.Method);
-            w.WriteNumber("seconds", r.Seconds);
-            if (r.Timing is { } timing)
-            {
-                w.WriteNumber("runs", timing.Runs);
-                w.WriteNumber("seconds_min", timing.Min);
-                w.WriteNumber("seconds_lower_quartile", timing.LowerQuartile);
-                w.WriteNumber("seconds_upper_quartile", timing.UpperQuartile);
-                w.WriteNumber("seconds_median_ci95_low", timing.MedianCiLow);
-                w.WriteNumber("seconds_median_ci95_high", timing.MedianCiHigh);
-            }
-
-            w.WriteNumber("iterations", r.Iterations);
-            w.WriteBoolean("converged", r.Converged);
-            w.WriteNumber("max_abs_diff_vs_sequential", r.MaxDiff);
-            w.WriteNumber("speedup_vs_sequential", r.VsSequential);
-            if (r.VsTorch is { } v)
-            {
-                w.WriteNumber("speedup_vs_pytorch", v);
-            }
-
-            w.WriteEndObject();
-        }
-
-        w.WriteEndArray();
+        ReportJson.Rows(w, "scan", scan, r => (IEnumerable<(string, object?)>)[
+            ("name", r.Name), ("elements", r.Elements), ("seconds", r.Seconds), ("bytes_moved", r.BytesMoved), ("gb_per_second", r.GigabytesPerSecond),
+            .. r.Ceiling.Length > 0 ? [("ceiling", r.Ceiling), ("fraction_of_ceiling", r.Fraction)] : Array.Empty<(string, object?)>(),
+        ]);
+        ReportJson.Rows(w, "rnn", rnn, r => (IEnumerable<(string, object?)>)[
+            ("case", r.Case), ("method", r.Method), ("seconds", r.Seconds),
+            .. r.Timing is { } t
+                ? [("runs", t.Runs), ("seconds_min", t.Min), ("seconds_lower_quartile", t.LowerQuartile), ("seconds_upper_quartile", t.UpperQuartile),
+                    ("seconds_median_ci95_low", t.MedianCiLow), ("seconds_median_ci95_high", t.MedianCiHigh)]
+                : Array.Empty<(string, object?)>(),
+            ("iterations", r.Iterations), ("converged", r.Converged), ("max_abs_diff_vs_sequential", r.MaxDiff), ("speedup_vs_sequential", r.VsSequential),
+            .. r.VsTorch is { } v ? [("speedup_vs_pytorch", v)] : Array.Empty<(string, object?)>(),
+        ]);
         if (torchNote is not null)
         {
             w.WriteString("pytorch_note", torchNote);
         }
 
-        w.WriteStartArray("sweep");
-        foreach (SweepRow r in sweep)
-        {
-            w.WriteStartObject();
-            w.WriteNumber("hidden", r.Hidden);
-            w.WriteNumber("length", r.Length);
-            w.WriteNumber("sequential_seconds", r.Sequential);
-            w.WriteNumber("deer_seconds", r.Deer);
-            w.WriteNumber("deer_iterations", r.DeerIterations);
-            w.WriteNumber("quasi_deer_seconds", r.QuasiDeer);
-            w.WriteNumber("quasi_deer_iterations", r.QuasiIterations);
-            w.WriteNumber("best_speedup", r.Speedup);
-            w.WriteEndObject();
-        }
-
-        w.WriteEndArray();
+        ReportJson.Rows(w, "sweep", sweep, r => [("hidden", r.Hidden), ("length", r.Length), ("sequential_seconds", r.Sequential), ("deer_seconds", r.Deer),
+            ("deer_iterations", r.DeerIterations), ("quasi_deer_seconds", r.QuasiDeer), ("quasi_deer_iterations", r.QuasiIterations), ("best_speedup", r.Speedup)]);
         StructuredBench.Json(w, structured);
         ColdBench.Json(w, cold);
         w.WriteEndObject();

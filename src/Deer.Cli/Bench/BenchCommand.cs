@@ -1,11 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Text;
 using System.Text.Json;
-using DeerSharp.Cells;
 using DeerSharp.Scan;
 
 namespace DeerSharp.Cli.Bench;
@@ -332,7 +330,9 @@ internal static partial class BenchCommand
         return rows;
     }
 
-    internal static double MaxDiff(float[] a, float[] b)
+    /// <summary>max |a − b| in double, NaN if any difference is NaN, ∞ when the lengths differ: every comparison the commands print.</summary>
+    internal static double MaxDiff<T>(T[] a, T[] b)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (a.Length != b.Length)
         {
@@ -342,7 +342,7 @@ internal static partial class BenchCommand
         double max = 0;
         for (int i = 0; i < a.Length; i++)
         {
-            max = Math.Max(max, Math.Abs((double)a[i] - b[i]));
+            max = Math.Max(max, Math.Abs(double.CreateTruncating(a[i]) - double.CreateTruncating(b[i])));
         }
 
         return max;

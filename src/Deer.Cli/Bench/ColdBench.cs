@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
-using DeerSharp.Cells;
 using DeerSharp.IO;
 
 namespace DeerSharp.Cli.Bench;
@@ -154,32 +153,13 @@ internal static class ColdBench
         }
     }
 
-    public static void Json(Utf8JsonWriter w, List<Row> rows)
-    {
-        w.WriteStartArray("cold");
-        foreach (Row r in rows)
-        {
-            w.WriteStartObject();
-            w.WriteString("case", r.Case);
-            w.WriteString("build", r.Build);
-            w.WriteString("method", r.Method);
-            w.WriteNumber("cold_solve_seconds_median", r.Cold.Median);
-            w.WriteNumber("cold_solve_seconds_min", r.Cold.Min);
-            w.WriteNumber("cold_process_seconds_median", r.Process.Median);
-            w.WriteNumber("warm_solve_seconds_median", r.Warm.Median);
-            w.WriteNumber("cold_over_warm", r.ColdOverWarm);
-            w.WriteNumber("max_abs_diff_cold_vs_warm", r.MaxDiffColdVsWarm);
-            if (r.Torch is { } t)
-            {
-                w.WriteNumber("pytorch_seconds_median", t.MedianSeconds);
-                w.WriteNumber("pytorch_threads", t.Threads);
-                w.WriteNumber("pytorch_over_cold", r.TorchOverCold!.Value);
-                w.WriteNumber("max_abs_diff_pytorch_vs_deer", r.MaxDiffTorch!.Value);
-            }
-
-            w.WriteEndObject();
-        }
-
-        w.WriteEndArray();
-    }
+    public static void Json(Utf8JsonWriter w, List<Row> rows) =>
+        ReportJson.Rows(w, "cold", rows, r => (IEnumerable<(string, object?)>)[
+            ("case", r.Case), ("build", r.Build), ("method", r.Method), ("cold_solve_seconds_median", r.Cold.Median), ("cold_solve_seconds_min", r.Cold.Min),
+            ("cold_process_seconds_median", r.Process.Median), ("warm_solve_seconds_median", r.Warm.Median), ("cold_over_warm", r.ColdOverWarm),
+            ("max_abs_diff_cold_vs_warm", r.MaxDiffColdVsWarm),
+            .. r.Torch is { } t
+                ? [("pytorch_seconds_median", t.MedianSeconds), ("pytorch_threads", t.Threads), ("pytorch_over_cold", r.TorchOverCold), ("max_abs_diff_pytorch_vs_deer", r.MaxDiffTorch)]
+                : Array.Empty<(string, object?)>(),
+        ]);
 }

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using DeerSharp.Cells;
 using DeerSharp.Gpu;
 using ILGPU;
 using ILGPU.Runtime;
@@ -59,55 +58,12 @@ internal static class GpuBench
             w.WriteString("device", description);
             w.WriteNumber("repeats", repeats);
             w.WriteString("note", "Deer's GPU times include host-device transfers; the peers' do not.");
-            w.WritePropertyName("scan");
-            // Written field by field (no reflection), so the command also works in a Native AOT build.
-            w.WriteStartArray();
-            foreach (ScanRow r in scans)
-            {
-                w.WriteStartObject();
-                w.WriteNumber("Elements", r.Elements);
-                w.WriteNumber("N", r.N);
-                w.WriteNumber("ScanSeconds", r.ScanSeconds);
-                w.WriteNumber("CopySeconds", r.CopySeconds);
-                w.WriteNumber("ScanGBs", r.ScanGBs);
-                w.WriteNumber("CopyGBs", r.CopyGBs);
-                w.WriteNumber("fraction", r.ScanGBs / r.CopyGBs);
-                w.WriteEndObject();
-            }
-
-            w.WriteEndArray();
-            w.WritePropertyName("recurrent_product");
-            w.WriteStartArray();
-            foreach (ProductRow r in products)
-            {
-                w.WriteStartObject();
-                w.WriteNumber("N", r.N);
-                w.WriteNumber("Rows", r.Rows);
-                w.WriteNumber("KernelSeconds", r.KernelSeconds);
-                ReportJson.Number(w, "CuBlasSeconds", r.CuBlasSeconds);
-                ReportJson.Number(w, "MaxDifference", r.MaxDifference);
-                w.WriteString("Note", r.Note);
-                w.WriteEndObject();
-            }
-
-            w.WriteEndArray();
-            w.WritePropertyName("gru");
-            w.WriteStartArray();
-            foreach (GruRow r in grus)
-            {
-                w.WriteStartObject();
-                w.WriteNumber("N", r.N);
-                w.WriteNumber("Length", r.Length);
-                w.WriteString("Runner", r.Runner);
-                ReportJson.Number(w, "Seconds", r.Seconds);
-                ReportJson.Number(w, "Speedup", r.Speedup);
-                ReportJson.Number(w, "MaxDifference", r.MaxDifference);
-                w.WriteNumber("Iterations", r.Iterations);
-                w.WriteString("Note", r.Note);
-                w.WriteEndObject();
-            }
-
-            w.WriteEndArray();
+            ReportJson.Rows(w, "scan", scans, r => [("Elements", r.Elements), ("N", r.N), ("ScanSeconds", r.ScanSeconds), ("CopySeconds", r.CopySeconds),
+                ("ScanGBs", r.ScanGBs), ("CopyGBs", r.CopyGBs), ("fraction", r.ScanGBs / r.CopyGBs)]);
+            ReportJson.Rows(w, "recurrent_product", products, r => [("N", r.N), ("Rows", r.Rows), ("KernelSeconds", r.KernelSeconds),
+                ("CuBlasSeconds", r.CuBlasSeconds), ("MaxDifference", r.MaxDifference), ("Note", r.Note)]);
+            ReportJson.Rows(w, "gru", grus, r => [("N", r.N), ("Length", r.Length), ("Runner", r.Runner), ("Seconds", r.Seconds), ("Speedup", r.Speedup),
+                ("MaxDifference", r.MaxDifference), ("Iterations", r.Iterations), ("Note", r.Note)]);
             if (peerNote is not null)
             {
                 w.WriteString("peer_note", peerNote);
@@ -179,7 +135,7 @@ internal static class GpuBench
                 try
                 {
                     blasSeconds = Median(repeats, () => blas.RecurrentProduct(whh.View, prev.View, theirs.View, n, n, gates, count), accelerator);
-                    diff = Diff(ours.GetAsArray1D(), theirs.GetAsArray1D());
+                    diff = BenchCommand.MaxDiff(ours.GetAsArray1D(), theirs.GetAsArray1D());
                 }
                 catch (Exception e) when (e is CuBlasException or InvalidOperationException or NotSupportedException or EntryPointNotFoundException)
                 {
@@ -218,7 +174,7 @@ internal static class GpuBench
                 SolveResult<float>? loop = null;
                 double loopSeconds = Median(repeats, () => loop = Deer.Solve(gru, x, batch, length, new SolveOptions { Method = SolveMethod.Sequential, Device = device }), null);
                 void Add(string runner, double seconds, float[] states, int iterations, string extra) =>
-                    rows.Add(new GruRow(n, length, runner, seconds, loopSeconds / seconds, Diff(states, loop!.States), iterations, extra));
+                    rows.Add(new GruRow(n, length, runner, seconds, loopSeconds / seconds, BenchCommand.MaxDiff(states, loop!.States), iterations, extra));
                 rows.Add(new GruRow(n, length, "gpu sequential kernel", loopSeconds, 1, 0, 0, ""));
                 foreach (SolveMethod method in n <= DeviceCell<float>.MaxDenseState ? new[] { SolveMethod.Deer, SolveMethod.QuasiDeer } : [SolveMethod.QuasiDeer])
                 {
@@ -274,23 +230,6 @@ internal static class GpuBench
 
     /// <summary>The GRU's states are its outputs (S = n), so peers' outputs compare directly.</summary>
     private static float[] Outputs(float[] output) => output;
-
-    private static double Diff(float[] a, float[] b)
-    {
-        if (a.Length != b.Length)
-        {
-            return double.NaN;
-        }
-
-        double max = 0;
-        for (long i = 0; i < a.Length; i++)
-        {
-            max = Math.Max(max, Math.Abs((double)a[i] - b[i]));
-        }
-
-        return max;
-    }
-
     private static double Median(int repeats, Action run, Accelerator? sync)
     {
         run();

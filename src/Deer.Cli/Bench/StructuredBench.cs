@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using DeerSharp.Cells;
 
 namespace DeerSharp.Cli.Bench;
 
@@ -113,34 +112,10 @@ internal static class StructuredBench
         }
     }
 
-    public static void Json(Utf8JsonWriter w, List<Row> rows)
-    {
-        w.WriteStartArray("structured");
-        foreach (Row r in rows)
-        {
-            w.WriteStartObject();
-            w.WriteNumber("hidden", r.Hidden);
-            w.WriteNumber("length", r.Length);
-            w.WriteString("cell", r.Cell);
-            w.WriteString("method", r.Method);
-            if (r.Skipped is not null)
-            {
-                w.WriteString("skipped", r.Skipped);
-                w.WriteEndObject();
-                continue;
-            }
-
-            w.WriteNumber("seconds", r.Seconds);
-            w.WriteNumber("iterations", r.Iterations);
-            w.WriteBoolean("converged", r.Converged);
-            w.WriteNumber("sequential_seconds", r.SequentialSeconds);
-            w.WriteNumber("iteration_ns_per_step", r.IterationNanosecondsPerStep);
-            w.WriteNumber("iteration_over_sequential_step", r.IterationOverSequentialStep);
-            w.WriteNumber("speedup_vs_sequential", r.Speedup);
-            w.WriteNumber("max_abs_diff_vs_sequential", r.MaxDiff);
-            w.WriteEndObject();
-        }
-
-        w.WriteEndArray();
-    }
+    public static void Json(Utf8JsonWriter w, List<Row> rows) =>
+        ReportJson.Rows(w, "structured", rows, r => r.Skipped is not null
+            ? [("hidden", r.Hidden), ("length", r.Length), ("cell", r.Cell), ("method", r.Method), ("skipped", r.Skipped)]
+            : [("hidden", r.Hidden), ("length", r.Length), ("cell", r.Cell), ("method", r.Method), ("seconds", r.Seconds), ("iterations", r.Iterations),
+                ("converged", r.Converged), ("sequential_seconds", r.SequentialSeconds), ("iteration_ns_per_step", r.IterationNanosecondsPerStep),
+                ("iteration_over_sequential_step", r.IterationOverSequentialStep), ("speedup_vs_sequential", r.Speedup), ("max_abs_diff_vs_sequential", r.MaxDiff)]);
 }

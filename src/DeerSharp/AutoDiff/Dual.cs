@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Numerics;
 using System.Runtime.CompilerServices;
 
 namespace DeerSharp.AutoDiff;

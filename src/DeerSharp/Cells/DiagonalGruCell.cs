@@ -1,4 +1,3 @@
-using System.Numerics;
 using System.Runtime.CompilerServices;
 
 namespace DeerSharp.Cells;
@@ -25,11 +24,7 @@ public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructed
     /// <summary>Wraps one layer's weights (G = 3), taking a snapshot of them.</summary>
     public DiagonalGruCell(StructuredWeights<T> weights)
     {
-        ArgumentNullException.ThrowIfNull(weights);
-        if (weights.Gates != 3)
-        {
-            throw new ArgumentException($"A GRU layer has 3 gate blocks (r, z, n); these weights have {weights.Gates}.", nameof(weights));
-        }
+        LayerWeights.RequireGates(weights, weights?.Gates ?? 0, 3, "A GRU layer has 3 gate blocks (r, z, n)");
 
         _w = weights;
         _c = new BlockCellWeights<T>(weights, foldedGates: 2);

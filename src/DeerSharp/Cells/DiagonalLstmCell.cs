@@ -1,4 +1,3 @@
-using System.Numerics;
 using System.Runtime.CompilerServices;
 
 namespace DeerSharp.Cells;
@@ -26,11 +25,7 @@ public readonly struct DiagonalLstmCell<T> : IDifferentiableCell<T>, IConstructe
     /// <summary>Wraps one layer's weights (G = 4), taking a snapshot of them.</summary>
     public DiagonalLstmCell(StructuredWeights<T> weights)
     {
-        ArgumentNullException.ThrowIfNull(weights);
-        if (weights.Gates != 4)
-        {
-            throw new ArgumentException($"An LSTM layer has 4 gate blocks (i, f, g, o); these weights have {weights.Gates}.", nameof(weights));
-        }
+        LayerWeights.RequireGates(weights, weights?.Gates ?? 0, 4, "An LSTM layer has 4 gate blocks (i, f, g, o)");
 
         _w = weights;
         _c = new BlockCellWeights<T>(weights, foldedGates: 4);

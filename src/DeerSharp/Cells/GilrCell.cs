@@ -1,4 +1,3 @@
-using System.Numerics;
 using DeerSharp.Scan;
 
 namespace DeerSharp.Cells;

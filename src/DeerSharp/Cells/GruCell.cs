@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Numerics;
 using System.Numerics.Tensors;
 
 namespace DeerSharp.Cells;
@@ -25,11 +24,7 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell, ID
     /// <summary>Wraps one layer's weights (G = 3), taking a snapshot of them.</summary>
     public GruCell(RecurrentWeights<T> weights)
     {
-        ArgumentNullException.ThrowIfNull(weights);
-        if (weights.Gates != 3)
-        {
-            throw new ArgumentException($"A GRU layer has 3 gate blocks (r, z, n); these weights have {weights.Gates}.", nameof(weights));
-        }
+        LayerWeights.RequireGates(weights, weights?.Gates ?? 0, 3, "A GRU layer has 3 gate blocks (r, z, n)");
 
         _w = weights;
         _c = new CellWeights<T>(weights, foldedGates: 2);

@@ -1,4 +1,3 @@
-using System.Numerics;
 using System.Runtime.CompilerServices;
 
 namespace DeerSharp.Cells;
@@ -22,11 +21,7 @@ public readonly struct IndRnnCell<T> : IDifferentiableCell<T>, IConstructedCell,
     /// <summary>Wraps one layer's weights (G = 1), taking a snapshot of them.</summary>
     public IndRnnCell(StructuredWeights<T> weights)
     {
-        ArgumentNullException.ThrowIfNull(weights);
-        if (weights.Gates != 1)
-        {
-            throw new ArgumentException($"An IndRNN layer has 1 gate block; these weights have {weights.Gates}.", nameof(weights));
-        }
+        LayerWeights.RequireGates(weights, weights?.Gates ?? 0, 1, "An IndRNN layer has 1 gate block");
 
         _w = weights;
         _c = new BlockCellWeights<T>(weights, foldedGates: 1);

@@ -1,4 +1,3 @@
-using System.Numerics;
 
 namespace DeerSharp.Cells;
 
@@ -26,6 +25,16 @@ internal static class LayerWeights
         Require.Finite<T>(weightHH, nameof(weightHH));
         Require.Finite<T>(biasIH, nameof(biasIH));
         Require.Finite<T>(biasHH, nameof(biasHH));
+    }
+
+    /// <summary>Throws unless a cell was given weights (non-null) with the <paramref name="expected"/> number of gate blocks.</summary>
+    public static void RequireGates([System.Diagnostics.CodeAnalysis.NotNull] object? weights, int gates, int expected, string what)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        if (gates != expected)
+        {
+            throw new ArgumentException($"{what}; these weights have {gates}.", nameof(weights));
+        }
     }
 
     /// <summary><paramref name="count"/> values uniform on [-bound, bound], as PyTorch initialises a recurrent module.</summary>

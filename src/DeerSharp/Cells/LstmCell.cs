@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Numerics;
 using System.Numerics.Tensors;
 
 namespace DeerSharp.Cells;
@@ -24,11 +23,7 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell, I
     /// <summary>Wraps one layer's weights (G = 4), taking a snapshot of them.</summary>
     public LstmCell(RecurrentWeights<T> weights)
     {
-        ArgumentNullException.ThrowIfNull(weights);
-        if (weights.Gates != 4)
-        {
-            throw new ArgumentException($"An LSTM layer has 4 gate blocks (i, f, g, o); these weights have {weights.Gates}.", nameof(weights));
-        }
+        LayerWeights.RequireGates(weights, weights?.Gates ?? 0, 4, "An LSTM layer has 4 gate blocks (i, f, g, o)");
 
         _w = weights;
         _c = new CellWeights<T>(weights, foldedGates: 4);

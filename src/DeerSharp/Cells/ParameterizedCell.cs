@@ -1,4 +1,3 @@
-using System.Numerics;
 using System.Runtime.InteropServices;
 using DeerSharp.AutoDiff;
 
@@ -116,7 +115,7 @@ public readonly struct ParameterizedCell<TFunction, T> : IDifferentiableCell<T>,
                     EvaluateBlocks(state, x, f, jacobians.Slice(i * s, s), structure, diagonalOnly: true, workspace);
                     break;
                 case JacobianMode.Diagonal:
-                    EvaluateJacobianDiagonal(state, x, f, jacobians.Slice(i * s, s), workspace);
+                    Jacobian(state, x, f, jacobians.Slice(i * s, s), workspace, diagonal: true);
                     break;
                 case JacobianMode.Block:
                     JacobianStructure blocks = _structure ?? throw new InvalidOperationException("JacobianMode.Block needs a declared JacobianStructure.");
@@ -162,75 +161,30 @@ public readonly struct ParameterizedCell<TFunction, T> : IDifferentiableCell<T>,
             }
 
             Span<Dual<T>> ds = DualSpans(workspace, state, x, out Span<Dual<T>> dx, out Span<Dual<T>> dnext, out Span<Dual<T>> dp);
-            for (int j = 0; j < d; j++)
-            {
-                dx[j] = Dual<T>.Variable(x[j]);
-                _f.Apply<Dual<T>>(ds, dx, dp, dnext);
-                dx[j] = Dual<T>.Constant(x[j]);
-                inputAdjoints[k * d + j] = Project(dnext, v);
-            }
-
-            for (int j = 0; j < _parameters.Length; j++)
-            {
-                dp[j] = Dual<T>.Variable(_parameters[j]);
-                _f.Apply<Dual<T>>(ds, dx, dp, dnext);
-                dp[j] = Dual<T>.Constant(_parameters[j]);
-                gradient[j] += Project(dnext, v);
-            }
+            var f = new DualFunction(_f, ds, dx, dp);
+            ForwardMode.VectorJacobian(ref f, dx, x, dnext, v, inputAdjoints.Slice(k * d, d), accumulate: false);
+            ForwardMode.VectorJacobian(ref f, dp, _parameters, dnext, v, gradient, accumulate: true);
         }
-    }
-
-    /// <summary>vᵀ(∂f along the seeded direction).</summary>
-    private static T Project(ReadOnlySpan<Dual<T>> dnext, ReadOnlySpan<T> v)
-    {
-        T sum = T.Zero;
-        for (int i = 0; i < v.Length; i++)
-        {
-            sum += dnext[i].Derivative * v[i];
-        }
-
-        return sum;
     }
 
     /// <summary>f and its full Jacobian at one state: S dual-number evaluations of f.</summary>
-    private void EvaluateJacobian(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> jacobian, Span<T> workspace)
-    {
-        int s = _stateSize;
-        Span<Dual<T>> ds = DualSpans(workspace, state, projection, out Span<Dual<T>> dx, out Span<Dual<T>> dnext, out Span<Dual<T>> dp);
-        for (int j = 0; j < s; j++)
-        {
-            ds[j] = Dual<T>.Variable(state[j]);
-            _f.Apply<Dual<T>>(ds, dx, dp, dnext);
-            ds[j] = Dual<T>.Constant(state[j]);
-            for (int i = 0; i < s; i++)
-            {
-                jacobian[i * s + j] = dnext[i].Derivative;
-            }
-        }
+    private void EvaluateJacobian(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> jacobian, Span<T> workspace) =>
+        Jacobian(state, projection, next, jacobian, workspace, diagonal: false);
 
-        for (int i = 0; i < s; i++)
-        {
-            next[i] = dnext[i].Value;
-        }
+    /// <summary>f and its Jacobian's diagonal (full, or only the diagonal) at one state: S dual-number evaluations of f.</summary>
+    private void Jacobian(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> jacobian, Span<T> workspace, bool diagonal)
+    {
+        Span<Dual<T>> ds = DualSpans(workspace, state, projection, out Span<Dual<T>> dx, out Span<Dual<T>> dnext, out Span<Dual<T>> dp);
+        var f = new DualFunction(_f, ds, dx, dp);
+        ForwardMode.Jacobian(ref f, ds, state, dnext, next, jacobian, diagonal);
     }
 
-    /// <summary>f and its Jacobian's diagonal at one state: S dual-number evaluations of f.</summary>
-    private void EvaluateJacobianDiagonal(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> diagonal, Span<T> workspace)
+    /// <summary>The user's function on dual numbers at (h, x; θ) as placed in the spans.</summary>
+    private readonly ref struct DualFunction(TFunction function, Span<Dual<T>> state, Span<Dual<T>> input, Span<Dual<T>> parameters) : IDualFunction<T>
     {
-        int s = _stateSize;
-        Span<Dual<T>> ds = DualSpans(workspace, state, projection, out Span<Dual<T>> dx, out Span<Dual<T>> dnext, out Span<Dual<T>> dp);
-        for (int j = 0; j < s; j++)
-        {
-            ds[j] = Dual<T>.Variable(state[j]);
-            _f.Apply<Dual<T>>(ds, dx, dp, dnext);
-            ds[j] = Dual<T>.Constant(state[j]);
-            diagonal[j] = dnext[j].Derivative;
-        }
+        private readonly Span<Dual<T>> _state = state, _input = input, _parameters = parameters;
 
-        for (int i = 0; i < s; i++)
-        {
-            next[i] = dnext[i].Value;
-        }
+        public void Apply(Span<Dual<T>> output) => function.Apply<Dual<T>>(_state, _input, _parameters, output);
     }
 
     /// <summary>

@@ -1,4 +1,3 @@
-using System.Numerics;
 
 namespace DeerSharp.Cells;
 
@@ -10,6 +9,8 @@ namespace DeerSharp.Cells;
 public sealed class RecurrentWeights<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    private readonly StructuredWeights<T> _blocks;
+
     /// <summary>Creates and validates a layer's weights. Null biases mean a module built with bias=False.</summary>
     /// <param name="gates">G: 1 for tanh RNN, 3 for GRU, 4 for LSTM.</param>
     /// <param name="hiddenSize">n.</param>
@@ -19,74 +20,48 @@ public sealed class RecurrentWeights<T>
     /// <param name="biasIH">bias_ih, G·n values, or null.</param>
     /// <param name="biasHH">bias_hh, G·n values, or null.</param>
     public RecurrentWeights(int gates, int hiddenSize, int inputSize, T[] weightIH, T[] weightHH, T[]? biasIH = null, T[]? biasHH = null)
+        : this(new StructuredWeights<T>(gates, hiddenSize, inputSize, hiddenSize, weightIH, weightHH, biasIH, biasHH))
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(gates, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(hiddenSize, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(inputSize, 1);
-        ArgumentNullException.ThrowIfNull(weightIH);
-        ArgumentNullException.ThrowIfNull(weightHH);
-        int rows = checked(gates * hiddenSize);
-        Require.Length(weightIH, checked(rows * inputSize), nameof(weightIH), $"[{rows}, {inputSize}]");
-        Require.Length(weightHH, checked(rows * hiddenSize), nameof(weightHH), $"[{rows}, {hiddenSize}]");
-        LayerWeights.CheckBiasesAndValues(weightIH, weightHH, biasIH, biasHH, rows);
-
-        Gates = gates;
-        HiddenSize = hiddenSize;
-        InputSize = inputSize;
-        WeightIH = weightIH;
-        WeightHH = weightHH;
-        BiasIH = biasIH ?? new T[rows];
-        BiasHH = biasHH ?? new T[rows];
-        HasBias = biasIH is not null || biasHH is not null;
     }
 
+    private RecurrentWeights(StructuredWeights<T> blocks) => _blocks = blocks;
+
+    /// <summary>The same weights as a structured layer with one block of k = n units: a dense W_hh is the block-diagonal one with a single block.</summary>
+    public StructuredWeights<T> AsBlocks => _blocks;
+
     /// <summary>G, the number of stacked gates.</summary>
-    public int Gates { get; }
+    public int Gates => _blocks.Gates;
 
     /// <summary>n, the hidden size.</summary>
-    public int HiddenSize { get; }
+    public int HiddenSize => _blocks.HiddenSize;
 
     /// <summary>d, the input size.</summary>
-    public int InputSize { get; }
+    public int InputSize => _blocks.InputSize;
 
     /// <summary>weight_ih, [G·n, d] row-major.</summary>
-    public T[] WeightIH { get; }
+    public T[] WeightIH => _blocks.WeightIH;
 
     /// <summary>weight_hh, [G·n, n] row-major.</summary>
-    public T[] WeightHH { get; }
+    public T[] WeightHH => _blocks.WeightHH;
 
     /// <summary>bias_ih (zeros when the module has no bias).</summary>
-    public T[] BiasIH { get; }
+    public T[] BiasIH => _blocks.BiasIH;
 
     /// <summary>bias_hh (zeros when the module has no bias).</summary>
-    public T[] BiasHH { get; }
+    public T[] BiasHH => _blocks.BiasHH;
 
     /// <summary>Whether the module was built with biases.</summary>
-    public bool HasBias { get; }
+    public bool HasBias => _blocks.HasBias;
 
     /// <summary>
     /// Random weights drawn as PyTorch initialises them, uniform on [-s/√n, s/√n] with s = <paramref name="scale"/>.
     /// </summary>
-    public static RecurrentWeights<T> Random(int gates, int hiddenSize, int inputSize, Random random, double scale = 1.0, bool bias = true)
-    {
-        ArgumentNullException.ThrowIfNull(random);
-        int rows = checked(gates * hiddenSize);
-        double bound = scale / Math.Sqrt(hiddenSize);
-        T[] Draw(int count) => LayerWeights.Uniform<T>(random, count, bound);
-
-        return new RecurrentWeights<T>(gates, hiddenSize, inputSize,
-            Draw(rows * inputSize), Draw(rows * hiddenSize), bias ? Draw(rows) : null, bias ? Draw(rows) : null);
-    }
+    public static RecurrentWeights<T> Random(int gates, int hiddenSize, int inputSize, Random random, double scale = 1.0, bool bias = true) =>
+        new(StructuredWeights<T>.Random(gates, hiddenSize, inputSize, hiddenSize, random, scale, bias));
 
     /// <summary>
     /// Splits a flat parameter gradient of a cell built from these weights ([weight_ih, weight_hh, bias_ih, bias_hh]) into
     /// arrays shaped like the weights.
     /// </summary>
-    public (T[] WeightIH, T[] WeightHH, T[] BiasIH, T[] BiasHH) SplitGradient(ReadOnlySpan<T> gradient)
-    {
-        int rows = Gates * HiddenSize;
-        Require.Length(gradient, (long)rows * (InputSize + HiddenSize + 2), nameof(gradient), $"[{rows}·({InputSize} + {HiddenSize} + 2)]");
-        return (gradient[..(rows * InputSize)].ToArray(), gradient.Slice(rows * InputSize, rows * HiddenSize).ToArray(),
-            gradient.Slice(rows * (InputSize + HiddenSize), rows).ToArray(), gradient.Slice(rows * (InputSize + HiddenSize + 1), rows).ToArray());
-    }
+    public (T[] WeightIH, T[] WeightHH, T[] BiasIH, T[] BiasHH) SplitGradient(ReadOnlySpan<T> gradient) => _blocks.SplitGradient(gradient);
 }

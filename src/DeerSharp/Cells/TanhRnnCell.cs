@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Numerics;
 using System.Numerics.Tensors;
 
 namespace DeerSharp.Cells;
@@ -19,11 +18,7 @@ public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>, IConstructedCell
     /// <summary>Wraps one layer's weights (G = 1), taking a snapshot of them.</summary>
     public TanhRnnCell(RecurrentWeights<T> weights)
     {
-        ArgumentNullException.ThrowIfNull(weights);
-        if (weights.Gates != 1)
-        {
-            throw new ArgumentException($"A tanh RNN layer has 1 gate block; these weights have {weights.Gates}.", nameof(weights));
-        }
+        LayerWeights.RequireGates(weights, weights?.Gates ?? 0, 1, "A tanh RNN layer has 1 gate block");
 
         _w = weights;
         _c = new CellWeights<T>(weights, foldedGates: 1);

@@ -1,6 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Numerics;
-using DeerSharp.Cells;
 using DeerSharp.Scan;
 
 namespace DeerSharp.Cpu;

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Numerics;
 using DeerSharp.Scan;
 
 namespace DeerSharp.Cpu;

@@ -1,5 +1,3 @@
-using System.Numerics;
-using DeerSharp.Cells;
 using DeerSharp.Cpu;
 using DeerSharp.Engines;
 using DeerSharp.Gpu;

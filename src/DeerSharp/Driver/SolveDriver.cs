@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Numerics;
-using DeerSharp.Cells;
 using DeerSharp.Cpu;
 using DeerSharp.Engines;
 using DeerSharp.Gpu;

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Numerics;
 using DeerSharp.Engines;
 
 namespace DeerSharp.Driver;

@@ -1,5 +1,3 @@
-using System.Numerics;
-using DeerSharp.Cells;
 
 namespace DeerSharp.Driver;
 

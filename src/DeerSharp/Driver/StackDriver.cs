@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Numerics;
-using DeerSharp.Cells;
 
 namespace DeerSharp.Driver;
 

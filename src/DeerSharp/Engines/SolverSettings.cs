@@ -1,6 +1,4 @@
-using System.Numerics;
 using System.Runtime.CompilerServices;
-using DeerSharp.Cells;
 
 namespace DeerSharp.Engines;
 

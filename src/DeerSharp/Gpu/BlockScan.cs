@@ -1,5 +1,3 @@
-using System.Numerics;
-using DeerSharp.Cells;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -41,13 +39,7 @@ internal sealed class BlockScan<T>
         }
 
         long values = (long)batch * length * s;
-        Require(a, values * side, nameof(a));
-        Require(b, values, nameof(b));
-        Require(h, values, nameof(h));
-        Require(h0, (long)batch * s, nameof(h0));
-        chunks = Math.Min(chunks, length);
-        int chunk = (length + chunks - 1) / chunks;
-        chunks = (length + chunk - 1) / chunk;
+        (int chunk, chunks) = ScanViews.Check(a, values * side, b, h, values, h0, (long)batch * s, length, chunks);
         long columns = (long)batch * chunks * blocks * (side + 1);
         if (columns * side > int.MaxValue)
         {
@@ -61,11 +53,4 @@ internal sealed class BlockScan<T>
         _accelerator.Synchronize();
     }
 
-    private static void Require(ArrayView<T> view, long needed, string name)
-    {
-        if (view.Length < needed)
-        {
-            throw new ArgumentException($"{name} must hold at least {needed} values; it holds {view.Length}.", name);
-        }
-    }
 }

@@ -1,7 +1,5 @@
-using System.Numerics;
 using System.Reflection;
 using DeerSharp.AutoDiff;
-using DeerSharp.Cells;
 using ILGPU;
 using ILGPU.Backends.EntryPoints;
 using ILGPU.Backends.PTX;

@@ -1,4 +1,3 @@
-using System.Numerics;
 using ILGPU;
 
 namespace DeerSharp.Gpu;

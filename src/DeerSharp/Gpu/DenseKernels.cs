@@ -1,4 +1,3 @@
-using System.Numerics;
 using ILGPU;
 
 namespace DeerSharp.Gpu;
@@ -45,15 +44,7 @@ internal static class DenseKernels
         }
         else if (mode == 2)
         {
-            T sum = T.Zero;
-            for (int j = 0; j < n; j++)
-            {
-                T entry = slope * whh[((long)i * n) + j];
-                jac[(row * n * n) + ((long)i * n) + j] = entry;
-                sum += entry * prev[(row * n) + j];
-            }
-
-            term[index] = value - sum;
+            term[index] = value - JacobianRows.Rnn(whh, prev, jac, (row * n * n) + ((long)i * n), row * n, i, n, slope);
         }
     }
 
@@ -89,20 +80,7 @@ internal static class DenseKernels
             return;
         }
 
-        T sum = T.Zero;
-        for (int j = 0; j < n; j++)
-        {
-            T entry = (alpha * whh[((long)i * n) + j]) + (common * whh[((long)((2 * n) + i) * n) + j]) + (eps * whh[((long)(n + i) * n) + j]);
-            if (j == i)
-            {
-                entry += z;
-            }
-
-            jac[(row * n * n) + ((long)i * n) + j] = entry;
-            sum += entry * prev[(row * n) + j];
-        }
-
-        term[index] = value - sum;
+        term[index] = value - JacobianRows.Gru(whh, prev, jac, (row * n * n) + ((long)i * n), row * n, n, i, n, i, alpha, common, eps, z);
     }
 
     /// <summary>
@@ -142,25 +120,9 @@ internal static class DenseKernels
         }
 
         long hRow = (row * s * s) + ((long)u * s), cRow = (row * s * s) + ((long)(n + u) * s);
-        T hSum = T.Zero, cSum = T.Zero;
-        for (int j = 0; j < n; j++)
-        {
-            T dc = (cf * whh[((long)(n + u) * n) + j]) + (ci * whh[((long)u * n) + j]) + (cg * whh[((long)((2 * n) + u) * n) + j]);
-            T dh = (oPrime * whh[((long)((3 * n) + u) * n) + j]) + (hc * dc);
-            jac[hRow + j] = dh;
-            jac[cRow + j] = dc;
-            hSum += dh * prev[state + j];
-            cSum += dc * prev[state + j];
-        }
-
-        for (int j = 0; j < n; j++)
-        {
-            jac[hRow + n + j] = j == u ? hc * fg : T.Zero;
-            jac[cRow + n + j] = j == u ? fg : T.Zero;
-        }
-
-        term[state + u] = hValue - (hSum + (hc * fg * cPrev));
-        term[state + n + u] = c - (cSum + (fg * cPrev));
+        (T hProduct, T cProduct) = JacobianRows.Lstm(whh, prev, jac, hRow, cRow, state, state + n, n, u, n, u, ci, cf, cg, oPrime, hc, fg);
+        term[state + u] = hValue - hProduct;
+        term[state + n + u] = c - cProduct;
     }
 
     /// <summary>

@@ -1,5 +1,3 @@
-using System.Numerics;
-using DeerSharp.Cells;
 using DeerSharp.Engines;
 
 namespace DeerSharp.Gpu;

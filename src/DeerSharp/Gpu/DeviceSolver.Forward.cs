@@ -1,4 +1,3 @@
-using DeerSharp.Cells;
 using DeerSharp.Engines;
 using ILGPU.Runtime;
 

@@ -1,6 +1,4 @@
 using System.Collections.Concurrent;
-using System.Numerics;
-using DeerSharp.Cells;
 using DeerSharp.Engines;
 using ILGPU;
 using ILGPU.Runtime;

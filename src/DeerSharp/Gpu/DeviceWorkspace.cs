@@ -1,5 +1,3 @@
-using System.Numerics;
-using DeerSharp.Cells;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -43,40 +41,14 @@ internal sealed class DeviceWorkspace<T> : IDisposable
 
     public long Rows => (long)Batch * Length;
 
-    public MemoryBuffer1D<T, Stride1D.Dense> WeightIH { get; }
-
-    public MemoryBuffer1D<T, Stride1D.Dense> WeightHH { get; }
-
-    public MemoryBuffer1D<T, Stride1D.Dense> BiasIH { get; }
-
-    public MemoryBuffer1D<T, Stride1D.Dense> BiasHH { get; }
-
-    /// <summary>x, [B, L, d] (unused by a custom cell, whose inputs go straight to <see cref="Projections"/>).</summary>
-    public MemoryBuffer1D<T, Stride1D.Dense> Inputs { get; }
-
-    /// <summary>h0, [B, S].</summary>
-    public MemoryBuffer1D<T, Stride1D.Dense> InitialState { get; }
-
-    /// <summary>xp, what f reads of x_t: W_ih x + b_ih, or x itself for a custom cell. [B, L, P].</summary>
-    public MemoryBuffer1D<T, Stride1D.Dense> Projections { get; }
-
-    /// <summary>The iterate h, [B, L, S].</summary>
-    public MemoryBuffer1D<T, Stride1D.Dense> Current { get; }
-
-    /// <summary>h_{t−1} of the iterate, [B, L, S].</summary>
-    public MemoryBuffer1D<T, Stride1D.Dense> Previous { get; }
-
-    /// <summary>f at the iterate, [B, L, S].</summary>
-    public MemoryBuffer1D<T, Stride1D.Dense> F { get; }
-
-    /// <summary>W_hh h_{t−1} of the dense cells, [B, L, G·n].</summary>
-    public MemoryBuffer1D<T, Stride1D.Dense> Products { get; }
-
-    /// <summary>J_t, its diagonal, or its blocks.</summary>
-    public MemoryBuffer1D<T, Stride1D.Dense> Jacobians { get; }
-
-    /// <summary>The Newton term b_t = f_t − J_t h_{t−1}, [B, L, S].</summary>
-    public MemoryBuffer1D<T, Stride1D.Dense> Terms { get; }
+    /// <summary>
+    /// The buffers: the layer's weights W_ih, W_hh, b_ih, b_hh; x [B, L, d] (unused by a custom cell, whose inputs go
+    /// straight to the projections); h0 [B, S]; xp [B, L, P], what f reads of x_t (W_ih x + b_ih, or x itself for a
+    /// custom cell); the iterate h, its shift h_{t−1} and f there, [B, L, S] each; the dense cells' W_hh h_{t−1}
+    /// [B, L, G·n]; the Jacobian (or its diagonal, or blocks); and the Newton term b_t = f_t − J_t h_{t−1} [B, L, S].
+    /// </summary>
+    public readonly MemoryBuffer1D<T, Stride1D.Dense> WeightIH, WeightHH, BiasIH, BiasHH, Inputs, InitialState, Projections, Current, Previous, F, Products,
+        Jacobians, Terms;
 
     /// <summary>Uploads h0 for every sequence, or zeros when none is given.</summary>
     public void UploadInitialState(ReadOnlySpan<T> initialState)
@@ -93,7 +65,8 @@ internal sealed class DeviceWorkspace<T> : IDisposable
 
     public void Dispose()
     {
-        foreach (MemoryBuffer1D<T, Stride1D.Dense> buffer in new[] { WeightIH, WeightHH, BiasIH, BiasHH, Inputs, InitialState, Projections, Current, Previous, F, Products, Jacobians, Terms })
+        foreach (MemoryBuffer1D<T, Stride1D.Dense> buffer in new[] { WeightIH, WeightHH, BiasIH, BiasHH, Inputs, InitialState, Projections, Current, Previous, F,
+            Products, Jacobians, Terms })
         {
             buffer.Dispose();
         }

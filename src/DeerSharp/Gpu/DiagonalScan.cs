@@ -1,4 +1,3 @@
-using System.Numerics;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -45,14 +44,7 @@ internal sealed class DiagonalScan<T>
         ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunks, 1);
         long values = (long)batch * length * n;
-        RequireLength(a, values, nameof(a));
-        RequireLength(b, values, nameof(b));
-        RequireLength(h, values, nameof(h));
-        RequireLength(h0, (long)batch * n, nameof(h0));
-        // Out-of-range indices would end the process on the CPU accelerator: every size is checked here, on the host.
-        chunks = Math.Min(chunks, length);
-        int chunk = (length + chunks - 1) / chunks;
-        chunks = (length + chunk - 1) / chunk;
+        (int chunk, chunks) = ScanViews.Check(a, values, b, h, values, h0, (long)batch * n, length, chunks);
         long maps = (long)batch * chunks * n;
         if (maps > int.MaxValue)
         {
@@ -66,11 +58,4 @@ internal sealed class DiagonalScan<T>
         _accelerator.Synchronize();
     }
 
-    private static void RequireLength(ArrayView<T> view, long needed, string name)
-    {
-        if (view.Length < needed)
-        {
-            throw new ArgumentException($"{name} must hold at least {needed} values; it holds {view.Length}.", name);
-        }
-    }
 }

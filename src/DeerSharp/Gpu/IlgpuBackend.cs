@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Runtime.Loader;
 using ILGPU;

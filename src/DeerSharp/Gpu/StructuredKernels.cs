@@ -1,4 +1,3 @@
-using System.Numerics;
 using ILGPU;
 
 namespace DeerSharp.Gpu;
@@ -21,17 +20,9 @@ internal static class StructuredKernels
         int i = index % n;
         long row = index / n, state = row * n, first = state + (i / k * k);
         T a = xp[index] + bhh[i] + Product(whh, prev, i, first, k);
-        T value = T.Tanh(a), slope = T.One - (value * value), product = T.Zero;
-        long jrow = (row * n * k) + ((long)i * k);
-        for (int c = 0; c < k; c++)
-        {
-            T entry = slope * whh[((long)i * k) + c];
-            jac[jrow + c] = entry;
-            product += entry * prev[first + c];
-        }
-
+        T value = T.Tanh(a), slope = T.One - (value * value);
         f[index] = value;
-        term[index] = value - product;
+        term[index] = value - JacobianRows.Rnn(whh, prev, jac, (row * n * k) + ((long)i * k), first, i, k, slope);
     }
 
     /// <summary>
@@ -52,22 +43,8 @@ internal static class StructuredKernels
         T value = ((T.One - z) * candidate) + (z * h);
         T common = (T.One - z) * (T.One - (candidate * candidate)) * r;
         T alpha = common * (T.One - r) * hn, eps = (h - candidate) * z * (T.One - z);
-        long jrow = (row * n * k) + ((long)i * k);
-        T product = T.Zero;
-        for (int c = 0; c < k; c++)
-        {
-            T entry = (alpha * whh[((long)i * k) + c]) + (common * whh[((long)((2 * n) + i) * k) + c]) + (eps * whh[((long)(n + i) * k) + c]);
-            if (c == i % k)
-            {
-                entry += z;
-            }
-
-            jac[jrow + c] = entry;
-            product += entry * prev[first + c];
-        }
-
         f[index] = value;
-        term[index] = value - product;
+        term[index] = value - JacobianRows.Gru(whh, prev, jac, (row * n * k) + ((long)i * k), first, n, i, k, i % k, alpha, common, eps, z);
     }
 
     /// <summary>
@@ -89,25 +66,7 @@ internal static class StructuredKernels
         T ci = gg * ig * (T.One - ig), cf = cPrev * fg * (T.One - fg), cg = ig * (T.One - (gg * gg));
         T oPrime = og * (T.One - og) * t, hc = og * (T.One - (t * t));
         long block = (row * 2 * n * side) + ((long)(u / k) * side * side), hRow = block + ((long)own * side), cRow = block + ((long)(k + own) * side);
-        T hProduct = T.Zero, cProduct = T.Zero;
-        for (int col = 0; col < k; col++)
-        {
-            T dc = (cf * whh[((long)(n + u) * k) + col]) + (ci * whh[((long)u * k) + col]) + (cg * whh[((long)((2 * n) + u) * k) + col]);
-            T dh = (oPrime * whh[((long)((3 * n) + u) * k) + col]) + (hc * dc);
-            jac[hRow + col] = dh;
-            jac[cRow + col] = dc;
-            hProduct += dh * prev[first + col];
-            cProduct += dc * prev[first + col];
-        }
-
-        for (int col = 0; col < k; col++)
-        {
-            jac[hRow + k + col] = col == own ? hc * fg : T.Zero;
-            jac[cRow + k + col] = col == own ? fg : T.Zero;
-        }
-
-        hProduct += hc * fg * cPrev;
-        cProduct += fg * cPrev;
+        (T hProduct, T cProduct) = JacobianRows.Lstm(whh, prev, jac, hRow, cRow, first, state + n + (u - own), n, u, k, own, ci, cf, cg, oPrime, hc, fg);
         f[state + u] = hValue;
         f[state + n + u] = c;
         term[state + u] = hValue - hProduct;

@@ -18,23 +18,12 @@ public static class Npy
     public const int MaxHeaderBytes = 1 << 16;
 
     /// <summary>Reads the .npy file at <paramref name="path"/>.</summary>
-    public static TensorData Read(string path)
-    {
-        ArgumentNullException.ThrowIfNull(path);
-        using FileStream stream = File.OpenRead(path);
-        return Read(stream, path);
-    }
+    public static TensorData Read(string path) => TensorFiles.Read(path, Read);
 
     /// <summary>Reads an .npy image from a seekable stream; <paramref name="name"/> names it in error messages.</summary>
     public static TensorData Read(Stream stream, string name)
     {
-        ArgumentNullException.ThrowIfNull(stream);
-        if (!stream.CanSeek)
-        {
-            throw new ArgumentException("The stream must be seekable, so its length can be checked before reading.", nameof(stream));
-        }
-
-        long remaining = stream.Length - stream.Position;
+        long remaining = TensorFiles.Remaining(stream);
         Span<byte> preamble = stackalloc byte[12];
         if (remaining < 10)
         {

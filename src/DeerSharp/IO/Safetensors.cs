@@ -49,23 +49,12 @@ public sealed class SafetensorsFile
     }
 
     /// <summary>Reads the safetensors file at <paramref name="path"/>.</summary>
-    public static SafetensorsFile Read(string path)
-    {
-        ArgumentNullException.ThrowIfNull(path);
-        using FileStream stream = File.OpenRead(path);
-        return Read(stream, path);
-    }
+    public static SafetensorsFile Read(string path) => TensorFiles.Read(path, Read);
 
     /// <summary>Reads a safetensors image from a seekable stream; <paramref name="name"/> names it in error messages.</summary>
     public static SafetensorsFile Read(Stream stream, string name)
     {
-        ArgumentNullException.ThrowIfNull(stream);
-        if (!stream.CanSeek)
-        {
-            throw new ArgumentException("The stream must be seekable, so its length can be checked before reading.", nameof(stream));
-        }
-
-        long remaining = stream.Length - stream.Position;
+        long remaining = TensorFiles.Remaining(stream);
         if (remaining < 8)
         {
             throw Bad(name, $"it is {remaining} bytes long, shorter than the 8-byte header length");

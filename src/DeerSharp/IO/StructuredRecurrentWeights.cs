@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Numerics;
-using DeerSharp.Cells;
 
 namespace DeerSharp.IO;
 

@@ -1,4 +1,3 @@
-using System.Numerics;
 using System.Runtime.InteropServices;
 using DeerSharp.AutoDiff;
 
@@ -80,46 +79,18 @@ public readonly struct AutoDiffField<TField, T> : IOdeField<T>
         _f.Apply(y, t, x, _parameters, dydt);
 
     /// <inheritdoc/>
-    public void EvaluateJacobian(ReadOnlySpan<T> y, T t, ReadOnlySpan<T> x, Span<T> dydt, Span<T> jacobian, Span<T> workspace)
-    {
-        int n = _n;
-        Span<Dual<T>> dy = Duals(workspace, y, x, out Span<Dual<T>> dx, out Span<Dual<T>> df, out Span<Dual<T>> dp);
-        var dt = Dual<T>.Constant(t);
-        for (int j = 0; j < n; j++)
-        {
-            dy[j] = Dual<T>.Variable(y[j]);
-            _f.Apply<Dual<T>>(dy, dt, dx, dp, df);
-            dy[j] = Dual<T>.Constant(y[j]);
-            for (int i = 0; i < n; i++)
-            {
-                jacobian[i * n + j] = df[i].Derivative;
-            }
-        }
-
-        for (int i = 0; i < n; i++)
-        {
-            dydt[i] = df[i].Value;
-        }
-    }
+    public void EvaluateJacobian(ReadOnlySpan<T> y, T t, ReadOnlySpan<T> x, Span<T> dydt, Span<T> jacobian, Span<T> workspace) =>
+        Jacobian(y, t, x, dydt, jacobian, workspace, diagonal: false);
 
     /// <inheritdoc/>
-    public void EvaluateJacobianDiagonal(ReadOnlySpan<T> y, T t, ReadOnlySpan<T> x, Span<T> dydt, Span<T> diagonal, Span<T> workspace)
-    {
-        int n = _n;
-        Span<Dual<T>> dy = Duals(workspace, y, x, out Span<Dual<T>> dx, out Span<Dual<T>> df, out Span<Dual<T>> dp);
-        var dt = Dual<T>.Constant(t);
-        for (int j = 0; j < n; j++)
-        {
-            dy[j] = Dual<T>.Variable(y[j]);
-            _f.Apply<Dual<T>>(dy, dt, dx, dp, df);
-            dy[j] = Dual<T>.Constant(y[j]);
-            diagonal[j] = df[j].Derivative;
-        }
+    public void EvaluateJacobianDiagonal(ReadOnlySpan<T> y, T t, ReadOnlySpan<T> x, Span<T> dydt, Span<T> diagonal, Span<T> workspace) =>
+        Jacobian(y, t, x, dydt, diagonal, workspace, diagonal: true);
 
-        for (int i = 0; i < n; i++)
-        {
-            dydt[i] = df[i].Value;
-        }
+    private void Jacobian(ReadOnlySpan<T> y, T t, ReadOnlySpan<T> x, Span<T> dydt, Span<T> jacobian, Span<T> workspace, bool diagonal)
+    {
+        Span<Dual<T>> dy = Duals(workspace, y, x, out Span<Dual<T>> dx, out Span<Dual<T>> df, out Span<Dual<T>> dp);
+        var f = new DualField(_f, dy, Dual<T>.Constant(t), dx, dp);
+        ForwardMode.Jacobian(ref f, dy, y, df, dydt, jacobian, diagonal);
     }
 
     /// <inheritdoc/>
@@ -127,33 +98,17 @@ public readonly struct AutoDiffField<TField, T> : IOdeField<T>
         Span<T> workspace)
     {
         Span<Dual<T>> dy = Duals(workspace, y, x, out Span<Dual<T>> dx, out Span<Dual<T>> df, out Span<Dual<T>> dp);
-        var dt = Dual<T>.Constant(t);
-        for (int j = 0; j < _n; j++)
-        {
-            dy[j] = Dual<T>.Variable(y[j]);
-            _f.Apply<Dual<T>>(dy, dt, dx, dp, df);
-            dy[j] = Dual<T>.Constant(y[j]);
-            stateAdjoint[j] = Project(df, v);
-        }
-
-        for (int j = 0; j < _parameters.Length; j++)
-        {
-            dp[j] = Dual<T>.Variable(_parameters[j]);
-            _f.Apply<Dual<T>>(dy, dt, dx, dp, df);
-            dp[j] = Dual<T>.Constant(_parameters[j]);
-            parameterGradient[j] += Project(df, v);
-        }
+        var f = new DualField(_f, dy, Dual<T>.Constant(t), dx, dp);
+        ForwardMode.VectorJacobian(ref f, dy, y, df, v, stateAdjoint, accumulate: false);
+        ForwardMode.VectorJacobian(ref f, dp, _parameters, df, v, parameterGradient, accumulate: true);
     }
 
-    private static T Project(ReadOnlySpan<Dual<T>> df, ReadOnlySpan<T> v)
+    /// <summary>The field on dual numbers at (y, t, x; θ) as placed in the spans.</summary>
+    private readonly ref struct DualField(TField function, Span<Dual<T>> y, Dual<T> t, Span<Dual<T>> x, Span<Dual<T>> parameters) : IDualFunction<T>
     {
-        T sum = T.Zero;
-        for (int i = 0; i < v.Length; i++)
-        {
-            sum += df[i].Derivative * v[i];
-        }
+        private readonly Span<Dual<T>> _y = y, _x = x, _parameters = parameters;
 
-        return sum;
+        public void Apply(Span<Dual<T>> output) => function.Apply<Dual<T>>(_y, t, _x, _parameters, output);
     }
 
     private Span<Dual<T>> Duals(Span<T> workspace, ReadOnlySpan<T> y, ReadOnlySpan<T> x, out Span<Dual<T>> dx, out Span<Dual<T>> df,

@@ -1,4 +1,3 @@
-using System.Numerics;
 using DeerSharp.Engines;
 using DeerSharp.Scan;
 

@@ -1,6 +1,4 @@
-using System.Numerics;
 using System.Runtime.CompilerServices;
-using DeerSharp.Cells;
 
 namespace DeerSharp.Scan;
 
@@ -60,19 +58,10 @@ public static partial class LinearRecurrence
         ScanWorkspace<T>? workspace = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        ArgumentNullException.ThrowIfNull(a);
-        ArgumentNullException.ThrowIfNull(b);
-        ArgumentNullException.ThrowIfNull(h0);
-        ArgumentNullException.ThrowIfNull(h);
-        ArgumentOutOfRangeException.ThrowIfNegative(length);
         ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxDegreeOfParallelism, 1);
         structure.Validate(n, nameof(structure));
         int k = structure.Side;
-        RequireAtLeast(a, (long)length * n * k, nameof(a), $"[{length}, {n / k}, {k}, {k}]");
-        RequireAtLeast(b, (long)length * n, nameof(b), $"[{length}, {n}]");
-        RequireAtLeast(h0, n, nameof(h0), $"[{n}]");
-        RequireAtLeast(h, (long)length * n, nameof(h), $"[{length}, {n}]");
+        CheckArrays(a, b, h0, h, length, n, maxDegreeOfParallelism, (long)n * k, $"[{length}, {n / k}, {k}, {k}]");
         ScanForm form = ScanForm.Blocks(structure);
         int chunks = ChooseChunks(length, n, dense: false, maxDegreeOfParallelism);
         if (chunks <= 1)

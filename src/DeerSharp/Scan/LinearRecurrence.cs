@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 
@@ -167,18 +166,8 @@ public static partial class LinearRecurrence
     public static void Solve<T>(T[] a, T[] b, T[] h0, T[] h, int length, int n, bool dense, int maxDegreeOfParallelism, ScanWorkspace<T>? workspace = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        ArgumentNullException.ThrowIfNull(a);
-        ArgumentNullException.ThrowIfNull(b);
-        ArgumentNullException.ThrowIfNull(h0);
-        ArgumentNullException.ThrowIfNull(h);
-        ArgumentOutOfRangeException.ThrowIfNegative(length);
-        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxDegreeOfParallelism, 1);
         long m = dense ? (long)n * n : n;
-        RequireAtLeast(a, length * m, nameof(a), dense ? $"[{length}, {n}, {n}]" : $"[{length}, {n}]");
-        RequireAtLeast(b, (long)length * n, nameof(b), $"[{length}, {n}]");
-        RequireAtLeast(h0, n, nameof(h0), $"[{n}]");
-        RequireAtLeast(h, (long)length * n, nameof(h), $"[{length}, {n}]");
+        CheckArrays(a, b, h0, h, length, n, maxDegreeOfParallelism, m, dense ? $"[{length}, {n}, {n}]" : $"[{length}, {n}]");
         int chunks = ChooseChunks(length, n, dense, maxDegreeOfParallelism);
         if (chunks <= 1)
         {
@@ -195,6 +184,30 @@ public static partial class LinearRecurrence
         }
 
         SolveBlocked(a, b, h0, h, length, n, dense, chunks, maxDegreeOfParallelism, workspace);
+    }
+
+    /// <summary>
+    /// The checks every single-sequence solve makes: arrays given, L ≥ 0, n ≥ 1, at least one core, and each array long
+    /// enough for L steps (<paramref name="perStep"/> coefficients of A per step, shaped <paramref name="aShape"/>).
+    /// </summary>
+    private static void CheckArrays<T>(T[] a, T[] b, T[] h0, T[] h, int length, int n, int maxDegreeOfParallelism, long perStep, string aShape)
+    {
+        CheckArguments(a, b, h0, h, length, n, maxDegreeOfParallelism);
+        RequireAtLeast(a, length * perStep, nameof(a), aShape);
+        RequireAtLeast(b, (long)length * n, nameof(b), $"[{length}, {n}]");
+        RequireAtLeast(h0, n, nameof(h0), $"[{n}]");
+        RequireAtLeast(h, (long)length * n, nameof(h), $"[{length}, {n}]");
+    }
+
+    private static void CheckArguments<T>(T[] a, T[] b, T[] h0, T[] h, int length, int n, int maxDegreeOfParallelism)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        ArgumentNullException.ThrowIfNull(h0);
+        ArgumentNullException.ThrowIfNull(h);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxDegreeOfParallelism, 1);
     }
 
     /// <summary>An array may be longer than the steps it is used for (a reused buffer), never shorter.</summary>
@@ -223,14 +236,8 @@ public static partial class LinearRecurrence
     public static void SolveBatch<T>(T[] a, T[] b, T[] h0, T[] h, int batchSize, int length, int n, bool dense, int maxDegreeOfParallelism)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        ArgumentNullException.ThrowIfNull(a);
-        ArgumentNullException.ThrowIfNull(b);
-        ArgumentNullException.ThrowIfNull(h0);
-        ArgumentNullException.ThrowIfNull(h);
         ArgumentOutOfRangeException.ThrowIfNegative(batchSize);
-        ArgumentOutOfRangeException.ThrowIfNegative(length);
-        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxDegreeOfParallelism, 1);
+        CheckArguments(a, b, h0, h, length, n, maxDegreeOfParallelism);
         long m = dense ? (long)n * n : n;
         if ((long)batchSize * length * m > Array.MaxLength)
         {

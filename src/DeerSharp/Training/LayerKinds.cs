@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Numerics;
-using DeerSharp.Cells;
 
 namespace DeerSharp.Training;
 
@@ -261,16 +259,10 @@ internal static class StructuredLayers
 
 internal static class RecurrentLayers
 {
+    /// <summary>A dense layer is the structured one with a single block of k = n units: the same tensors, drawn alike.</summary>
     public static void Add<T>(ParameterSet<T> parameters, int layer, int gates, int inputSize, int hiddenSize, Random random)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        ArgumentNullException.ThrowIfNull(parameters);
-        var w = RecurrentWeights<T>.Random(gates, hiddenSize, inputSize, random);
-        parameters.Add(LayerNames.Of("weight_ih", layer), w.WeightIH, gates * hiddenSize, inputSize);
-        parameters.Add(LayerNames.Of("weight_hh", layer), w.WeightHH, gates * hiddenSize, hiddenSize);
-        parameters.Add(LayerNames.Of("bias_ih", layer), w.BiasIH, gates * hiddenSize);
-        parameters.Add(LayerNames.Of("bias_hh", layer), w.BiasHH, gates * hiddenSize);
-    }
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        StructuredLayers.Add(parameters, layer, gates, inputSize, hiddenSize, hiddenSize, random);
 
     public static RecurrentWeights<T> Weights<T>(ParameterSet<T> parameters, int layer, int gates, int inputSize, int hiddenSize)
         where T : unmanaged, IFloatingPointIeee754<T>
