@@ -101,10 +101,10 @@ return 0;
             return cotangent;
         }, o, default, warm);
         losses.Add(loss / cotangent.Length);
-        iterations += gradient.Solution.Iterations;
-        grid = Math.Max(grid, gradient.Solution.InternalGridSize);
+        iterations += gradient.Forward.Iterations;
+        grid = Math.Max(grid, gradient.Forward.InternalGridSize);
         // DEER starts each step from the previous step's trajectory (a warm start); Dopri5 has no use for one.
-        warm = method == OdeMethod.Deer ? gradient.Solution.States : null;
+        warm = method == OdeMethod.Deer ? gradient.Forward.States : null;
         adam.Step([gradient.ParameterGradient]);
     }
 

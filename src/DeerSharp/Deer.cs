@@ -119,16 +119,12 @@ public static partial class Deer
     /// <param name="options">The forward solve's options (its fallback guarantees a solution to differentiate at).</param>
     /// <param name="gradient">How to solve the adjoint recurrence.</param>
     /// <param name="initialState">h0, [S]; null for zeros.</param>
+    /// <param name="warmStart">A starting trajectory [T, S] for an iterative forward pass (e.g. the last epoch's states); null for <see cref="SolveOptions.InitialGuess"/>.</param>
     public static GradientResult<T> Gradient<TCell, T>(TCell cell, T[,] inputs, T[,] outputCotangent, SolveOptions? options = null,
-        GradientOptions? gradient = null, T[]? initialState = null)
+        GradientOptions? gradient = null, T[]? initialState = null, T[]? warmStart = null)
         where TCell : IDifferentiableCell<T>
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        ArgumentNullException.ThrowIfNull(inputs);
-        ArgumentNullException.ThrowIfNull(outputCotangent);
-        CheckInputWidth<TCell, T>(cell, inputs);
-        return Gradient(cell, Flat<T>(inputs), 1, inputs.GetLength(0), Flat<T>(outputCotangent), options, gradient, initialState);
-    }
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        GradientOfArrays(cell, inputs, outputCotangent, 1, options, gradient, initialState, warmStart);
 
     /// <summary>Gradients through the solve of a batch: <paramref name="inputs"/> [B, T, d], <paramref name="outputCotangent"/> [B, T, OutputSize].</summary>
     /// <param name="cell">A differentiable cell.</param>
@@ -137,15 +133,23 @@ public static partial class Deer
     /// <param name="options">The forward solve's options.</param>
     /// <param name="gradient">How to solve the adjoint recurrence.</param>
     /// <param name="initialState">h0, [B, S]; null for zeros.</param>
+    /// <param name="warmStart">A starting trajectory [B, T, S] for an iterative forward pass; null for <see cref="SolveOptions.InitialGuess"/>.</param>
     public static GradientResult<T> Gradient<TCell, T>(TCell cell, T[,,] inputs, T[,,] outputCotangent, SolveOptions? options = null,
-        GradientOptions? gradient = null, T[]? initialState = null)
+        GradientOptions? gradient = null, T[]? initialState = null, T[]? warmStart = null)
+        where TCell : IDifferentiableCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        GradientOfArrays(cell, inputs, outputCotangent, inputs?.GetLength(0) ?? 0, options, gradient, initialState, warmStart);
+
+    /// <summary>The array overloads of Gradient: [T, d] (one sequence) or [B, T, d], checked, then the span-first core.</summary>
+    private static GradientResult<T> GradientOfArrays<TCell, T>(TCell cell, Array inputs, Array outputCotangent, int batchSize, SolveOptions? options,
+        GradientOptions? gradient, T[]? initialState, T[]? warmStart)
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(outputCotangent);
         CheckInputWidth<TCell, T>(cell, inputs);
-        return Gradient(cell, Flat<T>(inputs), inputs.GetLength(0), inputs.GetLength(1), Flat<T>(outputCotangent), options, gradient, initialState);
+        return Gradient(cell, Flat<T>(inputs), batchSize, inputs.GetLength(inputs.Rank - 2), Flat<T>(outputCotangent), options, gradient, initialState, warmStart);
     }
 
     /// <summary>Gradients through a solve, span-first: <paramref name="inputs"/> [B, T, d] and <paramref name="outputCotangent"/> [B, T, OutputSize] flat.</summary>

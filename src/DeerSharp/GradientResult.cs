@@ -50,4 +50,19 @@ public sealed class GradientResult<T>
     /// the most over the batch and the layers). Windows give the same gradient.
     /// </summary>
     public int AdjointWindows { get; }
+
+    /// <inheritdoc/>
+    public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"Gradient by the {Adjoint} adjoint on {AdjointDevice}{(AdjointWindows > 1 ? $" in {AdjointWindows} windows" : "")}: |∂L/∂θ|max {MaxAbs(LayerParameterGradients.SelectMany(g => g))} over {LayerParameterGradients.Sum(g => g.Length)} parameter(s), |∂L/∂x|max {MaxAbs(InputGradient)}, |∂L/∂h0|max {MaxAbs(InitialStateGradient)}. Forward: {Forward}");
+
+    private static string MaxAbs(IEnumerable<T> values)
+    {
+        double max = 0;
+        foreach (T v in values)
+        {
+            max = Math.Max(max, Math.Abs(double.CreateTruncating(v)));
+        }
+
+        return max.ToString("G3", System.Globalization.CultureInfo.InvariantCulture);
+    }
 }

@@ -243,7 +243,7 @@ public class OdeTests
             Method = method, AbsoluteTolerance = 1e-12, RelativeTolerance = 1e-12, Substeps = 4, Fallback = FallbackPolicy.None,
         };
         OdeGradientResult<double> g = Deer.OdeGradient(field, y0, times, c, options);
-        Assert.True(g.Solution.Succeeded, g.Solution.Message);
+        Assert.True(g.Forward.Succeeded, g.Forward.Message);
         double Loss(MlpField<double> f, double[] start)
         {
             OdeResult<double> r = Deer.SolveOde(f, start, times, options);

@@ -115,7 +115,7 @@ internal static class AdjointKernels
         int u = (int)(row % length);
         long t = (seq * length) + (length - 1 - u), next = t + 1;
         int width = kind == 0 ? 2 * n : 4 * n, coefficient = kind == 0 ? i : n + i;
-        a[index] = u == 0 ? T.Zero : Sigmoid(xp[(next * width) + coefficient]);
+        a[index] = u == 0 ? T.Zero : DeviceMath.Sigmoid(xp[(next * width) + coefficient]);
         T g = cotangent[(t * n) + i];
         if (kind == 0)
         {
@@ -123,7 +123,7 @@ internal static class AdjointKernels
         }
         else
         {
-            T r = Sigmoid(xp[(t * width) + (2 * n) + i]), tc = T.Tanh(states[(t * 2 * n) + n + i]);
+            T r = DeviceMath.Sigmoid(xp[(t * width) + (2 * n) + i]), tc = T.Tanh(states[(t * 2 * n) + n + i]);
             b[index] = g * r * (T.One - (tc * tc));
         }
     }
@@ -143,7 +143,7 @@ internal static class AdjointKernels
         if (kind == 0)
         {
             long g = row * 2 * n;
-            T gate = Sigmoid(xp[g + i]), impulse = T.Tanh(xp[g + n + i]);
+            T gate = DeviceMath.Sigmoid(xp[g + i]), impulse = T.Tanh(xp[g + n + i]);
             dih[g + i] = u * (prev[index] - impulse) * gate * (T.One - gate);
             dih[g + n + i] = u * (T.One - gate) * (T.One - (impulse * impulse));
             direct[index] = gate * u;
@@ -151,7 +151,7 @@ internal static class AdjointKernels
         else
         {
             long g = row * 4 * n, state = row * 2 * n;
-            T candidate = xp[g + i], f = Sigmoid(xp[g + n + i]), r = Sigmoid(xp[g + (2 * n) + i]), x = xp[g + (3 * n) + i];
+            T candidate = xp[g + i], f = DeviceMath.Sigmoid(xp[g + n + i]), r = DeviceMath.Sigmoid(xp[g + (2 * n) + i]), x = xp[g + (3 * n) + i];
             T tc = T.Tanh(states[state + n + i]), gh = cotangent[index];
             dih[g + i] = u * (T.One - f);
             dih[g + n + i] = u * (prev[state + n + i] - candidate) * f * (T.One - f);
@@ -178,12 +178,12 @@ internal static class AdjointKernels
         long t = (seq * length) + (length - 1 - u), next = t + 1;
         if (level == 0)
         {
-            a[index] = u == 0 ? T.Zero : Sigmoid(xp[(next * 6 * n) + (3 * n) + j] + hh[(next * 4 * n) + n + j]);
-            b[index] = cotangent[(t * n) + j] * Sigmoid(xp[(t * 6 * n) + (5 * n) + j] + hh[(t * 4 * n) + (3 * n) + j]);
+            a[index] = u == 0 ? T.Zero : DeviceMath.Sigmoid(xp[(next * 6 * n) + (3 * n) + j] + hh[(next * 4 * n) + n + j]);
+            b[index] = cotangent[(t * n) + j] * DeviceMath.Sigmoid(xp[(t * 6 * n) + (5 * n) + j] + hh[(t * 4 * n) + (3 * n) + j]);
         }
         else
         {
-            a[index] = u == 0 ? T.Zero : Sigmoid(xp[(next * 6 * n) + j]);
+            a[index] = u == 0 ? T.Zero : DeviceMath.Sigmoid(xp[(next * 6 * n) + j]);
             b[index] = u == 0 ? T.Zero : q[(next * n) + j];
         }
     }
@@ -198,10 +198,10 @@ internal static class AdjointKernels
     {
         int j = index % n;
         long row = index / n, g = row * 6 * n, r = row * 4 * n, state = row * 3 * n;
-        T ig = Sigmoid(xp[g + (2 * n) + j] + hh[r + j]);
-        T fg = Sigmoid(xp[g + (3 * n) + j] + hh[r + n + j]);
+        T ig = DeviceMath.Sigmoid(xp[g + (2 * n) + j] + hh[r + j]);
+        T fg = DeviceMath.Sigmoid(xp[g + (3 * n) + j] + hh[r + n + j]);
         T zg = T.Tanh(xp[g + (4 * n) + j] + hh[r + (2 * n) + j]);
-        T og = Sigmoid(xp[g + (5 * n) + j] + hh[r + (3 * n) + j]);
+        T og = DeviceMath.Sigmoid(xp[g + (5 * n) + j] + hh[r + (3 * n) + j]);
         T d = dc[index], gh = cotangent[index];
         T di = d * zg * ig * (T.One - ig), df = d * prev[state + (2 * n) + j] * fg * (T.One - fg), dz = d * ig * (T.One - (zg * zg));
         T dout = gh * states[state + (2 * n) + j] * og * (T.One - og);
@@ -224,7 +224,7 @@ internal static class AdjointKernels
     {
         int j = index % n;
         long row = index / n, g = row * 6 * n, state = row * 3 * n;
-        T gate = Sigmoid(xp[g + j]), impulse = T.Tanh(xp[g + n + j]), u = vs[index];
+        T gate = DeviceMath.Sigmoid(xp[g + j]), impulse = T.Tanh(xp[g + n + j]), u = vs[index];
         dih[g + j] = u * (prev[state + n + j] - impulse) * gate * (T.One - gate);
         dih[g + n + j] = u * (T.One - gate) * (T.One - (impulse * impulse));
         direct[state + n + j] = (gate * u) + q[index];
@@ -263,8 +263,8 @@ internal static class AdjointKernels
         {
             long g = row * 3 * n;
             T h = prev[index], vi = v[index];
-            T r = Sigmoid(xp[g + i] + hh[g + i] + bhh[i]);
-            T z = Sigmoid(xp[g + n + i] + hh[g + n + i] + bhh[n + i]);
+            T r = DeviceMath.Sigmoid(xp[g + i] + hh[g + i] + bhh[i]);
+            T z = DeviceMath.Sigmoid(xp[g + n + i] + hh[g + n + i] + bhh[n + i]);
             T hn = hh[g + (2 * n) + i] + bhh[(2 * n) + i];
             T candidate = T.Tanh(xp[g + (2 * n) + i] + (r * hn));
             T dan = vi * (T.One - z) * (T.One - (candidate * candidate));
@@ -281,10 +281,10 @@ internal static class AdjointKernels
         else
         {
             long g = row * 4 * n, state = row * 2 * n;
-            T ig = Sigmoid(xp[g + i] + hh[g + i] + bhh[i]);
-            T fg = Sigmoid(xp[g + n + i] + hh[g + n + i] + bhh[n + i]);
+            T ig = DeviceMath.Sigmoid(xp[g + i] + hh[g + i] + bhh[i]);
+            T fg = DeviceMath.Sigmoid(xp[g + n + i] + hh[g + n + i] + bhh[n + i]);
             T gg = T.Tanh(xp[g + (2 * n) + i] + hh[g + (2 * n) + i] + bhh[(2 * n) + i]);
-            T og = Sigmoid(xp[g + (3 * n) + i] + hh[g + (3 * n) + i] + bhh[(3 * n) + i]);
+            T og = DeviceMath.Sigmoid(xp[g + (3 * n) + i] + hh[g + (3 * n) + i] + bhh[(3 * n) + i]);
             T cPrev = prev[state + n + i];
             T t = T.Tanh((fg * cPrev) + (ig * gg));
             T vh = v[state + i], vc = v[state + n + i];
@@ -358,7 +358,4 @@ internal static class AdjointKernels
         long k = (row * stride) + j;
         y[k] = accumulate != 0 ? y[k] + sum : sum;
     }
-
-    private static T Sigmoid<T>(T x)
-        where T : unmanaged, IFloatingPointIeee754<T> => T.One / (T.One + T.Exp(-x));
 }

@@ -59,8 +59,8 @@ internal static class DenseKernels
         int i = index % n;
         long row = index / n, g = row * 3 * n;
         T h = prev[index];
-        T r = Sigmoid(xp[g + i] + hh[g + i] + bhh[i]);
-        T z = Sigmoid(xp[g + n + i] + hh[g + n + i] + bhh[n + i]);
+        T r = DeviceMath.Sigmoid(xp[g + i] + hh[g + i] + bhh[i]);
+        T z = DeviceMath.Sigmoid(xp[g + n + i] + hh[g + n + i] + bhh[n + i]);
         T hn = hh[g + (2 * n) + i] + bhh[(2 * n) + i];
         T candidate = T.Tanh(xp[g + (2 * n) + i] + (r * hn));
         T value = ((T.One - z) * candidate) + (z * h);
@@ -93,10 +93,10 @@ internal static class DenseKernels
     {
         int u = index % n, s = 2 * n;
         long row = index / n, state = row * s, g = row * 4 * n;
-        T ig = Sigmoid(xp[g + u] + hh[g + u] + bhh[u]);
-        T fg = Sigmoid(xp[g + n + u] + hh[g + n + u] + bhh[n + u]);
+        T ig = DeviceMath.Sigmoid(xp[g + u] + hh[g + u] + bhh[u]);
+        T fg = DeviceMath.Sigmoid(xp[g + n + u] + hh[g + n + u] + bhh[n + u]);
         T gg = T.Tanh(xp[g + (2 * n) + u] + hh[g + (2 * n) + u] + bhh[(2 * n) + u]);
-        T og = Sigmoid(xp[g + (3 * n) + u] + hh[g + (3 * n) + u] + bhh[(3 * n) + u]);
+        T og = DeviceMath.Sigmoid(xp[g + (3 * n) + u] + hh[g + (3 * n) + u] + bhh[(3 * n) + u]);
         T cPrev = prev[state + n + u];
         T c = (fg * cPrev) + (ig * gg), t = T.Tanh(c), hValue = og * t;
         f[state + u] = hValue;
@@ -135,7 +135,7 @@ internal static class DenseKernels
     {
         int i = index % n;
         long row = index / n, g = row * 2 * n;
-        T gate = Sigmoid(xp[g + i]), impulse = T.Tanh(xp[g + n + i]);
+        T gate = DeviceMath.Sigmoid(xp[g + i]), impulse = T.Tanh(xp[g + n + i]);
         T drive = (T.One - gate) * impulse;
         f[index] = (gate * prev[index]) + drive;
         if (mode != 0)
@@ -156,7 +156,7 @@ internal static class DenseKernels
     {
         int j = index % n;
         long row = index / n, g = row * 4 * n, state = row * 2 * n;
-        T forget = Sigmoid(xp[g + n + j]), reset = Sigmoid(xp[g + (2 * n) + j]);
+        T forget = DeviceMath.Sigmoid(xp[g + n + j]), reset = DeviceMath.Sigmoid(xp[g + (2 * n) + j]);
         T drive = (T.One - forget) * xp[g + j];
         T c = (forget * prev[state + n + j]) + drive;
         f[state + n + j] = c;
@@ -181,13 +181,13 @@ internal static class DenseKernels
     {
         int j = index % n;
         long row = index / n, g = row * 6 * n, state = row * 3 * n;
-        T gate = Sigmoid(xp[g + j]), impulse = T.Tanh(xp[g + n + j]);
+        T gate = DeviceMath.Sigmoid(xp[g + j]), impulse = T.Tanh(xp[g + n + j]);
         T drive = (T.One - gate) * impulse;
         T surrogate = (gate * prev[state + n + j]) + drive;
-        T ig = Sigmoid(xp[g + (2 * n) + j] + Dot(whh, prev, j, state + n, n));
-        T fg = Sigmoid(xp[g + (3 * n) + j] + Dot(whh, prev, n + j, state + n, n));
-        T zg = T.Tanh(xp[g + (4 * n) + j] + Dot(whh, prev, (2 * n) + j, state + n, n));
-        T og = Sigmoid(xp[g + (5 * n) + j] + Dot(whh, prev, (3 * n) + j, state + n, n));
+        T ig = DeviceMath.Sigmoid(xp[g + (2 * n) + j] + DeviceMath.RowProduct(whh, prev, j, state + n, n));
+        T fg = DeviceMath.Sigmoid(xp[g + (3 * n) + j] + DeviceMath.RowProduct(whh, prev, n + j, state + n, n));
+        T zg = T.Tanh(xp[g + (4 * n) + j] + DeviceMath.RowProduct(whh, prev, (2 * n) + j, state + n, n));
+        T og = DeviceMath.Sigmoid(xp[g + (5 * n) + j] + DeviceMath.RowProduct(whh, prev, (3 * n) + j, state + n, n));
         T c = (fg * prev[state + (2 * n) + j]) + (ig * zg);
         f[state + j] = og * c;
         f[state + n + j] = surrogate;
@@ -219,15 +219,15 @@ internal static class DenseKernels
             {
                 if (kind == 0)
                 {
-                    states[current + i] = T.Tanh(xp[x + i] + Dot(whh, source, i, previous, n) + bhh[i]);
+                    states[current + i] = T.Tanh(xp[x + i] + DeviceMath.RowProduct(whh, source, i, previous, n) + bhh[i]);
                 }
                 else if (kind == 8)
                 {
-                    T gate = Sigmoid(xp[x + i]), surrogate = (gate * source[previous + n + i]) + ((T.One - gate) * T.Tanh(xp[x + n + i]));
-                    T ig = Sigmoid(xp[x + (2 * n) + i] + Dot(whh, source, i, previous + n, n));
-                    T fg = Sigmoid(xp[x + (3 * n) + i] + Dot(whh, source, n + i, previous + n, n));
-                    T zg = T.Tanh(xp[x + (4 * n) + i] + Dot(whh, source, (2 * n) + i, previous + n, n));
-                    T og = Sigmoid(xp[x + (5 * n) + i] + Dot(whh, source, (3 * n) + i, previous + n, n));
+                    T gate = DeviceMath.Sigmoid(xp[x + i]), surrogate = (gate * source[previous + n + i]) + ((T.One - gate) * T.Tanh(xp[x + n + i]));
+                    T ig = DeviceMath.Sigmoid(xp[x + (2 * n) + i] + DeviceMath.RowProduct(whh, source, i, previous + n, n));
+                    T fg = DeviceMath.Sigmoid(xp[x + (3 * n) + i] + DeviceMath.RowProduct(whh, source, n + i, previous + n, n));
+                    T zg = T.Tanh(xp[x + (4 * n) + i] + DeviceMath.RowProduct(whh, source, (2 * n) + i, previous + n, n));
+                    T og = DeviceMath.Sigmoid(xp[x + (5 * n) + i] + DeviceMath.RowProduct(whh, source, (3 * n) + i, previous + n, n));
                     T c = (fg * source[previous + (2 * n) + i]) + (ig * zg);
                     states[current + (2 * n) + i] = c;
                     states[current + n + i] = surrogate;
@@ -235,30 +235,30 @@ internal static class DenseKernels
                 }
                 else if (kind == 7)
                 {
-                    T forget = Sigmoid(xp[x + n + i]), reset = Sigmoid(xp[x + (2 * n) + i]);
+                    T forget = DeviceMath.Sigmoid(xp[x + n + i]), reset = DeviceMath.Sigmoid(xp[x + (2 * n) + i]);
                     T c = (forget * source[previous + n + i]) + ((T.One - forget) * xp[x + i]);
                     states[current + n + i] = c;
                     states[current + i] = (reset * T.Tanh(c)) + ((T.One - reset) * xp[x + (3 * n) + i]);
                 }
                 else if (kind == 6)
                 {
-                    T gate = Sigmoid(xp[x + i]), impulse = T.Tanh(xp[x + n + i]);
+                    T gate = DeviceMath.Sigmoid(xp[x + i]), impulse = T.Tanh(xp[x + n + i]);
                     states[current + i] = (gate * source[previous + i]) + ((T.One - gate) * impulse);
                 }
                 else if (kind == 1)
                 {
-                    T r = Sigmoid(xp[x + i] + Dot(whh, source, i, previous, n) + bhh[i]);
-                    T z = Sigmoid(xp[x + n + i] + Dot(whh, source, n + i, previous, n) + bhh[n + i]);
-                    T hn = Dot(whh, source, (2 * n) + i, previous, n) + bhh[(2 * n) + i];
+                    T r = DeviceMath.Sigmoid(xp[x + i] + DeviceMath.RowProduct(whh, source, i, previous, n) + bhh[i]);
+                    T z = DeviceMath.Sigmoid(xp[x + n + i] + DeviceMath.RowProduct(whh, source, n + i, previous, n) + bhh[n + i]);
+                    T hn = DeviceMath.RowProduct(whh, source, (2 * n) + i, previous, n) + bhh[(2 * n) + i];
                     T candidate = T.Tanh(xp[x + (2 * n) + i] + (r * hn));
                     states[current + i] = ((T.One - z) * candidate) + (z * source[previous + i]);
                 }
                 else
                 {
-                    T ig = Sigmoid(xp[x + i] + Dot(whh, source, i, previous, n) + bhh[i]);
-                    T fg = Sigmoid(xp[x + n + i] + Dot(whh, source, n + i, previous, n) + bhh[n + i]);
-                    T gg = T.Tanh(xp[x + (2 * n) + i] + Dot(whh, source, (2 * n) + i, previous, n) + bhh[(2 * n) + i]);
-                    T og = Sigmoid(xp[x + (3 * n) + i] + Dot(whh, source, (3 * n) + i, previous, n) + bhh[(3 * n) + i]);
+                    T ig = DeviceMath.Sigmoid(xp[x + i] + DeviceMath.RowProduct(whh, source, i, previous, n) + bhh[i]);
+                    T fg = DeviceMath.Sigmoid(xp[x + n + i] + DeviceMath.RowProduct(whh, source, n + i, previous, n) + bhh[n + i]);
+                    T gg = T.Tanh(xp[x + (2 * n) + i] + DeviceMath.RowProduct(whh, source, (2 * n) + i, previous, n) + bhh[(2 * n) + i]);
+                    T og = DeviceMath.Sigmoid(xp[x + (3 * n) + i] + DeviceMath.RowProduct(whh, source, (3 * n) + i, previous, n) + bhh[(3 * n) + i]);
                     T c = (fg * source[previous + n + i]) + (ig * gg);
                     states[current + n + i] = c;
                     states[current + i] = og * T.Tanh(c);
@@ -266,20 +266,4 @@ internal static class DenseKernels
             }
         }
     }
-
-    /// <summary>Σ_j W_hh[gateRow, j] · h[j], h being the first n entries of the state at <paramref name="offset"/>.</summary>
-    private static T Dot<T>(ArrayView<T> whh, ArrayView<T> state, int gateRow, long offset, int n)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        T sum = T.Zero;
-        for (int j = 0; j < n; j++)
-        {
-            sum += whh[((long)gateRow * n) + j] * state[offset + j];
-        }
-
-        return sum;
-    }
-
-    private static T Sigmoid<T>(T x)
-        where T : unmanaged, IFloatingPointIeee754<T> => T.One / (T.One + T.Exp(-x));
 }

@@ -19,7 +19,7 @@ internal sealed partial class DeviceSolver<T> : IDisposable
     private readonly Accelerator _accelerator;
     private readonly DiagonalScan<T> _diagonal;
     private readonly BlockScan<T> _blocks;
-    private readonly DeviceResidual<T> _residual;
+    private readonly Residuals _residual;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _project;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int> _shift;
     private readonly Action<Index1D, ArrayView<T>, ArrayView<T>, int, int> _broadcast;
@@ -41,7 +41,7 @@ internal sealed partial class DeviceSolver<T> : IDisposable
         _accelerator = accelerator;
         _diagonal = new DiagonalScan<T>(accelerator);
         _blocks = new BlockScan<T>(accelerator);
-        _residual = new DeviceResidual<T>(accelerator);
+        _residual = new Residuals(accelerator);
         _project = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(NewtonKernels.InputProjection<T>);
         _shift = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, ArrayView<T>, int, int>(NewtonKernels.Shift<T>);
         _broadcast = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<T>, ArrayView<T>, int, int>(NewtonKernels.Broadcast<T>);

@@ -19,7 +19,7 @@ internal static class StructuredKernels
     {
         int i = index % n;
         long row = index / n, state = row * n, first = state + (i / k * k);
-        T a = xp[index] + bhh[i] + Product(whh, prev, i, first, k);
+        T a = xp[index] + bhh[i] + DeviceMath.RowProduct(whh, prev, i, first, k);
         T value = T.Tanh(a), slope = T.One - (value * value);
         f[index] = value;
         term[index] = value - JacobianRows.Rnn(whh, prev, jac, (row * n * k) + ((long)i * k), first, i, k, slope);
@@ -36,9 +36,9 @@ internal static class StructuredKernels
         int i = index % n;
         long row = index / n, first = (row * n) + (i / k * k), g = row * 3 * n;
         T h = prev[index];
-        T r = Sigmoid(xp[g + i] + bhh[i] + Product(whh, prev, i, first, k));
-        T z = Sigmoid(xp[g + n + i] + bhh[n + i] + Product(whh, prev, n + i, first, k));
-        T hn = Product(whh, prev, (2 * n) + i, first, k) + bhh[(2 * n) + i];
+        T r = DeviceMath.Sigmoid(xp[g + i] + bhh[i] + DeviceMath.RowProduct(whh, prev, i, first, k));
+        T z = DeviceMath.Sigmoid(xp[g + n + i] + bhh[n + i] + DeviceMath.RowProduct(whh, prev, n + i, first, k));
+        T hn = DeviceMath.RowProduct(whh, prev, (2 * n) + i, first, k) + bhh[(2 * n) + i];
         T candidate = T.Tanh(xp[g + (2 * n) + i] + (r * hn));
         T value = ((T.One - z) * candidate) + (z * h);
         T common = (T.One - z) * (T.One - (candidate * candidate)) * r;
@@ -57,10 +57,10 @@ internal static class StructuredKernels
     {
         int u = index % n, own = u % k, side = 2 * k;
         long row = index / n, state = row * 2 * n, first = state + (u - own), g = row * 4 * n;
-        T ig = Sigmoid(xp[g + u] + bhh[u] + Product(whh, prev, u, first, k));
-        T fg = Sigmoid(xp[g + n + u] + bhh[n + u] + Product(whh, prev, n + u, first, k));
-        T gg = T.Tanh(xp[g + (2 * n) + u] + bhh[(2 * n) + u] + Product(whh, prev, (2 * n) + u, first, k));
-        T og = Sigmoid(xp[g + (3 * n) + u] + bhh[(3 * n) + u] + Product(whh, prev, (3 * n) + u, first, k));
+        T ig = DeviceMath.Sigmoid(xp[g + u] + bhh[u] + DeviceMath.RowProduct(whh, prev, u, first, k));
+        T fg = DeviceMath.Sigmoid(xp[g + n + u] + bhh[n + u] + DeviceMath.RowProduct(whh, prev, n + u, first, k));
+        T gg = T.Tanh(xp[g + (2 * n) + u] + bhh[(2 * n) + u] + DeviceMath.RowProduct(whh, prev, (2 * n) + u, first, k));
+        T og = DeviceMath.Sigmoid(xp[g + (3 * n) + u] + bhh[(3 * n) + u] + DeviceMath.RowProduct(whh, prev, (3 * n) + u, first, k));
         T cPrev = prev[state + n + u];
         T c = (fg * cPrev) + (ig * gg), t = T.Tanh(c), hValue = og * t;
         T ci = gg * ig * (T.One - ig), cf = cPrev * fg * (T.One - fg), cg = ig * (T.One - (gg * gg));
@@ -72,22 +72,6 @@ internal static class StructuredKernels
         term[state + u] = hValue - hProduct;
         term[state + n + u] = c - cProduct;
     }
-
-    /// <summary>Σ_c W_hh[gateRow, c] · prev[first + c]: gate row <paramref name="gateRow"/>'s product with its block.</summary>
-    private static T Product<T>(ArrayView<T> whh, ArrayView<T> prev, int gateRow, long first, int k)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        T sum = T.Zero;
-        for (int c = 0; c < k; c++)
-        {
-            sum += whh[((long)gateRow * k) + c] * prev[first + c];
-        }
-
-        return sum;
-    }
-
-    private static T Sigmoid<T>(T x)
-        where T : unmanaged, IFloatingPointIeee754<T> => T.One / (T.One + T.Exp(-x));
 }
 
 /// <summary>

@@ -84,6 +84,10 @@ public sealed class OdeResult<T>
 
     /// <summary>y at requested time <paramref name="index"/> of sequence <paramref name="batch"/>.</summary>
     public ReadOnlySpan<T> At(int index, int batch = 0) => States.AsSpan((batch * Length + index) * StateSize, StateSize);
+
+    /// <inheritdoc/>
+    public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"{Method}{(FallbackMethod is { } f ? $" ({f} fallback)" : "")}: {Status}, {Iterations} iteration(s), {Refinements} refinement(s), grid of {InternalGridSize} points, error estimate {ErrorEstimate:G3}× the tolerance, {Elapsed.TotalMilliseconds:F1} ms. {Message}");
 }
 
 /// <summary>What <see cref="Deer"/>.OdeGradient returns.</summary>
@@ -92,17 +96,23 @@ public sealed class OdeGradientResult<T>
 {
     internal OdeGradientResult(OdeResult<T> solution, T[] initialStateGradient, T[] parameterGradient)
     {
-        Solution = solution;
+        Forward = solution;
         InitialStateGradient = initialStateGradient;
         ParameterGradient = parameterGradient;
     }
 
-    /// <summary>The forward solution the gradient was taken at.</summary>
-    public OdeResult<T> Solution { get; }
+    /// <summary>The forward solve the gradient was taken at (as <see cref="GradientResult{T}.Forward"/>).</summary>
+    public OdeResult<T> Forward { get; }
 
     /// <summary>dL/dy0, [B, n].</summary>
     public T[] InitialStateGradient { get; }
 
     /// <summary>dL/dθ, summed over the batch, in the field's parameter order.</summary>
     public T[] ParameterGradient { get; }
+
+    /// <inheritdoc/>
+    public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"Gradient of {Forward.BatchSize} sequence(s): |dL/dy0|max {MaxAbs(InitialStateGradient):G3}, |dL/dθ|max {MaxAbs(ParameterGradient):G3} over {ParameterGradient.Length} parameter(s). Forward: {Forward}");
+
+    private static double MaxAbs(T[] values) => values.Length == 0 ? 0 : values.Max(v => Math.Abs(double.CreateTruncating(v)));
 }
