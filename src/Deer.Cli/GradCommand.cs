@@ -72,7 +72,7 @@ internal static class GradCommand
         }
         catch (InvalidOperationException e)
         {
-            string hint = q.FallbackSequential || q.Method == SolveMethod.Auto ? "" : " Pass --fallback sequential to fall back instead.";
+            string hint = Engines.SolverSettings<T>.FallbackApplies(options) ? "" : " Pass --fallback sequential to fall back instead.";
             throw new NotConvergedException($"{e.Message} Nothing was written.{hint}");
         }
 

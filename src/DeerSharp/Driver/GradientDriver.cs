@@ -33,7 +33,7 @@ internal static class GradientDriver
         Require.Finite(outputCotangent, nameof(outputCotangent), batchSize, length, o);
         // A stack passes each layer's solve in, having solved the layers on the way up.
         // The memory budget is shared: half for the forward solve (its pooled buffers stay with the pool), half for the adjoint.
-        long total = options.MemoryBudgetBytes ?? SolverSettings<T>.DefaultMemoryBudget();
+        long total = SolverSettings<T>.MemoryBudget(options);
         SolveResult<T> forward = solved ?? SolveDriver.Solve(cell, inputs, batchSize, length, initialState, default, ForwardOptions(options), layer);
         if (!forward.Converged)
         {
@@ -46,7 +46,7 @@ internal static class GradientDriver
             AdjointMethod.Auto => forward.Method == SolveMethod.Sequential ? AdjointMethod.Sequential : AdjointMethod.Scan,
             var m => m,
         };
-        int cores = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
+        int cores = SolverSettings<T>.Cores(options);
         if (method == AdjointMethod.Scan && forward.Device is ComputeDevice.Gpu or ComputeDevice.Emulated
             && DeviceEngine<T>.TryGradient(cell, forward.Device, inputs, forward.States, initialState, outputCotangent, batchSize, length, total / 2,
                 out (T[] Parameters, T[] Inputs, T[] InitialStates) onDevice))
@@ -65,41 +65,56 @@ internal static class GradientDriver
         int workers = batchSize >= cores ? cores : 1;
         int inner = batchSize >= cores ? 1 : cores;
         long budget = total / 2 / Math.Max(1, Math.Min(workers, batchSize));
-        var perSequence = new T[batchSize][];
-        var windowCounts = new int[batchSize];
         if (method == AdjointMethod.Scan && length > 0 && batchSize > 0 && JacobianStructures.Of<TCell, T>(cell) is { } declared)
         {
             Adjoint.CheckDeclaredStructure(cell, forward.States.AsSpan(0, length * s), h0.AsSpan(0, s), inputs[..(length * d)], length, declared);
         }
 
+        var windowCounts = new int[batchSize];
         unsafe
         {
             fixed (T* px = inputs, pcot = outputCotangent)
             {
-                nint xAddress = (nint)px, cotAddress = (nint)pcot;
-                Parallel.For(0, batchSize, new ParallelOptions { MaxDegreeOfParallelism = workers }, b =>
+                var sequences = new Sequences<TCell, T>(cell, (nint)px, (nint)pcot, forward.States, h0, dInputs, dInitial, windowCounts, length, method, inner,
+                    budget, options.CancellationToken);
+                Parallel.For(0, batchSize, new ParallelOptions { MaxDegreeOfParallelism = workers }, sequences.Run);
+                foreach (T[] local in sequences.PerSequence)
                 {
-                    var local = new T[parameters.Length];
-                    var x = new ReadOnlySpan<T>((T*)xAddress + ((long)b * length * d), length * d);
-                    var cot = new ReadOnlySpan<T>((T*)cotAddress + ((long)b * length * o), length * o);
-                    windowCounts[b] = Adjoint.Sequence(cell, x, forward.States.AsSpan(b * length * s, length * s), h0.AsSpan(b * s, s), cot, local,
-                        dInputs.AsSpan(b * length * d, length * d), dInitial.AsSpan(b * s, s), method, inner, budget, options.CancellationToken);
-                    perSequence[b] = local;
-                });
-            }
-        }
-        foreach (T[] local in perSequence)
-        {
-            for (int i = 0; i < local.Length; i++)
-            {
-                parameters[i] += local[i];
+                    for (int i = 0; i < local.Length; i++)
+                    {
+                        parameters[i] += local[i];
+                    }
+                }
             }
         }
 
         return new Result<T>(forward, parameters, dInputs, dInitial, method, windowCounts.Length == 0 ? 1 : windowCounts.Max());
     }
 
+    /// <summary>
+    /// The batch's sequences, one per call of <see cref="Run"/>: each sequence's adjoint into its own parameter sum (summed in
+    /// sequence order afterwards, the same bits on every run). The inputs and cotangents come pinned, by address.
+    /// </summary>
+    private sealed unsafe class Sequences<TCell, T>(TCell cell, nint inputs, nint cotangent, T[] states, T[] h0, T[] dInputs, T[] dInitial, int[] windows,
+        int length, AdjointMethod method, int cores, long budget, CancellationToken cancellation)
+        where TCell : IDifferentiableCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public T[][] PerSequence { get; } = new T[windows.Length][];
+
+        public void Run(int b)
+        {
+            int s = cell.StateSize, d = cell.InputSize, o = cell.OutputSize;
+            var local = new T[cell.ParameterCount];
+            var x = new ReadOnlySpan<T>((T*)inputs + ((long)b * length * d), length * d);
+            var cot = new ReadOnlySpan<T>((T*)cotangent + ((long)b * length * o), length * o);
+            windows[b] = Adjoint.Sequence(cell, x, states.AsSpan(b * length * s, length * s), h0.AsSpan(b * s, s), cot, local,
+                dInputs.AsSpan(b * length * d, length * d), dInitial.AsSpan(b * s, s), method, cores, budget, cancellation);
+            PerSequence[b] = local;
+        }
+    }
+
     /// <summary>The forward solve's options inside a gradient: half of the memory budget (the adjoint has the other half).</summary>
     internal static SolveOptions ForwardOptions(SolveOptions options) =>
-        options with { MemoryBudgetBytes = Math.Max(1, (options.MemoryBudgetBytes ?? SolverSettings<double>.DefaultMemoryBudget()) / 2) };
+        options with { MemoryBudgetBytes = Math.Max(1, SolverSettings<double>.MemoryBudget(options) / 2) };
 }

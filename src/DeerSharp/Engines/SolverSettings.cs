@@ -47,14 +47,14 @@ internal readonly record struct SolverSettings<T>(SolveMethod Method, ComputeDev
     public static SolverSettings<T> Resolve(SolveOptions options, Backend backend, CellFootprint cell, int batchSize, int length, int layer = 0,
         bool separateScan = false)
     {
-        int cores = options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
+        int cores = Cores(options);
         SolveMethod method = ResolveMethod(options, backend, cell, batchSize, length);
         (double atol, double rtol) = Tolerances(options);
         int defaultLimit = method == SolveMethod.Deer ? 100 : 500;
         int maxIterations = options.MaxIterations ?? Math.Min(defaultLimit, Math.Max(length, method == SolveMethod.QuasiElk ? 50 : 0));
         long budget = backend.OnDevice
             ? Math.Min(options.MemoryBudgetBytes ?? long.MaxValue, backend.MemoryBytes / 4 * 3)
-            : options.MemoryBudgetBytes ?? DefaultMemoryBudget();
+            : MemoryBudget(options);
         var settings = new SolverSettings<T>(method, backend.Device, maxIterations, T.CreateTruncating(atol), T.CreateTruncating(rtol), options.InitialGuess,
             cores, FallbackApplies(options), budget, T.CreateTruncating(options.InitialDamping), options.Progress, layer,
             cell.Structure, Group: 1, Window: Math.Max(1, length), Workers: 1, separateScan, options.CancellationToken);
@@ -70,6 +70,12 @@ internal readonly record struct SolverSettings<T>(SolveMethod Method, ComputeDev
 
     /// <summary>Whether a sequence the iterative method failed on is evaluated by the loop: always for Auto, which promises the loop's answer.</summary>
     public static bool FallbackApplies(SolveOptions options) => options.Method == SolveMethod.Auto || options.Fallback == FallbackPolicy.Sequential;
+
+    /// <summary>The cores a solve may use: the options', or all of them.</summary>
+    public static int Cores(SolveOptions options) => options.MaxDegreeOfParallelism ?? Environment.ProcessorCount;
+
+    /// <summary>The bytes a CPU solve (or a gradient: forward and adjoint together) may use: the options', or <see cref="DefaultMemoryBudget"/>.</summary>
+    public static long MemoryBudget(SolveOptions options) => options.MemoryBudgetBytes ?? DefaultMemoryBudget();
 
     /// <summary>Half of what the runtime reports as available, and at least 64 MiB.</summary>
     public static long DefaultMemoryBudget()
@@ -90,7 +96,7 @@ internal readonly record struct SolverSettings<T>(SolveMethod Method, ComputeDev
     {
         SolveMethod.Auto when cell.LinearSurrogate => SolveMethod.Scan,
         SolveMethod.Auto when backend.OnDevice => cell.Side < cell.StateSize || cell.StateSize <= DeviceLimits.MaxDenseState ? SolveMethod.Deer : SolveMethod.QuasiDeer,
-        SolveMethod.Auto => CostModel.Choose(batchSize, length, cell.StateSize, options.MaxDegreeOfParallelism ?? Environment.ProcessorCount, cell.Structure),
+        SolveMethod.Auto => CostModel.Choose(batchSize, length, cell.StateSize, Cores(options), cell.Structure),
         var m => m,
     };
 
