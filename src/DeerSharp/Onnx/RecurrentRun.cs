@@ -1,0 +1,236 @@
+using System.Globalization;
+
+namespace DeerSharp.Onnx;
+
+/// <summary>
+/// Runs one recurrent node: each direction is one <see cref="Deer"/>.Solve of a built-in cell over the batch (sequences of
+/// equal length together; a reverse direction reads each sequence backwards from its last valid step), and Y, Y_h, Y_c
+/// are assembled in the node's layout. Steps past a sequence's length are zeros in Y; Y_h holds the last valid step.
+/// </summary>
+internal static class RecurrentRun
+{
+    /// <summary>The node's outputs (Y, Y_h, Y_c; null where the node names none) and the solves that made them.</summary>
+    public sealed record Outputs(OnnxTensor Y, OnnxTensor Hidden, OnnxTensor? Cell, IReadOnlyList<SolveSummary> Solves);
+
+    public static Outputs Run(RecurrentOp op, Func<int, OnnxTensor?> input, SolveOptions options)
+    {
+        OnnxNode node = op.Node;
+        OnnxTensor x = input(0) ?? throw node.Error("input X is missing.");
+        return x.Type switch
+        {
+            OnnxElement.Float => Run<float>(op, x, input, options),
+            OnnxElement.Double => Run<double>(op, x, input, options),
+            _ => throw node.Error($"input X must be float or double; it is {x.Type}."),
+        };
+    }
+
+    private static Outputs Run<T>(RecurrentOp op, OnnxTensor x, Func<int, OnnxTensor?> input, SolveOptions options)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        OnnxNode node = op.Node;
+        if (x.Rank != 3)
+        {
+            throw node.Error($"input X must have shape {(op.Layout == 0 ? "[T, B, I]" : "[B, T, I]")}; it has {x.ShapeText}.");
+        }
+
+        int length = (int)x.Shape[op.Layout == 0 ? 0 : 1], batch = (int)x.Shape[op.Layout == 0 ? 1 : 0], inputSize = (int)x.Shape[2];
+        int h = op.HiddenSize, directions = op.DirectionCount, s = op.IsLstm ? 2 * h : h;
+        OnnxTensor w = input(1) ?? throw node.Error("input W is missing."), r = input(2) ?? throw node.Error("input R is missing.");
+        op.CheckShape(w, "W", 3, [directions, op.Gates * h, inputSize]);
+        int[] lengths = Lengths(op, input(4), batch, length);
+        T[]? initialH = States<T>(op, input(5), "initial_h", batch), initialC = op.IsLstm ? States<T>(op, input(6), "initial_c", batch) : null;
+        if (op.IsLstm && input(7) is { } peepholes)
+        {
+            op.CheckShape(peepholes, "P", 2, [directions, 3 * h]);
+            if (peepholes.Reals!.Any(v => v != 0))
+            {
+                throw node.Error("LSTM peephole weights (input P) are not implemented; only zero peepholes are accepted.");
+            }
+        }
+
+        T[] inputs = BatchMajor<T>(x, op.Layout, batch, length, inputSize);
+        long[] yShape = op.Layout == 0 ? [length, directions, batch, h] : [batch, length, directions, h];
+        long[] stateShape = op.Layout == 0 ? [directions, batch, h] : [batch, directions, h];
+        var y = new T[OnnxTensor.Elements(yShape)];
+        var hidden = new T[directions * batch * h];
+        T[]? cell = op.IsLstm ? new T[directions * batch * h] : null;
+        var solves = new List<SolveSummary>();
+        for (int d = 0; d < directions; d++)
+        {
+            RecurrentWeights<T> weights = op.Weights<T>(w, r, input(3), d);
+            var target = new Target<T>(op, d, batch, length, h, s, y, hidden, cell);
+            var h0 = new T[batch * s];
+            for (int b = 0; b < batch; b++)
+            {
+                for (int u = 0; u < h; u++)
+                {
+                    h0[(b * s) + u] = initialH is null ? T.Zero : initialH[StateIndex(op, d, b, u, batch)];
+                    if (op.IsLstm)
+                    {
+                        h0[(b * s) + h + u] = initialC is null ? T.Zero : initialC[StateIndex(op, d, b, u, batch)];
+                    }
+                }
+            }
+
+            var direction = new Direction<T>(inputs, h0, lengths, length, inputSize, s, op.Reversed(d), options, target);
+            solves.AddRange(op.Gates switch
+            {
+                1 => direction.Solve(new TanhRnnCell<T>(weights)),
+                3 when op.LinearBeforeReset => direction.Solve(new GruCell<T>(weights)),
+                3 => direction.Solve(new ResetBeforeGruCell<T>(weights)),
+                _ => direction.Solve(new LstmCell<T>(weights)),
+            });
+        }
+
+        return new Outputs(OnnxTensor.From(y, yShape), OnnxTensor.From(hidden, stateShape), cell is null ? null : OnnxTensor.From(cell, stateShape), solves);
+    }
+
+    /// <summary>Index of (direction, sequence, unit) in a state tensor of the node's layout: [D, B, H] or [B, D, H].</summary>
+    private static int StateIndex(RecurrentOp op, int d, int b, int u, int batch) =>
+        op.Layout == 0 ? (((d * batch) + b) * op.HiddenSize) + u : (((b * op.DirectionCount) + d) * op.HiddenSize) + u;
+
+    private static int[] Lengths(RecurrentOp op, OnnxTensor? lens, int batch, int length)
+    {
+        if (lens is null)
+        {
+            return [.. Enumerable.Repeat(length, batch)];
+        }
+
+        long[] values = lens.AsIntegers($"{op.Node.Label}: sequence_lens");
+        if (lens.Rank != 1 || values.Length != batch)
+        {
+            throw op.Node.Error($"input sequence_lens must have shape [{batch}]; it has {lens.ShapeText}.");
+        }
+
+        return [.. values.Select((v, b) => v >= 0 && v <= length ? (int)v
+            : throw op.Node.Error(string.Create(CultureInfo.InvariantCulture, $"sequence_lens[{b}] = {v} is outside [0, {length}].")))];
+    }
+
+    private static T[]? States<T>(RecurrentOp op, OnnxTensor? t, string name, int batch)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (t is null)
+        {
+            return null;
+        }
+
+        op.CheckShape(t, name, 3, op.Layout == 0 ? [op.DirectionCount, batch, op.HiddenSize] : [batch, op.DirectionCount, op.HiddenSize]);
+        return t.ToArray<T>();
+    }
+
+    /// <summary>X as [B, T, I], the layout Deer solves in (no reordering for layout 1, or one sequence).</summary>
+    private static T[] BatchMajor<T>(OnnxTensor x, int layout, int batch, int length, int inputSize)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T[] values = x.ToArray<T>();
+        if (layout == 1 || batch == 1)
+        {
+            return values;
+        }
+
+        var result = new T[values.Length];
+        for (int t = 0; t < length; t++)
+        {
+            for (int b = 0; b < batch; b++)
+            {
+                Array.Copy(values, ((long)t * batch + b) * inputSize, result, ((long)b * length + t) * inputSize, inputSize);
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>Where one direction's states go: Y at (t, d, b) in the node's layout, and Y_h (and Y_c) at (d, b).</summary>
+    private sealed class Target<T>(RecurrentOp op, int d, int batch, int length, int h, int s, T[] y, T[] hidden, T[]? cell)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public void Write(int b, int t, ReadOnlySpan<T> state)
+        {
+            long at = op.Layout == 0 ? ((((long)t * op.DirectionCount) + d) * batch + b) * h : ((((long)b * length) + t) * op.DirectionCount + d) * h;
+            state[..h].CopyTo(y.AsSpan((int)at, h));
+        }
+
+        public void Last(int b, ReadOnlySpan<T> state)
+        {
+            int at = StateIndex(op, d, b, 0, batch);
+            state[..h].CopyTo(hidden.AsSpan(at, h));
+            if (cell is not null)
+            {
+                state.Slice(h, h).CopyTo(cell.AsSpan(at, h));
+            }
+        }
+
+        public int StateSize => s;
+    }
+
+    /// <summary>One direction of the node over the batch, solved in groups of sequences of equal length.</summary>
+    private sealed class Direction<T>(T[] inputs, T[] h0, int[] lengths, int full, int inputSize, int s, bool reversed, SolveOptions options, Target<T> target)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public List<SolveSummary> Solve<TCell>(TCell cell)
+            where TCell : IRecurrentCell<T>
+        {
+            var summaries = new List<SolveSummary>();
+            foreach (IGrouping<int, int> group in Enumerable.Range(0, lengths.Length).GroupBy(b => lengths[b]))
+            {
+                int[] members = [.. group];
+                int steps = group.Key;
+                if (steps == 0)
+                {
+                    // Nothing to run: Y stays zero, and the final state is the initial one.
+                    foreach (int b in members)
+                    {
+                        target.Last(b, h0.AsSpan(b * s, s));
+                    }
+
+                    continue;
+                }
+
+                bool whole = steps == full && !reversed && members.Length == lengths.Length;
+                T[] x = whole ? inputs : new T[members.Length * steps * inputSize];
+                T[] start = whole ? h0 : new T[members.Length * s];
+                if (!whole)
+                {
+                    for (int q = 0; q < members.Length; q++)
+                    {
+                        int b = members[q];
+                        h0.AsSpan(b * s, s).CopyTo(start.AsSpan(q * s, s));
+                        for (int u = 0; u < steps; u++)
+                        {
+                            int t = reversed ? steps - 1 - u : u;
+                            Array.Copy(inputs, ((long)b * full + t) * inputSize, x, ((long)q * steps + u) * inputSize, inputSize);
+                        }
+                    }
+                }
+
+                SolveResult<T> result = Deer.Solve(cell, x, members.Length, steps, options, start);
+                summaries.Add(new SolveSummary(result.Method, result.FallbackMethod, result.Status, result.Iterations, result.MaxResidual, result.Message,
+                    members.Length, steps));
+                for (int q = 0; q < members.Length; q++)
+                {
+                    int b = members[q];
+                    for (int u = 0; u < steps; u++)
+                    {
+                        target.Write(b, reversed ? steps - 1 - u : u, result.State(q, u));
+                    }
+
+                    target.Last(b, result.State(q, steps - 1));
+                }
+            }
+
+            return summaries;
+        }
+    }
+}
+
+/// <summary>What one solve inside an ONNX run did: the method, its fallback, the status, the residual, and its sequences and steps.</summary>
+/// <param name="Method">The method that ran (Auto resolved).</param>
+/// <param name="FallbackMethod">The loop, where the method failed on some sequences; else null.</param>
+/// <param name="Status">How it ended.</param>
+/// <param name="Iterations">Updates applied.</param>
+/// <param name="MaxResidual">The residual of the returned states.</param>
+/// <param name="Message">The solve's message.</param>
+/// <param name="Sequences">Sequences solved together.</param>
+/// <param name="Steps">Their length.</param>
+public sealed record SolveSummary(SolveMethod Method, SolveMethod? FallbackMethod, SolveStatus Status, int Iterations, double MaxResidual, string Message,
+    int Sequences, int Steps);
