@@ -73,7 +73,9 @@ public class OnnxTorchTests
     internal static Dictionary<string, TensorData> OnnxRuntimeRun(string path, IReadOnlyDictionary<string, TensorData> inputs)
     {
         using var session = new InferenceSession(path);
-        var values = inputs.Select(kv => kv.Value.IsDouble
+        var values = inputs.Select(kv => kv.Key == "sequence_lens"
+            ? NamedOnnxValue.CreateFromTensor(kv.Key, new DenseTensor<int>(kv.Value.ToArray<double>().Select(v => (int)v).ToArray(), kv.Value.Shape.ToArray()))
+            : kv.Value.IsDouble
             ? NamedOnnxValue.CreateFromTensor(kv.Key, new DenseTensor<double>(kv.Value.ToArray<double>(), [.. kv.Value.Shape]))
             : NamedOnnxValue.CreateFromTensor(kv.Key, new DenseTensor<float>(kv.Value.ToArray<float>(), [.. kv.Value.Shape]))).ToList();
         using IDisposableReadOnlyCollection<DisposableNamedOnnxValue> results = session.Run(values);

@@ -177,12 +177,7 @@ internal static class RecurrentRun
                 int steps = group.Key;
                 if (steps == 0)
                 {
-                    // Nothing to run: Y stays zero, and the final state is the initial one.
-                    foreach (int b in members)
-                    {
-                        target.Last(b, h0.AsSpan(b * s, s));
-                    }
-
+                    // Nothing to run: Y and Y_h stay zero, as ONNX Runtime leaves them for an empty sequence.
                     continue;
                 }
 
