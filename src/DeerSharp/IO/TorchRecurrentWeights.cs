@@ -54,7 +54,31 @@ public static class TorchRecurrentWeights
 
         if (file.Contains(Key("weight_ih", 0) + "_reverse"))
         {
-            throw new TensorFormatException($"'{Key("weight_ih", 0)}_reverse' is present: bidirectional modules are not supported.");
+            throw new TensorFormatException(
+                $"'{Key("weight_ih", 0)}_reverse' is present: a bidirectional module. Load it with TorchRecurrentWeights.LoadDirections (RecurrentModule.Load runs it), or `deer run`, which reads both directions.");
+        }
+
+        return [.. LoadDirections<T>(file, kind, prefix).Select(directions => directions[0])];
+    }
+
+    /// <summary>
+    /// Reads every layer and direction, bottom first: [layer][0] the forward direction, [layer][1] the reverse one (keys
+    /// ending in <c>_reverse</c>) of a module built with bidirectional=True. Layer k &gt; 0 reads D·n inputs.
+    /// </summary>
+    /// <exception cref="TensorFormatException">A key is missing, mis-shaped, of a non-float dtype, or holds NaN or infinity.</exception>
+    public static RecurrentWeights<T>[][] LoadDirections<T>(SafetensorsFile file, RecurrentKind kind, string prefix = "")
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        ArgumentNullException.ThrowIfNull(prefix);
+        int gates = Gates(kind);
+        string Key(string name, int k) => string.Create(CultureInfo.InvariantCulture, $"{prefix}{name}_l{k}");
+        if (!file.Contains(Key("weight_ih", 0)))
+        {
+            string near = string.Join(", ", file.Keys.Where(k => k.Contains("weight_ih", StringComparison.Ordinal)).Take(4).Select(k => $"'{k}'"));
+            throw new TensorFormatException(
+                $"no tensor '{Key("weight_ih", 0)}': not a PyTorch {kind} state_dict{(prefix.Length > 0 ? $" under prefix '{prefix}'" : "")}"
+                + (near.Length > 0 ? $" (keys like {near} exist: check the prefix)" : ""));
         }
 
         if (file.Contains(Key("weight_hr", 0)))
@@ -62,53 +86,62 @@ public static class TorchRecurrentWeights
             throw new TensorFormatException($"'{Key("weight_hr", 0)}' is present: LSTMs with proj_size are not supported.");
         }
 
-        var layers = new List<RecurrentWeights<T>>();
+        string[] suffixes = file.Contains(Key("weight_ih", 0) + "_reverse") ? ["", "_reverse"] : [""];
+        var layers = new List<RecurrentWeights<T>[]>();
         for (int k = 0; file.Contains(Key("weight_ih", k)); k++)
         {
-            T[] wih = Read<T>(file, Key("weight_ih", k), out IReadOnlyList<int> ihShape);
-            T[] whh = Read<T>(file, Key("weight_hh", k), out IReadOnlyList<int> hhShape);
-            if (ihShape.Count != 2 || ihShape[0] % gates != 0 || ihShape[0] == 0)
-            {
-                throw Shape(Key("weight_ih", k), $"[{gates}·n, d]", ihShape);
-            }
-
-            int n = ihShape[0] / gates, d = ihShape[1];
-            if (hhShape.Count != 2 || hhShape[0] != gates * n || hhShape[1] != n)
-            {
-                throw Shape(Key("weight_hh", k), $"[{gates * n}, {n}]", hhShape);
-            }
-
-            if (k > 0 && d != layers[^1].HiddenSize)
-            {
-                throw Shape(Key("weight_ih", k), $"[{gates * n}, {layers[^1].HiddenSize}] (layer {k} reads layer {k - 1}'s output)", ihShape);
-            }
-
-            bool hasIh = file.Contains(Key("bias_ih", k)), hasHh = file.Contains(Key("bias_hh", k));
-            if (hasIh != hasHh)
-            {
-                throw new TensorFormatException($"'{Key(hasIh ? "bias_ih" : "bias_hh", k)}' is present but '{Key(hasIh ? "bias_hh" : "bias_ih", k)}' is not.");
-            }
-
-            T[]? bih = null, bhh = null;
-            if (hasIh)
-            {
-                bih = Read<T>(file, Key("bias_ih", k), out IReadOnlyList<int> bihShape);
-                bhh = Read<T>(file, Key("bias_hh", k), out IReadOnlyList<int> bhhShape);
-                if (bihShape.Count != 1 || bihShape[0] != gates * n)
-                {
-                    throw Shape(Key("bias_ih", k), $"[{gates * n}]", bihShape);
-                }
-
-                if (bhhShape.Count != 1 || bhhShape[0] != gates * n)
-                {
-                    throw Shape(Key("bias_hh", k), $"[{gates * n}]", bhhShape);
-                }
-            }
-
-            layers.Add(new RecurrentWeights<T>(gates, n, d, wih, whh, bih, bhh));
+            int below = k == 0 ? -1 : layers[^1][0].HiddenSize * suffixes.Length;
+            layers.Add([.. suffixes.Select(suffix => Layer<T>(file, gates, name => Key(name, k) + suffix, k, below))]);
         }
 
         return [.. layers];
+    }
+
+    /// <summary>One layer and direction; <paramref name="below"/> is the width the layer below outputs (-1 for layer 0).</summary>
+    private static RecurrentWeights<T> Layer<T>(SafetensorsFile file, int gates, Func<string, string> key, int k, int below)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T[] wih = Read<T>(file, key("weight_ih"), out IReadOnlyList<int> ihShape);
+        T[] whh = Read<T>(file, key("weight_hh"), out IReadOnlyList<int> hhShape);
+        if (ihShape.Count != 2 || ihShape[0] % gates != 0 || ihShape[0] == 0)
+        {
+            throw Shape(key("weight_ih"), $"[{gates}·n, d]", ihShape);
+        }
+
+        int n = ihShape[0] / gates, d = ihShape[1];
+        if (hhShape.Count != 2 || hhShape[0] != gates * n || hhShape[1] != n)
+        {
+            throw Shape(key("weight_hh"), $"[{gates * n}, {n}]", hhShape);
+        }
+
+        if (below >= 0 && d != below)
+        {
+            throw Shape(key("weight_ih"), $"[{gates * n}, {below}] (layer {k} reads layer {k - 1}'s output)", ihShape);
+        }
+
+        bool hasIh = file.Contains(key("bias_ih")), hasHh = file.Contains(key("bias_hh"));
+        if (hasIh != hasHh)
+        {
+            throw new TensorFormatException($"'{key(hasIh ? "bias_ih" : "bias_hh")}' is present but '{key(hasIh ? "bias_hh" : "bias_ih")}' is not.");
+        }
+
+        T[]? bih = null, bhh = null;
+        if (hasIh)
+        {
+            bih = Read<T>(file, key("bias_ih"), out IReadOnlyList<int> bihShape);
+            bhh = Read<T>(file, key("bias_hh"), out IReadOnlyList<int> bhhShape);
+            if (bihShape.Count != 1 || bihShape[0] != gates * n)
+            {
+                throw Shape(key("bias_ih"), $"[{gates * n}]", bihShape);
+            }
+
+            if (bhhShape.Count != 1 || bhhShape[0] != gates * n)
+            {
+                throw Shape(key("bias_hh"), $"[{gates * n}]", bhhShape);
+            }
+        }
+
+        return new RecurrentWeights<T>(gates, n, d, wih, whh, bih, bhh);
     }
 
     internal static T[] Read<T>(SafetensorsFile file, string key, out IReadOnlyList<int> shape)

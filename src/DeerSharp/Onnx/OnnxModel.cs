@@ -139,6 +139,9 @@ public sealed class OnnxModel
         return new OnnxModel(model, name);
     }
 
+    /// <summary>A model built in memory (<see cref="OnnxExport"/>).</summary>
+    internal static OnnxModel FromProto(ModelProto model, string name) => new(model, name);
+
     /// <summary>
     /// Runs the graph on <paramref name="inputs"/> (by graph input name; each converted to the input's declared type),
     /// solving every recurrent node with <paramref name="options"/> (default: <see cref="SolveMethod.Auto"/>, which
