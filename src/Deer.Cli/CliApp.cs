@@ -19,6 +19,7 @@ public static class CliApp
         {
             DemoCommand.Create(),
             RunCommand.Create(stdout, stderr),
+            ExportCommand.Create(stdout),
             GradCommand.Create(stdout),
             OdeCommand.Create(stdout),
             InfoCommand.Create(stdout),
@@ -46,7 +47,7 @@ public static class CliApp
         {
             return Fail(stderr, e.Message, 3);
         }
-        catch (Exception e) when (e is TensorFormatException or IOException or UnauthorizedAccessException or ArgumentException
+        catch (Exception e) when (e is TensorFormatException or Onnx.OnnxModelException or IOException or UnauthorizedAccessException or ArgumentException
                                       or NotSupportedException or InsufficientMemoryException or OutOfMemoryException)
         {
             return Fail(stderr, e.Message, 2);

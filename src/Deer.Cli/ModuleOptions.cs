@@ -30,9 +30,26 @@ internal sealed class ModuleOptions
         Description = "indrnn, diag-gru, diag-lstm: k, the units per block of weight_hh [G·n, k]; inferred from that shape when omitted, checked against it when given.",
     };
     private readonly Option<string> _out;
-
-    public ModuleOptions(string outDescription)
+    private readonly Option<string?> _model = new("--model")
     {
+        Description = "An ONNX model (torch.onnx.export of nn.RNN, nn.GRU or nn.LSTM, or RNN/GRU/LSTM nodes) to run instead of --cell and --weights; --inputs feeds its first input.",
+    };
+    private readonly Option<string[]> _input = new("--input")
+    {
+        Description = "With --model: another graph input, as NAME=FILE.npy (repeat for each, e.g. --input h0=h0.npy).",
+        AllowMultipleArgumentsPerToken = false,
+    };
+    private readonly Option<bool> _timeMajor = new("--time-major")
+    {
+        Description = "rnn, gru, lstm: inputs [T, B, d] and output [T, B, D·n], as PyTorch's default batch_first=False; without it [B, T, d] (batch_first=True).",
+    };
+    private readonly bool _models;
+
+    public ModuleOptions(string outDescription, bool models = false)
+    {
+        _models = models;
+        _cell.Required = !models;
+        _weights.Required = !models;
         _cell.AcceptOnlyFromAmong("rnn", "gru", "lstm", "gilr", "gilr-lstm", "indrnn", "diag-gru", "diag-lstm");
         _method.AcceptOnlyFromAmong(MethodNames.All);
         _dtype.AcceptOnlyFromAmong("float32", "float64");
@@ -47,12 +64,24 @@ internal sealed class ModuleOptions
         {
             command.Add(option);
         }
+
+        if (_models)
+        {
+            command.Add(_model);
+            command.Add(_input);
+            command.Add(_timeMajor);
+        }
     }
 
     public RunCommand.Request Read(ParseResult r, string? report) => new(
-        r.GetValue(_cell)!, r.GetValue(_weights)!, r.GetValue(_inputs)!, r.GetValue(_h0), r.GetValue(_c0), MethodNames.Parse(r.GetValue(_method)!),
+        r.GetValue(_cell) ?? "", r.GetValue(_weights) ?? "", r.GetValue(_inputs)!, r.GetValue(_h0), r.GetValue(_c0), MethodNames.Parse(r.GetValue(_method)!),
         r.GetValue(_dtype), r.GetValue(_atol), r.GetValue(_rtol), r.GetValue(_maxIter), r.GetValue(_out)!, report,
-        r.GetValue(_prefix) ?? "", r.GetValue(_fallback) == "sequential", ParseDevice(r.GetValue(_device)), BlockSize: r.GetValue(_blockSize));
+        r.GetValue(_prefix) ?? "", r.GetValue(_fallback) == "sequential", ParseDevice(r.GetValue(_device)), BlockSize: r.GetValue(_blockSize))
+    {
+        Model = _models ? r.GetValue(_model) : null,
+        NamedInputs = _models ? r.GetValue(_input) ?? [] : [],
+        TimeMajor = _models && r.GetValue(_timeMajor),
+    };
 
     public static ComputeDevice ParseDevice(string? name) => name switch
     {

@@ -13,11 +13,21 @@ internal static class RunCommand
 {
     internal sealed record Request(string Cell, string Weights, string Inputs, string? H0, string? C0, SolveMethod Method, string? DType,
         double? Atol, double? Rtol, int? MaxIterations, string Out, string? Report, string Prefix, bool FallbackSequential,
-        ComputeDevice Device = ComputeDevice.Cpu, string? Plot = null, int? BlockSize = null);
+        ComputeDevice Device = ComputeDevice.Cpu, string? Plot = null, int? BlockSize = null)
+    {
+        /// <summary>--model: an ONNX model to run instead of --cell and --weights.</summary>
+        public string? Model { get; init; }
+
+        /// <summary>--input NAME=FILE.npy, the model's other inputs.</summary>
+        public IReadOnlyList<string> NamedInputs { get; init; } = [];
+
+        /// <summary>--time-major: [T, B, ·] inputs and output.</summary>
+        public bool TimeMajor { get; init; }
+    }
 
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var module = new ModuleOptions("Output .npy: [B, T, n], or [T, n] for unbatched inputs.");
+        var module = new ModuleOptions("Output .npy: [B, T, D·n] ([T, B, D·n] with --time-major), or [T, D·n] for unbatched inputs; h_n.npy (and c_n.npy) are written beside it. With --model: the graph's first output, in its own shape; its other outputs beside it, named after them.", models: true);
         var report = new Option<string?>("--report") { Description = "Write a JSON report of the solve here." };
         var plot = new Option<string?>("--plot")
         {
@@ -31,6 +41,26 @@ internal static class RunCommand
 
     private static int Execute(Request q, TextWriter stdout, TextWriter stderr)
     {
+        if (q.TimeMajor && q.Cell is not ("rnn" or "gru" or "lstm"))
+        {
+            throw new UsageException($"--time-major applies to --cell rnn, gru or lstm, not {q.Cell}.");
+        }
+
+        if (q.Model is not null)
+        {
+            return ModelRun.ExecuteModel(q, stdout, stderr);
+        }
+
+        if (q.Cell.Length == 0 || q.Weights.Length == 0)
+        {
+            throw new UsageException("give the module to run: --cell and --weights (a PyTorch state_dict as safetensors), or --model (an ONNX model).");
+        }
+
+        if (q.NamedInputs.Count > 0)
+        {
+            throw new UsageException("--input NAME=FILE.npy names an input of an ONNX model; it goes with --model.");
+        }
+
         Validate(q);
         TensorData x = ReadInputs(q);
         string dtype = q.DType ?? (x.IsDouble ? "float64" : "float32");
@@ -158,6 +188,10 @@ internal static class RunCommand
             (n, numLayers) = (module.HiddenSize, module.Layers);
             result = module.Solve(inputs, batch, length, options, module.InitialStates(q, batch, batched));
         }
+        else if (q.TimeMajor || file.Contains($"{q.Prefix}weight_ih_l0_reverse"))
+        {
+            return ModelRun.ExecuteModule<T>(q, file, x, stdout, stderr);
+        }
         else
         {
             RecurrentKind kind = Kind(q.Cell);
@@ -179,6 +213,14 @@ internal static class RunCommand
         int[] shape = batched ? [batch, length, n] : [length, n];
         using var files = new AtomicFiles();
         files.Stage(q.Out, "--out", s => Npy.Write(s, TensorData.From(outputs, shape)));
+        if (q.Cell is "rnn" or "gru" or "lstm")
+        {
+            // PyTorch's h_n (and c_n) beside the output.
+            foreach ((string name, string path, TensorData data) in ModelRun.FinalStates(q, result, batched))
+            {
+                files.Stage(path, $"output '{name}'", s => Npy.Write(s, data));
+            }
+        }
         if (q.Report is not null)
         {
             files.Stage(q.Report, "--report", s => WriteReport(s, q, result, typeof(T) == typeof(double) ? "float64" : "float32", batch, length, d, n, numLayers));
