@@ -36,7 +36,7 @@ internal static class ModelRun
             string name = named[..equals], file = named[(equals + 1)..];
             if (model.Inputs.All(i => i.Name != name))
             {
-                throw new UsageException($"--input {named}: the model has no input '{name}'; its inputs are {string.Join(", ", model.Inputs.Select(i => $"'{i.Name}'"))}.");
+                throw new UsageException($"--input {named}: the model {q.Model} has no input '{name}'; its inputs are {string.Join(", ", model.Inputs.Select(i => $"'{i.Name}'"))}.");
             }
 
             if (!inputs.TryAdd(name, RunCommand.ReadNpy(file, $"--input {name}")))

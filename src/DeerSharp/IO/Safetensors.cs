@@ -62,6 +62,12 @@ public sealed class SafetensorsFile
 
         Span<byte> lengthBytes = stackalloc byte[8];
         stream.ReadExactly(lengthBytes);
+        if (lengthBytes[0] == (byte)'P' && lengthBytes[1] == (byte)'K' && lengthBytes[2] is 3 or 5 or 7)
+        {
+            throw Bad(name, "it is a zip archive: a PyTorch checkpoint written by torch.save (.pt, .pth), not safetensors. Write the module's state_dict "
+                + "as safetensors with `python3 scripts/torch-to-safetensors.py MODEL.pt OUT.safetensors` (numpy and torch alone), or export it with torch.onnx.export and pass --model");
+        }
+
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
         if (headerLength > (ulong)MaxHeaderBytes || headerLength > (ulong)(remaining - 8))
         {
