@@ -1,6 +1,10 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using System.Runtime.CompilerServices;
+using DeerSharp.Cli.Bench;
+using DeerSharp.IO;
+using DeerSharp.Onnx;
 
 namespace DeerSharp.Cli;
 
@@ -20,9 +24,10 @@ internal static class DemoCommand
         var dtype = new Option<string>("--dtype") { Description = "Element type.", DefaultValueFactory = _ => "float32" };
         dtype.AcceptOnlyFromAmong("float32", "float64");
         var seed = new Option<int>("--seed") { Description = "Random seed for weights and inputs.", DefaultValueFactory = _ => 2024 };
-        var command = new Command("demo", "Evaluate a random GRU with every method and compare each with the sequential loop.")
+        var onnx = new Option<string?>("--onnx") { Description = "Where to keep the demo's ONNX model (default: a temporary file, deleted after)." };
+        var command = new Command("demo", "Evaluate a random GRU with every method and compare each with the sequential loop; then export it as ONNX and run the model back.")
         {
-            hidden, input, length, dtype, seed,
+            hidden, input, length, dtype, seed, onnx,
         };
         command.SetAction(result =>
         {
@@ -33,12 +38,18 @@ internal static class DemoCommand
                 return 2;
             }
 
-            return result.GetValue(dtype) == "float64" ? Run<double>(n, d, t, s) : Run<float>(n, d, t, s);
+            string? keep = result.GetValue(onnx);
+            if (keep is not null)
+            {
+                RunCommand.RequireDirectory(keep, "--onnx");
+            }
+
+            return result.GetValue(dtype) == "float64" ? Run<double>(n, d, t, s, keep) : Run<float>(n, d, t, s, keep);
         });
         return command;
     }
 
-    private static int Run<T>(int n, int d, int length, int seed)
+    private static int Run<T>(int n, int d, int length, int seed, string? onnx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var random = new Random(seed);
@@ -71,7 +82,7 @@ internal static class DemoCommand
             SolveResult<T> r = Deer.Solve(cell, x, new SolveOptions { Method = m });
             clock.Stop();
             reference ??= r;
-            double diff = Bench.BenchCommand.MaxDiff(r.States, reference.States);
+            double diff = BenchCommand.MaxDiff(r.States, reference.States);
             allAgree &= r.Converged && diff <= 1e-4;
             double speed = reference.Elapsed.TotalMilliseconds / r.Elapsed.TotalMilliseconds;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -82,11 +93,44 @@ internal static class DemoCommand
             }
         }
 
+        allAgree &= Onnx(cell, x, reference!, onnx);
         Console.WriteLine();
         Console.WriteLine(allAgree
-            ? "Every method converged (residual checked on its final states) and agrees with the sequential loop to 1e-4."
+            ? "Every method converged (residual checked on its final states) and agrees with the sequential loop to 1e-4, and so does the ONNX model."
             : "Some method did not converge or differs from the sequential loop by more than 1e-4: see the rows above.");
         Console.WriteLine("Times are one wall-clock run each on this machine; for speed comparisons use the benchmarks.");
         return allAgree ? 0 : 1;
+    }
+
+    /// <summary>
+    /// The same GRU written as an ONNX model (the graph torch.onnx.export writes for nn.GRU), loaded back and run on the
+    /// same inputs: the path of a model trained in PyTorch and shipped as ONNX.
+    /// </summary>
+    private static bool Onnx<T>(GruCell<T> cell, T[,] x, SolveResult<T> reference, string? keep)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        string path = keep ?? Path.Combine(Path.GetTempPath(), $"deer-demo-{Environment.ProcessId}.onnx");
+        try
+        {
+            int length = x.GetLength(0), d = x.GetLength(1);
+            OnnxExport.Write(path, RecurrentKind.Gru, [[cell.Weights]]);
+            OnnxModel model = OnnxModel.Load(path);
+            T[] flat = new T[length * d];
+            Buffer.BlockCopy(x, 0, flat, 0, flat.Length * Unsafe.SizeOf<T>());
+            OnnxRunResult run = model.Run(new Dictionary<string, TensorData> { ["input"] = TensorData.From(flat, 1, length, d) },
+                new SolveOptions { Method = SolveMethod.Deer });
+            double diff = BenchCommand.MaxDiff(run.Outputs["output"].ToArray<T>(), reference.States);
+            Console.WriteLine();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"ONNX: wrote the GRU as {(keep ?? "a temporary .onnx file")} (opset 14, {model.RecurrentLayers.Count} GRU node), loaded it back and ran it with {MethodNames.Name(run.Solves[0].Method)} ({run.Solves[0].Iterations} iterations): {run.Elapsed.TotalMilliseconds:F1} ms, max |output - h_seq| {diff:0.00e+00}."));
+            return run.Converged && diff <= 1e-4;
+        }
+        finally
+        {
+            if (keep is null)
+            {
+                File.Delete(path);
+            }
+        }
     }
 }
