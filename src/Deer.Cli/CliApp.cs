@@ -17,7 +17,7 @@ public static class CliApp
         ArgumentNullException.ThrowIfNull(stderr);
         var root = new RootCommand("deer: parallel-in-time evaluation of nonlinear recurrences (DEER). 'deer demo' gives a tour.")
         {
-            DemoCommand.Create(),
+            DemoCommand.Create(stdout),
             RunCommand.Create(stdout, stderr),
             ExportCommand.Create(stdout),
             GradCommand.Create(stdout),

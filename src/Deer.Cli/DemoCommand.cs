@@ -16,7 +16,7 @@ internal static class DemoCommand
 {
     private static readonly SolveMethod[] Methods = [SolveMethod.Sequential, SolveMethod.Deer, SolveMethod.QuasiDeer, SolveMethod.Picard];
 
-    public static Command Create()
+    public static Command Create(TextWriter stdout)
     {
         var hidden = new Option<int>("--hidden") { Description = "Hidden size n of the GRU.", DefaultValueFactory = _ => 16 };
         var input = new Option<int>("--input") { Description = "Input size d.", DefaultValueFactory = _ => 4 };
@@ -34,8 +34,7 @@ internal static class DemoCommand
             int n = result.GetValue(hidden), d = result.GetValue(input), t = result.GetValue(length), s = result.GetValue(seed);
             if (n < 1 || d < 1 || t < 1)
             {
-                Console.Error.WriteLine($"deer demo: --hidden, --input and --length must be at least 1 (got {n}, {d}, {t}).");
-                return 2;
+                throw new UsageException($"demo: --hidden, --input and --length must be at least 1 (got {n}, {d}, {t}).");
             }
 
             string? keep = result.GetValue(onnx);
@@ -44,12 +43,12 @@ internal static class DemoCommand
                 RunCommand.RequireDirectory(keep, "--onnx");
             }
 
-            return result.GetValue(dtype) == "float64" ? Run<double>(n, d, t, s, keep) : Run<float>(n, d, t, s, keep);
+            return result.GetValue(dtype) == "float64" ? Run<double>(stdout, n, d, t, s, keep) : Run<float>(stdout, n, d, t, s, keep);
         });
         return command;
     }
 
-    private static int Run<T>(int n, int d, int length, int seed, string? onnx)
+    private static int Run<T>(TextWriter stdout, int n, int d, int length, int seed, string? onnx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var random = new Random(seed);
@@ -63,7 +62,7 @@ internal static class DemoCommand
             }
         }
 
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"GRU, hidden {n}, input {d}, T = {length:N0}, {typeof(T).Name}, {Environment.ProcessorCount} core(s), random weights (PyTorch init) and inputs in [-1, 1], seed {seed}."));
 
         // JIT every path on a short sequence first, so the timings below are of the solves alone.
@@ -74,8 +73,8 @@ internal static class DemoCommand
 
         SolveResult<T>? reference = null;
         bool allAgree = true;
-        Console.WriteLine();
-        Console.WriteLine($"{"method",-11} {"iterations",10} {"converged",9} {"max |h - h_seq|",16} {"residual",10} {"time (ms)",10} {"vs sequential",13}");
+        stdout.WriteLine();
+        stdout.WriteLine($"{"method",-11} {"iterations",10} {"converged",9} {"max |h - h_seq|",16} {"residual",10} {"time (ms)",10} {"vs sequential",13}");
         foreach (SolveMethod m in Methods)
         {
             var clock = Stopwatch.StartNew();
@@ -85,20 +84,20 @@ internal static class DemoCommand
             double diff = BenchCommand.MaxDiff(r.States, reference.States);
             allAgree &= r.Converged && diff <= 1e-4;
             double speed = reference.Elapsed.TotalMilliseconds / r.Elapsed.TotalMilliseconds;
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{MethodNames.Name(m),-11} {r.Iterations,10} {(r.Converged ? "yes" : "NO"),9} {diff,16:0.00e+00} {r.MaxResidual,10:0.00e+00} {r.Elapsed.TotalMilliseconds,10:F1} {speed,12:F2}x"));
             if (!r.Converged)
             {
-                Console.WriteLine($"  {r.Message}");
+                stdout.WriteLine($"  {r.Message}");
             }
         }
 
-        allAgree &= Onnx(cell, x, reference!, onnx);
-        Console.WriteLine();
-        Console.WriteLine(allAgree
+        allAgree &= Onnx(stdout, cell, x, reference!, onnx);
+        stdout.WriteLine();
+        stdout.WriteLine(allAgree
             ? "Every method converged (residual checked on its final states) and agrees with the sequential loop to 1e-4, and so does the ONNX model."
             : "Some method did not converge or differs from the sequential loop by more than 1e-4: see the rows above.");
-        Console.WriteLine("Times are one wall-clock run each on this machine; for speed comparisons use the benchmarks.");
+        stdout.WriteLine("Times are one wall-clock run each on this machine; for speed comparisons use the benchmarks.");
         return allAgree ? 0 : 1;
     }
 
@@ -106,7 +105,7 @@ internal static class DemoCommand
     /// The same GRU written as an ONNX model (the graph torch.onnx.export writes for nn.GRU), loaded back and run on the
     /// same inputs: the path of a model trained in PyTorch and shipped as ONNX.
     /// </summary>
-    private static bool Onnx<T>(GruCell<T> cell, T[,] x, SolveResult<T> reference, string? keep)
+    private static bool Onnx<T>(TextWriter stdout, GruCell<T> cell, T[,] x, SolveResult<T> reference, string? keep)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         string path = keep ?? Path.Combine(Path.GetTempPath(), $"deer-demo-{Environment.ProcessId}.onnx");
@@ -120,8 +119,8 @@ internal static class DemoCommand
             OnnxRunResult run = model.Run(new Dictionary<string, TensorData> { ["input"] = TensorData.From(flat, 1, length, d) },
                 new SolveOptions { Method = SolveMethod.Deer });
             double diff = BenchCommand.MaxDiff(run.Outputs["output"].ToArray<T>(), reference.States);
-            Console.WriteLine();
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            stdout.WriteLine();
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"ONNX: wrote the GRU as {(keep ?? "a temporary .onnx file")} (opset 14, {model.RecurrentLayers.Count} GRU node), loaded it back and ran it with {MethodNames.Name(run.Solves[0].Method)} ({run.Solves[0].Iterations} iterations): {run.Elapsed.TotalMilliseconds:F1} ms, max |output - h_seq| {diff:0.00e+00}."));
             return run.Converged && diff <= 1e-4;
         }

@@ -99,6 +99,28 @@ public class OnnxCommandTests
         Assert.True(failures.Count == 0, $"seed {seed}:\n{string.Join('\n', failures)}");
     }
 
+    [Fact]
+    public void The_demo_writes_an_ONNX_model_that_ONNX_Runtime_and_deer_run_agree_on()
+    {
+        using var dir = new TempDir();
+        int seed = Random.Shared.Next();
+        Cli.Outcome demo = Cli.Run("demo", "--length", "300", "--seed", seed.ToString(System.Globalization.CultureInfo.InvariantCulture), "--onnx", dir.File("demo.onnx"));
+        Assert.True(demo.ExitCode == 0, demo.ToString());
+        Assert.Contains("and so does the ONNX model", demo.Stdout, StringComparison.Ordinal);
+
+        // Fresh inputs (batch 3), run by ONNX Runtime and by deer run --model; tolerance 1e-4 in float32.
+        var random = new Random(seed);
+        float[] x = [.. Enumerable.Range(0, 3 * 300 * 4).Select(_ => (float)(random.NextDouble() * 2 - 1))];
+        Npy.Write(dir.File("x.npy"), TensorData.FromSingle(x, 3, 300, 4));
+        Dictionary<string, TensorData> ort = OnnxTorchTests.OnnxRuntimeRun(dir.File("demo.onnx"), new Dictionary<string, TensorData> { ["input"] = Npy.Read(dir.File("x.npy")) });
+        Cli.Outcome run = Cli.Run("run", "--model", dir.File("demo.onnx"), "--inputs", dir.File("x.npy"), "--method", "deer", "--out", dir.File("y.npy"));
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var failures = new List<string>();
+        OnnxTorchTests.Compare(failures, "output", Npy.Read(dir.File("y.npy")), ort["output"], 1e-4);
+        OnnxTorchTests.Compare(failures, "h_n", Npy.Read(dir.File("h_n.npy")), ort["h_n"], 1e-4);
+        Assert.True(failures.Count == 0, $"seed {seed}:\n{string.Join('\n', failures)}");
+    }
+
     private static void Check(List<string> failures, string what, Cli.Outcome r, string folder, string expectedFolder, string[] files, string[] expected)
     {
         if (r.ExitCode != 0)
