@@ -5,7 +5,8 @@ namespace DeerSharp.Onnx;
 /// <summary>
 /// The operators PyTorch's exporter writes around recurrent nodes (docs/onnx.md): they move, reshape, slice and join
 /// tensors, and compute shapes. Reshape, Squeeze, Unsqueeze and Identity share their input's values; the rest copy.
-/// Semantics follow the ONNX operator specification (opsets 11-21: axes as attributes before opset 13, inputs after).
+/// Semantics follow the ONNX operator specification for opsets 7 to 23 (Squeeze and Unsqueeze take axes as attributes before
+/// opset 13 and as inputs after; Slice its bounds as attributes before opset 10).
 /// </summary>
 internal static class GlueOps
 {

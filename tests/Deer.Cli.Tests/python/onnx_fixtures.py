@@ -2,7 +2,7 @@
 
 For each case (rnn, gru, lstm; 1 or 2 layers; uni- or bidirectional; batch_first or time-major; with or without bias;
 h0 as a graph input or not; float32, and float64 for a few) it builds a torch module with random weights, exports it
-with torch.onnx.export (opset 14, dynamic batch and time axes), and writes into OUT/<case>/:
+with torch.onnx.export (opsets 9, 11, 13, 14 and 17 in turn, dynamic batch and time axes), and writes into OUT/<case>/:
   model.onnx              the export
   x.npy, h0.npy, c0.npy   the inputs, as the module takes them
   y.npy, h_n.npy, c_n.npy the module's outputs
@@ -63,8 +63,10 @@ def main(out, seed):
         plans.append((kind, 2, True, True, True, True, "float32"))
         plans.append((kind, 2, True, False, False, True, "float32"))
         plans.append((kind, 1, True, False, True, False, "float64"))
-    for kind, layers, bidirectional, batch_first, bias, with_h0, dtype in plans:
-        name = f"{kind}-l{layers}-{'bi' if bidirectional else 'uni'}-{'bf' if batch_first else 'tm'}-{'b' if bias else 'nob'}-{'h0' if with_h0 else 'noh0'}-{dtype}"
+    opsets = (9, 11, 13, 14, 17)  # Squeeze/Unsqueeze take axes as inputs from 13, Slice its bounds from 10
+    for index, (kind, layers, bidirectional, batch_first, bias, with_h0, dtype) in enumerate(plans):
+        opset = opsets[index % len(opsets)]
+        name = f"{kind}-l{layers}-{'bi' if bidirectional else 'uni'}-{'bf' if batch_first else 'tm'}-{'b' if bias else 'nob'}-{'h0' if with_h0 else 'noh0'}-{dtype}-opset{opset}"
         d, n = int(rng.integers(2, 5)), int(rng.integers(3, 7))
         batch, length = int(rng.integers(1, 4)), int(rng.integers(20, 60))
         cls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[kind]
@@ -87,7 +89,7 @@ def main(out, seed):
         outputs = ["y", "h_n", "c_n"] if kind == "lstm" else ["y", "h_n"]
         axes = {"x": {0: "B", 1: "T"} if batch_first else {0: "T", 1: "B"}}
         torch.onnx.export(wrapped, (x, *state), os.path.join(path, "model.onnx"), input_names=inputs, output_names=outputs,
-                          opset_version=14, dynamic_axes=axes)
+                          opset_version=opset, dynamic_axes=axes)
         np.save(os.path.join(path, "x.npy"), x.numpy())
         if with_h0:
             np.save(os.path.join(path, "h0.npy"), h0.numpy())
@@ -101,7 +103,7 @@ def main(out, seed):
             np.save(os.path.join(path, "h_n.npy"), rest.numpy())
         save_safetensors(os.path.join(path, "weights.safetensors"), module.state_dict())
         cases.append({"name": name, "kind": kind, "layers": layers, "bidirectional": bidirectional, "batch_first": batch_first,
-                      "bias": bias, "h0": with_h0, "dtype": dtype, "batch": batch, "length": length, "d": d, "n": n,
+                      "bias": bias, "h0": with_h0, "dtype": dtype, "opset": opset, "batch": batch, "length": length, "d": d, "n": n,
                       "inputs": inputs, "outputs": outputs})
     with open(os.path.join(out, "cases.json"), "w") as f:
         json.dump(cases, f, indent=1)
