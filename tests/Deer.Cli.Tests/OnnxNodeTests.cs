@@ -104,14 +104,14 @@ public class OnnxNodeTests
         public static NodeSpec Random(string op, string direction, bool linearBeforeReset, bool ragged, Random random)
         {
             int g = op switch { "RNN" => 1, "GRU" => 3, _ => 4 }, d = direction == "bidirectional" ? 2 : 1;
-            int t = random.Next(5, 40), b = random.Next(1, 4), i = random.Next(1, 5), h = random.Next(1, 6);
+            int t = random.Next(5, 40), b = random.Next(ragged ? 3 : 1, 4), i = random.Next(1, 5), h = random.Next(1, 6);
             float[] U(int n, double scale) => [.. Enumerable.Range(0, n).Select(_ => (float)(((random.NextDouble() * 2) - 1) * scale))];
             double bound = 1 / Math.Sqrt(h);
             return new NodeSpec
             {
                 Op = op, Direction = direction, LinearBeforeReset = linearBeforeReset, T = t, B = b, I = i, H = h,
                 W = U(d * g * h * i, bound), R = U(d * g * h * h, bound * 1.5), Bias = ragged ? U(d * 2 * g * h, bound) : null,
-                Lengths = ragged ? [.. Enumerable.Range(0, b).Select(k => k == 0 ? t : random.Next(0, t + 1))] : null,
+                Lengths = ragged ? [.. Enumerable.Range(0, b).Select(k => k switch { 0 => t, 1 => 0, _ => random.Next(1, t + 1) })] : null, // full, empty, ragged
                 X = U(t * b * i, 2), InitialH = ragged ? U(d * b * h, 1) : null, InitialC = ragged && op == "LSTM" ? U(d * b * h, 1) : null,
                 ZeroPeepholes = ragged && op == "LSTM",
             };
