@@ -39,12 +39,18 @@ public partial class ReadmeTests
     [GeneratedRegex(@"```csharp\n(.*?)```", RegexOptions.Singleline)]
     private static partial Regex CSharpBlock();
 
-    public static TheoryData<int> Blocks()
+    /// <summary>The READMEs with C# in them: the repository's, and the library package's (shown on NuGet).</summary>
+    private static readonly string[] Files = ["README.md", "src/DeerSharp/README.md"];
+
+    public static TheoryData<string, int> Blocks()
     {
-        var data = new TheoryData<int>();
-        for (int i = 0; i < CSharpBlock().Count(Readme()); i++)
+        var data = new TheoryData<string, int>();
+        foreach (string file in Files)
         {
-            data.Add(i);
+            for (int i = 0; i < CSharpBlock().Count(Readme(file)); i++)
+            {
+                data.Add(file, i);
+            }
         }
 
         return data;
@@ -52,13 +58,13 @@ public partial class ReadmeTests
 
     [Theory]
     [MemberData(nameof(Blocks))]
-    public void Readme_block_compiles(int index)
+    public void Readme_block_compiles(string file, int index)
     {
-        string block = CSharpBlock().Matches(Readme())[index].Groups[1].Value;
+        string block = CSharpBlock().Matches(Readme(file))[index].Groups[1].Value;
         var parse = new CSharpParseOptions(LanguageVersion.Preview);
         SyntaxTree[] trees =
         [
-            CSharpSyntaxTree.ParseText(block, parse, path: $"README block {index + 1}"),
+            CSharpSyntaxTree.ParseText(block, parse, path: $"{file} block {index + 1}"),
             CSharpSyntaxTree.ParseText(ImplicitUsings, parse),
             CSharpSyntaxTree.ParseText(Placeholders, parse),
         ];
@@ -67,11 +73,11 @@ public partial class ReadmeTests
         // Hidden and informational diagnostics (unused usings, unused variables in a sample) are not errors.
         CSharpCompilation compilation = CSharpCompilation.Create("Readme", trees, References(), options);
         string[] errors = [.. compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error).Select(d => d.ToString())];
-        Assert.True(errors.Length == 0, $"README block {index + 1} does not compile:\n{string.Join('\n', errors)}\n---\n{block}");
+        Assert.True(errors.Length == 0, $"{file} block {index + 1} does not compile:\n{string.Join('\n', errors)}\n---\n{block}");
     }
 
     [Fact]
-    public void Readme_has_csharp_blocks() => Assert.True(CSharpBlock().Count(Readme()) >= 4);
+    public void Readme_has_csharp_blocks() => Assert.True(CSharpBlock().Count(Readme("README.md")) >= 4 && CSharpBlock().Count(Readme("src/DeerSharp/README.md")) >= 2);
 
     private static IEnumerable<MetadataReference> References()
     {
@@ -80,17 +86,17 @@ public partial class ReadmeTests
             .Append(MetadataReference.CreateFromFile(typeof(Deer).Assembly.Location));
     }
 
-    private static string Readme()
+    private static string Readme(string file)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
-            string path = Path.Combine(dir.FullName, "README.md");
+            string path = Path.Combine(dir.FullName, file);
             if (File.Exists(path) && File.Exists(Path.Combine(dir.FullName, "Deer.sln")))
             {
                 return File.ReadAllText(path).Replace("\r\n", "\n", StringComparison.Ordinal);
             }
         }
 
-        throw new FileNotFoundException("README.md (beside Deer.sln) was not found above " + AppContext.BaseDirectory);
+        throw new FileNotFoundException($"{file} (under the folder of Deer.sln) was not found above {AppContext.BaseDirectory}");
     }
 }
