@@ -31,7 +31,7 @@ public static class CliApp
         if (parse.Errors.Count > 0)
         {
             string command = parse.CommandResult.Command.Name;
-            stderr.WriteLine($"deer: {OneLine(parse.Errors[0].Message)} (see 'deer {(command == root.Name ? "" : command + " ")}--help').");
+            stderr.WriteLine($"deer: {OneLine(parse.Errors[0].Message)}{Suggestions.For(parse, root, args)} (see 'deer {(command == root.Name ? "" : command + " ")}--help').");
             return 2;
         }
 
@@ -62,7 +62,7 @@ public static class CliApp
 
     private static int Fail(TextWriter stderr, string message, int code)
     {
-        stderr.WriteLine($"deer: {OneLine(message)}");
+        stderr.WriteLine($"deer: {OneLine(CliTerms.Translate(message))}");
         return code;
     }
 

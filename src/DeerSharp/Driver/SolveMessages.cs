@@ -47,7 +47,15 @@ internal static class SolveMessages
             (_, SolveMethod.Sequential) => string.Create(c,
                 $"The{device} loop gave states whose residual, {residual:G3}{where}, is above {tolerance} (rounding on the device)."),
             _ => string.Create(c,
-                $"Not converged{device}: after {iterations} iteration(s) the fixed-point residual is {residual:G3}{where}, above {tolerance}. Raise MaxIterations{(settings.Method == SolveMethod.QuasiElk ? "" : $" (every undamped method is exact after T = {length} iterations)")}, loosen the tolerances, or use SolveMethod.Deer (quadratic convergence) or SolveMethod.Sequential."),
+                $"Not converged{device}: after {iterations} iteration(s) the fixed-point residual is {residual:G3}{where}, above {tolerance}. Raise MaxIterations{(settings.Method == SolveMethod.QuasiElk ? "" : $" (every undamped method is exact after T = {length} iterations)")}, loosen the tolerances, or use {Alternatives(settings.Method)}."),
         };
     }
+
+    /// <summary>What to try instead of <paramref name="failed"/>: never the method that just failed.</summary>
+    private static string Alternatives(SolveMethod failed) => failed switch
+    {
+        SolveMethod.Deer => "SolveMethod.QuasiElk (damped, never blows up) or SolveMethod.Sequential",
+        SolveMethod.QuasiElk => "SolveMethod.Deer (quadratic convergence where it converges) or SolveMethod.Sequential",
+        _ => "SolveMethod.Deer (quadratic convergence) or SolveMethod.Sequential",
+    };
 }

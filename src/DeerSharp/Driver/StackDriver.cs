@@ -43,8 +43,8 @@ internal static class StackDriver
         clock.Stop();
         SolveResult<T> top = results[^1];
         SolveResult<T>? failed = results.FirstOrDefault(r => !r.Converged);
-        string message = failed is null
-            ? top.Message
+        string message = failed is null || layers.Count == 1
+            ? (failed ?? top).Message
             : string.Create(CultureInfo.InvariantCulture, $"Layer {results.IndexOf(failed)} of {layers.Count}: {failed.Message}");
         return new SolveResult<T>(top.States, batchSize, length, top.StateSize, top.OutputSize, top.Method,
             results.Sum(r => r.Iterations), failed?.Status ?? SolveStatus.Converged, message,
