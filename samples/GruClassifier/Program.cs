@@ -5,18 +5,27 @@
 // step of each, and the speedup.
 //
 //   dotnet run -c Release --project samples/GruClassifier -- [--length 10000] [--steps 60] [--batch 8] [--hidden 16] [--method deer|quasi-deer]
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using DeerSharp;
+using DeerSharp.Samples;
 using DeerSharp.Training;
 
-var settings = Settings.Parse(args);
-if (settings is null)
+Option<int> lengthOption = SampleCommand.Int("--length", "Sequence length T", 10_000, 2);
+Option<int> stepsOption = SampleCommand.Int("--steps", "Adam steps", 60, 2);
+Option<int> batchOption = SampleCommand.Int("--batch", "Sequences per step", 8, 1);
+Option<int> hiddenOption = SampleCommand.Int("--hidden", "GRU hidden size", 16, 1);
+var methodOption = new Option<string>("--method") { Description = "The DEER side's forward method", DefaultValueFactory = _ => "deer" };
+methodOption.AcceptOnlyFromAmong("deer", "quasi-deer");
+if (SampleCommand.Parse("gru-classifier", "Trains a GRU classifier with DEER and with BPTT from the same seed and compares them.", args,
+        [lengthOption, stepsOption, batchOption, hiddenOption, methodOption], out ParseResult parsed) is int exit)
 {
-    return 2;
+    return exit;
 }
 
-var (length, steps, batch, hidden, method) = settings.Value;
+int length = parsed.GetValue(lengthOption), steps = parsed.GetValue(stepsOption), batch = parsed.GetValue(batchOption), hidden = parsed.GetValue(hiddenOption);
+SolveMethod method = parsed.GetValue(methodOption) == "quasi-deer" ? SolveMethod.QuasiDeer : SolveMethod.Deer;
 const int Classes = FrequencyBands.Classes, Seed = 2024;
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
     $"GRU classifier, hidden {hidden}, {Classes} frequency bands, T = {length:N0}, batch {batch}, {steps} Adam steps, float64, {Environment.ProcessorCount} cores, seed {Seed}."));
@@ -82,32 +91,3 @@ Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
     $"Speedup of DEER over BPTT on this machine: {bpttPerStep / deerPerStep:F2}x{(bpttPerStep < deerPerStep ? " (below 1: on few cores the sequential loop wins; see docs/benchmarks.md)" : "")}."));
 return 0;
 
-/// <summary>Command-line settings, validated.</summary>
-internal static class Settings
-{
-    public static (int Length, int Steps, int Batch, int Hidden, SolveMethod Method)? Parse(string[] args)
-    {
-        int length = 10_000, steps = 60, batch = 8, hidden = 16;
-        SolveMethod method = SolveMethod.Deer;
-        for (int i = 0; i < args.Length; i += 2)
-        {
-            string value = i + 1 < args.Length ? args[i + 1] : "";
-            bool ok = args[i] switch
-            {
-                "--length" => int.TryParse(value, CultureInfo.InvariantCulture, out length) && length >= 2,
-                "--steps" => int.TryParse(value, CultureInfo.InvariantCulture, out steps) && steps >= 2,
-                "--batch" => int.TryParse(value, CultureInfo.InvariantCulture, out batch) && batch >= 1,
-                "--hidden" => int.TryParse(value, CultureInfo.InvariantCulture, out hidden) && hidden >= 1,
-                "--method" => value switch { "deer" => (method = SolveMethod.Deer) == SolveMethod.Deer, "quasi-deer" => (method = SolveMethod.QuasiDeer) == SolveMethod.QuasiDeer, _ => false },
-                _ => false,
-            };
-            if (!ok)
-            {
-                Console.Error.WriteLine($"gru-classifier: bad option '{args[i]} {value}'. Options: --length N (≥ 2), --steps N (≥ 2), --batch N, --hidden N, --method deer|quasi-deer.");
-                return null;
-            }
-        }
-
-        return (length, steps, batch, hidden, method);
-    }
-}

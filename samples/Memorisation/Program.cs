@@ -5,38 +5,35 @@
 // steps and wall time each needed, with progress while it runs.
 //
 //   dotnet run -c Release --project samples/Memorisation -- [--lengths 1024,8192] [--batch 16] [--hidden 16] [--max-steps 3000] [--max-minutes 20]
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using DeerSharp;
 using DeerSharp.Cells;
+using DeerSharp.Samples;
 using DeerSharp.Training;
 
-int[] lengths = [1024, 8192];
-int batch = 16, hidden = 16, maxSteps = 3000;
-double maxMinutes = 20;
-for (int i = 0; i + 1 < args.Length; i += 2)
+var lengthsOption = new Option<string>("--lengths") { Description = "Dependency lengths, comma-separated (each at least 2)", DefaultValueFactory = _ => "1024,8192" };
+lengthsOption.Validators.Add(r =>
 {
-    bool ok = args[i] switch
+    if (!TryLengths(r.GetValueOrDefault<string>() ?? "", out _))
     {
-        "--lengths" => TryLengths(args[i + 1], out lengths),
-        "--batch" => int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out batch) && batch >= 1,
-        "--hidden" => int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out hidden) && hidden >= 1,
-        "--max-steps" => int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out maxSteps) && maxSteps >= 1,
-        "--max-minutes" => double.TryParse(args[i + 1], CultureInfo.InvariantCulture, out maxMinutes) && maxMinutes > 0,
-        _ => false,
-    };
-    if (!ok)
-    {
-        Console.Error.WriteLine($"memorisation: bad option '{args[i]} {args[i + 1]}'. Options: --lengths 1024,8192 --batch N --hidden N --max-steps N --max-minutes M.");
-        return 2;
+        r.AddError($"--lengths must be integers of at least 2 separated by commas; it is '{r.GetValueOrDefault<string>()}'.");
     }
+});
+Option<int> batchOption = SampleCommand.Int("--batch", "Sequences per minibatch", 16, 1);
+Option<int> hiddenOption = SampleCommand.Int("--hidden", "Hidden size of each layer", 16, 1);
+Option<int> maxStepsOption = SampleCommand.Int("--max-steps", "Most training steps per run", 3000, 1);
+Option<double> maxMinutesOption = SampleCommand.Positive("--max-minutes", "Most minutes per run", 20);
+if (SampleCommand.Parse("memorisation", "Trains a GILR-LSTM (scans) and an LSTM (sequential) on the memorisation task until they solve it.", args,
+        [lengthsOption, batchOption, hiddenOption, maxStepsOption, maxMinutesOption], out ParseResult parsed) is int exit)
+{
+    return exit;
 }
 
-if (args.Length % 2 != 0)
-{
-    Console.Error.WriteLine($"memorisation: option '{args[^1]}' has no value.");
-    return 2;
-}
+TryLengths(parsed.GetValue(lengthsOption)!, out int[] lengths);
+int batch = parsed.GetValue(batchOption), hidden = parsed.GetValue(hiddenOption), maxSteps = parsed.GetValue(maxStepsOption);
+double maxMinutes = parsed.GetValue(maxMinutesOption);
 
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
     $"Memorisation task: batch {batch}, 2 layers of hidden {hidden}, float32, Adam lr 0.01, clip 1, chrono-initialised gates; {Environment.ProcessorCount} cores."));

@@ -4,30 +4,40 @@
 // trajectories against both learned ones.
 //
 //   dotnet run -c Release --project samples/NeuralOde [-- --steps 200 --plot neural-ode.png|.svg]
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using DeerSharp;
 using DeerSharp.Ode;
+using DeerSharp.Samples;
 using DeerSharp.Training;
 
 var culture = CultureInfo.InvariantCulture;
-int steps = 200, batch = 8, points = 200, hidden = 32, seed = 1;
-double horizon = 3.0, learningRate = 2e-2;
-string plotPath = "neural-ode.png";
-for (int i = 0; i + 1 < args.Length; i += 2)
+Option<int> stepsOption = SampleCommand.Int("--steps", "Adam steps", 200, 1);
+Option<int> batchOption = SampleCommand.Int("--batch", "Trajectories", 8, 1);
+Option<int> pointsOption = SampleCommand.Int("--points", "Sample times per trajectory", 200, 2);
+Option<int> hiddenOption = SampleCommand.Int("--hidden", "Width of the MLP's two hidden layers", 32, 1);
+var seedOption = new Option<int>("--seed") { Description = "Random seed for the data and the initial weights", DefaultValueFactory = _ => 1 };
+Option<double> lrOption = SampleCommand.Positive("--lr", "Adam's learning rate", 2e-2);
+var plotOption = new Option<string>("--plot") { Description = "The figure to write (.png or .svg)", DefaultValueFactory = _ => "neural-ode.png" };
+plotOption.Validators.Add(r =>
 {
-    switch (args[i])
+    string path = r.GetValueOrDefault<string>() ?? "";
+    if (!path.EndsWith(".png", StringComparison.OrdinalIgnoreCase) && !path.EndsWith(".svg", StringComparison.OrdinalIgnoreCase))
     {
-        case "--steps": steps = int.Parse(args[i + 1], culture); break;
-        case "--batch": batch = int.Parse(args[i + 1], culture); break;
-        case "--points": points = int.Parse(args[i + 1], culture); break;
-        case "--hidden": hidden = int.Parse(args[i + 1], culture); break;
-        case "--seed": seed = int.Parse(args[i + 1], culture); break;
-        case "--lr": learningRate = double.Parse(args[i + 1], culture); break;
-        case "--plot": plotPath = args[i + 1]; break;
-        default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
+        r.AddError($"--plot must end in .png or .svg; it is '{path}'.");
     }
+});
+if (SampleCommand.Parse("neural-ode", "Fits a neural ODE to Lotka-Volterra with DEER and with Dopri5 from the same initialisation.", args,
+        [stepsOption, batchOption, pointsOption, hiddenOption, seedOption, lrOption, plotOption], out ParseResult parsed) is int exit)
+{
+    return exit;
 }
+
+int steps = parsed.GetValue(stepsOption), batch = parsed.GetValue(batchOption), points = parsed.GetValue(pointsOption), hidden = parsed.GetValue(hiddenOption);
+int seed = parsed.GetValue(seedOption);
+double horizon = 3.0, learningRate = parsed.GetValue(lrOption);
+string plotPath = parsed.GetValue(plotOption)!;
 
 // Data: B trajectories of the true system from initial states around its equilibrium (3, 1.5), sampled at `points` times.
 var random = new Random(seed);
@@ -51,12 +61,13 @@ var dopriRun = Train(OdeMethod.Dopri5, initial, options);
 
 Console.WriteLine();
 Console.WriteLine("step   loss (DEER)    loss (Dopri5)");
-for (int s = 0; s < steps; s += Math.Max(1, steps / 15))
+// About 15 rows, the last step always among them and never twice.
+int stride = Math.Max(1, steps / 15);
+foreach (int s in Enumerable.Range(0, steps).Where(s => s % stride == 0 || s == steps - 1))
 {
     Console.WriteLine(string.Create(culture, $"{s,4}   {deerRun.Losses[s],12:E4}   {dopriRun.Losses[s],12:E4}"));
 }
 
-Console.WriteLine(string.Create(culture, $"{steps - 1,4}   {deerRun.Losses[^1],12:E4}   {dopriRun.Losses[^1],12:E4}"));
 Console.WriteLine();
 Console.WriteLine(string.Create(culture,
     $"wall time for {steps} steps: DEER {deerRun.Seconds:F2} s ({deerRun.Seconds / steps * 1000:F1} ms/step, mean {deerRun.Iterations / (double)steps:F1} Newton iterations, largest internal grid {deerRun.Grid}),"));
@@ -115,22 +126,33 @@ return 0;
 
 void WritePlot(string path, double[] trueStates, double[] deerStates, double[] dopriStates)
 {
-    // ScottPlot: truth solid, the DEER-trained model dashed, the Dopri5-trained one dotted, for the first three initial
-    // states; prey and predator in their own colours.
+    // ScottPlot: one colour per species (prey, predator), one line pattern per model (truth solid, the DEER-trained model
+    // dashed, the Dopri5-trained one dotted), for the first three initial states. The legend lists both colours and all
+    // three patterns.
     var plot = new ScottPlot.Plot();
+    ScottPlot.Color[] colours = [ScottPlot.Palette.Default.GetColor(0), ScottPlot.Palette.Default.GetColor(1)];
     int shown = Math.Min(3, batch);
     for (int b = 0; b < shown; b++)
     {
         for (int c = 0; c < 2; c++)
         {
-            ScottPlot.Color colour = ScottPlot.Palette.Default.GetColor((2 * b) + c);
-            Line(trueStates, b, c, colour, ScottPlot.LinePattern.Solid, b == 0 ? (c == 0 ? "prey, truth" : "predator, truth") : null);
-            Line(deerStates, b, c, colour, ScottPlot.LinePattern.Dashed, b == 0 && c == 0 ? "DEER-trained (dashed)" : null);
-            Line(dopriStates, b, c, colour, ScottPlot.LinePattern.Dotted, b == 0 && c == 0 ? "Dopri5-trained (dotted)" : null);
+            Line(trueStates, b, c, colours[c], ScottPlot.LinePattern.Solid);
+            Line(deerStates, b, c, colours[c], ScottPlot.LinePattern.Dashed);
+            Line(dopriStates, b, c, colours[c], ScottPlot.LinePattern.Dotted);
         }
     }
 
-    plot.Title("Neural ODE fitted to Lotka-Volterra");
+    string[] labels = ["prey", "predator", "truth (solid)", "DEER-trained (dashed)", "Dopri5-trained (dotted)"];
+    ScottPlot.LinePattern[] patterns = [ScottPlot.LinePattern.Solid, ScottPlot.LinePattern.Solid, ScottPlot.LinePattern.Solid, ScottPlot.LinePattern.Dashed, ScottPlot.LinePattern.Dotted];
+    for (int k = 0; k < labels.Length; k++)
+    {
+        plot.Legend.ManualItems.Add(new ScottPlot.LegendItem
+        {
+            LabelText = labels[k], LineColor = k < 2 ? colours[k] : ScottPlot.Colors.Black, LinePattern = patterns[k], LineWidth = 1.5f,
+        });
+    }
+
+    plot.Title($"Neural ODE fitted to Lotka-Volterra ({shown} initial states)");
     plot.XLabel("t");
     plot.YLabel("y");
     plot.ShowLegend(ScottPlot.Alignment.UpperRight);
@@ -143,15 +165,11 @@ void WritePlot(string path, double[] trueStates, double[] deerStates, double[] d
         plot.SavePng(path, 900, 520);
     }
 
-    void Line(double[] states, int b, int c, ScottPlot.Color colour, ScottPlot.LinePattern pattern, string? legend)
+    void Line(double[] states, int b, int c, ScottPlot.Color colour, ScottPlot.LinePattern pattern)
     {
         double[] ys = [.. Enumerable.Range(0, points).Select(i => states[((b * points) + i) * 2 + c])];
         var line = plot.Add.ScatterLine(times, ys, colour);
         line.LinePattern = pattern;
         line.LineWidth = 1.5f;
-        if (legend is not null)
-        {
-            line.LegendText = legend;
-        }
     }
 }

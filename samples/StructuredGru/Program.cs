@@ -4,19 +4,32 @@
 // Prints both loss curves, the Newton iterations of every step, the time per step, and held-out accuracy.
 //
 //   dotnet run -c Release --project samples/StructuredGru -- [--length 4000] [--steps 40] [--batch 8] [--hidden 16] [--block 1]
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using DeerSharp;
 using DeerSharp.Cells;
+using DeerSharp.Samples;
 using DeerSharp.Training;
 
-var settings = Settings.Parse(args);
-if (settings is null)
+Option<int> lengthOption = SampleCommand.Int("--length", "Sequence length T", 4000, 2);
+Option<int> stepsOption = SampleCommand.Int("--steps", "Adam steps", 40, 2);
+Option<int> batchOption = SampleCommand.Int("--batch", "Sequences per step", 8, 1);
+Option<int> hiddenOption = SampleCommand.Int("--hidden", "Hidden size of both GRUs", 16, 1);
+Option<int> blockOption = SampleCommand.Int("--block", "Block size k of the diagonal GRU's W_hh; divides --hidden", 1, 1);
+if (SampleCommand.Parse("structured-gru", "Trains a diagonal GRU and a dense GRU with DEER on the same task and compares them.", args,
+        [lengthOption, stepsOption, batchOption, hiddenOption, blockOption], out ParseResult parsed) is int exit)
 {
-    return 2;
+    return exit;
 }
 
-var (length, steps, batch, hidden, block) = settings.Value;
+int length = parsed.GetValue(lengthOption), steps = parsed.GetValue(stepsOption), batch = parsed.GetValue(batchOption), hidden = parsed.GetValue(hiddenOption);
+int block = parsed.GetValue(blockOption);
+if (hidden % block != 0)
+{
+    Console.Error.WriteLine($"structured-gru: --block {block} must divide --hidden {hidden} (see --help).");
+    return 2;
+}
 const int Seed = 2024, Classes = FrequencyBands.Classes;
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
     $"Diagonal GRU (k = {block}) against dense GRU, hidden {hidden}, {Classes} frequency bands, T = {length:N0}, batch {batch}, {steps} Adam steps, float64, {Environment.ProcessorCount} cores, seed {Seed}."));
@@ -82,37 +95,3 @@ static (BatchResult<double> Result, double Milliseconds) Train<TLayers, TCell>(S
     return (r, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
 }
 
-/// <summary>Command-line settings, validated.</summary>
-internal static class Settings
-{
-    public static (int Length, int Steps, int Batch, int Hidden, int Block)? Parse(string[] args)
-    {
-        int length = 4000, steps = 40, batch = 8, hidden = 16, block = 1;
-        for (int i = 0; i < args.Length; i += 2)
-        {
-            string value = i + 1 < args.Length ? args[i + 1] : "";
-            bool ok = args[i] switch
-            {
-                "--length" => int.TryParse(value, CultureInfo.InvariantCulture, out length) && length >= 2,
-                "--steps" => int.TryParse(value, CultureInfo.InvariantCulture, out steps) && steps >= 2,
-                "--batch" => int.TryParse(value, CultureInfo.InvariantCulture, out batch) && batch >= 1,
-                "--hidden" => int.TryParse(value, CultureInfo.InvariantCulture, out hidden) && hidden >= 1,
-                "--block" => int.TryParse(value, CultureInfo.InvariantCulture, out block) && block >= 1,
-                _ => false,
-            };
-            if (!ok)
-            {
-                Console.Error.WriteLine($"structured-gru: bad option '{args[i]} {value}'. Options: --length N (≥ 2), --steps N (≥ 2), --batch N, --hidden N, --block k (divides hidden).");
-                return null;
-            }
-        }
-
-        if (hidden % block != 0)
-        {
-            Console.Error.WriteLine($"structured-gru: --block {block} must divide --hidden {hidden}.");
-            return null;
-        }
-
-        return (length, steps, batch, hidden, block);
-    }
-}
