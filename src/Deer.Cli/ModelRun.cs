@@ -165,7 +165,7 @@ internal static class ModelRun
         {
             files.Stage(q.Report, "--report", s =>
             {
-                using var w = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });
+                using var w = new Utf8JsonWriter(s, ReportJson.WriterOptions);
                 report(w);
             });
         }

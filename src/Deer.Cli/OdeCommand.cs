@@ -206,9 +206,14 @@ internal static class OdeCommand
         files.Commit();
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{q.System ?? "mlp"}, n = {n}, B = {batch}, {length} times: {Name(result.Method)}{(result.FallbackMethod is { } fb ? $" (states by {Name(fb)} after it failed)" : "")} {result.Status}, "
-            + $"{result.Iterations} iteration(s), internal grid {result.InternalGridSize}, error estimate {result.ErrorEstimate:G3}, {result.Elapsed.TotalSeconds:F3} s; wrote {q.Out}."));
+            + $"{result.Iterations} iteration(s), internal grid {result.InternalGridSize}, {ErrorText(result.ErrorEstimate)}, {result.Elapsed.TotalSeconds:F3} s; wrote {q.Out}."));
         return 0;
     }
+
+    /// <summary>The largest local error estimate, said relative to what it is scaled by.</summary>
+    private static string ErrorText(double estimate) => double.IsNaN(estimate)
+        ? "no error estimate (rk4 has none)"
+        : string.Create(CultureInfo.InvariantCulture, $"largest local error estimate {estimate:G3}× (atol + rtol·|y|), {(estimate <= 1 ? "within" : "over")} the tolerance");
 
     private static string Name(OdeMethod method) => method switch
     {
@@ -230,7 +235,7 @@ internal static class OdeCommand
     private static void WriteReport<T>(Stream stream, Request q, OdeResult<T> result, string dtype, int parameters)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        using var w = new Utf8JsonWriter(stream, ReportJson.WriterOptions);
         w.WriteStartObject();
         w.WriteString("method", Name(result.Method));
         w.WriteString("requested_method", q.MethodName);
@@ -252,6 +257,7 @@ internal static class OdeCommand
         w.WriteEndArray();
         ReportJson.Number(w, "max_residual", result.MaxResidual);
         ReportJson.Number(w, "error_estimate", result.ErrorEstimate);
+        w.WriteString("error_estimate_relative_to", "atol + rtol*|y| per component: at most 1 when the tolerances are met; null when the method has no estimate (rk4)");
         w.WriteNumber("function_evaluations", result.FunctionEvaluations);
         w.WriteNumber("rejected_steps", result.RejectedSteps);
         w.WriteBoolean("fallback_used", result.FallbackReason is not null);

@@ -10,6 +10,12 @@ namespace DeerSharp.Cli;
 /// </summary>
 internal static class ReportJson
 {
+    /// <summary>
+    /// Indented, and readable: messages keep their "+", "·" and "≥" rather than \u escapes (the reports are files for
+    /// people and JSON parsers, never embedded in HTML).
+    /// </summary>
+    public static readonly JsonWriterOptions WriterOptions = new() { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     /// <summary>An array property <paramref name="name"/> with one object per row, its fields from <paramref name="fields"/>.</summary>
     public static void Rows<TRow>(Utf8JsonWriter w, string name, IEnumerable<TRow> rows, Func<TRow, IEnumerable<(string Name, object? Value)>> fields)
     {

@@ -372,7 +372,7 @@ internal static class RunCommand
         int batch, int length, int d, int n, int numLayers)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        using var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        using var w = new Utf8JsonWriter(stream, ReportJson.WriterOptions);
         w.WriteStartObject();
         w.WriteString("method", MethodNames.Name(result.Method));
         w.WriteString("requested_method", MethodNames.Name(q.Method));

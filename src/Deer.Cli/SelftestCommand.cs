@@ -88,7 +88,7 @@ internal static class SelftestCommand
             using var files = new AtomicFiles();
             files.Stage(output, "--out", s =>
             {
-                using var w = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });
+                using var w = new Utf8JsonWriter(s, ReportJson.WriterOptions);
                 w.WriteStartObject();
                 w.WriteString("device", name);
                 w.WriteNumber("seed", seed);

@@ -66,6 +66,14 @@ public class OdeCommandTests
             Assert.Equal(method != "rk4", report.RootElement.GetProperty("converged").GetBoolean());
             Assert.Equal(method == "rk4" ? "ErrorNotControlled" : "Converged", report.RootElement.GetProperty("status").GetString());
             Assert.True(report.RootElement.GetProperty("internal_grid_size").GetInt32() >= 2);
+
+            // The error estimate says what it is relative to; a converged method's is at most 1, RK4 has none.
+            Assert.Contains("atol + rtol*|y|", report.RootElement.GetProperty("error_estimate_relative_to").GetString(), StringComparison.Ordinal);
+            Assert.Contains(method == "rk4" ? "no error estimate" : "× (atol + rtol·|y|), within the tolerance", r.Stdout, StringComparison.Ordinal);
+            if (method != "rk4")
+            {
+                Assert.InRange(report.RootElement.GetProperty("error_estimate").GetDouble(), 0, 1);
+            }
         }
 
         double[] dopri = Npy.Read(dir.File("dopri5.npy")).ToArray<double>();
