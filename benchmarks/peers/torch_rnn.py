@@ -1,6 +1,10 @@
 """PyTorch peer for `deer bench`: times nn.GRU / nn.LSTM on the CPU on the same weights and inputs as Deer.
 
 Usage: python3 torch_rnn.py --cell gru|lstm --weights W.safetensors --inputs X.npy --out Y.npy --repeats N [--device cpu|cuda]
+       python3 torch_rnn.py --cell gru|lstm --weights W.safetensors --inputs X.npy --export-onnx M.onnx
+The second form writes the module with torch.onnx.export (opset 14, input "input" [B, T, d] with symbolic B and T,
+outputs "output", "h_n" and for the LSTM "c_n"), the file `deer bench --only cold` gives to `deer run --model` and to
+ONNX Runtime, and times nothing.
 With --device cuda the module and inputs live on the GPU (cuDNN's RNN kernels) and each timed run ends with
 torch.cuda.synchronize(); the inputs are moved to the device before timing.
 Reads the state_dict with a minimal safetensors reader (no extra package needed), runs the batch_first module once to
@@ -36,7 +40,8 @@ def main():
     p.add_argument("--cell", choices=["gru", "lstm"], required=True)
     p.add_argument("--weights", required=True)
     p.add_argument("--inputs", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out")
+    p.add_argument("--export-onnx")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     a = p.parse_args()
@@ -47,6 +52,16 @@ def main():
     cls = torch.nn.GRU if a.cell == "gru" else torch.nn.LSTM
     module = cls(x.shape[-1], hidden, num_layers=layers, batch_first=True).to(x.dtype)
     module.load_state_dict(state)
+    if a.export_onnx:
+        outputs = ["output", "h_n", "c_n"] if a.cell == "lstm" else ["output", "h_n"]
+        axes = {"input": {0: "B", 1: "T"}, "output": {0: "B", 1: "T"}}
+        with torch.no_grad():
+            torch.onnx.export(module.eval(), (x[:, : min(x.shape[1], 16)],), a.export_onnx, input_names=["input"],
+                              output_names=outputs, dynamic_axes=axes, opset_version=14)
+        print(json.dumps({"exported": a.export_onnx, "torch": torch.__version__}))
+        return
+    if not a.out:
+        p.error("--out is required unless --export-onnx is given")
     device = torch.device(a.device)
     module = module.to(device)
     x = x.to(device)

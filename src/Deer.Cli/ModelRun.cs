@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using DeerSharp.IO;
@@ -23,7 +24,9 @@ internal static class ModelRun
         }
 
         RunCommand.Validate(q with { Cell = "gru" });
+        long loadStart = Stopwatch.GetTimestamp();
         OnnxModel model = Read(q.Model!, "--model", () => OnnxModel.Load(q.Model!));
+        double loadSeconds = Stopwatch.GetElapsedTime(loadStart).TotalSeconds;
         var inputs = new Dictionary<string, TensorData>(StringComparer.Ordinal) { [model.Inputs[0].Name] = RunCommand.ReadNpy(q.Inputs, "--inputs") };
         foreach (string named in q.NamedInputs)
         {
@@ -63,7 +66,7 @@ internal static class ModelRun
         }
 
         var outputs = model.Outputs.Select((o, i) => (o.Name, i == 0 ? q.Out : Beside(q.Out, o.Name), run.Outputs[o.Name])).ToList();
-        Write(q, outputs, w => Report(w, q, run));
+        Write(q, outputs, w => Report(w, q, run, loadSeconds));
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{q.Model}: {run.Solves.Count} solve(s) of {model.RecurrentLayers.Count} recurrent node(s), {Methods(run.Solves)}, {run.Elapsed.TotalSeconds:F3} s; wrote {string.Join(", ", outputs.Select(o => o.Item2))}."));
         return 0;
@@ -109,7 +112,7 @@ internal static class ModelRun
             outputs.Add(("c_n", Beside(q.Out, "c_n"), Unbatched(result.FinalCell, layers, n)));
         }
 
-        Write(q, outputs, w => Report(w, q, result.Run));
+        Write(q, outputs, w => Report(w, q, result.Run, null));
         stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{q.Cell}, {module.Layers.Count} layer(s){(module.Directions == 2 ? ", bidirectional" : "")}, B = {batch}, T = {length}, d = {d}, n = {n}: {Methods(result.Run.Solves)}, {result.Run.Elapsed.TotalSeconds:F3} s; wrote {string.Join(", ", outputs.Select(o => o.Item2))}."));
         return 0;
@@ -173,13 +176,18 @@ internal static class ModelRun
         files.Commit();
     }
 
-    private static void Report(Utf8JsonWriter w, RunCommand.Request q, OnnxRunResult run)
+    private static void Report(Utf8JsonWriter w, RunCommand.Request q, OnnxRunResult run, double? loadSeconds)
     {
         w.WriteStartObject();
         w.WriteString("model", q.Model ?? q.Weights);
         w.WriteString("requested_method", MethodNames.Name(q.Method));
         w.WriteBoolean("converged", run.Converged);
         w.WriteNumber("solve_seconds", run.Elapsed.TotalSeconds);
+        if (loadSeconds is { } load)
+        {
+            w.WriteNumber("load_seconds", load);   // reading and checking the .onnx file, before the solve
+        }
+
         ReportJson.Rows(w, "solves", run.Solves, s => [("method", MethodNames.Name(s.Method)), ("fallback_method", s.FallbackMethod is { } f ? MethodNames.Name(f) : null),
             ("status", s.Status.ToString()), ("iterations", s.Iterations), ("max_residual", s.MaxResidual), ("sequences", s.Sequences), ("steps", s.Steps), ("message", s.Message)]);
         w.WriteEndObject();

@@ -52,6 +52,24 @@ public sealed class BenchCommandTests : IDisposable
         Assert.Equal(2, Cli.Run("bench", "--chart-from", _dir.File("bench.md"), "--out-dir", again).ExitCode);
     }
 
+    [Fact]
+    public void Onnx_cold_bench_runs_deer_and_OnnxRuntime_as_processes_and_they_agree()
+    {
+        // PyTorch exports the models where it is installed, Deer otherwise; either way both programs read the same file.
+        Cli.Outcome r = Cli.Run("bench", "--only", "onnx-cold", "--quick", "--repeats", "1", "--out-dir", _dir.Path);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        using JsonDocument json = JsonDocument.Parse(File.ReadAllText(_dir.File("bench.json")));
+        Assert.Equal(2, json.RootElement.GetProperty("onnx_cold").GetArrayLength());
+        foreach (JsonElement row in json.RootElement.GetProperty("onnx_cold").EnumerateArray())
+        {
+            Assert.True(row.GetProperty("max_abs_diff").GetDouble() <= 1e-5, row.ToString());   // float32, T = 4096
+            Assert.True(row.GetProperty("deer_first_inference_seconds_median").GetDouble() > 0 && row.GetProperty("ort_first_inference_seconds_median").GetDouble() > 0, row.ToString());
+            Assert.Equal("1.32.0", row.GetProperty("onnxruntime").GetString());
+        }
+
+        Assert.Contains("Cold start with an ONNX model", File.ReadAllText(_dir.File("bench.md")), StringComparison.Ordinal);
+    }
+
     private static readonly byte[] PngSignature = [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];
 
     [Fact]

@@ -8,7 +8,7 @@ namespace DeerSharp.Cli.Bench;
 internal static partial class BenchCommand
 {
     private static string Markdown(Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep,
-        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, string? coldNote)
+        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, string? coldNote, List<OnnxColdBench.Row> onnxCold, string? onnxNote)
     {
         var c = CultureInfo.InvariantCulture;
         var md = new StringBuilder();
@@ -43,13 +43,14 @@ internal static partial class BenchCommand
         md.Append("\nbench.png and bench.svg plot the speedup of each method: below the dashed line the sequential loop is faster.\n");
         StructuredBench.Markdown(md, structured);
         ColdBench.Markdown(md, cold, coldNote);
+        OnnxColdBench.Markdown(md, onnxCold, onnxNote);
         return md.ToString();
     }
 
     private static void Json(Stream s, Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep,
-        List<StructuredBench.Row> structured, List<ColdBench.Row> cold)
+        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, List<OnnxColdBench.Row> onnxCold)
     {
-        using var w = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true });
+        using var w = new Utf8JsonWriter(s, ReportJson.WriterOptions);
         w.WriteStartObject();
         w.WriteBoolean("quick", o.Quick);
         w.WriteNumber("repeats", o.Repeats);
@@ -82,6 +83,7 @@ internal static partial class BenchCommand
             ("deer_iterations", r.DeerIterations), ("quasi_deer_seconds", r.QuasiDeer), ("quasi_deer_iterations", r.QuasiIterations), ("best_speedup", r.Speedup)]);
         StructuredBench.Json(w, structured);
         ColdBench.Json(w, cold);
+        OnnxColdBench.Json(w, onnxCold);
         w.WriteEndObject();
     }
 

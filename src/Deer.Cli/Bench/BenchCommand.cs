@@ -15,7 +15,7 @@ namespace DeerSharp.Cli.Bench;
 /// </summary>
 internal static partial class BenchCommand
 {
-    private sealed record Options(string OutDir, bool Quick, int Repeats, bool Peers, string? Python, TextWriter Log, string? Only = null)
+    private sealed record Options(string OutDir, bool Quick, int Repeats, bool Peers, string? Python, TextWriter Log, string? Only = null, string? OrtPeer = null)
     {
         public bool Runs(string section) => Only is null || Only == section;
     }
@@ -38,6 +38,7 @@ internal static partial class BenchCommand
         var quick = new Option<bool>("--quick") { Description = "Small sizes: a smoke run of every section in seconds, not a measurement to quote." };
         var repeats = new Option<int>("--repeats") { Description = "Timed runs per measurement (after one warm-up); the median is reported.", DefaultValueFactory = _ => 5 };
         var noPeers = new Option<bool>("--no-peers") { Description = "Skip the PyTorch peer." };
+        var ortPeer = new Option<string?>("--ort-peer") { Description = "The ONNX Runtime peer's ort-peer.dll (default: DEER_ORT_PEER, or benchmarks/peers/OrtPeer's build beside these sources)." };
         var python = new Option<string?>("--python") { Description = "Python with torch for the PyTorch peer (default: DEER_PYTHON, /usr/bin/python3, python3)." };
         var device = new Option<string>("--device")
         {
@@ -47,16 +48,16 @@ internal static partial class BenchCommand
         device.AcceptOnlyFromAmong("cpu", "gpu", "cuda", "emulated");
         var only = new Option<string?>("--only")
         {
-            Description = "Run one section of the CPU bench: scan, rnn, sweep, structured, or cold (`deer run` as fresh processes against the warm solve and PyTorch) (default: all).",
+            Description = "Run one section of the CPU bench: scan, rnn, sweep, structured, cold (`deer run` as fresh processes against the warm solve and PyTorch), or onnx-cold (`deer run --model` against ONNX Runtime's first run, each a fresh process) (default: all).",
         };
-        only.AcceptOnlyFromAmong("scan", "rnn", "sweep", "structured", "cold");
+        only.AcceptOnlyFromAmong("scan", "rnn", "sweep", "structured", "cold", "onnx-cold");
         var chartFrom = new Option<string?>("--chart-from")
         {
             Description = "Measure nothing: redraw bench.png and bench.svg from an earlier run's bench.json (its sweep) into --out-dir.",
         };
         var command = new Command("bench", "Measure Deer against its peers (memory copy, PyTorch) in one run; write markdown, JSON and a chart (PNG, SVG).")
         {
-            outDir, quick, repeats, noPeers, python, device, chartFrom, only,
+            outDir, quick, repeats, noPeers, python, device, chartFrom, only, ortPeer,
         };
         command.SetAction(r =>
         {
@@ -76,7 +77,7 @@ internal static partial class BenchCommand
                 return GpuBench.Run(ModuleOptions.ParseDevice(r.GetValue(device)), r.GetValue(outDir)!, r.GetValue(quick), reps, !r.GetValue(noPeers), r.GetValue(python), stdout);
             }
 
-            return Run(new Options(r.GetValue(outDir)!, r.GetValue(quick), reps, !r.GetValue(noPeers), r.GetValue(python), stdout, r.GetValue(only)));
+            return Run(new Options(r.GetValue(outDir)!, r.GetValue(quick), reps, !r.GetValue(noPeers), r.GetValue(python), stdout, r.GetValue(only), r.GetValue(ortPeer)));
         });
         return command;
     }
@@ -134,10 +135,12 @@ internal static partial class BenchCommand
         List<StructuredBench.Row> structured = o.Runs("structured") ? StructuredBench.Run(o.Quick, o.Repeats, o.Log) : [];
         string? coldNote = null;
         List<ColdBench.Row> cold = o.Runs("cold") ? ColdBench.Run(o.Quick, o.Repeats, o.Peers ? peer : null, o.Log, out coldNote) : [];
+        string? onnxNote = o.Peers ? null : "peers skipped (--no-peers)";
+        List<OnnxColdBench.Row> onnxCold = o.Runs("onnx-cold") && o.Peers ? OnnxColdBench.Run(o.Quick, o.Repeats, peer, OnnxColdBench.FindPeer(o.OrtPeer), o.Log, out onnxNote) : [];
 
         using var files = new AtomicFiles();
-        files.Stage(Path.Combine(o.OutDir, "bench.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(o, machine, scan, rnn, torchNote, sweep, structured, cold, coldNote))));
-        files.Stage(Path.Combine(o.OutDir, "bench.json"), "--out-dir", s => Json(s, o, machine, scan, rnn, torchNote, sweep, structured, cold));
+        files.Stage(Path.Combine(o.OutDir, "bench.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(o, machine, scan, rnn, torchNote, sweep, structured, cold, coldNote, onnxCold, o.Runs("onnx-cold") ? onnxNote : null))));
+        files.Stage(Path.Combine(o.OutDir, "bench.json"), "--out-dir", s => Json(s, o, machine, scan, rnn, torchNote, sweep, structured, cold, onnxCold));
         ScottPlot.Plot chart = Chart(machine, sweep);
         files.Stage(Path.Combine(o.OutDir, "bench.png"), "--out-dir", s => s.Write(Charts.Png(chart)));
         files.Stage(Path.Combine(o.OutDir, "bench.svg"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Charts.Svg(chart))));

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
@@ -58,13 +57,13 @@ internal static class ColdBench
                 // Cold: a fresh process per run, timed by the report's solve_seconds and, around it, the whole process.
                 string h = Path.Combine(dir, "h.npy"), report = Path.Combine(dir, "r.json");
                 string[] args = ["run", "--cell", cell, "--weights", w, "--inputs", xs, "--method", "auto", "--out", h, "--report", report];
-                RunSelf(args);
+                Processes.RunSelf(args);
                 var solve = new double[repeats];
                 var process = new double[repeats];
                 string method = "?";
                 for (int i = 0; i < repeats; i++)
                 {
-                    process[i] = RunSelf(args);
+                    process[i] = Processes.RunSelf(args);
                     using JsonDocument json = JsonDocument.Parse(File.ReadAllText(report));
                     solve[i] = json.RootElement.GetProperty("solve_seconds").GetDouble();
                     method = json.RootElement.GetProperty("method").GetString() ?? "?";
@@ -99,35 +98,6 @@ internal static class ColdBench
         }
 
         return rows;
-    }
-
-    /// <summary>Runs this executable (or `dotnet deer.dll` when launched that way) with the arguments; returns the process's wall time in seconds.</summary>
-    private static double RunSelf(string[] args)
-    {
-        string self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find this process's executable to run it cold");
-        var info = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
-        {
-            info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "deer.dll"));
-        }
-
-        foreach (string a in args)
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        long start = Stopwatch.GetTimestamp();
-        using Process p = Process.Start(info)!;
-        Task<string> stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        if (p.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"the cold `deer {string.Join(' ', args)}` failed (exit {p.ExitCode}): {(stderr.Result + stdout).Trim()}");
-        }
-
-        return seconds;
     }
 
     public static void Markdown(StringBuilder md, List<Row> rows, string? torchNote)

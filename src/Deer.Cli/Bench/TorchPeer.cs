@@ -42,12 +42,7 @@ internal sealed class TorchPeer(string? python)
         Directory.CreateDirectory(dir);
         try
         {
-            string script = Path.Combine(dir, scriptName);
-            using (Stream resource = Assembly.GetExecutingAssembly().GetManifestResourceStream(scriptName)!)
-            using (FileStream file = File.Create(script))
-            {
-                resource.CopyTo(file);
-            }
+            string script = Extract(dir, scriptName);
 
             int d = weights.InputSize;
             WriteModule(Path.Combine(dir, "w.safetensors"), weights);
@@ -72,6 +67,48 @@ internal sealed class TorchPeer(string? python)
         {
             Directory.Delete(dir, recursive: true);
         }
+    }
+
+    /// <summary>
+    /// Writes the one-layer batch_first module in <paramref name="weightsPath"/> as ONNX with torch.onnx.export
+    /// (torch_rnn.py --export-onnx); false (with <see cref="Why"/>) when Python with torch is missing or the export fails.
+    /// </summary>
+    public bool ExportOnnx(string cell, string weightsPath, string inputsPath, string onnxPath)
+    {
+        if (Python is null)
+        {
+            Why = "no Python with torch and numpy (install Debian's python3-torch, or pass --python)";
+            return false;
+        }
+
+        string dir = Path.Combine(Path.GetTempPath(), "deer-export-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            string script = Extract(dir, "torch_rnn.py");
+            if (Run(Python, [script, "--cell", cell, "--weights", weightsPath, "--inputs", inputsPath, "--export-onnx", onnxPath], out string output) != 0
+                || !File.Exists(onnxPath))
+            {
+                Why = $"torch_rnn.py --export-onnx failed: {output.Trim().Split('\n')[^1]}";
+                return false;
+            }
+
+            return true;
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>Copies the embedded peer script into <paramref name="dir"/>; returns its path.</summary>
+    private static string Extract(string dir, string scriptName)
+    {
+        string script = Path.Combine(dir, scriptName);
+        using Stream resource = Assembly.GetExecutingAssembly().GetManifestResourceStream(scriptName)!;
+        using FileStream file = File.Create(script);
+        resource.CopyTo(file);
+        return script;
     }
 
     /// <summary>One layer's weights as PyTorch's state_dict keys (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0).</summary>

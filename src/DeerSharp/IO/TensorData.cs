@@ -103,6 +103,9 @@ public sealed class TensorData
         return _double is T[] sameD ? (T[])sameD.Clone() : [.. _double!.Select(T.CreateTruncating)];
     }
 
+    /// <summary>The values array itself (float[] or double[]), for the library's readers that never write to it.</summary>
+    internal Array Storage => (Array?)_single ?? _double!;
+
     internal ReadOnlySpan<float> SingleSpan => _single;
 
     internal ReadOnlySpan<double> DoubleSpan => _double;

@@ -60,7 +60,7 @@ internal static class GlueOps
 
         if (node.Attribute("value_floats") is { } floats)
         {
-            return OnnxTensor.Real(OnnxElement.Float, [floats.Floats.Count], [.. floats.Floats.Select(f => (double)f)]);
+            return OnnxTensor.Of([.. floats.Floats], [floats.Floats.Count]);
         }
 
         throw node.Error("a Constant needs 'value', 'value_int(s)' or 'value_float(s)'; Deer reads those.");
@@ -78,7 +78,7 @@ internal static class GlueOps
 
         long count = OnnxTensor.Elements(dims);
         return fill.Integers is { } i ? OnnxTensor.Ints(dims, [.. Enumerable.Repeat(i[0], (int)count)])
-            : OnnxTensor.Real(fill.Type, dims, [.. Enumerable.Repeat(fill.Reals![0], (int)count)]);
+            : OnnxTensor.Real(fill.Type, dims, [.. Enumerable.Repeat(fill.AsDoubles()[0], (int)count)]);
     }
 
     private static OnnxTensor Cast(OnnxNode node, OnnxTensor x)
@@ -93,12 +93,10 @@ internal static class GlueOps
         };
         if (target == OnnxElement.Int64)
         {
-            return x.Integers is not null ? x : OnnxTensor.Ints(x.Shape, [.. x.Reals!.Select(v => (long)Math.Truncate(v))]);
+            return x.Integers is not null ? x : OnnxTensor.Ints(x.Shape, [.. x.AsDoubles().Select(v => (long)Math.Truncate(v))]);
         }
 
-        // Rounding to float happens when the values are read as float (ToArray<float>); doubles keep theirs.
-        double[] reals = x.Reals ?? [.. x.Integers!.Select(v => (double)v)];
-        return OnnxTensor.Real(target, x.Shape, target == OnnxElement.Float ? [.. reals.Select(v => (double)(float)v)] : reals);
+        return x.Type == target ? x : OnnxTensor.Real(target, x.Shape, x.AsDoubles());
     }
 
     private static OnnxTensor Shape(OnnxNode node, OnnxTensor x)
@@ -213,7 +211,7 @@ internal static class GlueOps
         long[] shape = [.. first.Shape];
         shape[axis] = parts.Sum(p => p.Shape[axis]);
         long outer = first.Shape.Take(axis).Aggregate(1L, (a, b) => a * b);
-        Array values = first.Type == OnnxElement.Int64 ? new long[OnnxTensor.Elements(shape)] : new double[OnnxTensor.Elements(shape)];
+        Array values = first.NewValues(OnnxTensor.Elements(shape));
         long at = 0;
         for (long o = 0; o < outer; o++)
         {
@@ -279,7 +277,7 @@ internal static class GlueOps
         long[] index = indices.AsIntegers($"{node.Label}: indices");
         long[] shape = [.. x.Shape.Take(axis), .. indices.Shape, .. x.Shape.Skip(axis + 1)];
         long outer = x.Shape.Take(axis).Aggregate(1L, (a, b) => a * b), inner = x.Shape.Skip(axis + 1).Aggregate(1L, (a, b) => a * b);
-        Array values = x.Type == OnnxElement.Int64 ? new long[OnnxTensor.Elements(shape)] : new double[OnnxTensor.Elements(shape)];
+        Array values = x.NewValues(OnnxTensor.Elements(shape));
         long at = 0;
         for (long o = 0; o < outer; o++)
         {
@@ -300,10 +298,18 @@ internal static class GlueOps
     }
 
     /// <summary>The values at offset + Σ_i index_i · strides_i over every index of <paramref name="shape"/>, row-major.</summary>
-    private static Array Gathered(Array source, long[] shape, long[] strides, long offset)
+    private static Array Gathered(Array source, long[] shape, long[] strides, long offset) => source switch
+    {
+        float[] f => Gathered(f, shape, strides, offset),
+        double[] d => Gathered(d, shape, strides, offset),
+        _ => Gathered((long[])source, shape, strides, offset),
+    };
+
+    /// <summary>The values at offset + Σ index_i·strides_i for every index of <paramref name="shape"/>, in row-major order.</summary>
+    private static TValue[] Gathered<TValue>(TValue[] source, long[] shape, long[] strides, long offset)
     {
         long count = OnnxTensor.Elements(shape);
-        Array values = source is long[] ? new long[count] : new double[count];
+        var values = new TValue[count];
         int rank = shape.Length;
         if (count == 0)
         {
@@ -320,20 +326,11 @@ internal static class GlueOps
             {
                 Array.Copy(source, from, values, at, inner);
             }
-            else if (source is double[] reals)
-            {
-                var target = (double[])values;
-                for (long j = 0; j < inner; j++)
-                {
-                    target[at + j] = reals[from + (j * innerStride)];
-                }
-            }
             else
             {
-                long[] integers = (long[])source, target = (long[])values;
                 for (long j = 0; j < inner; j++)
                 {
-                    target[at + j] = integers[from + (j * innerStride)];
+                    values[at + j] = source[from + (j * innerStride)];
                 }
             }
 

@@ -13,26 +13,29 @@ internal enum OnnxElement
 }
 
 /// <summary>
-/// A value of the graph: a dense row-major tensor. Real values are held as double whatever their type (the glue
-/// operators only move them, so float32 data round-trips exactly); integer values as long.
+/// A value of the graph: a dense row-major tensor, immutable once made. Values are held in their own type, float[],
+/// double[] or long[], so that the glue operators move a float32 sequence without converting it, and a tensor that only
+/// changes shape (Reshape, Squeeze, Unsqueeze, Identity, a Transpose that moves unit axes) shares its input's array. A
+/// user's input and the graph's outputs share their arrays with <see cref="TensorData"/> in the same way.
 /// </summary>
 internal sealed class OnnxTensor
 {
-    private OnnxTensor(OnnxElement type, long[] shape, double[]? reals, long[]? integers)
+    private OnnxTensor(OnnxElement type, long[] shape, Array values)
     {
         Type = type;
         Shape = shape;
-        Reals = reals;
-        Integers = integers;
+        Values = values;
     }
 
     public OnnxElement Type { get; }
 
     public long[] Shape { get; }
 
-    public double[]? Reals { get; }
+    /// <summary>The values: float[], double[] or long[] as <see cref="Type"/> is. Never written after construction.</summary>
+    public Array Values { get; }
 
-    public long[]? Integers { get; }
+    /// <summary>The values of an integer tensor; null for a real one.</summary>
+    public long[]? Integers => Values as long[];
 
     public int Rank => Shape.Length;
 
@@ -40,15 +43,22 @@ internal sealed class OnnxTensor
 
     public string ShapeText => $"[{string.Join(", ", Shape)}]";
 
-    public static OnnxTensor Real(OnnxElement type, long[] shape, double[] values) => new(type, shape, values, null);
+    /// <summary>A real tensor of <paramref name="type"/> from double values (rounded to float for Float).</summary>
+    public static OnnxTensor Real(OnnxElement type, long[] shape, double[] values) =>
+        type == OnnxElement.Float ? new(type, shape, Array.ConvertAll(values, v => (float)v)) : new(OnnxElement.Double, shape, values);
 
-    public static OnnxTensor Ints(long[] shape, long[] values) => new(OnnxElement.Int64, shape, null, values);
+    public static OnnxTensor Ints(long[] shape, long[] values) => new(OnnxElement.Int64, shape, values);
 
-    /// <summary>A tensor of the same type with other values (integers or reals, as this one holds).</summary>
-    public OnnxTensor With(long[] shape, Array values) => Type == OnnxElement.Int64 ? Ints(shape, (long[])values) : Real(Type, shape, (double[])values);
+    /// <summary>A tensor of the same type with other values, an array of the same kind as <see cref="Values"/>.</summary>
+    public OnnxTensor With(long[] shape, Array values) => new(Type, shape, values);
 
-    /// <summary>The values as an array of this tensor's kind (double[] or long[]).</summary>
-    public Array Values => (Array?)Reals ?? Integers!;
+    /// <summary>A new array of <paramref name="count"/> elements of this tensor's kind.</summary>
+    public Array NewValues(long count) => Values switch
+    {
+        float[] => new float[count],
+        double[] => new double[count],
+        _ => new long[count],
+    };
 
     public static long Elements(long[] shape)
     {
@@ -65,52 +75,58 @@ internal sealed class OnnxTensor
     public long[] AsIntegers(string what) =>
         Integers ?? throw new OnnxModelException($"{what} must be an integer tensor; it is {Type}.");
 
-    /// <summary>The values of a real tensor as <typeparamref name="T"/>.</summary>
-    public T[] ToArray<T>()
+    /// <summary>The values as doubles (a copy; for the small tensors that attributes and fills are).</summary>
+    public double[] AsDoubles() => Values switch
+    {
+        float[] f => Array.ConvertAll(f, v => (double)v),
+        double[] d => (double[])d.Clone(),
+        long[] l => Array.ConvertAll(l, v => (double)v),
+        _ => throw new InvalidOperationException("unreachable"),
+    };
+
+    /// <summary>
+    /// The values of a real tensor as <typeparamref name="T"/>: this tensor's own array when it holds <typeparamref name="T"/>
+    /// (the caller must not write to it), otherwise a converted copy.
+    /// </summary>
+    public T[] Read<T>()
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        double[] reals = Reals ?? throw new OnnxModelException($"expected real values, found an {Type} tensor of shape {ShapeText}.");
-        var values = new T[reals.Length];
-        for (int i = 0; i < values.Length; i++)
+        return Values switch
         {
-            values[i] = T.CreateTruncating(reals[i]);
-        }
-
-        return values;
+            T[] same => same,
+            float[] f => Array.ConvertAll(f, T.CreateTruncating),
+            double[] d => Array.ConvertAll(d, T.CreateTruncating),
+            _ => throw new OnnxModelException($"expected real values, found an {Type} tensor of shape {ShapeText}."),
+        };
     }
 
-    /// <summary>A real tensor from values of <typeparamref name="T"/>.</summary>
-    public static OnnxTensor From<T>(T[] values, long[] shape)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        var reals = new double[values.Length];
-        for (int i = 0; i < reals.Length; i++)
-        {
-            reals[i] = double.CreateTruncating(values[i]);
-        }
+    /// <summary>A real tensor that takes <paramref name="values"/> as its own (no copy).</summary>
+    public static OnnxTensor Of<T>(T[] values, long[] shape)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        new(typeof(T) == typeof(float) ? OnnxElement.Float : OnnxElement.Double, shape, values);
 
-        return Real(typeof(T) == typeof(float) ? OnnxElement.Float : OnnxElement.Double, shape, reals);
-    }
-
-    /// <summary>A user's tensor, converted to <paramref name="type"/> (the graph input's declared type).</summary>
+    /// <summary>A user's tensor as <paramref name="type"/> (the graph input's declared type): shared when the types match.</summary>
     public static OnnxTensor From(TensorData data, OnnxElement type)
     {
         long[] shape = [.. data.Shape.Select(d => (long)d)];
         return type switch
         {
-            OnnxElement.Float => From(data.ToArray<float>(), shape),
-            OnnxElement.Double => From(data.ToArray<double>(), shape),
+            OnnxElement.Float => new(type, shape, data.Storage as float[] ?? data.ToArray<float>()),
+            OnnxElement.Double => new(type, shape, data.Storage as double[] ?? data.ToArray<double>()),
             _ => Ints(shape, [.. data.ToArray<double>().Select(v => (long)v)]),
         };
     }
 
-    /// <summary>This tensor as a <see cref="TensorData"/>: float32 or float64 as its type is (integers as float64).</summary>
+    /// <summary>This tensor as a <see cref="TensorData"/> sharing its values: float32 or float64 as its type is (integers as float64).</summary>
     public TensorData ToTensorData()
     {
         int[] shape = [.. Shape.Select(d => checked((int)d))];
-        return Type == OnnxElement.Float ? TensorData.FromSingle(ToArray<float>(), shape)
-            : Integers is not null ? TensorData.FromDouble([.. Integers.Select(v => (double)v)], shape)
-            : TensorData.FromDouble(ToArray<double>(), shape);
+        return Values switch
+        {
+            float[] f => TensorData.FromSingle(f, shape),
+            double[] d => TensorData.FromDouble(d, shape),
+            _ => TensorData.FromDouble(AsDoubles(), shape),
+        };
     }
 
     /// <summary>
@@ -136,11 +152,9 @@ internal sealed class OnnxTensor
         switch (type)
         {
             case TensorProto.Types.DataType.Float:
-                return Real(OnnxElement.Float, shape, raw.Length > 0 ? Decode(raw, 4, count, what, b => (double)BinaryPrimitives.ReadSingleLittleEndian(b))
-                    : Typed(t.FloatData.Select(v => (double)v).ToArray(), count, what));
+                return Of(raw.Length > 0 ? Decode(raw, 4, count, what, BinaryPrimitives.ReadSingleLittleEndian) : Typed(t.FloatData.ToArray(), count, what), shape);
             case TensorProto.Types.DataType.Double:
-                return Real(OnnxElement.Double, shape, raw.Length > 0 ? Decode(raw, 8, count, what, BinaryPrimitives.ReadDoubleLittleEndian)
-                    : Typed(t.DoubleData.ToArray(), count, what));
+                return Of(raw.Length > 0 ? Decode(raw, 8, count, what, BinaryPrimitives.ReadDoubleLittleEndian) : Typed(t.DoubleData.ToArray(), count, what), shape);
             case TensorProto.Types.DataType.Int64:
                 return Ints(shape, raw.Length > 0 ? Decode(raw, 8, count, what, BinaryPrimitives.ReadInt64LittleEndian)
                     : Typed(t.Int64Data.ToArray(), count, what));

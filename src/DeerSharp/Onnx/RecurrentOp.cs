@@ -104,7 +104,7 @@ internal sealed class RecurrentOp
         int[] order = Gates switch { 3 => [1, 0, 2], 4 => [0, 2, 3, 1], _ => [0] };
         T[] Rows(OnnxTensor t, long start, int width)
         {
-            T[] all = t.ToArray<T>();
+            T[] all = t.Read<T>();
             var rows = new T[g * h * width];
             for (int k = 0; k < g; k++)
             {

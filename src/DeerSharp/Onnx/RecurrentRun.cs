@@ -42,7 +42,7 @@ internal static class RecurrentRun
         if (op.IsLstm && input(7) is { } peepholes)
         {
             op.CheckShape(peepholes, "P", 2, [directions, 3 * h]);
-            if (peepholes.Reals!.Any(v => v != 0))
+            if (peepholes.AsDoubles().Any(v => v != 0))
             {
                 throw node.Error("LSTM peephole weights (input P) are not implemented; only zero peepholes are accepted.");
             }
@@ -51,7 +51,7 @@ internal static class RecurrentRun
         T[] inputs = BatchMajor<T>(x, op.Layout, batch, length, inputSize);
         long[] yShape = op.Layout == 0 ? [length, directions, batch, h] : [batch, length, directions, h];
         long[] stateShape = op.Layout == 0 ? [directions, batch, h] : [batch, directions, h];
-        var y = new T[OnnxTensor.Elements(yShape)];
+        var y = new YValues<T>(OnnxTensor.Elements(yShape));
         var hidden = new T[directions * batch * h];
         T[]? cell = op.IsLstm ? new T[directions * batch * h] : null;
         var solves = new List<SolveSummary>();
@@ -82,7 +82,7 @@ internal static class RecurrentRun
             });
         }
 
-        return new Outputs(OnnxTensor.From(y, yShape), OnnxTensor.From(hidden, stateShape), cell is null ? null : OnnxTensor.From(cell, stateShape), solves);
+        return new Outputs(OnnxTensor.Of(y.Values, yShape), OnnxTensor.Of(hidden, stateShape), cell is null ? null : OnnxTensor.Of(cell, stateShape), solves);
     }
 
     /// <summary>Index of (direction, sequence, unit) in a state tensor of the node's layout: [D, B, H] or [B, D, H].</summary>
@@ -115,14 +115,14 @@ internal static class RecurrentRun
         }
 
         op.CheckShape(t, name, 3, op.Layout == 0 ? [op.DirectionCount, batch, op.HiddenSize] : [batch, op.DirectionCount, op.HiddenSize]);
-        return t.ToArray<T>();
+        return t.Read<T>();
     }
 
     /// <summary>X as [B, T, I], the layout Deer solves in (no reordering for layout 1, or one sequence).</summary>
     private static T[] BatchMajor<T>(OnnxTensor x, int layout, int batch, int length, int inputSize)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        T[] values = x.ToArray<T>();
+        T[] values = x.Read<T>();   // shared with the graph value: read, never written
         if (layout == 1 || batch == 1)
         {
             return values;
@@ -141,14 +141,20 @@ internal static class RecurrentRun
     }
 
     /// <summary>Where one direction's states go: Y at (t, d, b) in the node's layout, and Y_h (and Y_c) at (d, b).</summary>
-    private sealed class Target<T>(RecurrentOp op, int d, int batch, int length, int h, int s, T[] y, T[] hidden, T[]? cell)
+    private sealed class Target<T>(RecurrentOp op, int d, int batch, int length, int h, int s, YValues<T> y, T[] hidden, T[]? cell)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         public void Write(int b, int t, ReadOnlySpan<T> state)
         {
             long at = op.Layout == 0 ? ((((long)t * op.DirectionCount) + d) * batch + b) * h : ((((long)b * length) + t) * op.DirectionCount + d) * h;
-            state[..h].CopyTo(y.AsSpan((int)at, h));
+            state[..h].CopyTo(y.Values.AsSpan((int)at, h));
         }
+
+        /// <summary>
+        /// Takes the whole batch's states [B, T, s] as Y when they are Y already: one direction, the state is h (not an
+        /// LSTM's [h; c]), and Y's layout orders (b, t) as the solve does (layout 1, or one sequence).
+        /// </summary>
+        public bool TryAdopt(T[] states) => op.DirectionCount == 1 && s == h && (op.Layout == 1 || batch == 1) && y.TryAdopt(states);
 
         public void Last(int b, ReadOnlySpan<T> state)
         {
@@ -161,6 +167,26 @@ internal static class RecurrentRun
         }
 
         public int StateSize => s;
+    }
+
+    /// <summary>Y's values: zeros until written, or the solve's own states array when that is Y already (no copy).</summary>
+    private sealed class YValues<T>(long count)
+        where T : unmanaged
+    {
+        private T[]? _values;
+
+        public T[] Values => _values ??= new T[count];
+
+        public bool TryAdopt(T[] states)
+        {
+            if (_values is not null || states.LongLength != count)
+            {
+                return false;
+            }
+
+            _values = states;
+            return true;
+        }
     }
 
     /// <summary>One direction of the node over the batch, solved in groups of sequences of equal length.</summary>
@@ -201,10 +227,11 @@ internal static class RecurrentRun
                 SolveResult<T> result = Deer.Solve(cell, x, members.Length, steps, options, start);
                 summaries.Add(new SolveSummary(result.Method, result.FallbackMethod, result.Status, result.Iterations, result.MaxResidual, result.Message,
                     members.Length, steps));
+                bool adopted = whole && target.TryAdopt(result.States);
                 for (int q = 0; q < members.Length; q++)
                 {
                     int b = members[q];
-                    for (int u = 0; u < steps; u++)
+                    for (int u = 0; u < steps && !adopted; u++)
                     {
                         target.Write(b, reversed ? steps - 1 - u : u, result.State(q, u));
                     }
