@@ -41,21 +41,11 @@ public static class TorchRecurrentWeights
     {
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(prefix);
-        int gates = Gates(kind);
-        string Key(string name, int k) => string.Create(CultureInfo.InvariantCulture, $"{prefix}{name}_l{k}");
-
-        if (!file.Contains(Key("weight_ih", 0)))
-        {
-            string near = string.Join(", ", file.Keys.Where(k => k.Contains("weight_ih", StringComparison.Ordinal)).Take(4).Select(k => $"'{k}'"));
-            throw new TensorFormatException(
-                $"no tensor '{Key("weight_ih", 0)}': not a PyTorch {kind} state_dict{(prefix.Length > 0 ? $" under prefix '{prefix}'" : "")}"
-                + (near.Length > 0 ? $" (keys like {near} exist: check the prefix)" : ""));
-        }
-
-        if (file.Contains(Key("weight_ih", 0) + "_reverse"))
+        string first = string.Create(CultureInfo.InvariantCulture, $"{prefix}weight_ih_l0");
+        if (file.Contains(first + "_reverse"))
         {
             throw new TensorFormatException(
-                $"'{Key("weight_ih", 0)}_reverse' is present: a bidirectional module. Load it with TorchRecurrentWeights.LoadDirections (RecurrentModule.Load runs it), or `deer run`, which reads both directions.");
+                $"'{first}_reverse' is present: a bidirectional module. Load it with TorchRecurrentWeights.LoadDirections (RecurrentModule.Load runs it), or `deer run`, which reads both directions.");
         }
 
         return [.. LoadDirections<T>(file, kind, prefix).Select(directions => directions[0])];
