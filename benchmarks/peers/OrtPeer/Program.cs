@@ -2,6 +2,11 @@
 // would, and reports how long it took.
 //
 //   ort-peer --model m.onnx --inputs x.npy --out y.npy [--repeats N]
+//   ort-peer --race --model m.onnx --inputs x.npy [--repeats N] [--threads K]
+//
+// The second form is the warm race (`deer bench --only ort`): ONNX Runtime and Deer (OnnxModel.Run, Method = Auto) on
+// the same file and inputs in this one process, one warm-up each, then N interleaved rounds (which side goes first
+// alternates). It prints one JSON line with both medians, their ratio and the largest difference between the outputs.
 //
 // Prints one JSON line: {"session_seconds": creating the InferenceSession (reading and optimising the graph),
 // "first_run_seconds": the first Run, "median_seconds"/"min_seconds": N further runs (absent when N = 0),
@@ -11,9 +16,15 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Reflection;
+using DeerSharp.Peers.Ort;
 using DeerSharp.IO;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+
+if (args.Length > 0 && args[0] == "--race")
+{
+    return Race.Run(args[1..]);
+}
 
 string? model = null, inputs = null, output = null;
 int repeats = 0;

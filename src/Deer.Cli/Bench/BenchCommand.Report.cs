@@ -7,8 +7,11 @@ namespace DeerSharp.Cli.Bench;
 // What a bench run writes: bench.md, bench.json and the chart.
 internal static partial class BenchCommand
 {
+    /// <summary>The sections against ONNX Runtime: cold (fresh processes) and warm (the race), each with why it was not measured.</summary>
+    private sealed record OnnxSections(List<OnnxColdBench.Row> Cold, string? ColdNote, List<OrtRaceBench.Row> Race, string? RaceNote);
+
     private static string Markdown(Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep,
-        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, string? coldNote, List<OnnxColdBench.Row> onnxCold, string? onnxNote)
+        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, string? coldNote, OnnxSections onnx)
     {
         var c = CultureInfo.InvariantCulture;
         var md = new StringBuilder();
@@ -43,12 +46,13 @@ internal static partial class BenchCommand
         md.Append("\nbench.png and bench.svg plot the speedup of each method: below the dashed line the sequential loop is faster.\n");
         StructuredBench.Markdown(md, structured);
         ColdBench.Markdown(md, cold, coldNote);
-        OnnxColdBench.Markdown(md, onnxCold, onnxNote);
+        OnnxColdBench.Markdown(md, onnx.Cold, onnx.ColdNote);
+        OrtRaceBench.Markdown(md, onnx.Race, onnx.RaceNote);
         return md.ToString();
     }
 
     private static void Json(Stream s, Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep,
-        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, List<OnnxColdBench.Row> onnxCold)
+        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, OnnxSections onnx)
     {
         using var w = new Utf8JsonWriter(s, ReportJson.WriterOptions);
         w.WriteStartObject();
@@ -83,7 +87,8 @@ internal static partial class BenchCommand
             ("deer_iterations", r.DeerIterations), ("quasi_deer_seconds", r.QuasiDeer), ("quasi_deer_iterations", r.QuasiIterations), ("best_speedup", r.Speedup)]);
         StructuredBench.Json(w, structured);
         ColdBench.Json(w, cold);
-        OnnxColdBench.Json(w, onnxCold);
+        OnnxColdBench.Json(w, onnx.Cold);
+        OrtRaceBench.Json(w, onnx.Race);
         w.WriteEndObject();
     }
 

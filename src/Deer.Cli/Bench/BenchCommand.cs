@@ -48,9 +48,9 @@ internal static partial class BenchCommand
         device.AcceptOnlyFromAmong("cpu", "gpu", "cuda", "emulated");
         var only = new Option<string?>("--only")
         {
-            Description = "Run one section of the CPU bench: scan, rnn, sweep, structured, cold (`deer run` as fresh processes against the warm solve and PyTorch), or onnx-cold (`deer run --model` against ONNX Runtime's first run, each a fresh process) (default: all).",
+            Description = "Run one section of the CPU bench: scan, rnn, sweep, structured, cold (`deer run` as fresh processes against the warm solve and PyTorch), onnx-cold (`deer run --model` against ONNX Runtime's first run, each a fresh process), or ort (the warm race against ONNX Runtime in one process) (default: all).",
         };
-        only.AcceptOnlyFromAmong("scan", "rnn", "sweep", "structured", "cold", "onnx-cold");
+        only.AcceptOnlyFromAmong("scan", "rnn", "sweep", "structured", "cold", "onnx-cold", "ort");
         var chartFrom = new Option<string?>("--chart-from")
         {
             Description = "Measure nothing: redraw bench.png and bench.svg from an earlier run's bench.json (its sweep) into --out-dir.",
@@ -135,12 +135,15 @@ internal static partial class BenchCommand
         List<StructuredBench.Row> structured = o.Runs("structured") ? StructuredBench.Run(o.Quick, o.Repeats, o.Log) : [];
         string? coldNote = null;
         List<ColdBench.Row> cold = o.Runs("cold") ? ColdBench.Run(o.Quick, o.Repeats, o.Peers ? peer : null, o.Log, out coldNote) : [];
-        string? onnxNote = o.Peers ? null : "peers skipped (--no-peers)";
-        List<OnnxColdBench.Row> onnxCold = o.Runs("onnx-cold") && o.Peers ? OnnxColdBench.Run(o.Quick, o.Repeats, peer, OnnxColdBench.FindPeer(o.OrtPeer), o.Log, out onnxNote) : [];
+        string? onnxNote = o.Peers ? null : "peers skipped (--no-peers)", raceNote = onnxNote;
+        string? ortPeer = o.Peers && (o.Runs("onnx-cold") || o.Runs("ort")) ? OnnxColdBench.FindPeer(o.OrtPeer) : null;
+        List<OnnxColdBench.Row> onnxCold = o.Runs("onnx-cold") && o.Peers ? OnnxColdBench.Run(o.Quick, o.Repeats, peer, ortPeer, o.Log, out onnxNote) : [];
+        List<OrtRaceBench.Row> race = o.Runs("ort") && o.Peers ? OrtRaceBench.Run(o.Quick, o.Repeats, peer, ortPeer, o.Log, out raceNote) : [];
+        var onnx = new OnnxSections(onnxCold, o.Runs("onnx-cold") ? onnxNote : null, race, o.Runs("ort") ? raceNote : null);
 
         using var files = new AtomicFiles();
-        files.Stage(Path.Combine(o.OutDir, "bench.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(o, machine, scan, rnn, torchNote, sweep, structured, cold, coldNote, onnxCold, o.Runs("onnx-cold") ? onnxNote : null))));
-        files.Stage(Path.Combine(o.OutDir, "bench.json"), "--out-dir", s => Json(s, o, machine, scan, rnn, torchNote, sweep, structured, cold, onnxCold));
+        files.Stage(Path.Combine(o.OutDir, "bench.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(o, machine, scan, rnn, torchNote, sweep, structured, cold, coldNote, onnx))));
+        files.Stage(Path.Combine(o.OutDir, "bench.json"), "--out-dir", s => Json(s, o, machine, scan, rnn, torchNote, sweep, structured, cold, onnx));
         ScottPlot.Plot chart = Chart(machine, sweep);
         files.Stage(Path.Combine(o.OutDir, "bench.png"), "--out-dir", s => s.Write(Charts.Png(chart)));
         files.Stage(Path.Combine(o.OutDir, "bench.svg"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Charts.Svg(chart))));

@@ -52,6 +52,28 @@ internal static class OnnxColdBench
         return null;
     }
 
+    /// <summary>
+    /// Writes the one-layer module and its inputs [B, T, d] into <paramref name="dir"/> and exports the module as ONNX with
+    /// torch.onnx.export, or with Deer's <see cref="OnnxExport"/> (the same graph; <paramref name="note"/> says why) where
+    /// PyTorch cannot. Returns the model's path, the inputs' path and who exported it.
+    /// </summary>
+    public static (string Model, string Inputs, string Exporter) Prepare(string dir, string cell, RecurrentWeights<float> weights, float[] x, int batch,
+        int length, TorchPeer? torch, ref string? note)
+    {
+        string stem = string.Create(CultureInfo.InvariantCulture, $"{cell}-d{weights.InputSize}-n{weights.HiddenSize}-T{length}-B{batch}");
+        string w = Path.Combine(dir, stem + ".safetensors"), xs = Path.Combine(dir, stem + ".npy"), model = Path.Combine(dir, stem + ".onnx");
+        TorchPeer.WriteModule(w, weights);
+        Npy.Write(xs, TensorData.FromSingle(x, batch, length, weights.InputSize));
+        if (torch is not null && torch.ExportOnnx(cell, w, xs, model))
+        {
+            return (model, xs, "torch.onnx.export");
+        }
+
+        note ??= $"PyTorch could not export the models ({torch?.Why ?? "PyTorch peer skipped"}), so Deer's own export (the same graph) was used";
+        OnnxExport.Write(model, cell == "gru" ? RecurrentKind.Gru : RecurrentKind.Lstm, [[weights]]);
+        return (model, xs, "Deer's OnnxExport");
+    }
+
     public static List<Row> Run(bool quick, int repeats, TorchPeer? torch, string? peer, TextWriter log, out string? note)
     {
         const int N = 32;
@@ -76,16 +98,7 @@ internal static class OnnxColdBench
                 var rnd = new Random(cell == "gru" ? 32 : 33);
                 var weights = RecurrentWeights<float>.Random(cell == "gru" ? 3 : 4, N, N, rnd);
                 float[] x = [.. Enumerable.Range(0, length * N).Select(_ => (float)((rnd.NextDouble() * 2) - 1))];
-                string w = Path.Combine(dir, cell + ".safetensors"), xs = Path.Combine(dir, "x.npy"), model = Path.Combine(dir, cell + ".onnx");
-                TorchPeer.WriteModule(w, weights);
-                Npy.Write(xs, TensorData.FromSingle(x, 1, length, N));
-                string exporter = "torch.onnx.export";
-                if (torch is null || !torch.ExportOnnx(cell, w, xs, model))
-                {
-                    exporter = "Deer's OnnxExport";
-                    note ??= $"PyTorch could not export the models ({torch?.Why ?? "PyTorch peer skipped"}), so Deer's own export (the same graph) was used";
-                    OnnxExport.Write(model, cell == "gru" ? RecurrentKind.Gru : RecurrentKind.Lstm, [[weights]]);
-                }
+                (string model, string xs, string exporter) = Prepare(dir, cell, weights, x, 1, length, torch, ref note);
 
                 string deerOut = Path.Combine(dir, "deer.npy"), ortOut = Path.Combine(dir, "ort.npy"), report = Path.Combine(dir, "r.json");
                 string[] deerArgs = ["run", "--model", model, "--inputs", xs, "--method", "auto", "--out", deerOut, "--report", report];

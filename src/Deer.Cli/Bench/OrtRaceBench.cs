@@ -1,0 +1,100 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace DeerSharp.Cli.Bench;
+
+/// <summary>
+/// `deer bench --only ort`: the warm race against ONNX Runtime. For each case (GRU and LSTM, the shapes of issue #24) one
+/// PyTorch module with PyTorch's initialisation is exported to ONNX and run by the ONNX Runtime peer in race mode:
+/// ONNX Runtime (IntraOpNumThreads = the machine's cores) and Deer (<c>OnnxModel.Run</c>, Method = Auto) in one process,
+/// on the same file and inputs, one warm-up each, then interleaved rounds. Medians, their ratio, and the largest
+/// difference between the two outputs.
+/// </summary>
+internal static class OrtRaceBench
+{
+    public sealed record Row(string Case, string Exporter, string Method, double OrtSeconds, double DeerSeconds, double MaxDiff, int Steps, int Threads, string OrtVersion)
+    {
+        public double Ratio => OrtSeconds / DeerSeconds;
+    }
+
+    private static readonly (string Cell, int D, int N, int T, int B)[] Cases =
+    [
+        ("gru", 32, 32, 65536, 1), ("gru", 8, 8, 262144, 1), ("lstm", 32, 32, 65536, 1), ("gru", 64, 128, 16384, 1), ("gru", 32, 32, 4096, 16), ("lstm", 32, 32, 4096, 16),
+    ];
+
+    public static List<Row> Run(bool quick, int repeats, TorchPeer? torch, string? peer, TextWriter log, out string? note)
+    {
+        var rows = new List<Row>();
+        note = null;
+        if (peer is null)
+        {
+            note = "the ONNX Runtime peer was not found: build it with `dotnet build -c Release benchmarks/peers/OrtPeer` or pass --ort-peer";
+            log.WriteLine($"ort: skipped ({note})");
+            return rows;
+        }
+
+        log.WriteLine($"ort: ONNX Runtime against Deer (Method = Auto), warm, one process, {repeats} interleaved rounds per case, float32");
+        string dir = Path.Combine(Path.GetTempPath(), "deer-ort-race-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            foreach ((string cell, int d, int n, int fullLength, int batch) in Cases)
+            {
+                int length = quick ? Math.Max(256, fullLength / 64) : fullLength;
+                var random = new Random(24 + rows.Count);
+                var weights = RecurrentWeights<float>.Random(cell == "gru" ? 3 : 4, n, d, random);
+                float[] x = [.. Enumerable.Range(0, batch * length * d).Select(_ => (float)((random.NextDouble() * 2) - 1))];
+                (string model, string inputs, string exporter) = OnnxColdBench.Prepare(dir, cell, weights, x, batch, length, torch, ref note);
+                Processes.RunDotnet(peer, ["--race", "--model", model, "--inputs", inputs, "--repeats", repeats.ToString(CultureInfo.InvariantCulture)], out string stdout);
+                using JsonDocument json = JsonDocument.Parse(stdout.Trim().Split('\n')[^1]);
+                JsonElement r = json.RootElement;
+                var row = new Row(string.Create(CultureInfo.InvariantCulture, $"{cell.ToUpperInvariant()} d={d} n={n} T={length} B={batch}"), exporter,
+                    r.GetProperty("deer_method").GetString() ?? "?", r.GetProperty("ort_median_seconds").GetDouble(), r.GetProperty("deer_median_seconds").GetDouble(),
+                    r.GetProperty("max_abs_diff").GetDouble(), batch * length, r.GetProperty("ort_threads").GetInt32(), r.GetProperty("ort").GetString() ?? "?");
+                rows.Add(row);
+                log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"  {row.Case,-28} ONNX Runtime {row.OrtSeconds * 1e3,7:F1} ms  Deer {row.DeerSeconds * 1e3,7:F1} ms ({row.Method})  ORT/Deer x{row.Ratio:F2}  max |Δ| {row.MaxDiff:G2}"));
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+
+        return rows;
+    }
+
+    public static void Markdown(StringBuilder md, List<Row> rows, string? note)
+    {
+        var c = CultureInfo.InvariantCulture;
+        if (rows.Count == 0)
+        {
+            if (note is not null)
+            {
+                md.Append(c, $"\n## Warm against ONNX Runtime\n\nNot measured: {note}.\n");
+            }
+
+            return;
+        }
+
+        md.Append(c, $"\n## Warm against ONNX Runtime {rows[0].OrtVersion} ({rows[0].Threads} intra-op threads), one process, interleaved rounds\n\n");
+        md.Append("| case | exported by | ONNX Runtime (ms) | Deer (ms) | Deer method | ns per sequence-step, Deer | ORT / Deer | max \\|Δ\\| |\n|---|---|---|---|---|---|---|---|\n");
+        foreach (Row r in rows)
+        {
+            md.Append(c, $"| {r.Case} | {r.Exporter} | {r.OrtSeconds * 1e3:F1} | {r.DeerSeconds * 1e3:F1} | {r.Method} | {r.DeerSeconds * 1e9 / r.Steps:F0} | {r.Ratio:F2}x | {r.MaxDiff:G2} |\n");
+        }
+
+        md.Append("\nMedians. Both run the same .onnx file on the same inputs; Deer through OnnxModel.Run with Method = Auto. Above 1x, Deer is faster.\n");
+        if (note is not null)
+        {
+            md.Append(c, $"Note: {note}.\n");
+        }
+    }
+
+    public static void Json(Utf8JsonWriter w, List<Row> rows) =>
+        ReportJson.Rows(w, "ort", rows, r => [
+            ("case", r.Case), ("exported_by", r.Exporter), ("deer_method", r.Method), ("ort_seconds_median", r.OrtSeconds), ("deer_seconds_median", r.DeerSeconds),
+            ("ort_over_deer", r.Ratio), ("max_abs_diff", r.MaxDiff), ("ort_threads", r.Threads), ("onnxruntime", r.OrtVersion),
+        ]);
+}
