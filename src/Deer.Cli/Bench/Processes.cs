@@ -13,18 +13,26 @@ internal static class Processes
         return Run(self, [.. prefix, .. args], "deer", out _);
     }
 
-    /// <summary>Runs a .NET program's dll with the dotnet host that runs this process (or `dotnet`); returns its wall time in seconds.</summary>
-    public static double RunDotnet(string dll, string[] args, out string stdout)
+    /// <summary>
+    /// Runs a .NET program's dll with the dotnet host that runs this process (or `dotnet`), with <paramref name="environment"/>
+    /// added to its environment; returns its wall time in seconds.
+    /// </summary>
+    public static double RunDotnet(string dll, string[] args, out string stdout, params (string Name, string Value)[] environment)
     {
         string host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } h ? h
             : Path.GetFileNameWithoutExtension(Environment.ProcessPath) == "dotnet" ? Environment.ProcessPath! : "dotnet";
-        return Run(host, [dll, .. args], Path.GetFileNameWithoutExtension(dll), out stdout);
+        return Run(host, [dll, .. args], Path.GetFileNameWithoutExtension(dll), out stdout, environment);
     }
 
     /// <summary>Runs <paramref name="file"/> to its end; throws, with its output, when it fails.</summary>
-    private static double Run(string file, string[] args, string name, out string stdout)
+    private static double Run(string file, string[] args, string name, out string stdout, params (string Name, string Value)[] environment)
     {
         var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach ((string key, string value) in environment)
+        {
+            info.Environment[key] = value;
+        }
+
         foreach (string a in args)
         {
             info.ArgumentList.Add(a);

@@ -116,17 +116,7 @@ internal static class GlueOps
             throw node.Error($"[{string.Join(", ", perm)}] is not a permutation of the {rank} axes of its input {x.ShapeText}.", "perm");
         }
 
-        long[] shape = [.. perm.Select(p => x.Shape[p])];
-        // Moving only axes of length 1 keeps the row-major order: the values are the same.
-        int[] moved = [.. perm.Select(p => (int)p).Where(p => x.Shape[p] != 1)];
-        if (moved.SequenceEqual(moved.Order()))
-        {
-            return x.With(shape, x.Values);
-        }
-
-        long[] inStrides = Strides(x.Shape);
-        long[] strides = [.. perm.Select(p => inStrides[p])];
-        return x.With(shape, Gathered(x.Values, shape, strides, 0));
+        return x.View([.. perm.Select(p => x.Shape[p])], [.. perm.Select(p => x.Strides[p])], x.Offset);
     }
 
     private static OnnxTensor Reshape(OnnxNode node, OnnxTensor x, OnnxTensor target)
@@ -175,7 +165,7 @@ internal static class GlueOps
             }
         }
 
-        return x.With([.. x.Shape.Where((_, i) => !drop.Contains(i))], x.Values);
+        return x.View([.. x.Shape.Where((_, i) => !drop.Contains(i))], [.. x.Strides.Where((_, i) => !drop.Contains(i))], x.Offset);
     }
 
     private static OnnxTensor Unsqueeze(OnnxNode node, OnnxTensor x, long[]? axes)
@@ -188,12 +178,13 @@ internal static class GlueOps
         int rank = x.Rank + axes.Length;
         HashSet<int> insert = [.. axes.Select(a => Axis(node, a, rank))];
         var shape = new long[rank];
+        var strides = new long[rank];
         for (int i = 0, k = 0; i < rank; i++)
         {
-            shape[i] = insert.Contains(i) ? 1 : x.Shape[k++];
+            (shape[i], strides[i]) = insert.Contains(i) ? (1, 0) : (x.Shape[k], x.Strides[k++]);
         }
 
-        return x.With(shape, x.Values);
+        return x.View(shape, strides, x.Offset);
     }
 
     private static OnnxTensor Concat(OnnxNode node, OnnxTensor[] parts)
@@ -265,9 +256,8 @@ internal static class GlueOps
             shape[a] = s > 0 ? Math.Max(0, (e - b + s - 1) / s) : Math.Max(0, (b - e - s - 1) / -s);
         }
 
-        long[] strides = Strides(x.Shape);
-        long offset = Enumerable.Range(0, rank).Sum(i => begin[i] * strides[i]);
-        return x.With(shape, Gathered(x.Values, shape, [.. Enumerable.Range(0, rank).Select(i => strides[i] * step[i])], offset));
+        long offset = x.Offset + Enumerable.Range(0, rank).Sum(i => begin[i] * x.Strides[i]);
+        return x.View(shape, [.. Enumerable.Range(0, rank).Select(i => x.Strides[i] * step[i])], offset);
     }
 
     private static OnnxTensor Gather(OnnxNode node, OnnxTensor x, OnnxTensor indices)
@@ -295,72 +285,6 @@ internal static class GlueOps
         }
 
         return x.With(shape, values);
-    }
-
-    /// <summary>The values at offset + Σ_i index_i · strides_i over every index of <paramref name="shape"/>, row-major.</summary>
-    private static Array Gathered(Array source, long[] shape, long[] strides, long offset) => source switch
-    {
-        float[] f => Gathered(f, shape, strides, offset),
-        double[] d => Gathered(d, shape, strides, offset),
-        _ => Gathered((long[])source, shape, strides, offset),
-    };
-
-    /// <summary>The values at offset + Σ index_i·strides_i for every index of <paramref name="shape"/>, in row-major order.</summary>
-    private static TValue[] Gathered<TValue>(TValue[] source, long[] shape, long[] strides, long offset)
-    {
-        long count = OnnxTensor.Elements(shape);
-        var values = new TValue[count];
-        int rank = shape.Length;
-        if (count == 0)
-        {
-            return values;
-        }
-
-        // The innermost axis is copied in a tight loop; the outer ones advance an index counter.
-        var index = new long[rank];
-        long inner = rank == 0 ? 1 : shape[^1], innerStride = rank == 0 ? 0 : strides[^1];
-        long from = offset;
-        for (long at = 0; at < count; at += inner)
-        {
-            if (innerStride == 1)
-            {
-                Array.Copy(source, from, values, at, inner);
-            }
-            else
-            {
-                for (long j = 0; j < inner; j++)
-                {
-                    values[at + j] = source[from + (j * innerStride)];
-                }
-            }
-
-            for (int d = rank - 2; d >= 0; d--)
-            {
-                from += strides[d];
-                if (++index[d] < shape[d])
-                {
-                    break;
-                }
-
-                from -= strides[d] * shape[d];
-                index[d] = 0;
-            }
-        }
-
-        return values;
-    }
-
-    public static long[] Strides(long[] shape)
-    {
-        var strides = new long[shape.Length];
-        long s = 1;
-        for (int i = shape.Length - 1; i >= 0; i--)
-        {
-            strides[i] = s;
-            s *= shape[i];
-        }
-
-        return strides;
     }
 
     private static int Axis(OnnxNode node, long axis, int rank, bool clamp = false)

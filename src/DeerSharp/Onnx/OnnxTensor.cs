@@ -13,35 +13,79 @@ internal enum OnnxElement
 }
 
 /// <summary>
-/// A value of the graph: a dense row-major tensor, immutable once made. Values are held in their own type, float[],
-/// double[] or long[], so that the glue operators move a float32 sequence without converting it, and a tensor that only
-/// changes shape (Reshape, Squeeze, Unsqueeze, Identity, a Transpose that moves unit axes) shares its input's array. A
-/// user's input and the graph's outputs share their arrays with <see cref="TensorData"/> in the same way.
+/// A value of the graph: a row-major tensor, immutable once made. Values are held in their own type, float[], double[] or
+/// long[], so that the glue operators move a float32 sequence without converting it. A tensor may be a strided view of
+/// another's storage: Transpose, Squeeze, Unsqueeze and Slice make views and copy nothing, Reshape and Identity share a
+/// contiguous array, and <see cref="Values"/> gathers a view into a contiguous array only when an operator needs one.
+/// A user's input and the graph's outputs share their arrays with <see cref="TensorData"/> where they can.
 /// </summary>
 internal sealed class OnnxTensor
 {
-    private OnnxTensor(OnnxElement type, long[] shape, Array values)
+    private Array? _values;
+
+    private OnnxTensor(OnnxElement type, long[] shape, Array storage, long[]? strides = null, long offset = 0)
     {
         Type = type;
         Shape = shape;
-        Values = values;
+        Storage = storage;
+        Strides = strides ?? RowMajorStrides(shape);
+        Offset = offset;
     }
 
     public OnnxElement Type { get; }
 
     public long[] Shape { get; }
 
-    /// <summary>The values: float[], double[] or long[] as <see cref="Type"/> is. Never written after construction.</summary>
-    public Array Values { get; }
+    /// <summary>The array the values live in: float[], double[] or long[] as <see cref="Type"/> is. Never written after construction.</summary>
+    public Array Storage { get; }
+
+    /// <summary>Element strides of each axis in <see cref="Storage"/>.</summary>
+    public long[] Strides { get; }
+
+    /// <summary>Where element [0, ..., 0] is in <see cref="Storage"/>.</summary>
+    public long Offset { get; }
+
+    /// <summary>Whether <see cref="Storage"/> holds exactly these values in row-major order.</summary>
+    public bool IsContiguous => Offset == 0 && Storage.LongLength == Count && HasStrides(RowMajorStrides(Shape));
+
+    /// <summary>The values, contiguous and row-major: the storage itself, or (once, for a view) a gathered copy. Never write to it.</summary>
+    public Array Values => _values ??= IsContiguous ? Storage : Gathered(Storage, Shape, Strides, Offset);
 
     /// <summary>The values of an integer tensor; null for a real one.</summary>
-    public long[]? Integers => Values as long[];
+    public long[]? Integers => Type == OnnxElement.Int64 ? (long[])Values : null;
 
     public int Rank => Shape.Length;
 
     public long Count => Elements(Shape);
 
     public string ShapeText => $"[{string.Join(", ", Shape)}]";
+
+    /// <summary>A view of this tensor's storage with another shape, strides and offset (no copy).</summary>
+    public OnnxTensor View(long[] shape, long[] strides, long offset) => new(Type, shape, Storage, strides, offset);
+
+    /// <summary>A real tensor viewing <paramref name="storage"/> (no copy).</summary>
+    public static OnnxTensor View<T>(T[] storage, long[] shape, long[] strides)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        new(typeof(T) == typeof(float) ? OnnxElement.Float : OnnxElement.Double, shape, storage, strides);
+
+    /// <summary>
+    /// Whether every axis longer than 1 has the stride given (axes of length 1 are never stepped along, so theirs do not
+    /// matter).
+    /// </summary>
+    public bool HasStrides(long[] strides) => Enumerable.Range(0, Rank).All(i => Shape[i] == 1 || Strides[i] == strides[i]);
+
+    public static long[] RowMajorStrides(long[] shape)
+    {
+        var strides = new long[shape.Length];
+        long s = 1;
+        for (int i = shape.Length - 1; i >= 0; i--)
+        {
+            strides[i] = s;
+            s *= shape[i];
+        }
+
+        return strides;
+    }
 
     /// <summary>A real tensor of <paramref name="type"/> from double values (rounded to float for Float).</summary>
     public static OnnxTensor Real(OnnxElement type, long[] shape, double[] values) =>
@@ -53,7 +97,7 @@ internal sealed class OnnxTensor
     public OnnxTensor With(long[] shape, Array values) => new(Type, shape, values);
 
     /// <summary>A new array of <paramref name="count"/> elements of this tensor's kind.</summary>
-    public Array NewValues(long count) => Values switch
+    public Array NewValues(long count) => Storage switch
     {
         float[] => new float[count],
         double[] => new double[count],
@@ -186,4 +230,57 @@ internal sealed class OnnxTensor
 
     private static TValue[] Typed<TValue>(TValue[] values, long count, string what) =>
         values.LongLength == count ? values : throw new OnnxModelException($"{what}: it holds {values.Length} values, but its shape needs {count}.");
+
+    /// <summary>The values of a strided view, gathered into a new row-major array of the same kind.</summary>
+    public static Array Gathered(Array source, long[] shape, long[] strides, long offset) => source switch
+    {
+        float[] f => Gathered(f, shape, strides, offset),
+        double[] d => Gathered(d, shape, strides, offset),
+        _ => Gathered((long[])source, shape, strides, offset),
+    };
+
+    /// <summary>The values at offset + Σ index_i·strides_i for every index of <paramref name="shape"/>, in row-major order.</summary>
+    private static TValue[] Gathered<TValue>(TValue[] source, long[] shape, long[] strides, long offset)
+    {
+        long count = Elements(shape);
+        var values = new TValue[count];
+        int rank = shape.Length;
+        if (count == 0)
+        {
+            return values;
+        }
+
+        // The innermost axis is copied in a tight loop; the outer ones advance an index counter.
+        var index = new long[rank];
+        long inner = rank == 0 ? 1 : shape[^1], innerStride = rank == 0 ? 0 : strides[^1];
+        long from = offset;
+        for (long at = 0; at < count; at += inner)
+        {
+            if (innerStride == 1)
+            {
+                source.AsSpan(checked((int)from), (int)inner).CopyTo(values.AsSpan(checked((int)at), (int)inner));
+            }
+            else
+            {
+                for (long j = 0; j < inner; j++)
+                {
+                    values[at + j] = source[from + (j * innerStride)];
+                }
+            }
+
+            for (int d = rank - 2; d >= 0; d--)
+            {
+                from += strides[d];
+                if (++index[d] < shape[d])
+                {
+                    break;
+                }
+
+                from -= strides[d] * shape[d];
+                index[d] = 0;
+            }
+        }
+
+        return values;
+    }
 }

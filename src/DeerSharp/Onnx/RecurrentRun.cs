@@ -51,14 +51,16 @@ internal static class RecurrentRun
         T[] inputs = BatchMajor<T>(x, op.Layout, batch, length, inputSize);
         long[] yShape = op.Layout == 0 ? [length, directions, batch, h] : [batch, length, directions, h];
         long[] stateShape = op.Layout == 0 ? [directions, batch, h] : [batch, directions, h];
-        var y = new YValues<T>(OnnxTensor.Elements(yShape));
+        // One direction, every sequence whole: Y's own array (an LSTM's h; a GRU or RNN adopts the states instead) is
+        // faulted in on another core while the solve runs.
+        var y = new YValues<T>(op, batch, length, h, prefault: directions == 1 && s != h && lengths.All(l => l == length));
         var hidden = new T[directions * batch * h];
         T[]? cell = op.IsLstm ? new T[directions * batch * h] : null;
         var solves = new List<SolveSummary>();
         for (int d = 0; d < directions; d++)
         {
             RecurrentWeights<T> weights = op.Weights<T>(w, r, input(3), d);
-            var target = new Target<T>(op, d, batch, length, h, s, y, hidden, cell);
+            var target = new Target<T>(op, d, batch, h, s, y, hidden, cell);
             var h0 = new T[batch * s];
             for (int b = 0; b < batch; b++)
             {
@@ -82,7 +84,7 @@ internal static class RecurrentRun
             });
         }
 
-        return new Outputs(OnnxTensor.Of(y.Values, yShape), OnnxTensor.Of(hidden, stateShape), cell is null ? null : OnnxTensor.Of(cell, stateShape), solves);
+        return new Outputs(y.Tensor(yShape), OnnxTensor.Of(hidden, stateShape), cell is null ? null : OnnxTensor.Of(cell, stateShape), solves);
     }
 
     /// <summary>Index of (direction, sequence, unit) in a state tensor of the node's layout: [D, B, H] or [B, D, H].</summary>
@@ -118,11 +120,20 @@ internal static class RecurrentRun
         return t.Read<T>();
     }
 
-    /// <summary>X as [B, T, I], the layout Deer solves in (no reordering for layout 1, or one sequence).</summary>
+    /// <summary>
+    /// X as [B, T, I], the layout Deer solves in. No copy when X's storage is that already: layout 1 contiguous, or layout 0
+    /// as the Transpose of a batch-first input leaves it (a view with strides [I, T·I, 1]).
+    /// </summary>
     private static T[] BatchMajor<T>(OnnxTensor x, int layout, int batch, int length, int inputSize)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        T[] values = x.Read<T>();   // shared with the graph value: read, never written
+        long[] batchMajor = layout == 0 ? [inputSize, (long)length * inputSize, 1] : [(long)length * inputSize, inputSize, 1];
+        if (x.Storage is T[] storage && x.Offset == 0 && storage.LongLength == x.Count && x.HasStrides(batchMajor))
+        {
+            return storage;
+        }
+
+        T[] values = x.Read<T>();   // [T, B, I] or [B, T, I], contiguous; shared with the graph value: read, never written
         if (layout == 1 || batch == 1)
         {
             return values;
@@ -141,20 +152,13 @@ internal static class RecurrentRun
     }
 
     /// <summary>Where one direction's states go: Y at (t, d, b) in the node's layout, and Y_h (and Y_c) at (d, b).</summary>
-    private sealed class Target<T>(RecurrentOp op, int d, int batch, int length, int h, int s, YValues<T> y, T[] hidden, T[]? cell)
+    private sealed class Target<T>(RecurrentOp op, int d, int batch, int h, int s, YValues<T> y, T[] hidden, T[]? cell)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        public void Write(int b, int t, ReadOnlySpan<T> state)
-        {
-            long at = op.Layout == 0 ? ((((long)t * op.DirectionCount) + d) * batch + b) * h : ((((long)b * length) + t) * op.DirectionCount + d) * h;
-            state[..h].CopyTo(y.Values.AsSpan((int)at, h));
-        }
+        public void Write(int b, int t, ReadOnlySpan<T> state) => y.Write(d, b, t, state[..h]);
 
-        /// <summary>
-        /// Takes the whole batch's states [B, T, s] as Y when they are Y already: one direction, the state is h (not an
-        /// LSTM's [h; c]), and Y's layout orders (b, t) as the solve does (layout 1, or one sequence).
-        /// </summary>
-        public bool TryAdopt(T[] states) => op.DirectionCount == 1 && s == h && (op.Layout == 1 || batch == 1) && y.TryAdopt(states);
+        /// <summary>Takes the whole batch's states [B, T, s] for Y, which then views them (no copy), where Y can.</summary>
+        public bool TryAdopt(T[] states) => y.TryAdopt(states, s);
 
         public void Last(int b, ReadOnlySpan<T> state)
         {
@@ -169,23 +173,83 @@ internal static class RecurrentRun
         public int StateSize => s;
     }
 
-    /// <summary>Y's values: zeros until written, or the solve's own states array when that is Y already (no copy).</summary>
-    private sealed class YValues<T>(long count)
-        where T : unmanaged
+    /// <summary>
+    /// Y's values. With one direction they are kept batch-major, [B, T, width], and Y is a view of them (so the usual
+    /// Squeeze and Transpose back to [B, T, n] give a contiguous output, no copy): the solve's own states (width s) when
+    /// it solved the whole batch in one piece and a state is h, else an array of h per step (width h). With two
+    /// directions, an array in the node's layout.
+    /// </summary>
+    private sealed class YValues<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
+        private readonly RecurrentOp _op;
+        private readonly int _batch, _length, _h;
+        private readonly Task? _prefault;
         private T[]? _values;
+        private int _width;
 
-        public T[] Values => _values ??= new T[count];
-
-        public bool TryAdopt(T[] states)
+        public unsafe YValues(RecurrentOp op, int batch, int length, int h, bool prefault)
         {
-            if (_values is not null || states.LongLength != count)
+            (_op, _batch, _length, _h) = (op, batch, length, h);
+            if (prefault)
+            {
+                // Pinned, so that its pages can be faulted in beside the solve (a fresh 8 MB costs tens of ms on a VM).
+                _values = GC.AllocateArray<T>(batch * length * h, pinned: true);
+                _width = h;
+                fixed (T* start = _values)
+                {
+                    _prefault = Cpu.Prefault.Start((nint)start, (long)_values.Length * sizeof(T));
+                }
+            }
+        }
+
+        private bool BatchMajor => _op.DirectionCount == 1;
+
+        private T[] Values
+        {
+            get
+            {
+                if (_values is null)
+                {
+                    _values = new T[(long)_batch * _length * _op.DirectionCount * _h];
+                    _width = _h;
+                }
+
+                return _values;
+            }
+        }
+
+        public void Write(int d, int b, int t, ReadOnlySpan<T> h)
+        {
+            long at = BatchMajor ? ((long)b * _length + t) * _h
+                : _op.Layout == 0 ? ((((long)t * _op.DirectionCount) + d) * _batch + b) * _h
+                : ((((long)b * _length) + t) * _op.DirectionCount + d) * _h;
+            h.CopyTo(Values.AsSpan((int)at, _h));
+        }
+
+        public bool TryAdopt(T[] states, int s)
+        {
+            if (!BatchMajor || _values is not null || s != _h)
             {
                 return false;
             }
 
-            _values = states;
+            (_values, _width) = (states, s);
             return true;
+        }
+
+        /// <summary>Y in the node's layout: element (t, 0, b, u) of layout 0, or (b, t, 0, u) of layout 1, is values[(b·T + t)·width + u] when batch-major.</summary>
+        public OnnxTensor Tensor(long[] yShape)
+        {
+            _prefault?.Wait();
+            T[] values = Values;
+            if (!BatchMajor)
+            {
+                return OnnxTensor.Of(values, yShape);
+            }
+
+            long w = _width, row = _length * w;
+            return OnnxTensor.View(values, yShape, _op.Layout == 0 ? [w, 0, row, 1] : [row, w, 0, 1]);
         }
     }
 
