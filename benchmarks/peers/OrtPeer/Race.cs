@@ -41,7 +41,6 @@ internal static class Race
         TensorData x = Npy.Read(inputs);
         float[] xs = x.ToArray<float>();
         using var options = new SessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1 };
-
         using var session = new InferenceSession(model, options);
         string inputName = session.InputMetadata.Keys.First();
         var feed = new List<NamedOnnxValue> { NamedOnnxValue.CreateFromTensor(inputName, new DenseTensor<float>(xs, [.. x.Shape])) };
