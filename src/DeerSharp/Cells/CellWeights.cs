@@ -32,6 +32,9 @@ internal sealed class CellWeights<T>
 
     public int HiddenSize { get; }
 
+    /// <summary>W_hhᵀ packed for the fused float32 loop, built on its first use (Cpu/FusedLoop).</summary>
+    internal PackedWeights? Fused;
+
     public int InputSize { get; }
 
     /// <summary>G·n.</summary>
@@ -118,3 +121,6 @@ internal sealed class CellWeights<T>
         }
     }
 }
+
+/// <summary>A cell's W_hhᵀ packed for the fused float32 loop at one lane count (Cpu/FusedLoop.Packed).</summary>
+internal sealed record PackedWeights(int Lanes, float[] Values);

@@ -33,6 +33,9 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell, I
     public static LstmCell<T> Random(int inputSize, int hiddenSize, Random random, double scale = 1.0) =>
         new(RecurrentWeights<T>.Random(4, hiddenSize, inputSize, random, scale));
 
+    /// <summary>The packed weights the fused loop reads (Cpu/FusedLoop).</summary>
+    internal CellWeights<T> Packed => _c;
+
     /// <summary>The layer's weights as given.</summary>
     public RecurrentWeights<T> Weights => _w;
 

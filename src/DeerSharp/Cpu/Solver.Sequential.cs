@@ -4,64 +4,68 @@ namespace DeerSharp.Cpu;
 
 internal static partial class Solver
 {
-    /// <summary>Steps whose input projections the loop computes at a time (one matrix product per chunk).</summary>
+    /// <summary>The most steps whose input projections the loop computes at a time (one matrix product per chunk).</summary>
     internal const int SequentialChunk = 2048;
 
     /// <summary>
+    /// Steps per chunk of the loop's projections: at most <see cref="SequentialChunk"/>, and at most 64K values (256 KB in
+    /// float32), so the ring of <see cref="ProjectionPipeline{TCell, T}.Slots"/> chunks stays in cache.
+    /// </summary>
+    internal static int ChunkSteps(int projectionSize) => Math.Clamp(65536 / Math.Max(1, projectionSize), 64, SequentialChunk);
+
+    /// <summary>Steps of projections the loop holds at once: the ring's size.</summary>
+    internal static int SequentialProjected(int length, int projectionSize) =>
+        Math.Min(length, PipelineSlots * ChunkSteps(projectionSize));
+
+    /// <summary>Chunks of projections in flight in the loop's ring (<see cref="ProjectionPipeline{TCell, T}"/>).</summary>
+    internal const int PipelineSlots = 4;
+
+    /// <summary>
     /// The reference loop h_t = f(h_{t-1}, x_t), with the input projection done a chunk of steps at a time (one matrix
-    /// product per chunk, into a reused buffer). Each state is f of the one before by construction, so the fixed-point
+    /// product per chunk, into a reused ring). Each state is f of the one before by construction, so the fixed-point
     /// residual is zero exactly when every state is finite, which is checked on every state of each chunk.
-    /// The projection of a chunk runs on this thread unless the inputs are much wider than the state (d > 4·S, where the
-    /// projection dominates the step; that threshold is a guess, not a measurement). Measured on the 2-core VM
-    /// (2026-12-02, GRU and LSTM at d = n = 32, interleaved rounds): splitting each chunk's projection over both cores was
-    /// no faster than doing it inline, and projecting the next chunk on a pool thread while the loop ran was slower (the
-    /// pool thread often started hundreds of microseconds late, and the loop waited on it).
+    /// With a second core and at least two chunks, the projections are computed ahead of the loop there, and the output's
+    /// fresh pages faulted in with them (<see cref="ProjectionPipeline{TCell, T}"/>); on one core, the loop projects each
+    /// chunk itself. The projection is one GEMM per chunk either way, so the states are the same bit for bit.
     /// </summary>
     private static unsafe SequenceOutcome SolveSequential<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, ReadOnlySpan<T> inputs, int length, Span<T> states,
         int maxDegreeOfParallelism, CancellationToken cancellation)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        // With a second core, the output's fresh pages are faulted in beside the loop (Prefault); the buffer stays pinned
-        // until that is done.
+        int chunk = ChunkSteps(cell.ProjectionSize);
         fixed (T* output = states)
+        fixed (T* x = inputs)
         {
-            Task? prefault = maxDegreeOfParallelism >= 2 ? Prefault.Start((nint)output, (long)states.Length * sizeof(T)) : null;
+            Prefault.HugePages((nint)output, (long)states.Length * sizeof(T));
+            var pipeline = new ProjectionPipeline<TCell, T>(cell, ws.Projections, x, output, length, chunk);
+            Task? helper = maxDegreeOfParallelism >= 2 && pipeline.Chunks >= 2 ? Task.Run(pipeline.Help, CancellationToken.None) : null;
             try
             {
-                return RunChunks(cell, ws, inputs, length, states, maxDegreeOfParallelism, cancellation);
+                for (int c = 0; c < pipeline.Chunks; c++)
+                {
+                    cancellation.ThrowIfCancellationRequested();
+                    int failed = RunLoop(cell, ws, pipeline.WaitFor(c), c * chunk, pipeline.Count(c), states);
+                    pipeline.Release(c);
+                    if (failed >= 0)
+                    {
+                        return new SequenceOutcome(0, SolveStatus.Diverged, [], double.NaN, failed);
+                    }
+                }
+
+                return new SequenceOutcome(0, SolveStatus.Converged, [], 0.0, -1);
             }
             finally
             {
-                prefault?.Wait(CancellationToken.None);
+                pipeline.Stop();
+                helper?.Wait(CancellationToken.None);
             }
         }
-    }
-
-    private static SequenceOutcome RunChunks<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, ReadOnlySpan<T> inputs, int length, Span<T> states,
-        int maxDegreeOfParallelism, CancellationToken cancellation)
-        where TCell : IRecurrentCell<T>
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        int d = cell.InputSize, p = cell.ProjectionSize;
-        int projectionParallelism = d > 4 * cell.StateSize ? maxDegreeOfParallelism : 1;
-        for (int t0 = 0; t0 < length; t0 += SequentialChunk)
-        {
-            cancellation.ThrowIfCancellationRequested();
-            int count = Math.Min(SequentialChunk, length - t0);
-            Project(cell, inputs.Slice(t0 * d, count * d), ws.Projections, count, projectionParallelism);
-            int failed = RunLoop(cell, ws, ws.Projections.AsSpan(0, count * p), t0, count, states);
-            if (failed >= 0)
-            {
-                return new SequenceOutcome(0, SolveStatus.Diverged, [], double.NaN, failed);
-            }
-        }
-
-        return new SequenceOutcome(0, SolveStatus.Converged, [], 0.0, -1);
     }
 
     /// <summary>
-    /// Steps t0 .. t0 + count − 1 from the state before t0; returns the first step that is not finite, or -1. The chunk's
+    /// Steps t0 .. t0 + count − 1 from the state before t0 (by the fused loop where the cell has one, which gives the same
+    /// states bit for bit); returns the first step that is not finite, or -1. The chunk's
     /// states are checked once, after the loop, in one SIMD pass: a scalar check per step cost about a tenth of a GRU
     /// step at n = 32. Steps after a non-finite one are computed and then reported as the failure they follow.
     /// </summary>
@@ -71,16 +75,20 @@ internal static partial class Solver
     {
         int s = cell.StateSize;
         int p = cell.ProjectionSize;
-        Span<T> scratch = ws.CellScratch.AsSpan(0, cell.WorkspaceSize);
         ReadOnlySpan<T> previous = t0 == 0 ? ws.InitialState.AsSpan(0, s) : states.Slice((t0 - 1) * s, s);
-        for (int i = 0; i < count; i++)
+        Span<T> chunk = states.Slice(t0 * s, count * s);
+        if (!FusedLoop.TryRun(cell, previous, projections, chunk, count))
         {
-            Span<T> current = states.Slice((t0 + i) * s, s);
-            cell.Evaluate(previous, projections.Slice(i * p, p), current, scratch);
-            previous = current;
+            Span<T> scratch = ws.CellScratch.AsSpan(0, cell.WorkspaceSize);
+            for (int i = 0; i < count; i++)
+            {
+                Span<T> current = chunk.Slice(i * s, s);
+                cell.Evaluate(previous, projections.Slice(i * p, p), current, scratch);
+                previous = current;
+            }
         }
 
-        int bad = FirstNonFinite<T>(states.Slice(t0 * s, count * s));
+        int bad = FirstNonFinite<T>(chunk);
         return bad < 0 ? -1 : t0 + bad / s;
     }
 

@@ -23,7 +23,7 @@ internal static partial class Solver
         // The loop needs each step's projection once: it projects a chunk at a time into a small buffer that stays in
         // cache and is reused, instead of a [T, P] array whose first touch alone (page faults on fresh memory) costs
         // more than the loop (docs/benchmarks.md, "Cold start").
-        int projected = iterative ? length : Math.Min(length, SequentialChunk);
+        int projected = iterative ? length : SequentialProjected(length, p);
         ws.Ensure(projected, s, p, scratch, jacobianValues, chunks, iterative, damped: settings.Method == SolveMethod.QuasiElk);
         if (initialState.IsEmpty)
         {

@@ -28,6 +28,7 @@ internal static class SolveDriver
         }
 
         var states = new T[(long)batchSize * length * cell.StateSize];
+        Prefault.HugePages(states);
         SequenceTotals[] totals = length > 0
             ? Run(engine, cell, settings, inputs, initialState, warmStart, states, batchSize, length)
             : [.. Enumerable.Range(0, batchSize).Select(_ => SequenceTotals.Empty())];

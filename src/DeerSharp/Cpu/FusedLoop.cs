@@ -1,0 +1,261 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace DeerSharp.Cpu;
+
+/// <summary>
+/// The sequential loop for float32 GRU and LSTM cells with W_hh h and the gates fused in one pass per step: the
+/// accumulators of every gate for a block of output lanes stay in registers over the whole reduction, the gates are
+/// applied to them there, and only h' (and c') is stored. 512-bit vectors where the CPU runs them and n is a multiple
+/// of 16, else 256-bit where n is a multiple of 8; other cells, widths and float64 use the generic loop.
+/// </summary>
+/// <remarks>
+/// Every lane computes exactly what <see cref="GruCell{T}.Evaluate"/> and <see cref="LstmCell{T}.Evaluate"/> compute:
+/// the product sums over the state in the same order, one FMA per term, and the gates use the same single-precision
+/// exp (<see cref="SimdMath"/>). The states are therefore the generic loop's, bit for bit (KernelTests checks it).
+/// </remarks>
+internal static class FusedLoop
+{
+    /// <summary>Which width the loop would use for a state of n lanes: 512, 256, or 0 for none.</summary>
+    public static int Width(int n) =>
+        Simd512.IsAccelerated && n % Simd512.Count == 0 ? 512 : Simd256.IsAccelerated && n % Simd256.Count == 0 ? 256 : 0;
+
+    /// <summary>
+    /// Runs steps 0 .. count − 1 into <paramref name="states"/> from <paramref name="previous"/> when the cell has a fused
+    /// loop at this width; returns false (and writes nothing) otherwise.
+    /// </summary>
+    public static bool TryRun<TCell, T>(in TCell cell, ReadOnlySpan<T> previous, ReadOnlySpan<T> projections, Span<T> states, int count)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (typeof(T) != typeof(float))
+        {
+            return false;
+        }
+
+        ReadOnlySpan<float> h0 = MemoryMarshal.Cast<T, float>(previous), p = MemoryMarshal.Cast<T, float>(projections);
+        Span<float> h = MemoryMarshal.Cast<T, float>(states);
+        if (typeof(TCell) == typeof(GruCell<float>))
+        {
+            CellWeights<float> w = Unsafe.As<TCell, GruCell<float>>(ref Unsafe.AsRef(in cell)).Packed;
+            return Width(w.HiddenSize) switch
+            {
+                512 => Gru<Simd512, Vector512<float>>(w, h0, p, h, count),
+                256 => Gru<Simd256, Vector256<float>>(w, h0, p, h, count),
+                _ => false,
+            };
+        }
+
+        if (typeof(TCell) == typeof(LstmCell<float>))
+        {
+            CellWeights<float> w = Unsafe.As<TCell, LstmCell<float>>(ref Unsafe.AsRef(in cell)).Packed;
+            return Width(w.HiddenSize) switch
+            {
+                512 => Lstm<Simd512, Vector512<float>>(w, h0, p, h, count),
+                256 => Lstm<Simd256, Vector256<float>>(w, h0, p, h, count),
+                _ => false,
+            };
+        }
+
+        return false;
+    }
+
+    /// <summary>
+    /// W_hhᵀ [n, G·n] repacked for the loop at v lanes, so each pass streams one contiguous run of memory: the lanes in
+    /// blocks of 2v (then one of v when n/v is odd); within a block, for each state index q, the G gates' vectors for the
+    /// block's lanes, gate after gate. Built once per cell and width (the cell's weights are a snapshot), and cached there.
+    /// </summary>
+    internal static float[] Packed(CellWeights<float> w, int gates, int v)
+    {
+        PackedWeights? cached = Volatile.Read(ref w.Fused);
+        if (cached is not null && cached.Lanes == v)
+        {
+            return cached.Values;
+        }
+
+        int n = w.HiddenSize, rows = gates * n;
+        float[] wt = w.HiddenTransposed, packed = new float[wt.Length];
+        int o = 0;
+        for (int k = 0; k < n;)
+        {
+            int block = k + 2 * v <= n ? 2 * v : v;
+            for (int q = 0; q < n; q++)
+            {
+                for (int g = 0; g < gates; g++)
+                {
+                    Array.Copy(wt, q * rows + g * n + k, packed, o, block);
+                    o += block;
+                }
+            }
+
+            k += block;
+        }
+
+        Volatile.Write(ref w.Fused, new PackedWeights(v, packed));
+        return packed;
+    }
+
+    /// <summary>
+    /// GRU steps at one width (n a multiple of its lane count). Per step and block of two lane vectors: six accumulators
+    /// (r, z and W_hn h for each) over the reduction, then r = σ(p_r + ·), z = σ(p_z + ·), n = tanh(p_n + r ⊙ (· + b_hn)),
+    /// h' = n + z ⊙ (h − n).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static bool Gru<TS, TV>(CellWeights<float> w, ReadOnlySpan<float> h0, ReadOnlySpan<float> projections, Span<float> states, int count)
+        where TS : struct, ISimd<TV>
+        where TV : struct
+    {
+        int n = w.HiddenSize, v = TS.Count, rows = 3 * n;
+        if (n % v != 0 || h0.Length < n || projections.Length < (long)count * rows || states.Length < (long)count * n)
+        {
+            return false;
+        }
+
+        ref float wt = ref MemoryMarshal.GetArrayDataReference(Packed(w, 3, v));
+        ref float bhn = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(w.HiddenBias), 2 * n);
+        ref float prev = ref MemoryMarshal.GetReference(h0);
+        ref float cur = ref MemoryMarshal.GetReference(states);
+        ref float pt = ref MemoryMarshal.GetReference(projections);
+        for (int t = 0; t < count; t++)
+        {
+            int k = 0;
+            for (; k + 2 * v <= n; k += 2 * v)
+            {
+                TV r0 = default, r1 = default, z0 = default, z1 = default, n0 = default, n1 = default;
+                ref float col = ref Unsafe.Add(ref wt, k * rows);
+                for (int q = 0; q < n; q++)
+                {
+                    TV x = TS.Create(Unsafe.Add(ref prev, q));
+                    r0 = TS.Fma(x, TS.Load(ref col, 0), r0);
+                    r1 = TS.Fma(x, TS.Load(ref col, (nuint)v), r1);
+                    z0 = TS.Fma(x, TS.Load(ref col, (nuint)(2 * v)), z0);
+                    z1 = TS.Fma(x, TS.Load(ref col, (nuint)(3 * v)), z1);
+                    n0 = TS.Fma(x, TS.Load(ref col, (nuint)(4 * v)), n0);
+                    n1 = TS.Fma(x, TS.Load(ref col, (nuint)(5 * v)), n1);
+                    col = ref Unsafe.Add(ref col, 6 * v);
+                }
+
+                GruLanes<TS, TV>(r0, z0, n0, ref pt, ref bhn, ref prev, ref cur, n, k);
+                GruLanes<TS, TV>(r1, z1, n1, ref pt, ref bhn, ref prev, ref cur, n, k + v);
+            }
+
+            for (; k < n; k += v)
+            {
+                TV r0 = default, z0 = default, n0 = default;
+                ref float col = ref Unsafe.Add(ref wt, k * rows);
+                for (int q = 0; q < n; q++)
+                {
+                    TV x = TS.Create(Unsafe.Add(ref prev, q));
+                    r0 = TS.Fma(x, TS.Load(ref col, 0), r0);
+                    z0 = TS.Fma(x, TS.Load(ref col, (nuint)v), z0);
+                    n0 = TS.Fma(x, TS.Load(ref col, (nuint)(2 * v)), n0);
+                    col = ref Unsafe.Add(ref col, 3 * v);
+                }
+
+                GruLanes<TS, TV>(r0, z0, n0, ref pt, ref bhn, ref prev, ref cur, n, k);
+            }
+
+            prev = ref cur;
+            cur = ref Unsafe.Add(ref cur, n);
+            pt = ref Unsafe.Add(ref pt, rows);
+        }
+
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GruLanes<TS, TV>(TV hr, TV hz, TV hn, ref float p, ref float bhn, ref float prev, ref float next, int n, int k)
+        where TS : struct, ISimd<TV>
+        where TV : struct
+    {
+        TV r = SimdMath.Sigmoid<TS, TV>(TS.Add(TS.Load(ref p, (nuint)k), hr));
+        TV z = SimdMath.Sigmoid<TS, TV>(TS.Add(TS.Load(ref p, (nuint)(n + k)), hz));
+        TV a = TS.Add(hn, TS.Load(ref bhn, (nuint)k));
+        TV g = SimdMath.Tanh<TS, TV>(TS.Fma(r, a, TS.Load(ref p, (nuint)(2 * n + k))));
+        TS.Store(TS.Fma(z, TS.Subtract(TS.Load(ref prev, (nuint)k), g), g), ref next, (nuint)k);
+    }
+
+    /// <summary>
+    /// LSTM steps at one width, on the state [h; c]. Per step and block of two lane vectors: eight accumulators (i, f, g,
+    /// o for each), then c' = f ⊙ c + i ⊙ g and h' = o ⊙ tanh(c').
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static bool Lstm<TS, TV>(CellWeights<float> w, ReadOnlySpan<float> h0, ReadOnlySpan<float> projections, Span<float> states, int count)
+        where TS : struct, ISimd<TV>
+        where TV : struct
+    {
+        int n = w.HiddenSize, v = TS.Count, rows = 4 * n, s = 2 * n;
+        if (n % v != 0 || h0.Length < s || projections.Length < (long)count * rows || states.Length < (long)count * s)
+        {
+            return false;
+        }
+
+        ref float wt = ref MemoryMarshal.GetArrayDataReference(Packed(w, 4, v));
+        ref float prev = ref MemoryMarshal.GetReference(h0);
+        ref float cur = ref MemoryMarshal.GetReference(states);
+        ref float pt = ref MemoryMarshal.GetReference(projections);
+        for (int t = 0; t < count; t++)
+        {
+            int k = 0;
+            for (; k + 2 * v <= n; k += 2 * v)
+            {
+                TV i0 = default, i1 = default, f0 = default, f1 = default, g0 = default, g1 = default, o0 = default, o1 = default;
+                ref float col = ref Unsafe.Add(ref wt, k * rows);
+                for (int q = 0; q < n; q++)
+                {
+                    TV x = TS.Create(Unsafe.Add(ref prev, q));
+                    i0 = TS.Fma(x, TS.Load(ref col, 0), i0);
+                    i1 = TS.Fma(x, TS.Load(ref col, (nuint)v), i1);
+                    f0 = TS.Fma(x, TS.Load(ref col, (nuint)(2 * v)), f0);
+                    f1 = TS.Fma(x, TS.Load(ref col, (nuint)(3 * v)), f1);
+                    g0 = TS.Fma(x, TS.Load(ref col, (nuint)(4 * v)), g0);
+                    g1 = TS.Fma(x, TS.Load(ref col, (nuint)(5 * v)), g1);
+                    o0 = TS.Fma(x, TS.Load(ref col, (nuint)(6 * v)), o0);
+                    o1 = TS.Fma(x, TS.Load(ref col, (nuint)(7 * v)), o1);
+                    col = ref Unsafe.Add(ref col, 8 * v);
+                }
+
+                LstmLanes<TS, TV>(i0, f0, g0, o0, ref pt, ref prev, ref cur, n, k);
+                LstmLanes<TS, TV>(i1, f1, g1, o1, ref pt, ref prev, ref cur, n, k + v);
+            }
+
+            for (; k < n; k += v)
+            {
+                TV i0 = default, f0 = default, g0 = default, o0 = default;
+                ref float col = ref Unsafe.Add(ref wt, k * rows);
+                for (int q = 0; q < n; q++)
+                {
+                    TV x = TS.Create(Unsafe.Add(ref prev, q));
+                    i0 = TS.Fma(x, TS.Load(ref col, 0), i0);
+                    f0 = TS.Fma(x, TS.Load(ref col, (nuint)v), f0);
+                    g0 = TS.Fma(x, TS.Load(ref col, (nuint)(2 * v)), g0);
+                    o0 = TS.Fma(x, TS.Load(ref col, (nuint)(3 * v)), o0);
+                    col = ref Unsafe.Add(ref col, 4 * v);
+                }
+
+                LstmLanes<TS, TV>(i0, f0, g0, o0, ref pt, ref prev, ref cur, n, k);
+            }
+
+            prev = ref cur;
+            cur = ref Unsafe.Add(ref cur, s);
+            pt = ref Unsafe.Add(ref pt, rows);
+        }
+
+        return true;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void LstmLanes<TS, TV>(TV hi, TV hf, TV hg, TV ho, ref float p, ref float prev, ref float next, int n, int k)
+        where TS : struct, ISimd<TV>
+        where TV : struct
+    {
+        TV i = SimdMath.Sigmoid<TS, TV>(TS.Add(TS.Load(ref p, (nuint)k), hi));
+        TV f = SimdMath.Sigmoid<TS, TV>(TS.Add(TS.Load(ref p, (nuint)(n + k)), hf));
+        TV g = SimdMath.Tanh<TS, TV>(TS.Add(TS.Load(ref p, (nuint)(2 * n + k)), hg));
+        TV o = SimdMath.Sigmoid<TS, TV>(TS.Add(TS.Load(ref p, (nuint)(3 * n + k)), ho));
+        TV c = TS.Fma(f, TS.Load(ref prev, (nuint)(n + k)), TS.Multiply(i, g));
+        TS.Store(c, ref next, (nuint)(n + k));
+        TS.Store(TS.Multiply(o, SimdMath.Tanh<TS, TV>(c)), ref next, (nuint)k);
+    }
+}

@@ -1,0 +1,132 @@
+using System.Runtime.Intrinsics;
+using DeerSharp.Cells;
+using DeerSharp.Cpu;
+
+namespace DeerSharp.Tests;
+
+/// <summary>
+/// The fused float32 GRU and LSTM loops (Cpu/FusedLoop) and the pipelined projections (Cpu/ProjectionPipeline) against
+/// the plain loop of <see cref="IRecurrentCell{T}.Evaluate"/>: they must give the same states bit for bit, at both widths,
+/// over state sizes that cross every vector and two-vector block boundary.
+/// </summary>
+public class FusedLoopTests
+{
+    /// <summary>The plain loop: h_t = Evaluate(h_{t-1}, p_t), one step at a time.</summary>
+    private static float[] PlainLoop<TCell>(TCell cell, float[] h0, float[] projections, int steps)
+        where TCell : IRecurrentCell<float>
+    {
+        int s = cell.StateSize, p = cell.ProjectionSize;
+        var states = new float[steps * s];
+        var scratch = new float[cell.WorkspaceSize];
+        ReadOnlySpan<float> previous = h0;
+        for (int t = 0; t < steps; t++)
+        {
+            Span<float> current = states.AsSpan(t * s, s);
+            cell.Evaluate(previous, projections.AsSpan(t * p, p), current, scratch);
+            previous = current;
+        }
+
+        return states;
+    }
+
+    /// <summary>Random x projected by the cell, and a random (non-zero) h0 of the cell's state size.</summary>
+    private static (float[] H0, float[] Projections) Draw<TCell>(TCell cell, Random rnd, int steps)
+        where TCell : IRecurrentCell<float>
+    {
+        float[] x = Numbers.As<float>(Numbers.Uniform(rnd, steps * cell.InputSize, 2.0));
+        var projections = new float[steps * cell.ProjectionSize];
+        cell.ProjectInputs(x, projections, steps);
+        return (Numbers.As<float>(Numbers.Uniform(rnd, cell.StateSize)), projections);
+    }
+
+    private static void AssertSame(float[] expected, float[] actual, string what)
+    {
+        for (int i = 0; i < expected.Length; i++)
+        {
+            if (BitConverter.SingleToInt32Bits(expected[i]) != BitConverter.SingleToInt32Bits(actual[i]))
+            {
+                Assert.Fail($"{what}: value {i} is {actual[i]:R}, the plain loop's is {expected[i]:R}");
+            }
+        }
+    }
+
+    /// <summary>Both widths where the CPU runs 512-bit vectors; 256 bits alone where it does not.</summary>
+    public static TheoryData<int, int> Widths() => Vector512.IsHardwareAccelerated ? new() { { 512, 16 }, { 256, 8 } } : new() { { 256, 8 } };
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Fused_GRU_and_LSTM_equal_the_plain_loop_bit_for_bit(int width, int lanes) => Seeded.Run(rnd =>
+    {
+        // 1, 2, 3 and 5 vectors of lanes: one two-vector block, a block and a single vector, two blocks and a single.
+        foreach (int vectors in new[] { 1, 2, 3, 5 })
+        {
+            int n = vectors * lanes, d = rnd.Next(1, 40), steps = rnd.Next(20, 60);
+            double scale = 0.5 + 2 * rnd.NextDouble();          // up to 2.5× PyTorch's scale: saturating gates too
+            var gru = GruCell<float>.Random(d, n, rnd, scale);
+            (float[] h0, float[] p) = Draw(gru, rnd, steps);
+            var fused = new float[steps * n];
+            bool ran = width == 512
+                ? FusedLoop.Gru<Simd512, Vector512<float>>(gru.Packed, h0, p, fused, steps)
+                : FusedLoop.Gru<Simd256, Vector256<float>>(gru.Packed, h0, p, fused, steps);
+            Assert.True(ran, $"GRU n={n} at {width} bits did not run");
+            AssertSame(PlainLoop(gru, h0, p, steps), fused, $"GRU {width}-bit n={n} d={d} scale={scale:F2}");
+
+            var lstm = LstmCell<float>.Random(d, n, rnd, scale);
+            (h0, p) = Draw(lstm, rnd, steps);
+            fused = new float[steps * 2 * n];
+            ran = width == 512
+                ? FusedLoop.Lstm<Simd512, Vector512<float>>(lstm.Packed, h0, p, fused, steps)
+                : FusedLoop.Lstm<Simd256, Vector256<float>>(lstm.Packed, h0, p, fused, steps);
+            Assert.True(ran, $"LSTM n={n} at {width} bits did not run");
+            AssertSame(PlainLoop(lstm, h0, p, steps), fused, $"LSTM {width}-bit n={n} d={d} scale={scale:F2}");
+        }
+    });
+
+    [Fact]
+    public void Fused_loop_declines_what_it_does_not_cover()
+    {
+        var rnd = new Random(5);
+        var odd = GruCell<float>.Random(3, 12, rnd);       // 12 lanes: no whole 256-bit vectors (12 % 8 != 0)
+        Assert.Equal(0, FusedLoop.Width(12));
+        var states = new float[4 * 12];
+        Assert.False(FusedLoop.TryRun(odd, new float[12], new float[4 * 36], states, 4));
+        Assert.All(states, v => Assert.Equal(0f, v));         // nothing written
+        Assert.False(FusedLoop.TryRun(GruCell<double>.Random(3, 16, rnd), new double[16], new double[4 * 48], new double[4 * 16], 4));
+        Assert.False(FusedLoop.TryRun(TanhRnnCell<float>.Random(3, 16, rnd), new float[16], new float[4 * 16], new float[4 * 16], 4));
+    }
+
+    /// <summary>
+    /// Method = Sequential through Deer.Solve, on one core and on two (the projections then come from the helper, in a
+    /// ring of slots reused across chunks), over lengths around the chunk size and past the ring, for a fused cell and for
+    /// cells the fused loop declines: all equal the plain loop bit for bit.
+    /// </summary>
+    [Fact]
+    public void Pipelined_sequential_solve_equals_the_plain_loop() => Seeded.Run(rnd =>
+    {
+        CheckPipelined("GRU n=32", GruCell<float>.Random(7, 32, rnd), rnd);
+        CheckPipelined("LSTM n=16", LstmCell<float>.Random(5, 16, rnd), rnd);
+        CheckPipelined("GRU n=12", GruCell<float>.Random(9, 12, rnd), rnd);
+        CheckPipelined("tanh RNN n=20", TanhRnnCell<float>.Random(6, 20, rnd), rnd);
+    });
+
+    private static void CheckPipelined<TCell>(string name, TCell cell, Random rnd)
+        where TCell : IRecurrentCell<float>
+    {
+        int chunk = Solver.ChunkSteps(cell.ProjectionSize);
+        foreach (int length in new[] { 1, chunk - 1, chunk, chunk + 1, 2 * chunk + 3, (Solver.PipelineSlots + 2) * chunk + 5 })
+        {
+            float[] x = Numbers.As<float>(Numbers.Uniform(rnd, length * cell.InputSize, 2.0));
+            float[] h0 = Numbers.As<float>(Numbers.Uniform(rnd, cell.StateSize));
+            var projections = new float[length * cell.ProjectionSize];
+            cell.ProjectInputs(x, projections, length);
+            float[] expected = PlainLoop(cell, h0, projections, length);
+            foreach (int cores in new[] { 1, 2 })
+            {
+                var options = new SolveOptions { Method = SolveMethod.Sequential, MaxDegreeOfParallelism = cores };
+                SolveResult<float> result = Deer.Solve(cell, x.AsSpan(), 1, length, options, h0);
+                Assert.Equal(SolveStatus.Converged, result.Status);
+                AssertSame(expected, result.States, $"{name} T={length} cores={cores}");
+            }
+        }
+    }
+}
