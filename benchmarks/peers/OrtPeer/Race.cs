@@ -11,10 +11,11 @@ namespace DeerSharp.Peers.Ort;
 /// <summary>ONNX Runtime against Deer on one model, warm, in one process, interleaved rounds.</summary>
 internal static class Race
 {
+
     public static int Run(string[] args)
     {
         string? model = null, inputs = null;
-        int repeats = 9, threads = Environment.ProcessorCount;
+        int repeats = 9, threads = Environment.ProcessorCount, settle = 30;
         for (int i = 0; i + 1 < args.Length; i += 2)
         {
             bool ok = args[i] switch
@@ -23,11 +24,12 @@ internal static class Race
                 "--inputs" => (inputs = args[i + 1]) is not null,
                 "--repeats" => int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out repeats) && repeats >= 1,
                 "--threads" => int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out threads) && threads >= 1,
+                "--settle-ms" => int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out settle) && settle >= 0,
                 _ => false,
             };
             if (!ok)
             {
-                Console.Error.WriteLine($"ort-peer --race: bad option '{args[i]} {args[i + 1]}'. Usage: ort-peer --race --model m.onnx --inputs x.npy [--repeats N] [--threads K]");
+                Console.Error.WriteLine($"ort-peer --race: bad option '{args[i]} {args[i + 1]}'. Usage: ort-peer --race --model m.onnx --inputs x.npy [--repeats N] [--threads K] [--settle-ms MS]");
                 return 2;
             }
         }
@@ -50,8 +52,11 @@ internal static class Race
 
         float[] ortOut = [], deerOut = [];
         string method = "?";
+        // Each timed call starts after a short pause, so that neither engine's worker threads (ONNX Runtime's spin after a
+        // Run by default) are still busy on the other core when the other engine starts.
         double Ort()
         {
+            Thread.Sleep(settle);
             long start = Stopwatch.GetTimestamp();
             using IDisposableReadOnlyCollection<DisposableNamedOnnxValue> results = session.Run(feed);
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
@@ -61,6 +66,7 @@ internal static class Race
 
         double Deer()
         {
+            Thread.Sleep(settle);
             long start = Stopwatch.GetTimestamp();
             OnnxRunResult run = deer.Run(deerInputs, solve);
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;

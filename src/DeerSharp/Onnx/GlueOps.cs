@@ -4,7 +4,8 @@ namespace DeerSharp.Onnx;
 
 /// <summary>
 /// The operators PyTorch's exporter writes around recurrent nodes (docs/onnx.md): they move, reshape, slice and join
-/// tensors, and compute shapes. Reshape, Squeeze, Unsqueeze and Identity share their input's values; the rest copy.
+/// tensors, and compute shapes. Transpose, Squeeze, Unsqueeze, Slice, Identity and (where the strides allow) Reshape view
+/// their input's storage; the rest copy.
 /// Semantics follow the ONNX operator specification for opsets 7 to 23 (Squeeze and Unsqueeze take axes as attributes before
 /// opset 13 and as inputs after; Slice its bounds as attributes before opset 10).
 /// </summary>
@@ -149,8 +150,13 @@ internal static class GlueOps
             shape[infer] = known == 0 ? 0 : x.Count / known;
         }
 
-        return OnnxTensor.Elements(shape) == x.Count ? x.With(shape, x.Values)
-            : throw node.Error($"cannot reshape {x.ShapeText} ({x.Count} values) to {Text(requested)}.");
+        if (OnnxTensor.Elements(shape) != x.Count)
+        {
+            throw node.Error($"cannot reshape {x.ShapeText} ({x.Count} values) to {Text(requested)}.");
+        }
+
+        // A view where the storage allows one (as when a Reshape joins a direction axis of length 1 to the hidden axis).
+        return x.IsContiguous ? x.With(shape, x.Values) : x.ReshapeStrides(shape) is { } strides ? x.View(shape, strides, x.Offset) : x.With(shape, x.Values);
     }
 
     private static OnnxTensor Squeeze(OnnxNode node, OnnxTensor x, long[]? axes)

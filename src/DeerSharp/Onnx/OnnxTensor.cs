@@ -74,6 +74,64 @@ internal sealed class OnnxTensor
     /// </summary>
     public bool HasStrides(long[] strides) => Enumerable.Range(0, Rank).All(i => Shape[i] == 1 || Strides[i] == strides[i]);
 
+    /// <summary>
+    /// The strides under which this tensor's storage, read with <paramref name="shape"/>, gives the same values in the same
+    /// row-major order (a Reshape without a copy), or null when no strides do. Axes of length 1 are dropped; then each run
+    /// of old axes that becomes a run of new axes must be contiguous within itself (stride[i] = stride[i+1]·shape[i+1]),
+    /// as NumPy's reshape decides.
+    /// </summary>
+    public long[]? ReshapeStrides(long[] shape)
+    {
+        if (Count == 0 || Elements(shape) != Count)
+        {
+            return null;
+        }
+
+        int[] axes = [.. Enumerable.Range(0, Rank).Where(i => Shape[i] != 1)];
+        long[] oldShape = [.. axes.Select(i => Shape[i])], oldStrides = [.. axes.Select(i => Strides[i])];
+        var strides = new long[shape.Length];
+        int ni = 0, oi = 0;
+        while (ni < shape.Length && oi < oldShape.Length)
+        {
+            int nj = ni + 1, oj = oi + 1;
+            long np = shape[ni], op = oldShape[oi];
+            while (np != op)
+            {
+                if (np < op)
+                {
+                    np *= shape[nj++];
+                }
+                else
+                {
+                    op *= oldShape[oj++];
+                }
+            }
+
+            for (int k = oi; k < oj - 1; k++)
+            {
+                if (oldStrides[k] != oldShape[k + 1] * oldStrides[k + 1])
+                {
+                    return null;
+                }
+            }
+
+            strides[nj - 1] = oldStrides[oj - 1];
+            for (int k = nj - 1; k > ni; k--)
+            {
+                strides[k - 1] = strides[k] * shape[k];
+            }
+
+            (ni, oi) = (nj, oj);
+        }
+
+        for (; ni < shape.Length; ni++)
+        {
+            strides[ni] = 1;                // trailing axes of length 1
+        }
+
+        return strides;
+    }
+
     public static long[] RowMajorStrides(long[] shape)
     {
         var strides = new long[shape.Length];
