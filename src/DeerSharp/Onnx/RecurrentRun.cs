@@ -52,8 +52,8 @@ internal static class RecurrentRun
         long[] yShape = op.Layout == 0 ? [length, directions, batch, h] : [batch, length, directions, h];
         long[] stateShape = op.Layout == 0 ? [directions, batch, h] : [batch, directions, h];
         // One direction, every sequence whole: Y's own array (an LSTM's h; a GRU or RNN adopts the states instead) is
-        // faulted in on another core while the solve runs.
-        var y = new YValues<T>(op, batch, length, h, prefault: directions == 1 && s != h && lengths.All(l => l == length));
+        // allocated before the solve, with huge pages where they apply.
+        var y = new YValues<T>(op, batch, length, h, early: directions == 1 && s != h && lengths.All(l => l == length));
         var hidden = new T[directions * batch * h];
         T[]? cell = op.IsLstm ? new T[directions * batch * h] : null;
         var solves = new List<SolveSummary>();
@@ -155,7 +155,14 @@ internal static class RecurrentRun
     private sealed class Target<T>(RecurrentOp op, int d, int batch, int h, int s, YValues<T> y, T[] hidden, T[]? cell)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        public void Write(int b, int t, ReadOnlySpan<T> state) => y.Write(d, b, t, state[..h]);
+        /// <summary>Y at every step of sequence b from its states [steps, s] (step u is time steps − 1 − u when reversed).</summary>
+        public void WriteSequence(int b, ReadOnlySpan<T> states, int steps, bool reversed)
+        {
+            for (int u = 0; u < steps; u++)
+            {
+                y.Write(d, b, reversed ? steps - 1 - u : u, states.Slice(u * s, h));
+            }
+        }
 
         /// <summary>Takes the whole batch's states [B, T, s] for Y, which then views them (no copy), where Y can.</summary>
         public bool TryAdopt(T[] states) => y.TryAdopt(states, s);
@@ -184,22 +191,18 @@ internal static class RecurrentRun
     {
         private readonly RecurrentOp _op;
         private readonly int _batch, _length, _h;
-        private readonly Task? _prefault;
         private T[]? _values;
         private int _width;
 
-        public unsafe YValues(RecurrentOp op, int batch, int length, int h, bool prefault)
+        public YValues(RecurrentOp op, int batch, int length, int h, bool early)
         {
             (_op, _batch, _length, _h) = (op, batch, length, h);
-            if (prefault)
+            if (early)
             {
-                // Pinned, so that its pages can be faulted in beside the solve (a fresh 8 MB costs tens of ms on a VM).
-                _values = GC.AllocateArray<T>(batch * length * h, pinned: true);
+                // A fresh 8 MB costs tens of ms in 4 KB page faults on a VM, and about 1 ms in 2 MB ones.
+                _values = new T[batch * length * h];
                 _width = h;
-                fixed (T* start = _values)
-                {
-                    _prefault = Cpu.Prefault.Start((nint)start, (long)_values.Length * sizeof(T));
-                }
+                Cpu.Prefault.HugePages(_values);
             }
         }
 
@@ -241,7 +244,6 @@ internal static class RecurrentRun
         /// <summary>Y in the node's layout: element (t, 0, b, u) of layout 0, or (b, t, 0, u) of layout 1, is values[(b·T + t)·width + u] when batch-major.</summary>
         public OnnxTensor Tensor(long[] yShape)
         {
-            _prefault?.Wait();
             T[] values = Values;
             if (!BatchMajor)
             {
@@ -295,9 +297,9 @@ internal static class RecurrentRun
                 for (int q = 0; q < members.Length; q++)
                 {
                     int b = members[q];
-                    for (int u = 0; u < steps && !adopted; u++)
+                    if (!adopted)
                     {
-                        target.Write(b, reversed ? steps - 1 - u : u, result.State(q, u));
+                        target.WriteSequence(b, result.States.AsSpan((int)((long)q * steps * s), steps * s), steps, reversed);
                     }
 
                     target.Last(b, result.State(q, steps - 1));
