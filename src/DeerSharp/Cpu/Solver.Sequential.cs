@@ -39,7 +39,7 @@ internal static partial class Solver
         {
             Prefault.HugePages((nint)output, (long)states.Length * sizeof(T));
             var pipeline = new ProjectionPipeline<TCell, T>(cell, ws.Projections, x, output, length, chunk);
-            Task? helper = maxDegreeOfParallelism >= 2 && pipeline.Chunks >= 2 ? Task.Run(pipeline.Help, CancellationToken.None) : null;
+            bool helper = maxDegreeOfParallelism >= 2 && pipeline.Chunks >= 2 && HelperThread.TryStart(pipeline.Help);
             try
             {
                 for (int c = 0; c < pipeline.Chunks; c++)
@@ -58,7 +58,10 @@ internal static partial class Solver
             finally
             {
                 pipeline.Stop();
-                helper?.Wait(CancellationToken.None);
+                if (helper)
+                {
+                    HelperThread.Wait();
+                }
             }
         }
     }
