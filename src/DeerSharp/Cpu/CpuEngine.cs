@@ -35,27 +35,59 @@ internal sealed class CpuEngine<TCell, T>(TCell cell) : ISolveEngine<T>
         }
 
         // Spans cannot cross into the workers, so they are pinned for the duration and passed by address rather than copied.
+        // The caller and up to workers − 1 helper threads (Helpers: the thread pool wakes too slowly here) take the
+        // sequences one at a time from a shared counter.
         var inner = settings with { MaxDegreeOfParallelism = 1 };
         var results = new SequenceOutcome[count];
+        int next = -1;
         unsafe
         {
             fixed (T* px = inputs, ph0 = starts, pguess = warmStart)
             {
                 nint x = (nint)px, h0 = (nint)ph0, guess = (nint)pguess;
                 int xs = inputs.Length, h0s = starts.Length, guesses = warmStart.Length;
+                void Work()
+                {
+                    SequenceWorkspace<T> ws = Rent();
+                    try
+                    {
+                        for (int q = Interlocked.Increment(ref next); q < count; q = Interlocked.Increment(ref next))
+                        {
+                            results[q] = SolveOne(piece, q, new ReadOnlySpan<T>((T*)x, xs), new ReadOnlySpan<T>((T*)h0, h0s),
+                                new ReadOnlySpan<T>((T*)guess, guesses), states, inner, ws);
+                        }
+                    }
+                    finally
+                    {
+                        _workspaces.Add(ws);
+                    }
+                }
+
+                Helpers.Helper[] helpers = Helpers.Start(Work, workers - 1);
+                Exception? failed = null;
                 try
                 {
-                    Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = workers }, Rent, (q, _, ws) =>
-                    {
-                        results[q] = SolveOne(piece, q, new ReadOnlySpan<T>((T*)x, xs), new ReadOnlySpan<T>((T*)h0, h0s), new ReadOnlySpan<T>((T*)guess, guesses),
-                            states, inner, ws);
-                        return ws;
-                    }, _workspaces.Add);
+                    Work();
                 }
-                catch (AggregateException e) when (e.InnerExceptions.OfType<OperationCanceledException>().FirstOrDefault() is { } cancelled)
+                catch (Exception e)
+                {
+                    failed = e;
+                    Interlocked.Exchange(ref next, count);          // the helpers take no further sequence
+                }
+
+                try
+                {
+                    Helpers.Wait(helpers);                          // they read the pinned inputs: always wait for them
+                }
+                catch (AggregateException e) when (failed is null)
                 {
                     // A cancelled solve throws what a one-core solve throws, not the workers' wrapper.
-                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(cancelled).Throw();
+                    failed = e.InnerExceptions.OfType<OperationCanceledException>().FirstOrDefault() ?? (Exception)e;
+                }
+
+                if (failed is not null)
+                {
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failed).Throw();
                 }
             }
         }

@@ -2,7 +2,7 @@ namespace DeerSharp.Cpu;
 
 /// <summary>
 /// The sequential loop's input projections, computed ahead of it on a second core: chunks of steps go through a ring of
-/// <see cref="Slots"/> buffers; a helper (<see cref="HelperThread"/>) claims the next chunk, projects it, faults in the pages of its states
+/// <see cref="Slots"/> buffers; a helper (<see cref="Helpers"/>) claims the next chunk, projects it, faults in the pages of its states
 /// (<see cref="Prefault"/>) and marks it ready. The loop takes chunks in order and, when the one it needs is not
 /// claimed yet, projects it itself (it never claims ahead, which would take the helper's work), so a helper that starts
 /// late (a noisy VM) or not at all (another solve has it) costs nothing beyond the inline projection. A slot is reused only after the loop is done with it.

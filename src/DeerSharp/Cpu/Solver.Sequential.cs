@@ -39,7 +39,7 @@ internal static partial class Solver
         {
             Prefault.HugePages((nint)output, (long)states.Length * sizeof(T));
             var pipeline = new ProjectionPipeline<TCell, T>(cell, ws.Projections, x, output, length, chunk);
-            bool helper = maxDegreeOfParallelism >= 2 && pipeline.Chunks >= 2 && HelperThread.TryStart(pipeline.Help);
+            Helpers.Helper[] helper = maxDegreeOfParallelism >= 2 && pipeline.Chunks >= 2 ? Helpers.Start(pipeline.Help, 1) : [];
             try
             {
                 for (int c = 0; c < pipeline.Chunks; c++)
@@ -58,10 +58,7 @@ internal static partial class Solver
             finally
             {
                 pipeline.Stop();
-                if (helper)
-                {
-                    HelperThread.Wait();
-                }
+                Helpers.Wait(helper);
             }
         }
     }
