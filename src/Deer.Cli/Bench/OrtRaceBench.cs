@@ -13,10 +13,17 @@ namespace DeerSharp.Cli.Bench;
 /// </summary>
 internal static class OrtRaceBench
 {
-    public sealed record Row(string Case, string Exporter, string Method, double OrtSeconds, double DeerSeconds, double MaxDiff, int Steps, int Threads, string OrtVersion)
+    public sealed record Row(string Case, string Exporter, string Method, double OrtSeconds, double DeerSeconds, double MaxDiff, int Steps, int Threads, string OrtVersion,
+        Roofline.Floor Floor)
     {
         public double Ratio => OrtSeconds / DeerSeconds;
+
+        /// <summary>Deer's time per sequence-step over the floor's.</summary>
+        public double OverFloor => DeerSeconds / Steps / Floor.Seconds;
     }
+
+    /// <summary>The peaks the floors were computed from (measured once per run, before the races).</summary>
+    public static Roofline.Peak? LastPeak { get; private set; }
 
     private static readonly (string Cell, int D, int N, int T, int B)[] Cases =
     [
@@ -35,6 +42,10 @@ internal static class OrtRaceBench
         }
 
         log.WriteLine($"ort: ONNX Runtime against Deer (Method = Auto), warm, one process, {repeats} interleaved rounds per case, float32");
+        Roofline.Peak peak = Roofline.Measure();
+        LastPeak = peak;
+        log.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  this core: {peak.FmaPerSecond / 1e9:F0} GFMA/s ({peak.Bits}-bit, register-resident), {peak.FmaLatencySeconds * 1e9:F2} ns per dependent FMA, L2 reads {peak.L2BytesPerSecond / 1e9:F0} GB/s"));
         string dir = Path.Combine(Path.GetTempPath(), "deer-ort-race-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         try
@@ -54,10 +65,11 @@ internal static class OrtRaceBench
                 JsonElement r = json.RootElement;
                 var row = new Row(string.Create(CultureInfo.InvariantCulture, $"{cell.ToUpperInvariant()} d={d} n={n} T={length} B={batch}"), exporter,
                     r.GetProperty("deer_method").GetString() ?? "?", r.GetProperty("ort_median_seconds").GetDouble(), r.GetProperty("deer_median_seconds").GetDouble(),
-                    r.GetProperty("max_abs_diff").GetDouble(), batch * length, r.GetProperty("ort_threads").GetInt32(), r.GetProperty("ort").GetString() ?? "?");
+                    r.GetProperty("max_abs_diff").GetDouble(), batch * length, r.GetProperty("ort_threads").GetInt32(), r.GetProperty("ort").GetString() ?? "?",
+                    Roofline.For(cell == "gru" ? 3 : 4, n, d, batch, Environment.ProcessorCount, peak));
                 rows.Add(row);
                 log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"  {row.Case,-28} ONNX Runtime {row.OrtSeconds * 1e3,7:F1} ms  Deer {row.DeerSeconds * 1e3,7:F1} ms ({row.Method})  ORT/Deer x{row.Ratio:F2}  max |Δ| {row.MaxDiff:G2}"));
+                    $"  {row.Case,-28} ONNX Runtime {row.OrtSeconds * 1e3,7:F1} ms  Deer {row.DeerSeconds * 1e3,7:F1} ms ({row.Method})  ORT/Deer x{row.Ratio:F2}  max |Δ| {row.MaxDiff:G2}  Deer {row.DeerSeconds * 1e9 / row.Steps:F0} ns/step, floor {row.Floor.Seconds * 1e9:F0} ({row.Floor.Bound}), x{row.OverFloor:F1}"));
             }
         }
         finally
@@ -82,10 +94,18 @@ internal static class OrtRaceBench
         }
 
         md.Append(c, $"\n## Warm against ONNX Runtime {rows[0].OrtVersion} ({rows[0].Threads} intra-op threads), one process, interleaved rounds\n\n");
-        md.Append("| case | exported by | ONNX Runtime (ms) | Deer (ms) | Deer method | ns per sequence-step, Deer | ORT / Deer | max \\|Δ\\| |\n|---|---|---|---|---|---|---|---|\n");
+        md.Append("| case | exported by | ONNX Runtime (ms) | Deer (ms) | Deer method | ORT / Deer | max \\|Δ\\| | Deer (ns per sequence-step) | floor (ns) | bound | Deer / floor |\n");
+        md.Append("|---|---|---|---|---|---|---|---|---|---|---|\n");
         foreach (Row r in rows)
         {
-            md.Append(c, $"| {r.Case} | {r.Exporter} | {r.OrtSeconds * 1e3:F1} | {r.DeerSeconds * 1e3:F1} | {r.Method} | {r.DeerSeconds * 1e9 / r.Steps:F0} | {r.Ratio:F2}x | {r.MaxDiff:G2} |\n");
+            md.Append(c, $"| {r.Case} | {r.Exporter} | {r.OrtSeconds * 1e3:F1} | {r.DeerSeconds * 1e3:F1} | {r.Method} | {r.Ratio:F2}x | {r.MaxDiff:G2} | ");
+            md.Append(c, $"{r.DeerSeconds * 1e9 / r.Steps:F0} | {r.Floor.Seconds * 1e9:F0} | {r.Floor.Bound} | {r.OverFloor:F1}x |\n");
+        }
+
+        if (LastPeak is { } p)
+        {
+            md.Append(c, $"\nThe floors use this core's peaks, measured in the same run: {p.FmaPerSecond / 1e9:F0} GFMA/s ({p.Bits}-bit FMAs, register-resident), ");
+            md.Append(c, $"{p.FmaLatencySeconds * 1e9:F2} ns per dependent FMA, {p.L2BytesPerSecond / 1e9:F0} GB/s read from L2 (docs/benchmarks.md, \"Roofline\").\n");
         }
 
         md.Append("\nMedians. Both run the same .onnx file on the same inputs; Deer through OnnxModel.Run with Method = Auto. Above 1x, Deer is faster.\n");
@@ -99,5 +119,7 @@ internal static class OrtRaceBench
         ReportJson.Rows(w, "ort", rows, r => [
             ("case", r.Case), ("exported_by", r.Exporter), ("deer_method", r.Method), ("ort_seconds_median", r.OrtSeconds), ("deer_seconds_median", r.DeerSeconds),
             ("ort_over_deer", r.Ratio), ("max_abs_diff", r.MaxDiff), ("ort_threads", r.Threads), ("onnxruntime", r.OrtVersion),
+            ("floor_seconds_per_step", r.Floor.Seconds), ("floor_throughput_seconds", r.Floor.ThroughputSeconds), ("floor_latency_seconds", r.Floor.LatencySeconds),
+            ("floor_bound", r.Floor.Bound), ("deer_over_floor", r.OverFloor),
         ]);
 }

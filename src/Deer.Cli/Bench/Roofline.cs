@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace DeerSharp.Cli.Bench;
+
+/// <summary>
+/// This core's limits, measured by microbenchmarks, and the floor they put under a recurrent step (docs/benchmarks.md,
+/// "Roofline"): the FMA throughput of a register-resident loop (eight independent chains of 512-bit FMAs, 256-bit where
+/// the CPU has no 512-bit vectors), the latency of one dependent FMA, and the read bandwidth from a buffer that fits in
+/// L2 but not L1. Each is the best of several short runs, so the figure is what the core can do, not what it did while
+/// the VM was busy.
+/// </summary>
+internal static class Roofline
+{
+    /// <summary>Per core: FMA lanes per second, seconds per dependent FMA, L2 read bytes per second, and the vector width used.</summary>
+    public sealed record Peak(double FmaPerSecond, double FmaLatencySeconds, double L2BytesPerSecond, int Bits);
+
+    /// <summary>A floor per sequence-step: the larger of the throughput and latency bounds, and which one binds.</summary>
+    public sealed record Floor(double Seconds, double ThroughputSeconds, double LatencySeconds, string Bound);
+
+    /// <summary>L1 data cache assumed when deciding whether W_hh streams from L2 (48 KB here; smaller on most CPUs).</summary>
+    private const int L1Bytes = 32 << 10;
+
+    /// <summary>Dependent operations (FMA latencies) in one σ or tanh of <see cref="Activations"/>' single-precision exp.</summary>
+    private const int ActivationChain = 16;
+
+    public static Peak Measure()
+    {
+        bool wide = Vector512.IsHardwareAccelerated;
+        double fma = Best(() => wide ? Throughput512(2_000_000) : Throughput256(2_000_000), 2_000_000 * 8 * (wide ? 16 : 8));
+        double latency = 1 / Best(() => Latency(4_000_000), 4_000_000);
+        var buffer = new float[64 << 10];                              // 256 KB: past L1, inside a 512 KB or larger L2
+        Array.Fill(buffer, 1f);
+        double bandwidth = Best(() => wide ? ReadWide(buffer, 16) : Read(buffer, 16), 16.0 * buffer.Length * sizeof(float));
+        return new Peak(fma, latency, bandwidth, wide ? 512 : 256);
+    }
+
+    /// <summary>
+    /// The floor under one sequence-step of a dense cell (G gate blocks, n hidden, d inputs) with B sequences on
+    /// <paramref name="cores"/> cores, the way Deer's loop runs them: the recurrent product G·n² and the projection G·n·d
+    /// FMAs at the peak rate (for one sequence, the projection on the second core beside the loop; for a batch, both on
+    /// every core), W_hh streamed from L2 each step when it is larger than L1, and the step's dependency chain (the n-term
+    /// reduction, then two activations one after the other) at the FMA latency, which one sequence cannot overlap.
+    /// </summary>
+    public static Floor For(int gates, int n, int d, int batch, int cores, Peak peak)
+    {
+        double recurrent = (double)gates * n * n, projection = (double)gates * n * d;
+        double weights = recurrent * sizeof(float);
+        double stream = weights > L1Bytes ? weights / peak.L2BytesPerSecond : 0;
+        int parallel = Math.Min(batch, cores);
+        double throughput = batch == 1 && cores >= 2
+            ? Math.Max(Math.Max(recurrent / peak.FmaPerSecond, stream), projection / peak.FmaPerSecond)
+            : Math.Max((recurrent + projection) / peak.FmaPerSecond, stream) / parallel;
+        double latency = (n + (2 * ActivationChain)) * peak.FmaLatencySeconds / parallel;
+        return new Floor(Math.Max(throughput, latency), throughput, latency,
+            latency >= throughput ? "latency" : stream >= recurrent / peak.FmaPerSecond ? "L2" : "FMA");
+    }
+
+    /// <summary>The fastest rate over five runs: units / the shortest time.</summary>
+    private static double Best(Func<double> run, double units)
+    {
+        double best = double.MaxValue;
+        for (int i = 0; i < 5; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            double sink = run();
+            best = Math.Min(best, Stopwatch.GetElapsedTime(start).TotalSeconds);
+            GC.KeepAlive(sink);
+        }
+
+        return units / best;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static double Throughput512(int iterations)
+    {
+        Vector512<float> m = Vector512.Create(0.999f), c = Vector512.Create(1e-3f);
+        Vector512<float> a0 = Vector512.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (int i = 0; i < iterations; i++)
+        {
+            a0 = Vector512.FusedMultiplyAdd(a0, m, c);
+            a1 = Vector512.FusedMultiplyAdd(a1, m, c);
+            a2 = Vector512.FusedMultiplyAdd(a2, m, c);
+            a3 = Vector512.FusedMultiplyAdd(a3, m, c);
+            a4 = Vector512.FusedMultiplyAdd(a4, m, c);
+            a5 = Vector512.FusedMultiplyAdd(a5, m, c);
+            a6 = Vector512.FusedMultiplyAdd(a6, m, c);
+            a7 = Vector512.FusedMultiplyAdd(a7, m, c);
+        }
+
+        return Vector512.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static double Throughput256(int iterations)
+    {
+        Vector256<float> m = Vector256.Create(0.999f), c = Vector256.Create(1e-3f);
+        Vector256<float> a0 = Vector256.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (int i = 0; i < iterations; i++)
+        {
+            a0 = Vector256.FusedMultiplyAdd(a0, m, c);
+            a1 = Vector256.FusedMultiplyAdd(a1, m, c);
+            a2 = Vector256.FusedMultiplyAdd(a2, m, c);
+            a3 = Vector256.FusedMultiplyAdd(a3, m, c);
+            a4 = Vector256.FusedMultiplyAdd(a4, m, c);
+            a5 = Vector256.FusedMultiplyAdd(a5, m, c);
+            a6 = Vector256.FusedMultiplyAdd(a6, m, c);
+            a7 = Vector256.FusedMultiplyAdd(a7, m, c);
+        }
+
+        return Vector256.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7);
+    }
+
+    /// <summary>One chain of dependent FMAs: each waits for the one before.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static double Latency(int iterations)
+    {
+        Vector256<float> m = Vector256.Create(0.999f), c = Vector256.Create(1e-3f), a = Vector256.Create(1f);
+        for (int i = 0; i < iterations; i++)
+        {
+            a = Vector256.FusedMultiplyAdd(a, m, c);
+        }
+
+        return a[0];
+    }
+
+    /// <summary>Sums the buffer <paramref name="passes"/> times with eight 512-bit accumulators.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static double ReadWide(float[] buffer, int passes)
+    {
+        Vector512<float> total = default;
+        ref float b = ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(buffer);
+        for (int p = 0; p < passes; p++)
+        {
+            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+            for (nuint i = 0; i + 128 <= (nuint)buffer.Length; i += 128)
+            {
+                s0 += Vector512.LoadUnsafe(ref b, i);
+                s1 += Vector512.LoadUnsafe(ref b, i + 16);
+                s2 += Vector512.LoadUnsafe(ref b, i + 32);
+                s3 += Vector512.LoadUnsafe(ref b, i + 48);
+                s4 += Vector512.LoadUnsafe(ref b, i + 64);
+                s5 += Vector512.LoadUnsafe(ref b, i + 80);
+                s6 += Vector512.LoadUnsafe(ref b, i + 96);
+                s7 += Vector512.LoadUnsafe(ref b, i + 112);
+            }
+
+            total += s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+        }
+
+        return Vector512.Sum(total);
+    }
+
+    /// <summary>Sums the buffer <paramref name="passes"/> times with eight vector accumulators.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static double Read(float[] buffer, int passes)
+    {
+        var s = new Vector<float>[8];
+        int v = Vector<float>.Count;
+        for (int p = 0; p < passes; p++)
+        {
+            Vector<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+            for (int i = 0; i + (8 * v) <= buffer.Length; i += 8 * v)
+            {
+                s0 += new Vector<float>(buffer, i);
+                s1 += new Vector<float>(buffer, i + v);
+                s2 += new Vector<float>(buffer, i + (2 * v));
+                s3 += new Vector<float>(buffer, i + (3 * v));
+                s4 += new Vector<float>(buffer, i + (4 * v));
+                s5 += new Vector<float>(buffer, i + (5 * v));
+                s6 += new Vector<float>(buffer, i + (6 * v));
+                s7 += new Vector<float>(buffer, i + (7 * v));
+            }
+
+            s[p % 8] += s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+        }
+
+        return Vector.Sum(s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7]);
+    }
+}
