@@ -187,6 +187,22 @@ public class SolveApiTests
         Assert.Contains(method == SolveMethod.Sequential ? "overflows" : "Diverged", r.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The loop stops at the chunk where the states stop being finite; the chunks after it are not computed, and must read
+    /// NaN (never zeros, or an earlier run's values in a reused buffer).
+    /// </summary>
+    [Fact]
+    public void The_loop_marks_the_steps_it_did_not_compute_as_NaN()
+    {
+        var cell = new AutoDiffCell<Exploding, double>(new Exploding());
+        int length = 3 * DeerSharp.Cpu.Solver.ChunkSteps(cell.ProjectionSize) + 17;
+        SolveResult<double> r = Deer.Solve(cell, new double[length, 1], new SolveOptions { Method = SolveMethod.Sequential, Fallback = FallbackPolicy.None });
+        Assert.Equal(SolveStatus.Diverged, r.Status);
+        int first = Array.FindIndex(r.States, v => !double.IsFinite(v));
+        Assert.InRange(first, 600, 700);                                   // 3^t overflows double near t = 646
+        Assert.All(r.States[first..], v => Assert.False(double.IsFinite(v)));
+    }
+
     [Theory]
     [InlineData("rnn")]
     [InlineData("gru")]

@@ -68,7 +68,7 @@ internal static class Race
         {
             Thread.Sleep(settle);
             long start = Stopwatch.GetTimestamp();
-            OnnxRunResult run = deer.Run(deerInputs, solve);
+            using OnnxRunResult run = deer.Run(deerInputs, solve);   // disposed as ONNX Runtime's results are: its arrays go back to the model
             double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
             deerOut = run.Outputs[deer.Outputs[0].Name].ToArray<float>();
             method = run.Solves[0].Method.ToString();

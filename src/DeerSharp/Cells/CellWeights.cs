@@ -122,5 +122,5 @@ internal sealed class CellWeights<T>
     }
 }
 
-/// <summary>A cell's W_hhᵀ packed for the fused float32 loop at one lane count (Cpu/FusedLoop.Packed).</summary>
-internal sealed record PackedWeights(int Lanes, float[] Values);
+/// <summary>A cell's W_hhᵀ packed for the fused float32 loop at one lane count (Cpu/FusedLoop.Packed), from Values[Offset] (64-byte aligned).</summary>
+internal sealed record PackedWeights(int Lanes, float[] Values, int Offset);

@@ -49,6 +49,8 @@ internal static partial class Solver
                     pipeline.Release(c);
                     if (failed >= 0)
                     {
+                        // The window's later steps are not computed: NaN, never zeros or stale values.
+                        states[Math.Min(states.Length, (c + 1) * chunk * cell.StateSize)..].Fill(T.NaN);
                         return new SequenceOutcome(0, SolveStatus.Diverged, [], double.NaN, failed);
                     }
                 }

@@ -12,8 +12,9 @@ namespace DeerSharp.Driver;
 /// </summary>
 internal static class SolveDriver
 {
+    /// <remarks><c>states</c>: where to write the states (exactly batchSize·length·S values, every one written), or null for a new array.</remarks>
     public static SolveResult<T> Solve<TCell, T>(TCell cell, ReadOnlySpan<T> inputs, int batchSize, int length,
-        ReadOnlySpan<T> initialState, ReadOnlySpan<T> warmStart, SolveOptions? options, int layer = 0, bool separateScan = false)
+        ReadOnlySpan<T> initialState, ReadOnlySpan<T> warmStart, SolveOptions? options, int layer = 0, bool separateScan = false, T[]? states = null)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -27,8 +28,15 @@ internal static class SolveDriver
             settings = SolverSettings<T>.Resolve(options, Backend.Cpu, CellFootprint.Of<TCell, T>(cell), batchSize, length, layer, separateScan);
         }
 
-        var states = new T[(long)batchSize * length * cell.StateSize];
-        Prefault.HugePages(states);
+        if (states is null)
+        {
+            states = new T[(long)batchSize * length * cell.StateSize];
+            Prefault.HugePages(states);
+        }
+        else if (states.LongLength != (long)batchSize * length * cell.StateSize)
+        {
+            throw new ArgumentException($"states: {states.LongLength} values for {batchSize}·{length}·{cell.StateSize}.", nameof(states));
+        }
         SequenceTotals[] totals = length > 0
             ? Run(engine, cell, settings, inputs, initialState, warmStart, states, batchSize, length)
             : [.. Enumerable.Range(0, batchSize).Select(_ => SequenceTotals.Empty())];

@@ -24,10 +24,20 @@ public sealed record OnnxRecurrentLayer(string Name, string Operator, int Hidden
 /// <param name="Outputs">Each graph output in the graph's own shape and layout.</param>
 /// <param name="Solves">The solves, node by node, direction by direction.</param>
 /// <param name="Elapsed">The run's wall time.</param>
-public sealed record OnnxRunResult(IReadOnlyDictionary<string, TensorData> Outputs, IReadOnlyList<SolveSummary> Solves, TimeSpan Elapsed)
+/// <remarks>
+/// Disposing a result gives its large arrays back to the model, for the next run to write into (as ONNX Runtime's
+/// results return to its arena): after <see cref="Dispose"/>, its <see cref="Outputs"/> may change under the next run,
+/// so copy what you keep first. A result that is never disposed keeps its outputs, and nothing is reused.
+/// </remarks>
+public sealed record OnnxRunResult(IReadOnlyDictionary<string, TensorData> Outputs, IReadOnlyList<SolveSummary> Solves, TimeSpan Elapsed) : IDisposable
 {
     /// <summary>Whether every solve converged (with the default fallback, always: the loop evaluates what a method fails on).</summary>
     public bool Converged => Solves.All(s => s.Status == SolveStatus.Converged);
+
+    internal RunBuffers? Buffers { get; init; }
+
+    /// <summary>Gives the run's large arrays back to its model; the outputs must not be read after this.</summary>
+    public void Dispose() => Buffers?.Return();
 }
 
 /// <summary>
@@ -50,6 +60,7 @@ public sealed class OnnxModel
     private readonly OnnxNode[] _nodes;
     private readonly Dictionary<string, OnnxTensor> _initializers;
     private readonly Dictionary<OnnxNode, RecurrentOp> _recurrent = [];
+    private readonly BufferPool _pool = new();
     private readonly int _opset;
 
     private OnnxModel(ModelProto model, string name)
@@ -171,6 +182,7 @@ public sealed class OnnxModel
         }
 
         var solves = new List<SolveSummary>();
+        var buffers = new RunBuffers(_pool);
         foreach (OnnxNode node in _nodes)
         {
             options.CancellationToken.ThrowIfCancellationRequested();
@@ -179,7 +191,7 @@ public sealed class OnnxModel
                 : null;
             if (_recurrent.TryGetValue(node, out RecurrentOp? op))
             {
-                RecurrentRun.Outputs result = RecurrentRun.Run(op, Input, options);
+                RecurrentRun.Outputs result = RecurrentRun.Run(op, Input, options, buffers);
                 solves.AddRange(result.Solves);
                 Bind(values, node, 0, result.Y);
                 Bind(values, node, 1, result.Hidden);
@@ -202,7 +214,7 @@ public sealed class OnnxModel
         }
 
         clock.Stop();
-        return new OnnxRunResult(outputs, solves, clock.Elapsed);
+        return new OnnxRunResult(outputs, solves, clock.Elapsed) { Buffers = buffers };
     }
 
     private static void Bind(Dictionary<string, OnnxTensor> values, OnnxNode node, int k, OnnxTensor value)

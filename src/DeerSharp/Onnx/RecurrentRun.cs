@@ -12,19 +12,19 @@ internal static class RecurrentRun
     /// <summary>The node's outputs (Y, Y_h, Y_c; null where the node names none) and the solves that made them.</summary>
     public sealed record Outputs(OnnxTensor Y, OnnxTensor Hidden, OnnxTensor? Cell, IReadOnlyList<SolveSummary> Solves);
 
-    public static Outputs Run(RecurrentOp op, Func<int, OnnxTensor?> input, SolveOptions options)
+    public static Outputs Run(RecurrentOp op, Func<int, OnnxTensor?> input, SolveOptions options, RunBuffers buffers)
     {
         OnnxNode node = op.Node;
         OnnxTensor x = input(0) ?? throw node.Error("input X is missing.");
         return x.Type switch
         {
-            OnnxElement.Float => Run<float>(op, x, input, options),
-            OnnxElement.Double => Run<double>(op, x, input, options),
+            OnnxElement.Float => Run<float>(op, x, input, options, buffers),
+            OnnxElement.Double => Run<double>(op, x, input, options, buffers),
             _ => throw node.Error($"input X must be float or double; it is {x.Type}."),
         };
     }
 
-    private static Outputs Run<T>(RecurrentOp op, OnnxTensor x, Func<int, OnnxTensor?> input, SolveOptions options)
+    private static Outputs Run<T>(RecurrentOp op, OnnxTensor x, Func<int, OnnxTensor?> input, SolveOptions options, RunBuffers buffers)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         OnnxNode node = op.Node;
@@ -51,9 +51,9 @@ internal static class RecurrentRun
         T[] inputs = BatchMajor<T>(x, op.Layout, batch, length, inputSize);
         long[] yShape = op.Layout == 0 ? [length, directions, batch, h] : [batch, length, directions, h];
         long[] stateShape = op.Layout == 0 ? [directions, batch, h] : [batch, directions, h];
-        // One direction, every sequence whole: Y's own array (an LSTM's h; a GRU or RNN adopts the states instead) is
-        // allocated before the solve, with huge pages where they apply.
-        var y = new YValues<T>(op, batch, length, h, early: directions == 1 && s != h && lengths.All(l => l == length));
+        // One direction, every sequence whole: Y's own array (an LSTM's h; a GRU or RNN adopts the states instead) comes
+        // from the model's buffers, as do the states of every solve of the whole batch.
+        var y = new YValues<T>(op, batch, length, h, directions == 1 && s != h && lengths.All(l => l == length) ? buffers : null);
         var hidden = new T[directions * batch * h];
         T[]? cell = op.IsLstm ? new T[directions * batch * h] : null;
         var solves = new List<SolveSummary>();
@@ -74,7 +74,7 @@ internal static class RecurrentRun
                 }
             }
 
-            var direction = new Direction<T>(inputs, h0, lengths, length, inputSize, s, op.Reversed(d), options, target);
+            var direction = new Direction<T>(inputs, h0, lengths, length, inputSize, s, op.Reversed(d), options, target, buffers);
             solves.AddRange(op.Gates switch
             {
                 1 => direction.Solve(new TanhRnnCell<T>(weights)),
@@ -194,15 +194,19 @@ internal static class RecurrentRun
         private T[]? _values;
         private int _width;
 
-        public YValues(RecurrentOp op, int batch, int length, int h, bool early)
+        /// <summary>Y's values for <paramref name="batch"/> sequences of <paramref name="length"/> steps of <paramref name="h"/>.</summary>
+        /// <param name="op">The node.</param>
+        /// <param name="batch">B.</param>
+        /// <param name="length">T.</param>
+        /// <param name="h">The hidden size.</param>
+        /// <param name="buffers">Where to rent Y's array, written whole by the solve's every step; null to make it on demand.</param>
+        public YValues(RecurrentOp op, int batch, int length, int h, RunBuffers? buffers)
         {
             (_op, _batch, _length, _h) = (op, batch, length, h);
-            if (early)
+            if (buffers is not null)
             {
-                // A fresh 8 MB costs tens of ms in 4 KB page faults on a VM, and about 1 ms in 2 MB ones.
-                _values = new T[batch * length * h];
+                _values = buffers.Rent<T>((long)batch * length * h);
                 _width = h;
-                Cpu.Prefault.HugePages(_values);
             }
         }
 
@@ -256,7 +260,8 @@ internal static class RecurrentRun
     }
 
     /// <summary>One direction of the node over the batch, solved in groups of sequences of equal length.</summary>
-    private sealed class Direction<T>(T[] inputs, T[] h0, int[] lengths, int full, int inputSize, int s, bool reversed, SolveOptions options, Target<T> target)
+    private sealed class Direction<T>(T[] inputs, T[] h0, int[] lengths, int full, int inputSize, int s, bool reversed, SolveOptions options, Target<T> target,
+        RunBuffers buffers)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         public List<SolveSummary> Solve<TCell>(TCell cell)
@@ -290,7 +295,9 @@ internal static class RecurrentRun
                     }
                 }
 
-                SolveResult<T> result = Deer.Solve(cell, x, members.Length, steps, options, start);
+                // The whole batch's states go to a rented array (the solve writes every one of them: solved, or NaN past a failure).
+                SolveResult<T> result = Driver.SolveDriver.Solve(cell, x, members.Length, steps, start, default, options,
+                    states: whole ? buffers.Rent<T>((long)members.Length * steps * s) : null);
                 summaries.Add(new SolveSummary(result.Method, result.FallbackMethod, result.Status, result.Iterations, result.MaxResidual, result.Message,
                     members.Length, steps));
                 bool adopted = whole && target.TryAdopt(result.States);
