@@ -1,6 +1,7 @@
 using System.Runtime.Intrinsics;
 using DeerSharp.Cells;
 using DeerSharp.Cpu;
+using DeerSharp.Engines;
 
 namespace DeerSharp.Tests;
 
@@ -80,6 +81,79 @@ public class FusedLoopTests
             Assert.True(ran, $"LSTM n={n} at {width} bits did not run");
             AssertSame(PlainLoop(lstm, h0, p, steps), fused, $"LSTM {width}-bit n={n} d={d} scale={scale:F2}");
         }
+    });
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Fused_GRU_pairs_equal_the_plain_loop_of_each_sequence_bit_for_bit(int width, int lanes) => Seeded.Run(rnd =>
+    {
+        foreach (int vectors in new[] { 1, 2, 3, 5 })
+        {
+            int n = vectors * lanes, d = rnd.Next(1, 40), steps = rnd.Next(20, 60);
+            var gru = GruCell<float>.Random(d, n, rnd, 0.5 + 2 * rnd.NextDouble());
+            (float[] h0a, float[] pa) = Draw(gru, rnd, steps);
+            (float[] h0b, float[] pb) = Draw(gru, rnd, steps);
+            float[] sa = new float[steps * n], sb = new float[steps * n];
+            var a = new FusedLoop.Lanes(h0a, pa, sa);
+            var b = new FusedLoop.Lanes(h0b, pb, sb);
+            Assert.True(width == 512 ? FusedLoop.GruPair<Simd512, Vector512<float>>(gru.Packed, a, b, steps) : FusedLoop.GruPair<Simd256, Vector256<float>>(gru.Packed, a, b, steps));
+            AssertSame(PlainLoop(gru, h0a, pa, steps), sa, $"GRU pair A {width}-bit n={n}");
+            AssertSame(PlainLoop(gru, h0b, pb, steps), sb, $"GRU pair B {width}-bit n={n}");
+
+        }
+    });
+
+    /// <summary>
+    /// A batch through Method = Sequential (pairs of sequences stepped together, an odd one alone) on one core and two:
+    /// every sequence equals its own plain loop, bit for bit.
+    /// </summary>
+    [Fact]
+    public void Batched_pairs_equal_each_sequences_plain_loop() => Seeded.Run(rnd =>
+    {
+        const int B = 5, D = 6, N = 48;                               // 512-bit: a two-vector block and a single
+        var cell = GruCell<float>.Random(D, N, rnd);
+        int chunk = Solver.ChunkSteps(cell.ProjectionSize), length = 3 * chunk + 11, s = cell.StateSize;
+        float[] x = Numbers.As<float>(Numbers.Uniform(rnd, B * length * D, 2.0));
+        float[] h0 = Numbers.As<float>(Numbers.Uniform(rnd, B * s));
+        foreach (int cores in new[] { 1, 2 })
+        {
+            var options = new SolveOptions { Method = SolveMethod.Sequential, MaxDegreeOfParallelism = cores };
+            SolveResult<float> result = Deer.Solve(cell, x.AsSpan(), B, length, options, h0);
+            Assert.Equal(SolveStatus.Converged, result.Status);
+            for (int q = 0; q < B; q++)
+            {
+                var projections = new float[length * cell.ProjectionSize];
+                cell.ProjectInputs(x.AsSpan(q * length * D, length * D), projections, length);
+                AssertSame(PlainLoop(cell, h0.AsSpan(q * s, s).ToArray(), projections, length), result.States.AsSpan(q * length * s, length * s).ToArray(),
+                    $"sequence {q} cores={cores}");
+            }
+        }
+    });
+
+    /// <summary>
+    /// GRU and LSTM states stay finite for finite inputs and weights (which every solve checks), so a pair can only fail
+    /// on inputs the validation would refuse: here the pair's solver is called directly with a NaN in A's inputs. A must
+    /// read NaN from there on and be reported at that step; B must go on alone to its own loop's states.
+    /// </summary>
+    [Fact]
+    public void A_pair_keeps_a_failure_to_its_own_sequence() => Seeded.Run(rnd =>
+    {
+        const int D = 4, N = 8;
+        var cell = GruCell<float>.Random(D, N, rnd);
+        int chunk = Solver.ChunkSteps(cell.ProjectionSize), length = 3 * chunk + 5, bad = chunk + 3;
+        float[] xa = Numbers.As<float>(Numbers.Uniform(rnd, length * D)), xb = Numbers.As<float>(Numbers.Uniform(rnd, length * D));
+        xa[bad * D] = float.NaN;
+        float[] sa = new float[length * N], sb = new float[length * N];
+        using var wa = new SequenceWorkspace<float>();
+        using var wb = new SequenceWorkspace<float>();
+        (SequenceOutcome a, SequenceOutcome b) = Solver.SolveSequentialPair(cell, xa, xb, default, default, sa, sb, wa, wb, CancellationToken.None);
+        Assert.Equal(SolveStatus.Diverged, a.Status);
+        Assert.Equal(bad, a.FailedAt);
+        Assert.All(sa[(bad * N)..], v => Assert.True(float.IsNaN(v)));
+        Assert.Equal(SolveStatus.Converged, b.Status);
+        var pb = new float[length * cell.ProjectionSize];
+        cell.ProjectInputs(xb, pb, length);
+        AssertSame(PlainLoop(cell, new float[N], pb, length), sb, "the partner of a failed sequence");
     });
 
     [Fact]

@@ -15,7 +15,7 @@ namespace DeerSharp.Cpu;
 /// the product sums over the state in the same order, one FMA per term, and the gates use the same single-precision
 /// exp (<see cref="SimdMath"/>). The states are therefore the generic loop's, bit for bit (KernelTests checks it).
 /// </remarks>
-internal static class FusedLoop
+internal static partial class FusedLoop
 {
     /// <summary>Which width the loop would use for a state of n lanes: 512, 256, or 0 for none.</summary>
     public static int Width(int n) =>

@@ -66,6 +66,88 @@ internal static partial class Solver
     }
 
     /// <summary>
+    /// Two sequences' windows by the loop, stepped together by the fused loop (the caller checked
+    /// <see cref="FusedLoop.HasPair"/>), each chunk projected on this thread. The states are each sequence's own loop's,
+    /// bit for bit. When one sequence stops being finite, it is marked NaN from the next chunk on and the other goes on
+    /// alone.
+    /// </summary>
+    internal static (SequenceOutcome A, SequenceOutcome B) SolveSequentialPair<TCell, T>(in TCell cell, ReadOnlySpan<T> inputsA, ReadOnlySpan<T> inputsB,
+        ReadOnlySpan<T> h0A, ReadOnlySpan<T> h0B, Span<T> statesA, Span<T> statesB, SequenceWorkspace<T> a, SequenceWorkspace<T> b, CancellationToken cancellation)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int s = cell.StateSize, p = cell.ProjectionSize, d = cell.InputSize, length = statesA.Length / s, chunk = ChunkSteps(p), w = cell.WorkspaceSize;
+        Prepare(a, h0A);
+        Prepare(b, h0B);
+        for (int t0 = 0; t0 < length; t0 += chunk)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            int count = Math.Min(chunk, length - t0);
+            Span<T> pa = a.Projections.AsSpan(0, count * p), pb = b.Projections.AsSpan(0, count * p);
+            cell.ProjectInputs(inputsA.Slice(t0 * d, count * d), pa, count);
+            cell.ProjectInputs(inputsB.Slice(t0 * d, count * d), pb, count);
+            ReadOnlySpan<T> previousA = t0 == 0 ? a.InitialState.AsSpan(0, s) : statesA.Slice((t0 - 1) * s, s);
+            ReadOnlySpan<T> previousB = t0 == 0 ? b.InitialState.AsSpan(0, s) : statesB.Slice((t0 - 1) * s, s);
+            Span<T> chunkA = statesA.Slice(t0 * s, count * s), chunkB = statesB.Slice(t0 * s, count * s);
+            if (!FusedLoop.TryRunPair(cell, previousA, previousB, pa, pb, chunkA, chunkB, count))
+            {
+                throw new InvalidOperationException("the fused pair loop declined a cell it reported it covers");
+            }
+
+            int badA = FirstNonFinite<T>(chunkA), badB = FirstNonFinite<T>(chunkB);
+            if (badA >= 0 || badB >= 0)
+            {
+                int next = t0 + count;
+                return (Finish(cell, a, inputsA, statesA, next, badA < 0 ? -1 : t0 + badA / s, cancellation),
+                    Finish(cell, b, inputsB, statesB, next, badB < 0 ? -1 : t0 + badB / s, cancellation));
+            }
+        }
+
+        return (Converged, Converged);
+
+        void Prepare(SequenceWorkspace<T> ws, ReadOnlySpan<T> h0)
+        {
+            ws.Ensure(SequentialProjected(length, p), s, p, w, 0, 1, iterative: false);
+            if (h0.IsEmpty)
+            {
+                ws.InitialState.AsSpan(0, s).Clear();
+            }
+            else
+            {
+                h0.CopyTo(ws.InitialState);
+            }
+        }
+    }
+
+    private static SequenceOutcome Converged => new(0, SolveStatus.Converged, [], 0.0, -1);
+
+    /// <summary>
+    /// After a pair's chunk ending before step <paramref name="next"/>: a sequence that failed at <paramref name="failedAt"/>
+    /// is marked NaN from <paramref name="next"/> on; one that did not runs the rest alone.
+    /// </summary>
+    private static SequenceOutcome Finish<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, ReadOnlySpan<T> inputs, Span<T> states, int next, int failedAt,
+        CancellationToken cancellation)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int s = cell.StateSize, length = states.Length / s;
+        if (failedAt >= 0)
+        {
+            states[(next * s)..].Fill(T.NaN);
+            return new SequenceOutcome(0, SolveStatus.Diverged, [], double.NaN, failedAt);
+        }
+
+        if (next >= length)
+        {
+            return Converged;
+        }
+
+        states.Slice((next - 1) * s, s).CopyTo(ws.InitialState);
+        SequenceOutcome rest = SolveSequential(cell, ws, inputs[(next * cell.InputSize)..], length - next, states[(next * s)..], 1, cancellation);
+        return rest.Status == SolveStatus.Converged ? rest : rest with { FailedAt = next + rest.FailedAt };
+    }
+
+    /// <summary>
     /// Steps t0 .. t0 + count − 1 from the state before t0 (by the fused loop where the cell has one, which gives the same
     /// states bit for bit); returns the first step that is not finite, or -1. The chunk's
     /// states are checked once, after the loop, in one SIMD pass: a scalar check per step cost about a tenth of a GRU
