@@ -28,7 +28,7 @@ internal static class Roofline
     public static Peak Measure()
     {
         bool wide = Vector512.IsHardwareAccelerated;
-        double fma = Best(() => wide ? Throughput512(2_000_000) : Throughput256(2_000_000), 2_000_000 * 8 * (wide ? 16 : 8));
+        double fma = Best(() => wide ? Throughput<Simd512, Vector512<float>>(2_000_000) : Throughput<Simd256, Vector256<float>>(2_000_000), 2_000_000 * 8 * (wide ? 16 : 8));
         double latency = 1 / Best(() => Latency(4_000_000), 4_000_000);
         var buffer = new float[64 << 10];                              // 256 KB: past L1, inside a 512 KB or larger L2
         Array.Fill(buffer, 1f);
@@ -40,8 +40,9 @@ internal static class Roofline
     /// The floor under one sequence-step of a dense cell (G gate blocks, n hidden, d inputs) with B sequences on
     /// <paramref name="cores"/> cores, the way Deer's loop runs them: the recurrent product G·n² and the projection G·n·d
     /// FMAs at the peak rate (for one sequence, the projection on the second core beside the loop; for a batch, both on
-    /// every core), W_hh streamed from L2 each step when it is larger than L1, and the step's dependency chain (the n-term
-    /// reduction, then two activations one after the other) at the FMA latency, which one sequence cannot overlap.
+    /// every core), W_hh streamed from L2 each step when it is larger than L1, and, when there is at most one sequence per
+    /// core, the step's dependency chain (the n-term reduction, then two activations one after the other) at the FMA
+    /// latency, which one sequence cannot overlap. The activations' own work is not counted: the floor is below the truth.
     /// </summary>
     public static Floor For(int gates, int n, int d, int batch, int cores, Peak peak)
     {
@@ -52,7 +53,8 @@ internal static class Roofline
         double throughput = batch == 1 && cores >= 2
             ? Math.Max(Math.Max(recurrent / peak.FmaPerSecond, stream), projection / peak.FmaPerSecond)
             : Math.Max((recurrent + projection) / peak.FmaPerSecond, stream) / parallel;
-        double latency = (n + (2 * ActivationChain)) * peak.FmaLatencySeconds / parallel;
+        // One sequence per core waits on its step's chain; with more sequences than cores, a core can interleave them.
+        double latency = batch <= cores ? (n + (2 * ActivationChain)) * peak.FmaLatencySeconds : 0;
         return new Floor(Math.Max(throughput, latency), throughput, latency,
             latency >= throughput ? "latency" : stream >= recurrent / peak.FmaPerSecond ? "L2" : "FMA");
     }
@@ -72,44 +74,29 @@ internal static class Roofline
         return units / best;
     }
 
+    /// <summary>Eight independent chains of FMAs, each at its own register.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static double Throughput512(int iterations)
+    private static double Throughput<TS, TV>(int iterations)
+        where TS : struct, ISimd<TV>
+        where TV : struct
     {
-        Vector512<float> m = Vector512.Create(0.999f), c = Vector512.Create(1e-3f);
-        Vector512<float> a0 = Vector512.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        TV m = TS.Create(0.999f), c = TS.Create(1e-3f);
+        TV a0 = TS.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
         for (int i = 0; i < iterations; i++)
         {
-            a0 = Vector512.FusedMultiplyAdd(a0, m, c);
-            a1 = Vector512.FusedMultiplyAdd(a1, m, c);
-            a2 = Vector512.FusedMultiplyAdd(a2, m, c);
-            a3 = Vector512.FusedMultiplyAdd(a3, m, c);
-            a4 = Vector512.FusedMultiplyAdd(a4, m, c);
-            a5 = Vector512.FusedMultiplyAdd(a5, m, c);
-            a6 = Vector512.FusedMultiplyAdd(a6, m, c);
-            a7 = Vector512.FusedMultiplyAdd(a7, m, c);
+            a0 = TS.Fma(a0, m, c);
+            a1 = TS.Fma(a1, m, c);
+            a2 = TS.Fma(a2, m, c);
+            a3 = TS.Fma(a3, m, c);
+            a4 = TS.Fma(a4, m, c);
+            a5 = TS.Fma(a5, m, c);
+            a6 = TS.Fma(a6, m, c);
+            a7 = TS.Fma(a7, m, c);
         }
 
-        return Vector512.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7);
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static double Throughput256(int iterations)
-    {
-        Vector256<float> m = Vector256.Create(0.999f), c = Vector256.Create(1e-3f);
-        Vector256<float> a0 = Vector256.Create(1f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        for (int i = 0; i < iterations; i++)
-        {
-            a0 = Vector256.FusedMultiplyAdd(a0, m, c);
-            a1 = Vector256.FusedMultiplyAdd(a1, m, c);
-            a2 = Vector256.FusedMultiplyAdd(a2, m, c);
-            a3 = Vector256.FusedMultiplyAdd(a3, m, c);
-            a4 = Vector256.FusedMultiplyAdd(a4, m, c);
-            a5 = Vector256.FusedMultiplyAdd(a5, m, c);
-            a6 = Vector256.FusedMultiplyAdd(a6, m, c);
-            a7 = Vector256.FusedMultiplyAdd(a7, m, c);
-        }
-
-        return Vector256.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7);
+        Span<float> first = stackalloc float[TS.Count];
+        TS.Store(TS.Add(TS.Add(TS.Add(a0, a1), TS.Add(a2, a3)), TS.Add(TS.Add(a4, a5), TS.Add(a6, a7))), ref first[0], 0);
+        return first[0];
     }
 
     /// <summary>One chain of dependent FMAs: each waits for the one before.</summary>
