@@ -99,10 +99,11 @@ internal sealed class CpuEngine<TCell, T>(TCell cell) : ISolveEngine<T>
                 {
                     Helpers.Wait(helpers);                          // they read the pinned inputs: always wait for them
                 }
-                catch (AggregateException e) when (failed is null)
+                catch (AggregateException e)
                 {
-                    // A cancelled solve throws what a one-core solve throws, not the workers' wrapper.
-                    failed = e.InnerExceptions.OfType<OperationCanceledException>().FirstOrDefault() ?? (Exception)e;
+                    // The caller's own exception comes first; a cancelled solve throws what a one-core solve throws, not
+                    // the workers' wrapper.
+                    failed ??= e.InnerExceptions.OfType<OperationCanceledException>().FirstOrDefault() ?? (Exception)e;
                 }
 
                 if (failed is not null)
