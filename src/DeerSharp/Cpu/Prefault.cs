@@ -3,20 +3,21 @@ using System.Runtime.InteropServices;
 namespace DeerSharp.Cpu;
 
 /// <summary>
-/// Faults in a fresh output buffer on a pool thread while the sequential loop fills it from the front. The first write
-/// to a fresh page costs a page fault (0.4-5 ms per MB on the VMs measured, docs/benchmarks.md "Cold start"), and the
-/// loop pays it on its one core; <c>madvise(MADV_POPULATE_WRITE)</c> (Linux 5.14+) makes the pages present and writable
-/// without writing to them, so it can run beside the loop with no race on the contents. Anywhere else (another OS, an
-/// older kernel, no glibc) it does nothing.
+/// Fresh memory, made cheaper to touch. The first write to a fresh page costs a page fault (0.4-5 ms per MB on the VMs
+/// measured, docs/benchmarks.md "Cold start"), which the loop would pay on its one core. <see cref="HugePages(nint, long)"/>
+/// asks for 2 MB pages over a large buffer; <see cref="Populate"/>, run by the projection helper ahead of the loop
+/// (<see cref="ProjectionPipeline{TCell, T}"/>), makes a chunk's pages present and writable with
+/// <c>madvise(MADV_POPULATE_WRITE)</c> (Linux 5.14+) without writing to them, so it can run beside the loop with no race
+/// on the contents. Anywhere else (another OS, an older kernel, no glibc) both do nothing.
 /// </summary>
 internal static partial class Prefault
 {
-    /// <summary>Below this, the faults cost less than starting the helper.</summary>
+    /// <summary>Below this, a buffer is not worth a huge-page request.</summary>
     internal const long MinimumBytes = 4L << 20;
 
     private const int MadvisePopulateWrite = 23;
 
-    private static volatile bool s_unavailable = !OperatingSystem.IsLinux();
+    private static volatile bool s_unavailable = !OperatingSystem.IsLinux(), s_noPopulate;
 
     [LibraryImport("libc.so.6", EntryPoint = "madvise", SetLastError = true)]
     private static partial int Madvise(nint address, nuint length, int advice);
@@ -24,18 +25,6 @@ internal static partial class Prefault
     private const int MadviseHugePage = 14;
 
     private const long HugePage = 2L << 20;
-
-    /// <summary>Starts faulting in [address, address + bytes) a megabyte at a time, front to back; null when it does not apply.</summary>
-    public static Task? Start(nint address, long bytes)
-    {
-        if (s_unavailable || bytes < MinimumBytes)
-        {
-            return null;
-        }
-
-        HugePages(address, bytes);
-        return Task.Run(() => Populate(address, bytes));
-    }
 
     /// <summary>Asks for huge pages over a fresh array's memory (<see cref="HugePages(nint, long)"/>).</summary>
     public static unsafe void HugePages<T>(T[] array)
@@ -77,7 +66,7 @@ internal static partial class Prefault
     /// <summary>Faults in the whole pages of [address, address + bytes) on this thread, when it applies.</summary>
     public static void Populate(nint address, long bytes)
     {
-        if (s_unavailable)
+        if (s_unavailable || s_noPopulate)
         {
             return;
         }
@@ -90,7 +79,7 @@ internal static partial class Prefault
             {
                 if (Madvise((nint)p, (nuint)Math.Min(step, end - p), MadvisePopulateWrite) != 0)
                 {
-                    s_unavailable = true;                                   // EINVAL before Linux 5.14: stop trying
+                    s_noPopulate = true;                                    // EINVAL before Linux 5.14: stop trying
                     return;
                 }
             }
