@@ -164,13 +164,12 @@ internal static class SimdMath
         TV n = TS.Subtract(t, shifter);
         TV r = TS.Fma(n, TS.Create(-0.693359375f), x);
         r = TS.Fma(n, TS.Create(2.12194440e-4f), r);
-        TV p = TS.Create(1.9875691500e-4f);
-        p = TS.Fma(p, r, TS.Create(1.3981999507e-3f));
-        p = TS.Fma(p, r, TS.Create(8.3334519073e-3f));
-        p = TS.Fma(p, r, TS.Create(4.1665795894e-2f));
-        p = TS.Fma(p, r, TS.Create(1.6666665459e-1f));
-        p = TS.Fma(p, r, TS.Create(5.0000001201e-1f));
-        TV y = TS.Fma(p, TS.Multiply(r, r), TS.Add(r, TS.Create(1f)));
+        TV r2 = TS.Multiply(r, r);
+        TV q0 = TS.Fma(TS.Create(1.6666665459e-1f), r, TS.Create(5.0000001201e-1f));
+        TV q1 = TS.Fma(TS.Create(8.3334519073e-3f), r, TS.Create(4.1665795894e-2f));
+        TV q2 = TS.Fma(TS.Create(1.9875691500e-4f), r, TS.Create(1.3981999507e-3f));
+        TV p = TS.Fma(q2, TS.Multiply(r2, r2), TS.Fma(q1, r2, q0));
+        TV y = TS.Fma(p, r2, TS.Add(r, TS.Create(1f)));
         return TS.Multiply(y, TS.Pow2Shifted(t));
     }
 
