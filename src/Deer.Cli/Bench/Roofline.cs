@@ -32,7 +32,7 @@ internal static class Roofline
         double latency = 1 / Best(() => Latency(4_000_000), 4_000_000);
         var buffer = new float[64 << 10];                              // 256 KB: past L1, inside a 512 KB or larger L2
         Array.Fill(buffer, 1f);
-        double bandwidth = Best(() => wide ? ReadWide(buffer, 16) : Read(buffer, 16), 16.0 * buffer.Length * sizeof(float));
+        double bandwidth = Best(() => wide ? Read<Simd512, Vector512<float>>(buffer, 16) : Read<Simd256, Vector256<float>>(buffer, 16), 16.0 * buffer.Length * sizeof(float));
         return new Peak(fma, latency, bandwidth, wide ? 512 : 256);
     }
 
@@ -112,57 +112,35 @@ internal static class Roofline
         return a[0];
     }
 
-    /// <summary>Sums the buffer <paramref name="passes"/> times with eight 512-bit accumulators.</summary>
+    /// <summary>Sums the buffer <paramref name="passes"/> times with eight vector accumulators of one width.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static double ReadWide(float[] buffer, int passes)
+    private static double Read<TS, TV>(float[] buffer, int passes)
+        where TS : struct, ISimd<TV>
+        where TV : struct
     {
-        Vector512<float> total = default;
+        int v = TS.Count;
+        TV total = default;
         ref float b = ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(buffer);
         for (int p = 0; p < passes; p++)
         {
-            Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
-            for (nuint i = 0; i + 128 <= (nuint)buffer.Length; i += 128)
+            TV s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
+            for (nuint i = 0; i + (nuint)(8 * v) <= (nuint)buffer.Length; i += (nuint)(8 * v))
             {
-                s0 += Vector512.LoadUnsafe(ref b, i);
-                s1 += Vector512.LoadUnsafe(ref b, i + 16);
-                s2 += Vector512.LoadUnsafe(ref b, i + 32);
-                s3 += Vector512.LoadUnsafe(ref b, i + 48);
-                s4 += Vector512.LoadUnsafe(ref b, i + 64);
-                s5 += Vector512.LoadUnsafe(ref b, i + 80);
-                s6 += Vector512.LoadUnsafe(ref b, i + 96);
-                s7 += Vector512.LoadUnsafe(ref b, i + 112);
+                s0 = TS.Add(s0, TS.Load(ref b, i));
+                s1 = TS.Add(s1, TS.Load(ref b, i + (nuint)v));
+                s2 = TS.Add(s2, TS.Load(ref b, i + (nuint)(2 * v)));
+                s3 = TS.Add(s3, TS.Load(ref b, i + (nuint)(3 * v)));
+                s4 = TS.Add(s4, TS.Load(ref b, i + (nuint)(4 * v)));
+                s5 = TS.Add(s5, TS.Load(ref b, i + (nuint)(5 * v)));
+                s6 = TS.Add(s6, TS.Load(ref b, i + (nuint)(6 * v)));
+                s7 = TS.Add(s7, TS.Load(ref b, i + (nuint)(7 * v)));
             }
 
-            total += s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
+            total = TS.Add(total, TS.Add(TS.Add(TS.Add(s0, s1), TS.Add(s2, s3)), TS.Add(TS.Add(s4, s5), TS.Add(s6, s7))));
         }
 
-        return Vector512.Sum(total);
-    }
-
-    /// <summary>Sums the buffer <paramref name="passes"/> times with eight vector accumulators.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static double Read(float[] buffer, int passes)
-    {
-        var s = new Vector<float>[8];
-        int v = Vector<float>.Count;
-        for (int p = 0; p < passes; p++)
-        {
-            Vector<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
-            for (int i = 0; i + (8 * v) <= buffer.Length; i += 8 * v)
-            {
-                s0 += new Vector<float>(buffer, i);
-                s1 += new Vector<float>(buffer, i + v);
-                s2 += new Vector<float>(buffer, i + (2 * v));
-                s3 += new Vector<float>(buffer, i + (3 * v));
-                s4 += new Vector<float>(buffer, i + (4 * v));
-                s5 += new Vector<float>(buffer, i + (5 * v));
-                s6 += new Vector<float>(buffer, i + (6 * v));
-                s7 += new Vector<float>(buffer, i + (7 * v));
-            }
-
-            s[p % 8] += s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
-        }
-
-        return Vector.Sum(s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7]);
+        Span<float> first = stackalloc float[v];
+        TS.Store(total, ref first[0], 0);
+        return first[0];
     }
 }
