@@ -14,24 +14,38 @@ public static class Memorisation
     /// <summary>Consecutive perfect minibatches that count as solving the task.</summary>
     public const int PerfectBatchesToConverge = 5;
 
-    /// <summary>A batch [B, T, 128] and its labels (1 for +e₁, 0 for −e₁).</summary>
+    /// <summary>A batch [B, T, 128] and its labels (1 for +e₁, 0 for −e₁): <see cref="SparseBatch"/>'s draws, dense.</summary>
     public static (T[] Inputs, int[] Labels) Batch<T>(Random random, int batchSize, int length)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        var (inputs, labels) = SparseBatch(random, batchSize, length);
+        return (inputs.ToDense<T>(), labels);
+    }
+
+    /// <summary>
+    /// A batch as one-hot symbols (8 bytes a step instead of 512: what a million steps needs) and its labels. The same
+    /// draws from <paramref name="random"/> as <see cref="Batch{T}"/>: per sequence the label, then each later step's symbol.
+    /// </summary>
+    public static (OneHotSequences Inputs, int[] Labels) SparseBatch(Random random, int batchSize, int length)
+    {
         ArgumentNullException.ThrowIfNull(random);
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(length, 1);
-        var x = new T[(long)batchSize * length * Dimension];
+        var symbols = new int[(long)batchSize * length];
+        var values = new float[(long)batchSize * length];
         var labels = new int[batchSize];
         for (int b = 0; b < batchSize; b++)
         {
+            long at = (long)b * length;
             labels[b] = random.Next(2);
-            x[(long)b * length * Dimension] = labels[b] == 1 ? T.One : T.NegativeOne;
+            values[at] = labels[b] == 1 ? 1f : -1f;
             for (int t = 1; t < length; t++)
             {
-                x[((long)b * length + t) * Dimension + 1 + random.Next(Dimension - 1)] = T.One;
+                symbols[at + t] = 1 + random.Next(Dimension - 1);
+                values[at + t] = 1f;
             }
         }
 
-        return (x, labels);
+        return (new OneHotSequences(batchSize, length, Dimension, symbols, values), labels);
     }
 }

@@ -59,6 +59,18 @@ public class SequenceClassifier<TLayers, TCell, T>
         }
     }
 
+    /// <summary>d, the size of each step's input.</summary>
+    public int InputSize => _d;
+
+    /// <summary>n, each layer's hidden size.</summary>
+    public int HiddenSize => _n;
+
+    /// <summary>The number of recurrent layers.</summary>
+    public int LayerCount => _layers;
+
+    /// <summary>The number of classes the head scores.</summary>
+    public int ClassCount => _classes;
+
     /// <summary>The parameters: each layer's (named as in PyTorch, suffixed _l{k}), then head.weight and head.bias.</summary>
     public ParameterSet<T> Parameters { get; } = new();
 
