@@ -34,6 +34,38 @@ public sealed class SampleCommandLineTests
         }
     }
 
+    /// <summary>
+    /// The memorisation sample saves a checkpoint and the same command resumes from it: the second run reports the steps
+    /// already done and stops at the new limit, counting them.
+    /// </summary>
+    [Fact]
+    public void The_memorisation_sample_resumes_from_its_checkpoint()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "deer-memorisation-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            string[] common = ["--lengths", "24", "--models", "gilr-lstm", "--batch", "4", "--checkpoint-dir", directory];
+            (int code, string output) = Run("Memorisation", [.. common, "--max-steps", "3"]);
+            Assert.True(code == 0, output);
+            string checkpoint = Assert.Single(Directory.GetFiles(directory, "*.safetensors"));
+            Assert.Contains("GILR-LSTM (trainer)", output, StringComparison.Ordinal);
+
+            (code, output) = Run("Memorisation", [.. common, "--max-steps", "5"]);
+            Assert.True(code == 0, output);
+            Assert.Contains("3 steps done", output, StringComparison.Ordinal);
+            Assert.Matches(@"GILR-LSTM \(trainer\)\s+24\s+(not converged|converged)\s+5\s", output);
+            Assert.Empty(Directory.GetFiles(directory, "*.tmp"));
+            Assert.True(File.Exists(checkpoint));
+        }
+        finally
+        {
+            if (Directory.Exists(directory))
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
+    }
+
     private static (int Code, string Output) Run(string sample, params string[] args)
     {
         // tests/Deer.Cli.Tests/bin/<configuration>/<framework>/ → samples/<sample>/bin/<configuration>/<framework>/<sample>.dll

@@ -202,4 +202,27 @@ public class TrainingTests
         Assert.Equal(1.0, Math.Sqrt(g1[0] * g1[0] + g2[1] * g2[1]), 12);
         Assert.Throws<ArgumentException>(() => adam.Step([[1.0]]));
     }
+
+    /// <summary>An Adam restored from another's moments and step count takes the same next step, bit for bit.</summary>
+    [Fact]
+    public void Adam_restored_from_a_saved_state_continues_the_same_run() => Seeded.Run(rnd =>
+    {
+        float[] Draw(int count) => [.. Enumerable.Range(0, count).Select(_ => (float)(rnd.NextDouble() * 2 - 1))];
+        float[][] parameters = [Draw(5), Draw(3)];
+        var first = new Adam<float>(parameters, learningRate: 0.05);
+        for (int k = 0; k < 3; k++)
+        {
+            first.Step([Draw(5), Draw(3)]);
+        }
+
+        float[][] copy = [.. parameters.Select(p => (float[])p.Clone())];
+        var second = new Adam<float>(copy, learningRate: 0.05);
+        second.Restore(first.Steps, [.. first.FirstMoments.Select(m => (float[])m.Clone())], [.. first.SecondMoments.Select(v => (float[])v.Clone())]);
+        float[][] gradient = [Draw(5), Draw(3)];
+        first.Step(gradient);
+        second.Step(gradient);
+        Assert.Equal(4, second.Steps);
+        Assert.Equal(parameters.SelectMany(p => p), copy.SelectMany(p => p));
+        Assert.Contains("firstMoments", Assert.Throws<ArgumentException>(() => second.Restore(1, [new float[4], new float[3]], [new float[5], new float[3]])).Message);
+    });
 }

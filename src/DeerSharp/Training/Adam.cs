@@ -45,6 +45,41 @@ public sealed class Adam<T>
     /// <summary>Steps taken.</summary>
     public int Steps { get; private set; }
 
+    /// <summary>The first moments m, one array per parameter array (for saving a run to resume it).</summary>
+    public IReadOnlyList<T[]> FirstMoments => _m;
+
+    /// <summary>The second moments v, one array per parameter array.</summary>
+    public IReadOnlyList<T[]> SecondMoments => _v;
+
+    /// <summary>Restores a saved state: the steps taken and the moments (copied), as <see cref="FirstMoments"/> and <see cref="SecondMoments"/> gave them.</summary>
+    /// <exception cref="ArgumentException">An array's count or length does not match the parameters'.</exception>
+    public void Restore(int steps, IReadOnlyList<T[]> firstMoments, IReadOnlyList<T[]> secondMoments)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(steps);
+        ArgumentNullException.ThrowIfNull(firstMoments);
+        ArgumentNullException.ThrowIfNull(secondMoments);
+        foreach (var (given, name) in new[] { (firstMoments, nameof(firstMoments)), (secondMoments, nameof(secondMoments)) })
+        {
+            if (given.Count != _parameters.Length)
+            {
+                throw new ArgumentException($"Expected {_parameters.Length} arrays, got {given.Count}.", name);
+            }
+
+            for (int k = 0; k < given.Count; k++)
+            {
+                Require.Length(given[k], _parameters[k].Length, name, $"[{_parameters[k].Length}] (parameter array {k})");
+            }
+        }
+
+        for (int k = 0; k < _parameters.Length; k++)
+        {
+            firstMoments[k].CopyTo(_m[k], 0);
+            secondMoments[k].CopyTo(_v[k], 0);
+        }
+
+        Steps = steps;
+    }
+
     /// <summary>One update from <paramref name="gradients"/>, one array per parameter array, in the same order and shapes.</summary>
     public void Step(IReadOnlyList<T[]> gradients)
     {
