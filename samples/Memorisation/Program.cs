@@ -96,9 +96,10 @@ string TrainGilrLstm(int length)
 {
     var model = Model<GilrLstmLayers<float>, GilrLstmCell<float>>(length);
     var trainer = new GilrLstmTrainer(model);
+    var (x, _) = Memorisation.SparseBatch(new Random(0), batch, length);
     return Loop("GILR-LSTM (trainer)", "gilr-lstm", length, model.Parameters).Run(data =>
     {
-        var (x, labels) = Memorisation.SparseBatch(data, batch, length);
+        int[] labels = Memorisation.Refill(data, x);
         TrainingStepResult r = trainer.Evaluate(x, labels, withGradient: true);
         return new StepOutcome(r.Loss, r.Accuracy, r.Gradients!.Arrays);
     }, maxSteps, maxMinutes, seed);

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace DeerSharp;
 
@@ -45,6 +46,12 @@ internal interface ISimd<TV>
 
     /// <summary>2^n from t = n + 1.5·2^23 (the shifter's trick): (bits(t) + 127) &lt;&lt; 23, as float.</summary>
     static abstract TV Pow2Shifted(TV t);
+
+    /// <summary>
+    /// 1/x to within about 2 ulp, without a division: the hardware estimate (14 bits with AVX-512, 12 without) and one
+    /// Newton step, r + r(1 − x r). Not bit-equal to 1/x, so only for kernels that need not equal <see cref="Activations"/>.
+    /// </summary>
+    static abstract TV Reciprocal(TV x);
 }
 
 /// <summary>512-bit lanes: 16 floats.</summary>
@@ -95,6 +102,13 @@ internal readonly struct Simd512 : ISimd<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Pow2Shifted(Vector512<float> t) =>
         Vector512.ShiftLeft(t.AsInt32() + Vector512.Create(127), 23).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Reciprocal(Vector512<float> x)
+    {
+        Vector512<float> r = Avx512F.Reciprocal14(x);
+        return Vector512.FusedMultiplyAdd(r, Vector512.FusedMultiplyAdd(-x, r, Vector512<float>.One), r);
+    }
 }
 
 /// <summary>256-bit lanes: 8 floats.</summary>
@@ -145,6 +159,18 @@ internal readonly struct Simd256 : ISimd<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Pow2Shifted(Vector256<float> t) =>
         Vector256.ShiftLeft(t.AsInt32() + Vector256.Create(127), 23).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> Reciprocal(Vector256<float> x)
+    {
+        if (!Avx.IsSupported)
+        {
+            return Vector256<float>.One / x;
+        }
+
+        Vector256<float> r = Avx512F.VL.IsSupported ? Avx512F.VL.Reciprocal14(x) : Avx.Reciprocal(x);
+        return Vector256.FusedMultiplyAdd(r, Vector256.FusedMultiplyAdd(-x, r, Vector256<float>.One), r);
+    }
 }
 
 /// <summary>
@@ -192,5 +218,23 @@ internal static class SimdMath
         TV one = TS.Create(1f), two = TS.Create(2f);
         TV magnitude = TS.Subtract(one, TS.Divide(two, TS.Add(Exp<TS, TV>(TS.Multiply(two, TS.Abs(x))), one)));
         return TS.SignOf(x, magnitude);
+    }
+
+    /// <summary>σ with <see cref="ISimd{TV}.Reciprocal"/> for the division: within a few ulp of <see cref="Sigmoid{TS, TV}"/>, several times cheaper.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV FastSigmoid<TS, TV>(TV x)
+        where TS : struct, ISimd<TV>
+        where TV : struct =>
+        TS.Reciprocal(TS.Add(TS.Create(1f), Exp<TS, TV>(TS.Subtract(default, x))));
+
+    /// <summary>tanh with <see cref="ISimd{TV}.Reciprocal"/> for the division (see <see cref="FastSigmoid{TS, TV}"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV FastTanh<TS, TV>(TV x)
+        where TS : struct, ISimd<TV>
+        where TV : struct
+    {
+        TV one = TS.Create(1f);
+        TV e = Exp<TS, TV>(TS.Multiply(TS.Create(2f), TS.Abs(x)));
+        return TS.SignOf(x, TS.Fma(TS.Create(-2f), TS.Reciprocal(TS.Add(e, one)), one));
     }
 }

@@ -115,6 +115,11 @@ public class GilrLstmTrainerTests
         Assert.Equal(labels, sparseLabels);
         Assert.Equal(dense, sparse.ToDense<float>());
         Assert.Contains(dense, v => v == -1f || v == 1f);
+        // Refilling another batch's arrays with the same draws gives the same batch.
+        var (other, _) = Memorisation.SparseBatch(new Random(seed ^ 0x5bd1e995), 3, 17);
+        Assert.NotEqual(dense, other.ToDense<float>());
+        Assert.Equal(labels, Memorisation.Refill(new Random(seed), other));
+        Assert.Equal(dense, other.ToDense<float>());
     });
 
     private static OneHotSequences RandomInputs(Random rnd, int batch, int length, int dimension)

@@ -28,16 +28,35 @@ public static class Memorisation
     /// </summary>
     public static (OneHotSequences Inputs, int[] Labels) SparseBatch(Random random, int batchSize, int length)
     {
-        ArgumentNullException.ThrowIfNull(random);
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(length, 1);
-        var symbols = new int[(long)batchSize * length];
-        var values = new float[(long)batchSize * length];
-        var labels = new int[batchSize];
-        for (int b = 0; b < batchSize; b++)
+        var inputs = new OneHotSequences(batchSize, length, Dimension, new int[(long)batchSize * length], new float[(long)batchSize * length]);
+        return (inputs, Refill(random, inputs));
+    }
+
+    /// <summary>
+    /// Draws a new batch into <paramref name="inputs"/> (its arrays reused: at a million steps a fresh batch is 128 MB of
+    /// new pages) with the draws of <see cref="SparseBatch"/>, and returns its labels.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="inputs"/> is not of dimension <see cref="Dimension"/>.</exception>
+    public static int[] Refill(Random random, OneHotSequences inputs)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (inputs.Dimension != Dimension)
+        {
+            throw new ArgumentException($"inputs has dimension {inputs.Dimension}; the task's is {Dimension}.", nameof(inputs));
+        }
+
+        int length = inputs.Length;
+        int[] symbols = inputs.Symbols;
+        float[] values = inputs.Values;
+        var labels = new int[inputs.BatchSize];
+        for (int b = 0; b < labels.Length; b++)
         {
             long at = (long)b * length;
             labels[b] = random.Next(2);
+            symbols[at] = 0;
             values[at] = labels[b] == 1 ? 1f : -1f;
             for (int t = 1; t < length; t++)
             {
@@ -46,6 +65,6 @@ public static class Memorisation
             }
         }
 
-        return (new OneHotSequences(batchSize, length, Dimension, symbols, values), labels);
+        return labels;
     }
 }

@@ -112,8 +112,8 @@ internal static class GilrLstmChunk
             for (int t = 0; t < count; t++)
             {
                 nuint at = (nuint)(t * p6 + v);
-                TV g = SimdMath.Sigmoid<TS, TV>(TS.Add(TS.Load(ref rp, at), bg));
-                TV i = SimdMath.Tanh<TS, TV>(TS.Add(TS.Load(ref rp, at + (nuint)np), bi));
+                TV g = SimdMath.FastSigmoid<TS, TV>(TS.Add(TS.Load(ref rp, at), bg));
+                TV i = SimdMath.FastTanh<TS, TV>(TS.Add(TS.Load(ref rp, at + (nuint)np), bi));
                 TS.Store(g, ref rp, at);
                 TS.Store(i, ref rp, at + (nuint)np);
                 hs = TS.Fma(g, TS.Subtract(hs, i), i);
@@ -134,10 +134,10 @@ internal static class GilrLstmChunk
             for (int t = 0; t < count; t++)
             {
                 nuint at = (nuint)(t * p4 + v), pt = (nuint)(t * p6 + 2 * np + v);
-                TV i = SimdMath.Sigmoid<TS, TV>(TS.Add(TS.Add(TS.Load(ref ra, at), TS.Load(ref rp, pt)), bI));
-                TV f = SimdMath.Sigmoid<TS, TV>(TS.Add(TS.Add(TS.Load(ref ra, at + (nuint)np), TS.Load(ref rp, pt + (nuint)np)), bF));
-                TV z = SimdMath.Tanh<TS, TV>(TS.Add(TS.Add(TS.Load(ref ra, at + (nuint)(2 * np)), TS.Load(ref rp, pt + (nuint)(2 * np))), bZ));
-                TV o = SimdMath.Sigmoid<TS, TV>(TS.Add(TS.Add(TS.Load(ref ra, at + (nuint)(3 * np)), TS.Load(ref rp, pt + (nuint)(3 * np))), bO));
+                TV i = SimdMath.FastSigmoid<TS, TV>(TS.Add(TS.Add(TS.Load(ref ra, at), TS.Load(ref rp, pt)), bI));
+                TV f = SimdMath.FastSigmoid<TS, TV>(TS.Add(TS.Add(TS.Load(ref ra, at + (nuint)np), TS.Load(ref rp, pt + (nuint)np)), bF));
+                TV z = SimdMath.FastTanh<TS, TV>(TS.Add(TS.Add(TS.Load(ref ra, at + (nuint)(2 * np)), TS.Load(ref rp, pt + (nuint)(2 * np))), bZ));
+                TV o = SimdMath.FastSigmoid<TS, TV>(TS.Add(TS.Add(TS.Load(ref ra, at + (nuint)(3 * np)), TS.Load(ref rp, pt + (nuint)(3 * np))), bO));
                 TS.Store(i, ref ra, at);
                 TS.Store(f, ref ra, at + (nuint)np);
                 TS.Store(z, ref ra, at + (nuint)(2 * np));
@@ -190,7 +190,7 @@ internal static class GilrLstmChunk
         }
 
         ReadOnlySpan<float> delta = b.P.AsSpan(2 * np);
-        Kernels.Gemm<float>(delta, w.Hidden, b.E, count, p4, np, lda: p6);
+        Product<TS, TV>(delta, p6, 1, w.Hidden, np, b.E, count, np, p4, accumulate: false);
 
         // The h~ chain: ∂h~_{t-1} = g ∂h~_t + W_hhᵀ δ_t; ∂ of g's and i's pre-activations into P's first 2np.
         ref float rs = ref MemoryMarshal.GetArrayDataReference(b.Hs);
@@ -211,7 +211,7 @@ internal static class GilrLstmChunk
         }
 
         // Weights: ∂W_hhᵀ += h~_{t-1}ᵀ δ, ∂[U; V; W_ih]ᵀ += xᵀ ∂P, ∂bias += Σ ∂P; and ∂x = ∂P [U; V; W_ih].
-        AddTransposedProduct<TS, TV>(b.Hs, np, delta, p6, b.GradHiddenT, np, p4, count);
+        Product<TS, TV>(b.Hs, 1, np, delta, p6, b.GradHiddenT, np, p4, count, accumulate: true);
         if (w.OneHot)
         {
             ref float rg = ref MemoryMarshal.GetArrayDataReference(b.GradInputT);
@@ -227,8 +227,8 @@ internal static class GilrLstmChunk
         }
         else
         {
-            AddTransposedProduct<TS, TV>(below, np, b.P, p6, b.GradInputT, np, p6, count);
-            Kernels.Gemm<float>(b.P.AsSpan(0, count * p6), w.Input, belowAdjoint, count, p6, np);
+            Product<TS, TV>(below, 1, np, b.P, p6, b.GradInputT, np, p6, count, accumulate: true);
+            Product<TS, TV>(b.P, p6, 1, w.Input, np, belowAdjoint, count, np, p6, accumulate: false);
         }
 
         ref float rbias = ref MemoryMarshal.GetArrayDataReference(b.GradBias);
@@ -245,58 +245,83 @@ internal static class GilrLstmChunk
     }
 
     /// <summary>
-    /// C[m, cols] += Σ_t A[t, m] B[t, :] for m &lt; <paramref name="rows"/>: A's rows at stride <paramref name="lda"/>,
-    /// B's at <paramref name="ldb"/>. Four rows of C by two vectors at a time; rows a multiple of 4, cols of 2 vectors.
+    /// C[i, :] = (or +=, when <paramref name="accumulate"/>) Σ_p A(i, p) B[p, :] for i &lt; <paramref name="rows"/>, where
+    /// A(i, p) = a[i·<paramref name="rowStride"/> + p·<paramref name="termStride"/>] (so A or Aᵀ of a row-major array),
+    /// B's rows at stride <paramref name="ldb"/>, C row-major [rows, cols], cols a whole number of vectors. Eight rows by
+    /// one vector at a time: eight accumulators, each B load used eight times, the sum over p in order.
     /// </summary>
-    internal static void AddTransposedProduct<TS, TV>(ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> bMatrix, int ldb, Span<float> c,
-        int rows, int cols, int count)
+    internal static void Product<TS, TV>(ReadOnlySpan<float> a, int rowStride, int termStride, ReadOnlySpan<float> bMatrix, int ldb, Span<float> c,
+        int rows, int cols, int terms, bool accumulate)
         where TS : struct, ISimd<TV>
         where TV : struct
     {
         int v = TS.Count;
-        if (rows % 4 != 0 || cols % (2 * v) != 0 || c.Length < rows * cols || (count > 0 && (a.Length < (count - 1) * lda + rows
-            || bMatrix.Length < (count - 1) * ldb + cols)))
+        if (cols % v != 0 || c.Length < rows * cols || (rows > 0 && terms > 0 && (a.Length <= (rows - 1) * rowStride + (terms - 1) * termStride
+            || bMatrix.Length < (terms - 1) * ldb + cols)))
         {
-            throw new ArgumentException($"AddTransposedProduct: C[{rows}, {cols}] over {count} rows does not fit its spans.");
+            throw new ArgumentException($"Product: C[{rows}, {cols}] over {terms} terms does not fit its spans.");
         }
 
         ref float ra = ref MemoryMarshal.GetReference(a);
         ref float rb = ref MemoryMarshal.GetReference(bMatrix);
         ref float rc = ref MemoryMarshal.GetReference(c);
-        for (int m = 0; m < rows; m += 4)
+        int i = 0;
+        for (; i + 8 <= rows; i += 8)
         {
-            for (int col = 0; col < cols; col += 2 * v)
+            for (int col = 0; col < cols; col += v)
             {
-                nuint o = (nuint)(m * cols + col);
-                TV c00 = TS.Load(ref rc, o), c01 = TS.Load(ref rc, o + (nuint)v);
-                TV c10 = TS.Load(ref rc, o + (nuint)cols), c11 = TS.Load(ref rc, o + (nuint)(cols + v));
-                TV c20 = TS.Load(ref rc, o + (nuint)(2 * cols)), c21 = TS.Load(ref rc, o + (nuint)(2 * cols + v));
-                TV c30 = TS.Load(ref rc, o + (nuint)(3 * cols)), c31 = TS.Load(ref rc, o + (nuint)(3 * cols + v));
-                for (int t = 0; t < count; t++)
+                nuint o = (nuint)(i * cols + col);
+                TV c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+                if (accumulate)
                 {
-                    nuint bt = (nuint)(t * ldb + col);
-                    TV b0 = TS.Load(ref rb, bt), b1 = TS.Load(ref rb, bt + (nuint)v);
-                    ref float at = ref Unsafe.Add(ref ra, t * lda + m);
-                    TV x0 = TS.Create(at), x1 = TS.Create(Unsafe.Add(ref at, 1));
-                    TV x2 = TS.Create(Unsafe.Add(ref at, 2)), x3 = TS.Create(Unsafe.Add(ref at, 3));
-                    c00 = TS.Fma(x0, b0, c00);
-                    c01 = TS.Fma(x0, b1, c01);
-                    c10 = TS.Fma(x1, b0, c10);
-                    c11 = TS.Fma(x1, b1, c11);
-                    c20 = TS.Fma(x2, b0, c20);
-                    c21 = TS.Fma(x2, b1, c21);
-                    c30 = TS.Fma(x3, b0, c30);
-                    c31 = TS.Fma(x3, b1, c31);
+                    c0 = TS.Load(ref rc, o);
+                    c1 = TS.Load(ref rc, o + (nuint)cols);
+                    c2 = TS.Load(ref rc, o + (nuint)(2 * cols));
+                    c3 = TS.Load(ref rc, o + (nuint)(3 * cols));
+                    c4 = TS.Load(ref rc, o + (nuint)(4 * cols));
+                    c5 = TS.Load(ref rc, o + (nuint)(5 * cols));
+                    c6 = TS.Load(ref rc, o + (nuint)(6 * cols));
+                    c7 = TS.Load(ref rc, o + (nuint)(7 * cols));
                 }
 
-                TS.Store(c00, ref rc, o);
-                TS.Store(c01, ref rc, o + (nuint)v);
-                TS.Store(c10, ref rc, o + (nuint)cols);
-                TS.Store(c11, ref rc, o + (nuint)(cols + v));
-                TS.Store(c20, ref rc, o + (nuint)(2 * cols));
-                TS.Store(c21, ref rc, o + (nuint)(2 * cols + v));
-                TS.Store(c30, ref rc, o + (nuint)(3 * cols));
-                TS.Store(c31, ref rc, o + (nuint)(3 * cols + v));
+                ref float a0 = ref Unsafe.Add(ref ra, i * rowStride);
+                for (int p = 0; p < terms; p++)
+                {
+                    TV bp = TS.Load(ref rb, (nuint)(p * ldb + col));
+                    ref float ap = ref Unsafe.Add(ref a0, p * termStride);
+                    c0 = TS.Fma(TS.Create(ap), bp, c0);
+                    c1 = TS.Fma(TS.Create(Unsafe.Add(ref ap, rowStride)), bp, c1);
+                    c2 = TS.Fma(TS.Create(Unsafe.Add(ref ap, 2 * rowStride)), bp, c2);
+                    c3 = TS.Fma(TS.Create(Unsafe.Add(ref ap, 3 * rowStride)), bp, c3);
+                    c4 = TS.Fma(TS.Create(Unsafe.Add(ref ap, 4 * rowStride)), bp, c4);
+                    c5 = TS.Fma(TS.Create(Unsafe.Add(ref ap, 5 * rowStride)), bp, c5);
+                    c6 = TS.Fma(TS.Create(Unsafe.Add(ref ap, 6 * rowStride)), bp, c6);
+                    c7 = TS.Fma(TS.Create(Unsafe.Add(ref ap, 7 * rowStride)), bp, c7);
+                }
+
+                TS.Store(c0, ref rc, o);
+                TS.Store(c1, ref rc, o + (nuint)cols);
+                TS.Store(c2, ref rc, o + (nuint)(2 * cols));
+                TS.Store(c3, ref rc, o + (nuint)(3 * cols));
+                TS.Store(c4, ref rc, o + (nuint)(4 * cols));
+                TS.Store(c5, ref rc, o + (nuint)(5 * cols));
+                TS.Store(c6, ref rc, o + (nuint)(6 * cols));
+                TS.Store(c7, ref rc, o + (nuint)(7 * cols));
+            }
+        }
+
+        for (; i < rows; i++)
+        {
+            for (int col = 0; col < cols; col += v)
+            {
+                nuint o = (nuint)(i * cols + col);
+                TV sum = accumulate ? TS.Load(ref rc, o) : default;
+                for (int p = 0; p < terms; p++)
+                {
+                    sum = TS.Fma(TS.Create(Unsafe.Add(ref ra, i * rowStride + p * termStride)), TS.Load(ref rb, (nuint)(p * ldb + col)), sum);
+                }
+
+                TS.Store(sum, ref rc, o);
             }
         }
     }
