@@ -35,7 +35,7 @@ internal sealed class TrainingLoop(string name, int length, ParameterSet<float> 
         while (done < maxSteps && !Solved() && Elapsed() < maxMinutes * 60)
         {
             var started = Stopwatch.StartNew();
-            StepOutcome r = step(new Random(HashCode.Combine(seed, done)));
+            StepOutcome r = step(new Random(BatchSeed(seed, done)));
             if (!double.IsFinite(r.Loss))
             {
                 throw new ArithmeticException($"{name} at T = {length}: the loss became {r.Loss} at step {done}.");
@@ -68,6 +68,18 @@ internal sealed class TrainingLoop(string name, int length, ParameterSet<float> 
         double total = Elapsed();
         return string.Create(CultureInfo.InvariantCulture,
             $"{name,-20} {length,9} {(Solved() ? "converged" : "not converged"),-14} {done,6} {total,14:F1} {total / Math.Max(1, done),8:F3}");
+    }
+
+    /// <summary>
+    /// Minibatch <paramref name="index"/>'s seed: a fixed mix (SplitMix64's finaliser) of the run's seed and the index, the
+    /// same in every process (HashCode.Combine is seeded per process, so a resumed run would have drawn other batches).
+    /// </summary>
+    internal static int BatchSeed(int seed, int index)
+    {
+        ulong z = ((ulong)(uint)seed << 32 | (uint)index) + 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return (int)((z ^ (z >> 31)) & int.MaxValue);
     }
 
     private void Save(string path, Adam<float> adam, int done, int streak, double seconds)

@@ -50,10 +50,16 @@ public sealed class SampleCommandLineTests
             string checkpoint = Assert.Single(Directory.GetFiles(directory, "*.safetensors"));
             Assert.Contains("GILR-LSTM (trainer)", output, StringComparison.Ordinal);
 
-            (code, output) = Run("Memorisation", [.. common, "--max-steps", "5"]);
+            (code, output) = Run("Memorisation", [.. common, "--max-steps", "10"]);
             Assert.True(code == 0, output);
             Assert.Contains("3 steps done", output, StringComparison.Ordinal);
-            Assert.Matches(@"GILR-LSTM \(trainer\)\s+24\s+(not converged|converged)\s+5\s", output);
+            Assert.Matches(@"GILR-LSTM \(trainer\)\s+24\s+(not converged|converged)\s+10\s", output);
+
+            // The resumed run drew the batches an unbroken run draws, from the saved state: the same loss at step 10.
+            (code, string unbroken) = Run("Memorisation", ["--lengths", "24", "--models", "gilr-lstm", "--batch", "4", "--max-steps", "10"]);
+            Assert.True(code == 0, unbroken);
+            static string Step10(string text) => text.Split('\n').Single(l => l.Contains("step    10 ", StringComparison.Ordinal))[..40];
+            Assert.Equal(Step10(unbroken), Step10(output));
             Assert.Empty(Directory.GetFiles(directory, "*.tmp"));
             Assert.True(File.Exists(checkpoint));
         }
