@@ -39,6 +39,15 @@ public sealed class BenchCommandTests : IDisposable
         }
 
         Assert.Contains("Cold start: `deer run` as a fresh process", md, StringComparison.Ordinal);
+
+        // The training step: the trainer, the general path and the LSTM, the GILR-LSTM rows with their floor.
+        Assert.Equal(3, json.RootElement.GetProperty("train").GetArrayLength());
+        foreach (JsonElement row in json.RootElement.GetProperty("train").EnumerateArray().Take(2))
+        {
+            Assert.True(row.GetProperty("seconds_median").GetDouble() > 0 && row.GetProperty("floor_seconds").GetDouble() > 0, row.ToString());
+        }
+
+        Assert.Contains("One training step of the memorisation task", md, StringComparison.Ordinal);
         XDocument svg = XDocument.Load(_dir.File("bench.svg"));
         Assert.Equal("svg", svg.Root!.Name.LocalName);
         byte[] png = File.ReadAllBytes(_dir.File("bench.png"));

@@ -11,7 +11,7 @@ internal static partial class BenchCommand
     private sealed record OnnxSections(List<OnnxColdBench.Row> Cold, string? ColdNote, List<OrtRaceBench.Row> Race, string? RaceNote);
 
     private static string Markdown(Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep,
-        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, string? coldNote, OnnxSections onnx)
+        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, string? coldNote, OnnxSections onnx, List<TrainBench.Row> train)
     {
         var c = CultureInfo.InvariantCulture;
         var md = new StringBuilder();
@@ -48,11 +48,12 @@ internal static partial class BenchCommand
         ColdBench.Markdown(md, cold, coldNote);
         OnnxColdBench.Markdown(md, onnx.Cold, onnx.ColdNote);
         OrtRaceBench.Markdown(md, onnx.Race, onnx.RaceNote);
+        TrainBench.Markdown(md, train);
         return md.ToString();
     }
 
     private static void Json(Stream s, Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep,
-        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, OnnxSections onnx)
+        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, OnnxSections onnx, List<TrainBench.Row> train)
     {
         using var w = new Utf8JsonWriter(s, ReportJson.WriterOptions);
         w.WriteStartObject();
@@ -89,6 +90,7 @@ internal static partial class BenchCommand
         ColdBench.Json(w, cold);
         OnnxColdBench.Json(w, onnx.Cold);
         OrtRaceBench.Json(w, onnx.Race);
+        TrainBench.Json(w, train);
         w.WriteEndObject();
     }
 

@@ -48,9 +48,9 @@ internal static partial class BenchCommand
         device.AcceptOnlyFromAmong("cpu", "gpu", "cuda", "emulated");
         var only = new Option<string?>("--only")
         {
-            Description = "Run one section of the CPU bench: scan, rnn, sweep, structured, cold (`deer run` as fresh processes against the warm solve and PyTorch), onnx-cold (`deer run --model` against ONNX Runtime's first run, each a fresh process), or ort (the warm race against ONNX Runtime in one process) (default: all).",
+            Description = "Run one section of the CPU bench: scan, rnn, sweep, structured, cold (`deer run` as fresh processes against the warm solve and PyTorch), onnx-cold (`deer run --model` against ONNX Runtime's first run, each a fresh process), ort (the warm race against ONNX Runtime in one process), or train (one training step of the memorisation task against its floor) (default: all).",
         };
-        only.AcceptOnlyFromAmong("scan", "rnn", "sweep", "structured", "cold", "onnx-cold", "ort");
+        only.AcceptOnlyFromAmong("scan", "rnn", "sweep", "structured", "cold", "onnx-cold", "ort", "train");
         var chartFrom = new Option<string?>("--chart-from")
         {
             Description = "Measure nothing: redraw bench.png and bench.svg from an earlier run's bench.json (its sweep) into --out-dir.",
@@ -140,10 +140,11 @@ internal static partial class BenchCommand
         List<OnnxColdBench.Row> onnxCold = o.Runs("onnx-cold") && o.Peers ? OnnxColdBench.Run(o.Quick, o.Repeats, peer, ortPeer, o.Log, out onnxNote) : [];
         List<OrtRaceBench.Row> race = o.Runs("ort") && o.Peers ? OrtRaceBench.Run(o.Quick, o.Repeats, peer, ortPeer, o.Log, out raceNote) : [];
         var onnx = new OnnxSections(onnxCold, o.Runs("onnx-cold") ? onnxNote : null, race, o.Runs("ort") ? raceNote : null);
+        List<TrainBench.Row> train = o.Runs("train") ? TrainBench.Run(o.Quick, o.Repeats, o.Log) : [];
 
         using var files = new AtomicFiles();
-        files.Stage(Path.Combine(o.OutDir, "bench.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(o, machine, scan, rnn, torchNote, sweep, structured, cold, coldNote, onnx))));
-        files.Stage(Path.Combine(o.OutDir, "bench.json"), "--out-dir", s => Json(s, o, machine, scan, rnn, torchNote, sweep, structured, cold, onnx));
+        files.Stage(Path.Combine(o.OutDir, "bench.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(o, machine, scan, rnn, torchNote, sweep, structured, cold, coldNote, onnx, train))));
+        files.Stage(Path.Combine(o.OutDir, "bench.json"), "--out-dir", s => Json(s, o, machine, scan, rnn, torchNote, sweep, structured, cold, onnx, train));
         ScottPlot.Plot chart = Chart(machine, sweep);
         files.Stage(Path.Combine(o.OutDir, "bench.png"), "--out-dir", s => s.Write(Charts.Png(chart)));
         files.Stage(Path.Combine(o.OutDir, "bench.svg"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Charts.Svg(chart))));
