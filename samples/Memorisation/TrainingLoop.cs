@@ -48,7 +48,7 @@ internal sealed class TrainingLoop(string name, int length, ParameterSet<float> 
             double seconds = started.Elapsed.TotalSeconds;
             if (seconds > 0.5 || done % 10 == 0 || Solved())
             {
-                double perStep = Elapsed() / done, left = Math.Min((maxSteps - done) * perStep, maxMinutes * 60 - Elapsed());
+                double perStep = Elapsed() / done, left = Math.Max(0, Math.Min((maxSteps - done) * perStep, maxMinutes * 60 - Elapsed()));
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"  step {done,5}  loss {r.Loss,7:F4}  accuracy {r.Accuracy,5:P0}  perfect in a row {streak}  {seconds,7:F2} s/step  {Elapsed(),8:F0} s  at most {left / 60,6:F1} min left"));
             }
