@@ -61,7 +61,7 @@ public sealed class GilrLstmTrainer
     /// <param name="inputs">The batch; its dimension must be the model's input size.</param>
     /// <param name="labels">One class per sequence.</param>
     /// <param name="withGradient">Whether to run the backward pass.</param>
-    /// <param name="options">Reads <see cref="SolveOptions.MaxDegreeOfParallelism"/> and <see cref="SolveOptions.MemoryBudgetBytes"/>.</param>
+    /// <param name="options">Reads <see cref="SolveOptions.MaxDegreeOfParallelism"/> and <see cref="SolveOptions.MemoryBudgetBytes"/> (default, as for a solve: half the memory the runtime reports as available).</param>
     /// <param name="cancellationToken">Checked at every chunk.</param>
     /// <exception cref="ArgumentException">The inputs or labels do not fit the model.</exception>
     /// <exception cref="InsufficientMemoryException">The checkpoints and workspaces need more than the memory budget.</exception>
@@ -83,8 +83,8 @@ public sealed class GilrLstmTrainer
             throw new ArgumentException($"labels must hold {batch} classes in [0, {classes}).", nameof(labels));
         }
 
-        int cores = Math.Max(1, Math.Min(batch, options.MaxDegreeOfParallelism ?? Environment.ProcessorCount));
-        long bytes = WorkingBytes(batch, length, cores), budget = options.MemoryBudgetBytes ?? long.MaxValue;
+        int cores = Math.Max(1, Math.Min(batch, Engines.SolverSettings<float>.Cores(options)));
+        long bytes = WorkingBytes(batch, length, cores), budget = Engines.SolverSettings<float>.MemoryBudget(options);
         if (bytes > budget)
         {
             throw new InsufficientMemoryException(
