@@ -29,6 +29,7 @@ Option<int> maxStepsOption = SampleCommand.Int("--max-steps", "Most training ste
 Option<double> maxMinutesOption = SampleCommand.Positive("--max-minutes", "Most minutes per run (a resumed run counts its earlier time)", 20);
 Option<double> saveOption = SampleCommand.Positive("--save-every-minutes", "Minutes between checkpoints", 5);
 Option<int> seedOption = SampleCommand.Int("--seed", "Seed of the minibatches", 3, 0);
+Option<double> epsilonOption = SampleCommand.Positive("--adam-epsilon", "Adam's epsilon (the gradients that carry a long dependency are far smaller than the usual 1e-8)", 1e-16);
 var checkpointOption = new Option<string?>("--checkpoint-dir") { Description = "Where to save each run's checkpoint (and resume it from)" };
 var modelsOption = new Option<string>("--models") { Description = "Which models, comma-separated: gilr-lstm, lstm", DefaultValueFactory = _ => "gilr-lstm,lstm" };
 modelsOption.Validators.Add(r =>
@@ -40,7 +41,7 @@ modelsOption.Validators.Add(r =>
     }
 });
 if (SampleCommand.Parse("memorisation", "Trains a GILR-LSTM (scans) and an LSTM (sequential) on the memorisation task until they solve it.", args,
-        [lengthsOption, modelsOption, batchOption, hiddenOption, maxStepsOption, maxMinutesOption, checkpointOption, saveOption, seedOption], out ParseResult parsed) is int exit)
+        [lengthsOption, modelsOption, batchOption, hiddenOption, maxStepsOption, maxMinutesOption, checkpointOption, saveOption, seedOption, epsilonOption], out ParseResult parsed) is int exit)
 {
     return exit;
 }
@@ -49,11 +50,12 @@ TryLengths(parsed.GetValue(lengthsOption)!, out int[] lengths);
 int batch = parsed.GetValue(batchOption), hidden = parsed.GetValue(hiddenOption), maxSteps = parsed.GetValue(maxStepsOption);
 double maxMinutes = parsed.GetValue(maxMinutesOption), saveEvery = parsed.GetValue(saveOption) * 60;
 int seed = parsed.GetValue(seedOption);
+double adamEpsilon = parsed.GetValue(epsilonOption);
 string? checkpoints = parsed.GetValue(checkpointOption);
 string[] models = parsed.GetValue(modelsOption)!.Split(',');
 
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-    $"Memorisation task: batch {batch}, 2 layers of hidden {hidden}, float32, Adam lr 0.01, clip 1, chrono-initialised gates; {Environment.ProcessorCount} cores."));
+    $"Memorisation task: batch {batch}, 2 layers of hidden {hidden}, float32, Adam lr 0.01 epsilon {adamEpsilon:G3}, clip 1, chrono-initialised gates; {Environment.ProcessorCount} cores."));
 Console.WriteLine($"Converged: {Memorisation.PerfectBatchesToConverge} consecutive minibatches at 100% accuracy. Limits per run: {maxSteps} steps or {maxMinutes} minutes.");
 Console.WriteLine(checkpoints is null ? "No checkpoints (--checkpoint-dir to save and resume)." : $"Checkpoints in {checkpoints}, every {saveEvery / 60} minutes; the same command resumes.");
 var results = new List<string>();
@@ -89,7 +91,7 @@ TrainingLoop Loop(string name, string file, int length, ParameterSet<float> para
     Console.WriteLine();
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}, T = {length:N0}"));
     string? path = checkpoints is null ? null : Path.Combine(checkpoints, string.Create(CultureInfo.InvariantCulture, $"{file}-T{length}-B{batch}-H{hidden}-S{seed}.safetensors"));
-    return new TrainingLoop(name, length, parameters, path, saveEvery);
+    return new TrainingLoop(name, length, parameters, path, saveEvery, adamEpsilon);
 }
 
 string TrainGilrLstm(int length)

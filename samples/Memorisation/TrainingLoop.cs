@@ -14,11 +14,11 @@ internal readonly record struct StepOutcome(double Loss, double Accuracy, IReadO
 /// <c>saveEvery</c> seconds and at the end, to a temporary file then renamed; a run that finds one resumes from it.
 /// Minibatch k is drawn from its own seed, so a resumed run sees the batches an unbroken one would have.
 /// </summary>
-internal sealed class TrainingLoop(string name, int length, ParameterSet<float> parameters, string? checkpoint, double saveEverySeconds)
+internal sealed class TrainingLoop(string name, int length, ParameterSet<float> parameters, string? checkpoint, double saveEverySeconds, double adamEpsilon)
 {
     public string Run(Func<Random, StepOutcome> step, int maxSteps, double maxMinutes, int seed)
     {
-        var adam = new Adam<float>(parameters.Arrays, learningRate: 0.01);
+        var adam = new Adam<float>(parameters.Arrays, learningRate: 0.01, epsilon: adamEpsilon);
         int streak = 0, done = 0;
         double before = 0;
         if (checkpoint is not null && File.Exists(checkpoint))
