@@ -85,7 +85,7 @@ public class FusedLoopTests
 
     [Theory]
     [MemberData(nameof(Widths))]
-    public void Fused_GRU_pairs_equal_the_plain_loop_of_each_sequence_bit_for_bit(int width, int lanes) => Seeded.Run(rnd =>
+    public void Fused_GRU_and_LSTM_pairs_equal_the_plain_loop_of_each_sequence_bit_for_bit(int width, int lanes) => Seeded.Run(rnd =>
     {
         foreach (int vectors in new[] { 1, 2, 3, 5 })
         {
@@ -100,6 +100,15 @@ public class FusedLoopTests
             AssertSame(PlainLoop(gru, h0a, pa, steps), sa, $"GRU pair A {width}-bit n={n}");
             AssertSame(PlainLoop(gru, h0b, pb, steps), sb, $"GRU pair B {width}-bit n={n}");
 
+            var lstm = LstmCell<float>.Random(d, n, rnd, 0.5 + 2 * rnd.NextDouble());
+            (h0a, pa) = Draw(lstm, rnd, steps);
+            (h0b, pb) = Draw(lstm, rnd, steps);
+            (sa, sb) = (new float[steps * 2 * n], new float[steps * 2 * n]);
+            a = new FusedLoop.Lanes(h0a, pa, sa);
+            b = new FusedLoop.Lanes(h0b, pb, sb);
+            Assert.True(width == 512 ? FusedLoop.LstmPair<Simd512, Vector512<float>>(lstm.Packed, a, b, steps) : FusedLoop.LstmPair<Simd256, Vector256<float>>(lstm.Packed, a, b, steps));
+            AssertSame(PlainLoop(lstm, h0a, pa, steps), sa, $"LSTM pair A {width}-bit n={n}");
+            AssertSame(PlainLoop(lstm, h0b, pb, steps), sb, $"LSTM pair B {width}-bit n={n}");
         }
     });
 
@@ -110,8 +119,15 @@ public class FusedLoopTests
     [Fact]
     public void Batched_pairs_equal_each_sequences_plain_loop() => Seeded.Run(rnd =>
     {
-        const int B = 5, D = 6, N = 48;                               // 512-bit: a two-vector block and a single
-        var cell = GruCell<float>.Random(D, N, rnd);
+        const int N = 48;                                             // 512-bit: a two-vector block and a single
+        CheckBatchedPairs(GruCell<float>.Random(6, N, rnd), rnd);
+        CheckBatchedPairs(LstmCell<float>.Random(6, N, rnd), rnd);
+    });
+
+    private static void CheckBatchedPairs<TCell>(TCell cell, Random rnd)
+        where TCell : IRecurrentCell<float>
+    {
+        const int B = 5, D = 6;
         int chunk = Solver.ChunkSteps(cell.ProjectionSize), length = 3 * chunk + 11, s = cell.StateSize;
         float[] x = Numbers.As<float>(Numbers.Uniform(rnd, B * length * D, 2.0));
         float[] h0 = Numbers.As<float>(Numbers.Uniform(rnd, B * s));
@@ -125,10 +141,10 @@ public class FusedLoopTests
                 var projections = new float[length * cell.ProjectionSize];
                 cell.ProjectInputs(x.AsSpan(q * length * D, length * D), projections, length);
                 AssertSame(PlainLoop(cell, h0.AsSpan(q * s, s).ToArray(), projections, length), result.States.AsSpan(q * length * s, length * s).ToArray(),
-                    $"sequence {q} cores={cores}");
+                    $"{typeof(TCell).Name} sequence {q} cores={cores}");
             }
         }
-    });
+    }
 
     /// <summary>
     /// GRU and LSTM states stay finite for finite inputs and weights (which every solve checks), so a pair can only fail
