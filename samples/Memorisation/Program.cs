@@ -6,7 +6,7 @@
 // --checkpoint-dir, saves each run so that running the same command again resumes it.
 //
 //   dotnet run -c Release --project samples/Memorisation -- [--lengths 1024,8192] [--models gilr-lstm,lstm] [--batch 16] [--hidden 16]
-//       [--max-steps 3000] [--max-minutes 20] [--checkpoint-dir DIR] [--save-every-minutes 5] [--seed 3]
+//       [--max-steps 3000] [--max-minutes 20] [--checkpoint-dir DIR] [--save-every-minutes 5] [--seed 3] [--adam-epsilon 1e-16]
 using System.CommandLine;
 using System.Globalization;
 using DeerSharp;

@@ -13,6 +13,12 @@ public sealed class Adam<T>
     private readonly T[][] _v;
 
     /// <summary>Optimises <paramref name="parameters"/> (each array updated in place by <see cref="Step"/>).</summary>
+    /// <remarks>
+    /// <paramref name="epsilon"/> (PyTorch's default, 1e-8) caps the update of a parameter whose gradients are smaller
+    /// than it at about lr·|g|/ε. Over long dependencies the gradients that matter can be far smaller: at a million steps
+    /// of the memorisation task they measured 1e-13, and with ε = 1e-8 they moved by 1e-7 a step (docs/linear-surrogates.md);
+    /// pass an ε below them there.
+    /// </remarks>
     public Adam(IReadOnlyList<T[]> parameters, double learningRate = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-8)
     {
         ArgumentNullException.ThrowIfNull(parameters);
