@@ -20,14 +20,12 @@ internal static class Require
     public static void Finite<T>(ReadOnlySpan<T> values, string argument, params int[] shape)
         where T : IFloatingPointIeee754<T>
     {
-        for (int i = 0; i < values.Length; i++)
+        int i = NonFinite.IndexOf(values);
+        if (i >= 0)
         {
-            if (!T.IsFinite(values[i]))
-            {
-                throw new ArgumentException(
-                    $"{argument} holds a non-finite value ({values[i]}) at {Coordinates(i, shape)}; inputs and weights must be finite.",
-                    argument);
-            }
+            throw new ArgumentException(
+                $"{argument} holds a non-finite value ({values[i]}) at {Coordinates(i, shape)}; inputs and weights must be finite.",
+                argument);
         }
     }
 

@@ -21,13 +21,11 @@ internal static class ResultContract
             return false;
         }
 
-        for (int i = 0; i < states.Length; i++)
+        int i = NonFinite.IndexOf(states);
+        if (i >= 0)
         {
-            if (!T.IsFinite(states[i]))
-            {
-                broken = $"State value {i} is NaN or infinite, so the states cannot be reported as converged.";
-                return false;
-            }
+            broken = $"State value {i} is NaN or infinite, so the states cannot be reported as converged.";
+            return false;
         }
 
         broken = null;

@@ -168,4 +168,37 @@ public class KernelTests
         double[] b = [1, 2, 3, 4, 5, 6];
         Assert.Equal([1.0, 4, 2, 5, 3, 6], Kernels.Transpose(b, 2, 3));
     }
+
+    /// <summary>
+    /// The vectorised scan for NaN and ±∞ against a scalar IsFinite loop: lengths around its 1,024-value blocks and the
+    /// vector widths, with zero to three bad values anywhere (the first, the last, either side of a block boundary), float
+    /// and double, and a type it does not vectorise (Half).
+    /// </summary>
+    [Fact]
+    public void NonFinite_finds_the_first_bad_value_as_a_scalar_loop_does() => Seeded.Run(rnd =>
+    {
+        int[] lengths = [0, 1, 7, 15, 16, 17, 63, 64, 65, 1023, 1024, 1025, 2047, 2048, 2049, 3000, 4096 + 33];
+        double[] bad = [double.NaN, double.PositiveInfinity, double.NegativeInfinity];
+        for (int trial = 0; trial < 400; trial++)
+        {
+            int length = rnd.Next(3) == 0 ? rnd.Next(0, 5000) : lengths[rnd.Next(lengths.Length)];
+            double[] values = Numbers.Uniform(rnd, length);
+            for (int k = 0, count = length == 0 ? 0 : rnd.Next(0, 4); k < count; k++)
+            {
+                int at = rnd.Next(4) switch
+                {
+                    0 => 0,
+                    1 => length - 1,
+                    2 => Math.Clamp(1024 * rnd.Next(0, length / 1024 + 1) + rnd.Next(-1, 1), 0, length - 1),
+                    _ => rnd.Next(length),
+                };
+                values[at] = bad[rnd.Next(bad.Length)];
+            }
+
+            int expected = Array.FindIndex(values, v => !double.IsFinite(v));
+            Assert.Equal(expected, NonFinite.IndexOf<double>(values));
+            Assert.Equal(expected, NonFinite.IndexOf<float>(Numbers.As<float>(values)));
+            Assert.Equal(expected, NonFinite.IndexOf<Half>(values.Select(v => (Half)v).ToArray()));
+        }
+    });
 }

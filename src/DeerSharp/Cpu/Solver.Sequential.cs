@@ -178,25 +178,5 @@ internal static partial class Solver
 
     /// <summary>The index of the first value that is not finite, or -1.</summary>
     internal static int FirstNonFinite<T>(ReadOnlySpan<T> values)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        // x·0 is ±0 for finite x and NaN for ±∞ or NaN, so one multiply-add per lane tells whether any value is not finite.
-        int v = Vector<T>.Count, i = 0;
-        Vector<T> sum = Vector<T>.Zero;
-        for (; i + v <= values.Length; i += v)
-        {
-            sum += new Vector<T>(values[i..]) * Vector<T>.Zero;
-        }
-
-        int from = Vector.EqualsAll(sum, Vector<T>.Zero) ? i : 0;         // all the vector part is finite: only the tail is left
-        for (i = from; i < values.Length; i++)
-        {
-            if (!T.IsFinite(values[i]))
-            {
-                return i;
-            }
-        }
-
-        return -1;
-    }
+        where T : unmanaged, IFloatingPointIeee754<T> => NonFinite.IndexOf(values);
 }
