@@ -60,6 +60,39 @@ public class OnnxNodeTests
         Assert.True(failures.Count == 0, string.Join('\n', failures));
     });
 
+    /// <summary>
+    /// A model keeps each node's cell from run to run while its weight tensors are the same (initializers); R given as a
+    /// graph input instead must be read again at every run. Three runs with R₁, R₂, R₁, each against ONNX Runtime (1e-4):
+    /// a cell kept from the run before would give the second run R₁'s numbers.
+    /// </summary>
+    [Theory]
+    [InlineData("GRU")]
+    [InlineData("LSTM")]
+    public void A_weight_given_as_an_input_is_read_at_every_run(string op) => Seeded.Run(random =>
+    {
+        var spec = NodeSpec.Random(op, "forward", linearBeforeReset: true, ragged: false, random);
+        ModelProto model = spec.Model(layout: 0);
+        TensorProto r = model.Graph.Initializer.Single(t => t.Name == "R");
+        model.Graph.Initializer.Remove(r);
+        model.Graph.Input.Add(NodeSpec.Value("R", TensorProto.Types.DataType.Float, [.. r.Dims]));
+        using var dir = new TempDir();
+        string path = dir.File("r-input.onnx");
+        File.WriteAllBytes(path, model.ToByteArray());
+        OnnxModel deer = OnnxModel.Load(path);
+        float[] other = [.. spec.R.Select(v => -0.5f * v + 0.1f)];
+        var failures = new List<string>();
+        foreach ((string name, float[] values) in new[] { ("R1", spec.R), ("R2", other), ("R1 again", spec.R) })
+        {
+            Dictionary<string, TensorData> inputs = spec.Inputs(layout: 0);
+            inputs["R"] = TensorData.FromSingle(values, [.. r.Dims.Select(d => (int)d)]);
+            using OnnxRunResult run = deer.Run(inputs, new SolveOptions { Method = SolveMethod.Sequential });
+            Dictionary<string, TensorData> ort = OnnxTorchTests.OnnxRuntimeRun(path, inputs);
+            OnnxTorchTests.Compare(failures, $"{spec} with {name}: Y", run.Outputs["Y"], ort["Y"], 1e-4);
+        }
+
+        Assert.True(failures.Count == 0, string.Join('\n', failures));
+    });
+
     /// <summary>One random node and its inputs: sizes, weights, lengths, initial states.</summary>
     internal sealed class NodeSpec
     {

@@ -119,6 +119,44 @@ internal sealed class RecurrentOp
             b is null ? null : Rows(b, d * bStride, 1), b is null ? null : Rows(b, (d * bStride) + ((long)g * h), 1));
     }
 
+    /// <summary>
+    /// Direction <paramref name="d"/>'s cell (a boxed <see cref="TanhRnnCell{T}"/>, <see cref="GruCell{T}"/>,
+    /// <see cref="ResetBeforeGruCell{T}"/> or <see cref="LstmCell{T}"/>), built once for as long as the same weight tensors
+    /// come back: a model's initializers are the same objects at every run, and tensors are immutable, so the cell (its
+    /// transposed weights and the fused loop's packed copy) is reused from run to run instead of rebuilt (0.3 ms a run for
+    /// the n = 128 GRU). Other tensors (W computed by a node, or given as an input) make a new cell when they change.
+    /// </summary>
+    public object Cell<T>(OnnxTensor w, OnnxTensor r, OnnxTensor? b, int d)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        lock (_cells)
+        {
+            if (_cells[d] is { } c && ReferenceEquals(c.W, w) && ReferenceEquals(c.R, r) && ReferenceEquals(c.B, b) && c.Cell is IRecurrentCell<T>)
+            {
+                return c.Cell;
+            }
+        }
+
+        RecurrentWeights<T> weights = Weights<T>(w, r, b, d);
+        object cell = Gates switch
+        {
+            1 => new TanhRnnCell<T>(weights),
+            3 when LinearBeforeReset => new GruCell<T>(weights),
+            3 => new ResetBeforeGruCell<T>(weights),
+            _ => new LstmCell<T>(weights),
+        };
+        lock (_cells)
+        {
+            _cells[d] = new CachedCell(w, r, b, cell);
+        }
+
+        return cell;
+    }
+
+    private readonly CachedCell?[] _cells = new CachedCell?[2];
+
+    private sealed record CachedCell(OnnxTensor W, OnnxTensor R, OnnxTensor? B, object Cell);
+
     /// <summary>Throws unless <paramref name="t"/> has the rank and the dimensions expected (-1: any).</summary>
     public void CheckShape(OnnxTensor t, string input, int rank, long[] expected)
     {
