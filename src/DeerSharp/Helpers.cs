@@ -1,18 +1,41 @@
-namespace DeerSharp.Cpu;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+
+namespace DeerSharp;
 
 /// <summary>
 /// Long-lived background threads for the CPU engine's parallel work (the loop's projection helper,
-/// <see cref="ProjectionPipeline{TCell, T}"/>, and the batch's sequences, <see cref="CpuEngine{TCell, T}"/>), one fewer
+/// <c>Cpu.ProjectionPipeline</c>, and the batch's sequences, <c>Cpu.CpuEngine</c>), one fewer
 /// than the cores, made on first use. A job given to the thread pool started a median of 1.9 ms late on the 2-core VM
 /// (30 tries, up to 9 ms: the pool's parked workers wake slowly there), a tenth of a 65,536-step solve, and
 /// <c>Parallel.For</c> over a batch of 16 gave no speedup over one core; a thread woken by an event started a median of
 /// 41 µs late (a scratch program, 2026-12-07). A helper that is busy (another solve has it) is not used: the
-/// caller then does more of the work itself.
+/// caller then does more of the work itself. A job a helper has not taken by the time the caller is done is withdrawn
+/// (<see cref="Finish"/>) rather than waited for: on this VM a helper took 0.06-3.5 ms to wake.
 /// </summary>
 internal static class Helpers
 {
     private static readonly Helper[] s_helpers =
         [.. Enumerable.Range(0, Math.Max(0, Environment.ProcessorCount - 1)).Select(i => new Helper(i))];
+
+    /// <summary>
+    /// How long a helper polls for its next job before it blocks: a blocked helper took 0.06-3.5 ms to start a job on the
+    /// 2-core VM, longer than a scan of the solve's inputs or states takes (0.3-0.6 ms). ONNX Runtime's intra-op threads
+    /// spin likewise between operators.
+    /// </summary>
+    internal const double SpinSeconds = 0.002;
+
+    /// <summary>
+    /// Wakes the idle helpers ahead of work, so that they poll for it (<see cref="SpinSeconds"/>) when it comes: a solve
+    /// calls this before it checks its inputs.
+    /// </summary>
+    public static void Nudge()
+    {
+        foreach (Helper helper in s_helpers)
+        {
+            helper.Nudge();
+        }
+    }
 
     /// <summary>Starts <paramref name="job"/> on up to <paramref name="wanted"/> idle helpers; returns those it started.</summary>
     public static Helper[] Start(Action job, int wanted)
@@ -33,6 +56,39 @@ internal static class Helpers
 
         return [.. started];
     }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> for every piece in [0, <paramref name="pieces"/>), on this thread and, when
+    /// <paramref name="parallel"/>, on one idle helper, both taking pieces from one counter; returns when every piece has
+    /// run. The caller never waits for a helper to wake: it takes the pieces the helper has not.
+    /// </summary>
+    public static void ForEachPiece(int pieces, bool parallel, Action<int> body)
+    {
+        var next = new StrongBox<int>(0);
+        void Work()
+        {
+            for (int k = Interlocked.Increment(ref next.Value) - 1; k < pieces; k = Interlocked.Increment(ref next.Value) - 1)
+            {
+                body(k);
+            }
+        }
+
+        Helper[] started = parallel && pieces > 1 ? Start(Work, 1) : [];
+        try
+        {
+            Work();
+        }
+        finally
+        {
+            Finish(started);
+        }
+    }
+
+    /// <summary>
+    /// Ends the jobs <see cref="Start"/> gave: a job no helper has taken yet is withdrawn, and the helpers that took
+    /// theirs are waited for (<see cref="Wait"/>). For callers whose own thread did, or can do, all the work.
+    /// </summary>
+    public static void Finish(Helper[] started) => Wait([.. started.Where(h => !h.TryWithdraw())]);
 
     /// <summary>Waits for every helper <see cref="Start"/> returned, frees them, and rethrows what their jobs threw.</summary>
     public static void Wait(Helper[] started)
@@ -59,7 +115,7 @@ internal static class Helpers
         private Thread? _thread;
         private Action? _job;
         private Exception? _error;
-        private bool _hasJob, _finished;
+        private bool _hasJob, _finished, _nudged;
         private int _busy;
 
         public bool TryStart(Action job)
@@ -84,6 +140,23 @@ internal static class Helpers
             return true;
         }
 
+        /// <summary>Takes back a job this helper has not started; false once it has (then <see cref="Wait"/>).</summary>
+        public bool TryWithdraw()
+        {
+            lock (_gate)
+            {
+                if (!_hasJob)
+                {
+                    return false;
+                }
+
+                (_job, _hasJob, _finished) = (null, false, true);
+            }
+
+            Volatile.Write(ref _busy, 0);
+            return true;
+        }
+
         public Exception? Wait()
         {
             Exception? error;
@@ -101,20 +174,59 @@ internal static class Helpers
             return error;
         }
 
+        /// <summary>Ends a wait for a job (the thread then spins for one again), so that a job given soon after starts at once.</summary>
+        public void Nudge()
+        {
+            if (Volatile.Read(ref _busy) != 0 || _thread is null)
+            {
+                return;
+            }
+
+            lock (_gate)
+            {
+                _nudged = true;
+                Monitor.PulseAll(_gate);
+            }
+        }
+
+        /// <summary>The next job: polled for <see cref="SpinSeconds"/>, then waited for on the monitor until a job or a nudge comes.</summary>
+        private Action Take()
+        {
+            long spinUntil = Stopwatch.GetTimestamp() + (long)(SpinSeconds * Stopwatch.Frequency);
+            while (true)
+            {
+                if (Volatile.Read(ref _hasJob) || Stopwatch.GetTimestamp() > spinUntil)
+                {
+                    lock (_gate)
+                    {
+                        while (!_hasJob && !_nudged && Stopwatch.GetTimestamp() > spinUntil)
+                        {
+                            Monitor.Wait(_gate);
+                        }
+
+                        if (_hasJob)
+                        {
+                            _hasJob = false;
+                            return _job!;
+                        }
+
+                        if (_nudged)
+                        {
+                            _nudged = false;
+                            spinUntil = Stopwatch.GetTimestamp() + (long)(SpinSeconds * Stopwatch.Frequency);
+                        }
+                    }
+                }
+
+                Thread.SpinWait(32);
+            }
+        }
+
         private void Loop()
         {
             while (true)
             {
-                Action job;
-                lock (_gate)
-                {
-                    while (!_hasJob)
-                    {
-                        Monitor.Wait(_gate);
-                    }
-
-                    (job, _hasJob) = (_job!, false);
-                }
+                Action job = Take();
 
                 Exception? error = null;
                 try

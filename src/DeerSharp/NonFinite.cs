@@ -15,41 +15,74 @@ internal static class NonFinite
     /// <summary>Values per block: a block is scanned in vectors, and only a block that holds a non-finite value again by value.</summary>
     private const int Block = 1024;
 
-    /// <summary>The index of the first value that is NaN or infinite, or −1 when all are finite.</summary>
-    public static int IndexOf<T>(ReadOnlySpan<T> values)
+    /// <summary>Values from which a scan is split between this thread and a helper (when allowed): 4 MB of float32.</summary>
+    internal const int ParallelMinimum = 1 << 20;
+
+    /// <summary>Pieces a parallel scan is cut into; this thread and the helper take them from one counter.</summary>
+    private const int Pieces = 8;
+
+    /// <summary>
+    /// The index of the first value that is NaN or infinite, or −1 when all are finite. With <paramref name="parallel"/>,
+    /// a span of at least <see cref="ParallelMinimum"/> float or double values is scanned on this thread and an idle
+    /// <see cref="Helpers"/> thread together (the scan reads memory, and one core did not saturate it: 16 MB took 0.64 ms).
+    /// </summary>
+    public static int IndexOf<T>(ReadOnlySpan<T> values, bool parallel = false)
         where T : IFloatingPointIeee754<T>
     {
         if (typeof(T) == typeof(float))
         {
-            return IndexOfVectorised(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(values)), values.Length));
+            return IndexOfVectorised(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.As<T, float>(ref MemoryMarshal.GetReference(values)), values.Length), parallel);
         }
 
         if (typeof(T) == typeof(double))
         {
-            return IndexOfVectorised(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.As<T, double>(ref MemoryMarshal.GetReference(values)), values.Length));
+            return IndexOfVectorised(MemoryMarshal.CreateReadOnlySpan(ref Unsafe.As<T, double>(ref MemoryMarshal.GetReference(values)), values.Length), parallel);
         }
 
-        return IndexOfScalar(values, 0);
+        return IndexOfScalar(values, 0, values.Length);
+    }
+
+    private static unsafe int IndexOfVectorised<TF>(ReadOnlySpan<TF> values, bool parallel)
+        where TF : unmanaged, IFloatingPointIeee754<TF>
+    {
+        if (!parallel || values.Length < ParallelMinimum)
+        {
+            return IndexOfVectorised(values, 0, values.Length);
+        }
+
+        int length = values.Length;
+        var found = new int[Pieces];
+        fixed (TF* pinned = values)
+        {
+            nint address = (nint)pinned;
+            Helpers.ForEachPiece(Pieces, parallel: true, k =>
+            {
+                var all = new ReadOnlySpan<TF>((TF*)address, length);
+                found[k] = IndexOfVectorised(all, (int)((long)length * k / Pieces), (int)((long)length * (k + 1) / Pieces));
+            });
+        }
+
+        return found.FirstOrDefault(i => i >= 0, -1);
     }
 
     /// <summary>
     /// x·0 is ±0 for a finite x and NaN for NaN or ±∞, so a block is finite exactly when the sum of its values times zero
     /// is zero: a multiply and an add per vector, four independent sums.
     /// </summary>
-    private static int IndexOfVectorised<TF>(ReadOnlySpan<TF> values)
+    private static int IndexOfVectorised<TF>(ReadOnlySpan<TF> values, int from, int to)
         where TF : unmanaged, IFloatingPointIeee754<TF>
     {
         ref TF start = ref MemoryMarshal.GetReference(values);
-        int length = values.Length, at = 0;
-        for (; at + Block <= length; at += Block)
+        int at = from;
+        for (; at + Block <= to; at += Block)
         {
             if (!BlockFinite(ref Unsafe.Add(ref start, at)))
             {
-                return IndexOfScalar(values, at);
+                return IndexOfScalar(values, at, to);
             }
         }
 
-        return IndexOfScalar(values, at);
+        return IndexOfScalar(values, at, to);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -97,10 +130,10 @@ internal static class NonFinite
         return true;
     }
 
-    private static int IndexOfScalar<T>(ReadOnlySpan<T> values, int from)
+    private static int IndexOfScalar<T>(ReadOnlySpan<T> values, int from, int to)
         where T : IFloatingPointIeee754<T>
     {
-        for (int i = from; i < values.Length; i++)
+        for (int i = from; i < to; i++)
         {
             if (!T.IsFinite(values[i]))
             {

@@ -18,9 +18,13 @@ internal static class Require
 
     /// <summary>Throws if any value is NaN or infinite, naming the flat index and its coordinates in <paramref name="shape"/>.</summary>
     public static void Finite<T>(ReadOnlySpan<T> values, string argument, params int[] shape)
+        where T : IFloatingPointIeee754<T> => Finite(values, argument, parallel: false, shape);
+
+    /// <summary>As <see cref="Finite{T}(ReadOnlySpan{T}, string, int[])"/>; a large span on two cores when <paramref name="parallel"/>.</summary>
+    public static void Finite<T>(ReadOnlySpan<T> values, string argument, bool parallel, params int[] shape)
         where T : IFloatingPointIeee754<T>
     {
-        int i = NonFinite.IndexOf(values);
+        int i = NonFinite.IndexOf(values, parallel);
         if (i >= 0)
         {
             throw new ArgumentException(

@@ -12,7 +12,7 @@ internal static class ResultContract
     /// "Converged" holds only for finite states whose residual was computed (a finite number, 0 for the loop, whose states
     /// are f of the one before by construction). Says what broke otherwise.
     /// </summary>
-    public static bool ConvergedHolds<T>(ReadOnlySpan<T> states, double maxResidual, out string? broken)
+    public static bool ConvergedHolds<T>(ReadOnlySpan<T> states, double maxResidual, out string? broken, bool parallel = false)
         where T : IFloatingPointIeee754<T>
     {
         if (!double.IsFinite(maxResidual))
@@ -21,7 +21,7 @@ internal static class ResultContract
             return false;
         }
 
-        int i = NonFinite.IndexOf(states);
+        int i = NonFinite.IndexOf(states, parallel);
         if (i >= 0)
         {
             broken = $"State value {i} is NaN or infinite, so the states cannot be reported as converged.";

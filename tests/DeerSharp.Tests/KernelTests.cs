@@ -201,4 +201,42 @@ public class KernelTests
             Assert.Equal(expected, NonFinite.IndexOf<Half>(values.Select(v => (Half)v).ToArray()));
         }
     });
+
+    /// <summary>
+    /// The scan on two cores (a span of at least <see cref="NonFinite.ParallelMinimum"/> values, cut into pieces that this
+    /// thread and a helper take): the first bad value wherever it falls (either side of a piece boundary, in the last
+    /// piece, two of them in different pieces), against a scalar loop.
+    /// </summary>
+    [Fact]
+    public void NonFinite_on_two_cores_finds_the_first_bad_value() => Seeded.Run(rnd =>
+    {
+        int length = NonFinite.ParallelMinimum + rnd.Next(0, 5000);
+        var values = new float[length];
+        for (int i = 0; i < length; i++)
+        {
+            values[i] = (float)(rnd.NextDouble() * 2 - 1);
+        }
+
+        Assert.Equal(-1, NonFinite.IndexOf<float>(values, parallel: true));
+        for (int trial = 0; trial < 12; trial++)
+        {
+            int piece = length / 8;
+            int[] at = trial switch
+            {
+                0 => [length - 1],
+                1 => [piece - 1, 5 * piece],
+                2 => [piece, length - 1],
+                _ => [rnd.Next(length), rnd.Next(length)],
+            };
+            float[] copy = (float[])values.Clone();
+            foreach (int i in at)
+            {
+                copy[i] = rnd.Next(2) == 0 ? float.NaN : float.NegativeInfinity;
+            }
+
+            int expected = Array.FindIndex(copy, v => !float.IsFinite(v));
+            Assert.Equal(expected, NonFinite.IndexOf<float>(copy, parallel: true));
+            Assert.Equal(expected, NonFinite.IndexOf<double>(Array.ConvertAll(copy, v => (double)v), parallel: true));
+        }
+    });
 }

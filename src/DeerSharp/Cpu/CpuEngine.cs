@@ -97,7 +97,7 @@ internal sealed class CpuEngine<TCell, T>(TCell cell) : ISolveEngine<T>
 
                 try
                 {
-                    Helpers.Wait(helpers);                          // they read the pinned inputs: always wait for them
+                    Helpers.Finish(helpers);                        // they read the pinned inputs: wait for those that started
                 }
                 catch (AggregateException e)
                 {

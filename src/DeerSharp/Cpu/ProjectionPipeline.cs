@@ -110,17 +110,18 @@ internal sealed unsafe class ProjectionPipeline<TCell, T>
         }
     }
 
-    /// <summary>Projects chunk c into its slot; on the helper, also faults in the chunk's states before the loop writes them.</summary>
+    /// <summary>Projects chunk c into its slot; on the helper, then faults in the chunk's states ahead of the loop.</summary>
     private void Project(int c, bool populate)
     {
         long t0 = (long)c * _chunk;
         int count = Count(c);
         _cell.ProjectInputs(new ReadOnlySpan<T>(_inputs + t0 * _d, count * _d), _projections.AsSpan((c % Slots) * _chunk * _p, count * _p), count);
+        // Ready first, then the pages: the loop needs the projections, and faults a page in itself if it gets there first.
+        // Populating first, the helper marked a chunk ready 50-55 µs after it began, where the projection alone took 30.
+        Volatile.Write(ref _ready[c % Slots], c + 1);
         if (populate)
         {
             Prefault.Populate((nint)(_states + t0 * _s), (long)count * _s * sizeof(T));
         }
-
-        Volatile.Write(ref _ready[c % Slots], c + 1);
     }
 }

@@ -60,7 +60,7 @@ internal static partial class Solver
             finally
             {
                 pipeline.Stop();
-                Helpers.Wait(helper);
+                Helpers.Finish(helper);
             }
         }
     }

@@ -19,6 +19,11 @@ internal static class SolveDriver
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         options ??= SolveOptions.Default;
+        if (SolverSettings<T>.Cores(options) >= 2)
+        {
+            Helpers.Nudge();                                                // they poll for work from here on: the checks below use them
+        }
+
         SolveValidation.Check(cell, inputs, batchSize, length, initialState, warmStart, options);
         var clock = Stopwatch.StartNew();
         (ISolveEngine<T>? device, SolverSettings<T> settings) = DeviceEngine<T>.TryCreate(cell, options, batchSize, length, layer);
@@ -184,7 +189,7 @@ internal static class SolveDriver
 
         string message = SolveMessages.Describe(status, settings, iterations, maxResidual, length, batchSize, failedSequence, failedAt, detail, fallbacks, reason);
         return new SolveResult<T>(states, batchSize, length, cell.StateSize, cell.OutputSize, settings.Method, iterations, status,
-            message, history, maxResidual, elapsed, null, fallbacks, reason, windows)
+            message, history, maxResidual, elapsed, null, fallbacks, reason, windows, parallelCheck: settings.MaxDegreeOfParallelism >= 2)
         {
             Device = settings.Device,
         };

@@ -1,3 +1,4 @@
+using DeerSharp.Engines;
 
 namespace DeerSharp.Driver;
 
@@ -40,9 +41,10 @@ internal static class SolveValidation
                 $"The states would hold {stepsTotal * s} values, more than one .NET array can hold ({Array.MaxLength}); split the batch.", nameof(inputs));
         }
 
-        Require.Finite(inputs, nameof(inputs), batchSize, length, d);
-        Require.Finite(initialState, nameof(initialState), batchSize, s);
-        Require.Finite(warmStart, nameof(warmStart), batchSize, length, s);
+        bool parallel = SolverSettings<T>.Cores(options) >= 2;
+        Require.Finite(inputs, nameof(inputs), parallel, batchSize, length, d);
+        Require.Finite(initialState, nameof(initialState), parallel, batchSize, s);
+        Require.Finite(warmStart, nameof(warmStart), parallel, batchSize, length, s);
         if (options.Method == SolveMethod.Scan && cell is not ILinearSurrogateCell<T>)
         {
             throw new ArgumentException(
