@@ -186,8 +186,9 @@ internal static class Kernels
     }
 
     /// <summary>
-    /// Rows i .. i + 3 of C (at <paramref name="c"/>, row stride cols) over the column blocks of 2·TS.Count: eight
-    /// accumulators, each B load used four times, the sum over p in order. Returns the first column it did not do.
+    /// Rows i .. i + 3 of C (at <paramref name="c"/>, row stride cols) over the column blocks of 4·TS.Count (sixteen
+    /// accumulators), then of 2·TS.Count (eight), each B load used four times, the sum over p in order. Returns the first
+    /// column it did not do.
     /// </summary>
     private static int Block4<TS, TV>(ref float a0, int lda, ref float b, ref float c, int k, int cols)
         where TS : struct, ISimd<TV>
@@ -197,6 +198,44 @@ internal static class Kernels
         ref float a1 = ref Unsafe.Add(ref a0, lda);
         ref float a2 = ref Unsafe.Add(ref a1, lda);
         ref float a3 = ref Unsafe.Add(ref a2, lda);
+        // Four vectors of columns first: sixteen accumulators, twice the chains the FMA latency needs (4 cycles, 2 a
+        // cycle), where eight left the FMA units waiting; each B load feeds four FMAs and each broadcast four.
+        for (; col + 4 * v <= cols; col += 4 * v)
+        {
+            TV c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default;
+            TV c20 = default, c21 = default, c22 = default, c23 = default, c30 = default, c31 = default, c32 = default, c33 = default;
+            for (int p = 0; p < k; p++)
+            {
+                nuint o = (nuint)(p * cols + col);
+                TV b0 = TS.Load(ref b, o), b1 = TS.Load(ref b, o + (nuint)v), b2 = TS.Load(ref b, o + (nuint)(2 * v)), b3 = TS.Load(ref b, o + (nuint)(3 * v));
+                TV x = TS.Create(Unsafe.Add(ref a0, p));
+                c00 = TS.Fma(x, b0, c00);
+                c01 = TS.Fma(x, b1, c01);
+                c02 = TS.Fma(x, b2, c02);
+                c03 = TS.Fma(x, b3, c03);
+                x = TS.Create(Unsafe.Add(ref a1, p));
+                c10 = TS.Fma(x, b0, c10);
+                c11 = TS.Fma(x, b1, c11);
+                c12 = TS.Fma(x, b2, c12);
+                c13 = TS.Fma(x, b3, c13);
+                x = TS.Create(Unsafe.Add(ref a2, p));
+                c20 = TS.Fma(x, b0, c20);
+                c21 = TS.Fma(x, b1, c21);
+                c22 = TS.Fma(x, b2, c22);
+                c23 = TS.Fma(x, b3, c23);
+                x = TS.Create(Unsafe.Add(ref a3, p));
+                c30 = TS.Fma(x, b0, c30);
+                c31 = TS.Fma(x, b1, c31);
+                c32 = TS.Fma(x, b2, c32);
+                c33 = TS.Fma(x, b3, c33);
+            }
+
+            Store4(c00, c01, c02, c03, ref c, col, v);
+            Store4(c10, c11, c12, c13, ref c, cols + col, v);
+            Store4(c20, c21, c22, c23, ref c, 2 * cols + col, v);
+            Store4(c30, c31, c32, c33, ref c, 3 * cols + col, v);
+        }
+
         for (; col + 2 * v <= cols; col += 2 * v)
         {
             TV c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
@@ -227,6 +266,15 @@ internal static class Kernels
         }
 
         return col;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Store4(TV r0, TV r1, TV r2, TV r3, ref float c, int at, int v)
+        {
+            TS.Store(r0, ref c, (nuint)at);
+            TS.Store(r1, ref c, (nuint)(at + v));
+            TS.Store(r2, ref c, (nuint)(at + 2 * v));
+            TS.Store(r3, ref c, (nuint)(at + 3 * v));
+        }
     }
 
     /// <summary>a·b + c per lane, fused; the type test folds away when the JIT specialises T.</summary>
