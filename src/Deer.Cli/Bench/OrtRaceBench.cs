@@ -45,7 +45,7 @@ internal static class OrtRaceBench
         Roofline.Peak peak = Roofline.Measure();
         LastPeak = peak;
         log.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  this core: {peak.FmaPerSecond / 1e9:F0} GFMA/s ({peak.Bits}-bit, register-resident), {peak.FmaLatencySeconds * 1e9:F2} ns per dependent FMA, L2 reads {peak.L2BytesPerSecond / 1e9:F0} GB/s"));
+            $"  this core: {peak.FmaPerSecond / 1e9:F0} GFMA/s ({peak.Bits}-bit, register-resident), {peak.FmaLatencySeconds * 1e9:F2} ns per dependent FMA, L2 reads {peak.L2BytesPerSecond / 1e9:F0} GB/s, {peak.ActivationSeconds * 1e9 * peak.Bits / 32:F1} ns per {peak.Bits}-bit σ or tanh"));
         string dir = Path.Combine(Path.GetTempPath(), "deer-ort-race-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
         try
@@ -105,7 +105,8 @@ internal static class OrtRaceBench
         if (LastPeak is { } p)
         {
             md.Append(c, $"\nThe floors use this core's peaks, measured in the same run: {p.FmaPerSecond / 1e9:F0} GFMA/s ({p.Bits}-bit FMAs, register-resident), ");
-            md.Append(c, $"{p.FmaLatencySeconds * 1e9:F2} ns per dependent FMA, {p.L2BytesPerSecond / 1e9:F0} GB/s read from L2 (docs/benchmarks.md, \"Roofline\").\n");
+            md.Append(c, $"{p.FmaLatencySeconds * 1e9:F2} ns per dependent FMA, {p.L2BytesPerSecond / 1e9:F0} GB/s read from L2, ");
+            md.Append(c, $"{p.ActivationSeconds * 1e9 * p.Bits / 32:F1} ns per {p.Bits}-bit σ or tanh at full throughput (docs/benchmarks.md, \"Roofline\").\n");
         }
 
         md.Append("\nMedians. Both run the same .onnx file on the same inputs; Deer through OnnxModel.Run with Method = Auto. Above 1x, Deer is faster.\n");
