@@ -31,16 +31,24 @@ internal static class Helpers
     /// </summary>
     public static void Nudge()
     {
+        int cpu = CpuPlacement.CurrentCpu();
         foreach (Helper helper in s_helpers)
         {
-            helper.Nudge();
+            helper.Nudge(cpu);
         }
     }
 
     /// <summary>Starts <paramref name="job"/> on up to <paramref name="wanted"/> idle helpers; returns those it started.</summary>
-    public static Helper[] Start(Action job, int wanted)
+    public static Helper[] Start(Action job, int wanted) => Start(job, wanted, CpuPlacement.CurrentCpu());
+
+    /// <summary>
+    /// <see cref="Start(Action, int)"/>, keeping the helpers off core <paramref name="callerCpu"/> (the caller's, or -1
+    /// when not known).
+    /// </summary>
+    internal static Helper[] Start(Action job, int wanted, int callerCpu)
     {
         var started = new List<Helper>();
+        int cpu = callerCpu;
         foreach (Helper helper in s_helpers)
         {
             if (started.Count >= wanted)
@@ -48,7 +56,7 @@ internal static class Helpers
                 break;
             }
 
-            if (helper.TryStart(job))
+            if (helper.TryStart(job, cpu))
             {
                 started.Add(helper);
             }
@@ -85,12 +93,12 @@ internal static class Helpers
     }
 
     /// <summary>
-    /// Ends the jobs <see cref="Start"/> gave: a job no helper has taken yet is withdrawn, and the helpers that took
+    /// Ends the jobs <see cref="Start(Action, int)"/> gave: a job no helper has taken yet is withdrawn, and the helpers that took
     /// theirs are waited for (<see cref="Wait"/>). For callers whose own thread did, or can do, all the work.
     /// </summary>
     public static void Finish(Helper[] started) => Wait([.. started.Where(h => !h.TryWithdraw())]);
 
-    /// <summary>Waits for every helper <see cref="Start"/> returned, frees them, and rethrows what their jobs threw.</summary>
+    /// <summary>Waits for every helper <see cref="Start(Action, int)"/> returned, frees them, and rethrows what their jobs threw.</summary>
     public static void Wait(Helper[] started)
     {
         List<Exception>? errors = null;
@@ -116,14 +124,20 @@ internal static class Helpers
         private Action? _job;
         private Exception? _error;
         private bool _hasJob, _finished, _nudged;
-        private int _busy;
+        private int _busy, _tid, _wanted = -1, _avoided = -1;
 
-        public bool TryStart(Action job)
+        /// <summary>
+        /// Starts <paramref name="job"/> if this helper is idle, kept off <paramref name="callerCpu"/>, the core its
+        /// caller runs on (<see cref="CpuPlacement"/>; -1: not known).
+        /// </summary>
+        public bool TryStart(Action job, int callerCpu)
         {
             if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
             {
                 return false;
             }
+
+            Place(callerCpu);
 
             lock (_gate)
             {
@@ -175,13 +189,14 @@ internal static class Helpers
         }
 
         /// <summary>Ends a wait for a job (the thread then spins for one again), so that a job given soon after starts at once.</summary>
-        public void Nudge()
+        public void Nudge(int callerCpu)
         {
             if (Volatile.Read(ref _busy) != 0 || _thread is null)
             {
                 return;
             }
 
+            Place(callerCpu);
             lock (_gate)
             {
                 _nudged = true;
@@ -222,8 +237,42 @@ internal static class Helpers
             }
         }
 
+        /// <summary>
+        /// Keeps this helper off <paramref name="callerCpu"/> (one system call, made only when that core changed since the
+        /// last). Called by the caller while the helper is idle or just handed a job.
+        /// </summary>
+        private void Place(int callerCpu)
+        {
+            if (callerCpu < 0)
+            {
+                return;
+            }
+
+            lock (_gate)
+            {
+                _wanted = callerCpu;
+                Apply();
+            }
+        }
+
+        /// <summary>Narrows the thread's affinity to what <see cref="Place"/> last asked, if it has not been yet; under the gate.</summary>
+        private void Apply()
+        {
+            if (_tid > 0 && _wanted >= 0 && _wanted != _avoided && CpuPlacement.Avoid(_tid, _wanted))
+            {
+                _avoided = _wanted;
+            }
+        }
+
         private void Loop()
         {
+            lock (_gate)
+            {
+                // The first job was handed over before this thread had an id to place: place it now, before it takes the job.
+                _tid = CpuPlacement.CurrentThreadId();
+                Apply();
+            }
+
             while (true)
             {
                 Action job = Take();
