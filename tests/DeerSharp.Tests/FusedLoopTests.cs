@@ -58,8 +58,16 @@ public class FusedLoopTests
     [MemberData(nameof(Widths))]
     public void Fused_GRU_and_LSTM_equal_the_plain_loop_bit_for_bit(int width, int lanes) => Seeded.Run(rnd =>
     {
-        // 1, 2, 3 and 5 vectors of lanes: one two-vector block, a block and a single vector, two blocks and a single.
-        foreach (int vectors in new[] { 1, 2, 3, 5 })
+        // 1, 2, 3 and 5 vectors of lanes: one two-vector block, a block and a single vector, two blocks and a single; at 512
+        // bits, 4, 5 and 6 vectors also walk the blocks backward on odd steps (FusedLoop.Zigzag: LSTM n = 64, GRU n = 80, 96).
+        int[] sizes = [1, 2, 3, 4, 5, 6];
+        if (width == 512)
+        {
+            Assert.Contains(sizes, v => FusedLoop.Zigzag(v * lanes, 3, lanes));
+            Assert.Contains(sizes, v => FusedLoop.Zigzag(v * lanes, 4, lanes));
+        }
+
+        foreach (int vectors in sizes)
         {
             int n = vectors * lanes, d = rnd.Next(1, 40), steps = rnd.Next(20, 60);
             double scale = 0.5 + 2 * rnd.NextDouble();          // up to 2.5× PyTorch's scale: saturating gates too
