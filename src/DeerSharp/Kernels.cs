@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -95,11 +96,22 @@ internal static class Kernels
         }
     }
 
-    /// <summary>C[m, cols] = A[m, k] · B[k, cols], all row-major; row i of A starts at i·<paramref name="lda"/> (default k).</summary>
-    public static void Gemm<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, int m, int k, int cols, int lda = 0, bool accumulate = false)
+    /// <summary>
+    /// C[m, cols] = A[m, k] · B[k, cols], all row-major; row i of A starts at i·<paramref name="lda"/> (default k). With a
+    /// <paramref name="bias"/> [cols], each element's sum is computed first and bias[col] added to it as it is stored: the
+    /// same value as adding the bias row to C afterwards, without a second pass over C.
+    /// </summary>
+    public static void Gemm<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, int m, int k, int cols, int lda = 0, bool accumulate = false,
+        ReadOnlySpan<T> bias = default)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         lda = lda == 0 ? k : lda;
+        bool biased = !bias.IsEmpty;
+        if (biased && (accumulate || bias.Length < cols))
+        {
+            throw new ArgumentException($"Gemm: a bias of {bias.Length} values for {cols} columns{(accumulate ? " with accumulate" : "")}.", nameof(bias));
+        }
+
         if (accumulate)
         {
             GemmAccumulate(a, b, c, m, k, cols, lda);
@@ -115,6 +127,7 @@ internal static class Kernels
         ref T ra = ref MemoryMarshal.GetReference(a);
         ref T rb = ref MemoryMarshal.GetReference(b);
         ref T rc = ref MemoryMarshal.GetReference(c);
+        ref T rbias = ref MemoryMarshal.GetReference(bias);
         bool wide = typeof(T) == typeof(float) && Simd512.IsAccelerated;
         int i = 0;
         for (; i + 4 <= m; i += 4)
@@ -126,7 +139,7 @@ internal static class Kernels
             // float32 on a CPU that runs AVX-512 at full width: the column blocks that fill two 512-bit vectors first, at
             // twice Vector<T>'s FMA rate; each element sums the same terms in the same order, so the result is the same.
             int col = wide ? Block4<Simd512, Vector512<float>>(ref Unsafe.As<T, float>(ref a0), lda, ref Unsafe.As<T, float>(ref rb),
-                ref Unsafe.As<T, float>(ref Unsafe.Add(ref rc, i * cols)), k, cols) : 0;
+                ref Unsafe.As<T, float>(ref Unsafe.Add(ref rc, i * cols)), k, cols, ref Unsafe.As<T, float>(ref rbias), biased) : 0;
             // 4 rows × 2 vectors: eight accumulators, each B load used four times.
             for (; col + 2 * v <= cols; col += 2 * v)
             {
@@ -147,6 +160,13 @@ internal static class Kernels
                     c21 = Fma(x2, b1, c21);
                     c30 = Fma(x3, b0, c30);
                     c31 = Fma(x3, b1, c31);
+                }
+
+                if (biased)
+                {
+                    Vector<T> bias0 = Vector.LoadUnsafe(ref rbias, (nuint)col), bias1 = Vector.LoadUnsafe(ref rbias, (nuint)(col + v));
+                    (c00, c10, c20, c30) = (c00 + bias0, c10 + bias0, c20 + bias0, c30 + bias0);
+                    (c01, c11, c21, c31) = (c01 + bias1, c11 + bias1, c21 + bias1, c31 + bias1);
                 }
 
                 nuint r0 = (nuint)(i * cols + col);
@@ -172,6 +192,12 @@ internal static class Kernels
                     s3 = T.FusedMultiplyAdd(Unsafe.Add(ref a3, p), bp, s3);
                 }
 
+                if (biased)
+                {
+                    T bc = Unsafe.Add(ref rbias, col);
+                    (s0, s1, s2, s3) = (s0 + bc, s1 + bc, s2 + bc, s3 + bc);
+                }
+
                 Unsafe.Add(ref rc, i * cols + col) = s0;
                 Unsafe.Add(ref rc, (i + 1) * cols + col) = s1;
                 Unsafe.Add(ref rc, (i + 2) * cols + col) = s2;
@@ -181,7 +207,12 @@ internal static class Kernels
 
         for (; i < m; i++)
         {
-            MatVec(a.Slice(i * lda, k), b[..(k * cols)], c.Slice(i * cols, cols));
+            Span<T> row = c.Slice(i * cols, cols);
+            MatVec(a.Slice(i * lda, k), b[..(k * cols)], row);
+            if (biased)
+            {
+                TensorPrimitives.Add(row, bias[..cols], row);
+            }
         }
     }
 
@@ -190,7 +221,7 @@ internal static class Kernels
     /// accumulators), then of 2·TS.Count (eight), each B load used four times, the sum over p in order. Returns the first
     /// column it did not do.
     /// </summary>
-    private static int Block4<TS, TV>(ref float a0, int lda, ref float b, ref float c, int k, int cols)
+    private static int Block4<TS, TV>(ref float a0, int lda, ref float b, ref float c, int k, int cols, ref float bias, bool biased)
         where TS : struct, ISimd<TV>
         where TV : struct
     {
@@ -230,6 +261,16 @@ internal static class Kernels
                 c33 = TS.Fma(x, b3, c33);
             }
 
+            if (biased)
+            {
+                TV bias0 = TS.Load(ref bias, (nuint)col), bias1 = TS.Load(ref bias, (nuint)(col + v));
+                TV bias2 = TS.Load(ref bias, (nuint)(col + 2 * v)), bias3 = TS.Load(ref bias, (nuint)(col + 3 * v));
+                (c00, c01, c02, c03) = (TS.Add(c00, bias0), TS.Add(c01, bias1), TS.Add(c02, bias2), TS.Add(c03, bias3));
+                (c10, c11, c12, c13) = (TS.Add(c10, bias0), TS.Add(c11, bias1), TS.Add(c12, bias2), TS.Add(c13, bias3));
+                (c20, c21, c22, c23) = (TS.Add(c20, bias0), TS.Add(c21, bias1), TS.Add(c22, bias2), TS.Add(c23, bias3));
+                (c30, c31, c32, c33) = (TS.Add(c30, bias0), TS.Add(c31, bias1), TS.Add(c32, bias2), TS.Add(c33, bias3));
+            }
+
             Store4(c00, c01, c02, c03, ref c, col, v);
             Store4(c10, c11, c12, c13, ref c, cols + col, v);
             Store4(c20, c21, c22, c23, ref c, 2 * cols + col, v);
@@ -253,6 +294,13 @@ internal static class Kernels
                 c21 = TS.Fma(x2, b1, c21);
                 c30 = TS.Fma(x3, b0, c30);
                 c31 = TS.Fma(x3, b1, c31);
+            }
+
+            if (biased)
+            {
+                TV bias0 = TS.Load(ref bias, (nuint)col), bias1 = TS.Load(ref bias, (nuint)(col + v));
+                (c00, c10, c20, c30) = (TS.Add(c00, bias0), TS.Add(c10, bias0), TS.Add(c20, bias0), TS.Add(c30, bias0));
+                (c01, c11, c21, c31) = (TS.Add(c01, bias1), TS.Add(c11, bias1), TS.Add(c21, bias1), TS.Add(c31, bias1));
             }
 
             TS.Store(c00, ref c, (nuint)col);

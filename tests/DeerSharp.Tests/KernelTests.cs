@@ -10,9 +10,10 @@ public class KernelTests
         {
             int m = rnd.Next(0, 11), k = rnd.Next(0, 40), cols = rnd.Next(1, 70), lda = k + rnd.Next(0, 3);
             double[] a = Numbers.Uniform(rnd, Math.Max(0, (m - 1) * lda + k)), b = Numbers.Uniform(rnd, k * cols);
+            double[] bias = trial % 2 == 1 ? Numbers.Uniform(rnd, cols) : [];   // every other trial adds a bias row
             var c = new double[m * cols];
             Array.Fill(c, double.NaN);                     // every element must be written
-            Kernels.Gemm<double>(a, b, c, m, k, cols, lda);
+            Kernels.Gemm<double>(a, b, c, m, k, cols, lda, bias: bias);
             var expected = new double[m * cols];
             for (int i = 0; i < m; i++)
             {
@@ -24,15 +25,15 @@ public class KernelTests
                         sum += a[i * lda + p] * b[p * cols + j];
                     }
 
-                    expected[i * cols + j] = sum;
+                    expected[i * cols + j] = sum + (bias.Length > 0 ? bias[j] : 0);
                 }
             }
 
-            Assert.True(Numbers.MaxAbsDiff(expected, c) <= 1e-12, $"m={m} k={k} cols={cols} lda={lda}");
+            Assert.True(Numbers.MaxAbsDiff(expected, c) <= 1e-12, $"m={m} k={k} cols={cols} lda={lda} bias={bias.Length}");
 
             float[] af = Numbers.As<float>(a), bf = Numbers.As<float>(b);
             var cf = new float[m * cols];
-            Kernels.Gemm<float>(af, bf, cf, m, k, cols, lda);
+            Kernels.Gemm<float>(af, bf, cf, m, k, cols, lda, bias: Numbers.As<float>(bias));
             Assert.True(Numbers.MaxAbsDiff(expected, Numbers.ToDouble(cf)) <= 1e-4 * Math.Max(1, k), $"float m={m} k={k} cols={cols}");
         }
     });
@@ -40,30 +41,35 @@ public class KernelTests
     /// <summary>
     /// float32 Gemm, whose column blocks run 512 bits wide where the CPU allows and Vector&lt;T&gt; wide after them, against a
     /// plain loop of FMAs in the same order: equal bit for bit, over column counts around 32 and 16 lanes and row counts
-    /// around the 4-row block.
+    /// around the 4-row block; with a bias, each sum plus bias[j] (one rounding more, after the sum).
     /// </summary>
     [Fact]
     public void Float_Gemm_equals_an_FMA_loop_bit_for_bit_across_512_and_256_bit_blocks() => Seeded.Run(rnd =>
     {
         foreach (int cols in new[] { 1, 15, 16, 17, 31, 32, 33, 48, 64, 95, 96, 97, 128, 130 })
         {
-            int m = rnd.Next(1, 10), k = rnd.Next(1, 45);
-            float[] a = Numbers.As<float>(Numbers.Uniform(rnd, m * k)), b = Numbers.As<float>(Numbers.Uniform(rnd, k * cols));
-            var c = new float[m * cols];
-            Array.Fill(c, float.NaN);
-            Kernels.Gemm<float>(a, b, c, m, k, cols);
-            for (int i = 0; i < m; i++)
+            foreach (bool biased in new[] { false, true })
             {
-                for (int j = 0; j < cols; j++)
+                int m = rnd.Next(1, 10), k = rnd.Next(1, 45);
+                float[] a = Numbers.As<float>(Numbers.Uniform(rnd, m * k)), b = Numbers.As<float>(Numbers.Uniform(rnd, k * cols));
+                float[] bias = biased ? Numbers.As<float>(Numbers.Uniform(rnd, cols)) : [];
+                var c = new float[m * cols];
+                Array.Fill(c, float.NaN);
+                Kernels.Gemm<float>(a, b, c, m, k, cols, bias: bias);
+                for (int i = 0; i < m; i++)
                 {
-                    float sum = 0;
-                    for (int p = 0; p < k; p++)
+                    for (int j = 0; j < cols; j++)
                     {
-                        sum = MathF.FusedMultiplyAdd(a[i * k + p], b[p * cols + j], sum);
-                    }
+                        float sum = 0;
+                        for (int p = 0; p < k; p++)
+                        {
+                            sum = MathF.FusedMultiplyAdd(a[i * k + p], b[p * cols + j], sum);
+                        }
 
-                    Assert.True(BitConverter.SingleToInt32Bits(sum) == BitConverter.SingleToInt32Bits(c[i * cols + j]),
-                        $"m={m} k={k} cols={cols}: C[{i}, {j}] = {c[i * cols + j]:R}, the FMA loop gives {sum:R}");
+                        sum = biased ? sum + bias[j] : sum;
+                        Assert.True(BitConverter.SingleToInt32Bits(sum) == BitConverter.SingleToInt32Bits(c[i * cols + j]),
+                            $"m={m} k={k} cols={cols} biased={biased}: C[{i}, {j}] = {c[i * cols + j]:R}, the FMA loop gives {sum:R}");
+                    }
                 }
             }
         }

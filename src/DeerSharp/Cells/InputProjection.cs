@@ -41,11 +41,6 @@ internal sealed class InputProjection<T>
     /// <summary>projections = x W_ihᵀ + bias for every step: one matrix product.</summary>
     public void Project(ReadOnlySpan<T> inputs, Span<T> projections, int count)
     {
-        Kernels.Gemm<T>(inputs, InputTransposed, projections, count, InputSize, Rows);
-        for (int t = 0; t < count; t++)
-        {
-            Span<T> row = projections.Slice(t * Rows, Rows);
-            TensorPrimitives.Add(row, ProjectionBias, row);
-        }
+        Kernels.Gemm<T>(inputs, InputTransposed, projections, count, InputSize, Rows, bias: ProjectionBias);
     }
 }
