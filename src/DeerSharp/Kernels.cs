@@ -14,6 +14,7 @@ namespace DeerSharp;
 internal static class Kernels
 {
     /// <summary>y[cols] = Σ_p x[p]·B[p, :] for B row-major [x.Length, cols].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void MatVec<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> b, Span<T> y)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -101,6 +102,7 @@ internal static class Kernels
     /// <paramref name="bias"/> [cols], each element's sum is computed first and bias[col] added to it as it is stored: the
     /// same value as adding the bias row to C afterwards, without a second pass over C.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Gemm<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, int m, int k, int cols, int lda = 0, bool accumulate = false,
         ReadOnlySpan<T> bias = default)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -221,6 +223,7 @@ internal static class Kernels
     /// accumulators), then of 2·TS.Count (eight), each B load used four times, the sum over p in order. Returns the first
     /// column it did not do.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int Block4<TS, TV>(ref float a0, int lda, ref float b, ref float c, int k, int cols, ref float bias, bool biased)
         where TS : struct, ISimd<TV>
         where TV : struct
@@ -344,6 +347,7 @@ internal static class Kernels
     }
 
     /// <summary>C += A·B: row i of C gets Σ_p A[i, p]·B[p, :], SIMD across the row.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void GemmAccumulate<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, int m, int k, int cols, int lda)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -362,6 +366,7 @@ internal static class Kernels
     }
 
     /// <summary>Returns B transposed: row-major [rows, cols] in, [cols, rows] out.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static T[] Transpose<T>(T[] b, int rows, int cols)
     {
         var t = new T[b.Length];

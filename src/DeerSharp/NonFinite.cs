@@ -69,6 +69,7 @@ internal static class NonFinite
     /// x·0 is ±0 for a finite x and NaN for NaN or ±∞, so a block is finite exactly when the sum of its values times zero
     /// is zero: a multiply and an add per vector, four independent sums.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int IndexOfVectorised<TF>(ReadOnlySpan<TF> values, int from, int to)
         where TF : unmanaged, IFloatingPointIeee754<TF>
     {
@@ -130,6 +131,7 @@ internal static class NonFinite
         return true;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int IndexOfScalar<T>(ReadOnlySpan<T> values, int from, int to)
         where T : IFloatingPointIeee754<T>
     {

@@ -155,6 +155,7 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell, ID
     /// From hh = W_hh h: leaves r, z and W_hn h + b_hn in hh, n in <paramref name="g"/>, and writes next. One fused
     /// pass over the lanes, so each gate's inputs are read once.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Gates(ReadOnlySpan<T> h, ReadOnlySpan<T> p, Span<T> hh, Span<T> g, Span<T> tmp, Span<T> next)
     {
         _ = tmp;
@@ -207,6 +208,7 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell, ID
     /// the steps and their lanes, from hh = W_hh h of every step: nothing but h' and the diagonal is written back, and
     /// the loop spans the whole block, so the out-of-order core overlaps one step's σ/tanh chains with the next's.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void GatesAndDiagonal(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> hhAll, Span<T> next, Span<T> diagonal, int count)
     {
         int n = _c.HiddenSize, rows = 3 * n, v = Vector<T>.Count;
@@ -251,6 +253,7 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell, ID
     /// diag(∂h'/∂h) from the gates <see cref="Gates"/> left: α W_hr,ii + γ W_hn,ii + ε W_hz,ii + z per lane, SIMD over i
     /// with the blocks' diagonals stored contiguously (a scalar loop with strided weight reads cost as much as the gates).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Diagonal(ReadOnlySpan<T> h, ReadOnlySpan<T> gates, ReadOnlySpan<T> g, Span<T> diagonal)
     {
         int n = _c.HiddenSize, v = Vector<T>.Count;
@@ -278,6 +281,7 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell, ID
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Jacobian(ReadOnlySpan<T> h, ReadOnlySpan<T> gates, ReadOnlySpan<T> g, Span<T> jacobian)
     {
         int n = _c.HiddenSize;
@@ -294,6 +298,7 @@ public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell, ID
     }
 
     /// <summary>Row i's coefficients of W_hr, W_hn and W_hz, and z_i (see the type's remarks).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private (T Alpha, T Gamma, T Eps, T Z) Coefficients(ReadOnlySpan<T> h, ReadOnlySpan<T> gates, ReadOnlySpan<T> g, int i)
     {
         int n = _c.HiddenSize;

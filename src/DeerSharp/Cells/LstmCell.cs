@@ -90,6 +90,7 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell, I
     /// the steps and their lanes, from W_hh h of every step, when n is a whole number of vectors: only [h'; c'] and the
     /// diagonal are written, as in <see cref="GruCell{T}"/>'s block path. The formulas are <see cref="Diagonal"/>'s.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void GatesAndDiagonal(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> hhAll, Span<T> next, Span<T> diagonal, int count)
     {
         int n = _c.HiddenSize, s2 = 2 * n, rows = 4 * n, v = Vector<T>.Count;
@@ -206,6 +207,7 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell, I
     /// From W_hh h in <paramref name="gates"/>: leaves i, f, g, o there and tanh(c') in <paramref name="tc"/>; writes [h'; c'].
     /// One fused pass over the lanes.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Gates(ReadOnlySpan<T> state, ReadOnlySpan<T> p, Span<T> gates, Span<T> tc, Span<T> tmp, Span<T> next)
     {
         _ = tmp;
@@ -247,6 +249,7 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell, I
     /// diag(∂[h'; c']/∂[h; c]) from the gates <see cref="Gates"/> left, SIMD over i with the blocks' diagonals stored
     /// contiguously: ∂c'_i/∂h_i = cf W_hf,ii + gi W_hi,ii + ii W_hg,ii, ∂h'_i/∂h_i = oh W_ho,ii + oc ∂c'_i/∂h_i, ∂c'_i/∂c_i = f.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Diagonal(ReadOnlySpan<T> state, ReadOnlySpan<T> gates, ReadOnlySpan<T> tc, Span<T> diagonal)
     {
         int n = _c.HiddenSize, v = Vector<T>.Count;
@@ -276,6 +279,7 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell, I
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Jacobian(ReadOnlySpan<T> state, ReadOnlySpan<T> gates, ReadOnlySpan<T> tc, Span<T> jacobian)
     {
         int n = _c.HiddenSize, s2 = 2 * n;
@@ -296,6 +300,7 @@ public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell, I
     }
 
     /// <summary>Row i's coefficients: c f(1-f), g i(1-i), i(1-g²), τ o(1-o), o(1-τ²), and f.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private (T Ci, T Gi, T Ii, T Oh, T Oc, T F) Coefficients(ReadOnlySpan<T> state, ReadOnlySpan<T> gates, ReadOnlySpan<T> tc, int i)
     {
         int n = _c.HiddenSize;

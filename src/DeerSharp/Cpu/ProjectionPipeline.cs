@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace DeerSharp.Cpu;
 
 /// <summary>
@@ -43,6 +45,7 @@ internal sealed unsafe class ProjectionPipeline<TCell, T>
     }
 
     /// <summary>The helper's body: claims and projects chunks until every one is claimed or <see cref="Stop"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Help()
     {
         var spin = new SpinWait();

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using DeerSharp.Engines;
 
 namespace DeerSharp.Cpu;
@@ -71,6 +72,7 @@ internal static partial class Solver
         return CombineChunks(ws, workers);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void EvaluateFusedBlock<TCell, T>(TCell cell, SequenceWorkspace<T> ws, int k, int length, int worker, SolverSettings<T> settings,
         FusedPass pass)
         where TCell : IRecurrentCell<T>
@@ -136,6 +138,7 @@ internal static partial class Solver
     }
 
     /// <summary>h'_t = f_t + d_t ⊙ (h'_{t-1} - h_{t-1}) for t in [t0, t1), in place of f_t in Evaluations.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void ScanFused<T>(SequenceWorkspace<T> ws, int s, int t0, int t1)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -109,6 +109,7 @@ internal static partial class Solver
     /// One parallel pass over all t: f, J (as asked), the residual reduction, and, when <paramref name="newtonTerm"/>,
     /// b_t = f_t - J_t h_{t-1} in place of f_t.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static (double Max, bool Within, bool Finite) EvaluateAll<TCell, T>(TCell cell, SequenceWorkspace<T> ws, int length,
         JacobianMode mode, SolverSettings<T> settings, bool newtonTerm)
         where TCell : IRecurrentCell<T>

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 
 namespace DeerSharp.Cpu;
 
@@ -9,6 +10,7 @@ internal static partial class Solver
     /// With <paramref name="d"/> and <paramref name="previous"/> given (quasi-DEER's hot path), the same pass then turns f
     /// into the Newton term f - d ⊙ h_prev, after its residual is taken.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static bool ResidualWithin<T>(ReadOnlySpan<T> current, Span<T> f, T atol, T rtol, ref T max, ref bool within,
         ReadOnlySpan<T> d = default, ReadOnlySpan<T> previous = default)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -53,6 +55,7 @@ internal static partial class Solver
         return finite;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static bool ResidualScalar<T>(ReadOnlySpan<T> current, ReadOnlySpan<T> f, T atol, T rtol, ref T max, ref bool within)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

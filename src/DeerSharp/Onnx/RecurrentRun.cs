@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 
 namespace DeerSharp.Onnx;
 
@@ -165,7 +166,7 @@ internal static class RecurrentRun
         {
             long rows = (long)members.Length * steps;
             int pieces = parallel && rows * h >= ParallelCopy ? 8 : 1;
-            Helpers.ForEachPiece(pieces, parallel, k =>
+            Helpers.ForEachPiece(pieces, parallel, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int k) =>
             {
                 for (long row = rows * k / pieces, end = rows * (k + 1) / pieces; row < end; row++)
                 {
