@@ -27,7 +27,11 @@ public sealed record SolveOptions
     /// <summary>The starting trajectory when no warm start is given. Default: <see cref="InitialGuess.Zeros"/>.</summary>
     public InitialGuess InitialGuess { get; init; } = InitialGuess.Zeros;
 
-    /// <summary>The most cores to use. Default: all of them (<see cref="Environment.ProcessorCount"/>).</summary>
+    /// <summary>
+    /// The most cores to use. Default: all of them (<see cref="Environment.ProcessorCount"/>). Beyond the calling thread,
+    /// the CPU engine uses its own long-lived helper threads, one per extra core; on Linux each is kept off the core its
+    /// caller runs on (within the process's allowed cores), which it had otherwise often shared after an idle pause.
+    /// </summary>
     public int? MaxDegreeOfParallelism { get; init; }
 
     /// <summary>What to do when an iterative method does not converge. Default: <see cref="FallbackPolicy.Sequential"/>.</summary>
