@@ -36,6 +36,63 @@ public class SolveApiTests
         Assert.True(Numbers.MaxAbsDiff(Numbers.ToDouble(sequential.States), Numbers.ToDouble(result.States)) <= 1e-4);
     }
 
+    /// <summary>
+    /// A caller's states array: written in full (it starts as NaN), equal bit for bit to a solve into a new array, for
+    /// each overload, the loop and DEER, one sequence and a batch; the result's States is that array. A wrong length or
+    /// an array that overlaps the warm start is refused, naming states.
+    /// </summary>
+    [Fact]
+    public void A_solve_into_the_callers_states_array_equals_one_into_a_new_array() => Seeded.Run(rnd =>
+    {
+        var lstm = LstmCell<float>.Random(5, 8, rnd);
+        int length = rnd.Next(200, 400), batch = 3, s = lstm.StateSize;
+        float[,] x = RandomInputs(length, 5, rnd.Next());
+        var xb = new float[batch, length, 5];
+        for (int b = 0; b < batch; b++)
+        {
+            for (int t = 0; t < length; t++)
+            {
+                for (int i = 0; i < 5; i++)
+                {
+                    xb[b, t, i] = (float)(rnd.NextDouble() * 2 - 1);
+                }
+            }
+        }
+
+        foreach (SolveMethod method in new[] { SolveMethod.Sequential, SolveMethod.Deer })
+        {
+            var options = new SolveOptions { Method = method };
+            var buffer = new float[length * s];
+            for (int round = 0; round < 2; round++)
+            {
+                Array.Fill(buffer, float.NaN);
+                SolveResult<float> into = Deer.Solve(lstm, x, options, states: buffer);
+                Assert.Same(buffer, into.States);
+                Assert.Equal(Deer.Solve(lstm, x, options).States, buffer);
+            }
+
+            var batched = new float[batch * length * s];
+            Array.Fill(batched, float.NaN);
+            Assert.Same(batched, Deer.Solve(lstm, xb, options, states: batched).States);
+            Assert.Equal(Deer.Solve(lstm, xb, options).States, batched);
+
+            float[] flat = [.. xb.Cast<float>()];
+            Array.Fill(batched, float.NaN);
+            Deer.Solve(lstm, flat, batch, length, options, states: batched);
+            Assert.Equal(Deer.Solve(lstm, xb, options).States, batched);
+        }
+
+        var wrong = Assert.Throws<ArgumentException>(() => Deer.Solve(lstm, x, states: new float[length * s - 1]));
+        Assert.Equal("states", wrong.ParamName);
+        Assert.Contains($"{length * s - 1} values", wrong.Message);
+        Assert.Contains($"1·{length}·{s}", wrong.Message);
+
+        var shared = new float[length * s];
+        var overlap = Assert.Throws<ArgumentException>(() => Deer.Solve(lstm, x, warmStart: shared, states: shared));
+        Assert.Equal("states", overlap.ParamName);
+        Assert.Contains("warm start", overlap.Message);
+    });
+
     [Fact]
     public void Auto_picks_the_loop_on_few_cores_and_quasi_deer_only_for_long_single_sequences_on_many()
     {

@@ -40,7 +40,15 @@ internal static class SolveDriver
         }
         else if (states.LongLength != (long)batchSize * length * cell.StateSize)
         {
-            throw new ArgumentException($"states: {states.LongLength} values for {batchSize}·{length}·{cell.StateSize}.", nameof(states));
+            throw new ArgumentException(
+                $"states: {states.LongLength} values, expected batch·length·state = {batchSize}·{length}·{cell.StateSize} = {(long)batchSize * length * cell.StateSize}.",
+                nameof(states));
+        }
+        else if (states.AsSpan().Overlaps(inputs) || states.AsSpan().Overlaps(initialState) || states.AsSpan().Overlaps(warmStart))
+        {
+            throw new ArgumentException(
+                $"states: the array the states are written to overlaps the {(states.AsSpan().Overlaps(inputs) ? "inputs" : states.AsSpan().Overlaps(initialState) ? "initial state" : "warm start")}; give a separate array.",
+                nameof(states));
         }
         SequenceTotals[] totals = length > 0
             ? Run(engine, cell, settings, inputs, initialState, warmStart, states, batchSize, length)
