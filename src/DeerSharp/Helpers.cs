@@ -48,7 +48,6 @@ internal static class Helpers
     internal static Helper[] Start(Action job, int wanted, int callerCpu)
     {
         var started = new List<Helper>();
-        int cpu = callerCpu;
         foreach (Helper helper in s_helpers)
         {
             if (started.Count >= wanted)
@@ -56,7 +55,7 @@ internal static class Helpers
                 break;
             }
 
-            if (helper.TryStart(job, cpu))
+            if (helper.TryStart(job, callerCpu))
             {
                 started.Add(helper);
             }

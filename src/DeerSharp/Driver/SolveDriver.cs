@@ -25,6 +25,11 @@ internal static class SolveDriver
         }
 
         SolveValidation.Check(cell, inputs, batchSize, length, initialState, warmStart, options);
+        if (states is not null)
+        {
+            CheckStates(states, batchSize, length, cell.StateSize, inputs, initialState, warmStart);
+        }
+
         var clock = Stopwatch.StartNew();
         (ISolveEngine<T>? device, SolverSettings<T> settings) = DeviceEngine<T>.TryCreate(cell, options, batchSize, length, layer);
         using ISolveEngine<T> engine = device ?? new CpuEngine<TCell, T>(cell);
@@ -38,23 +43,31 @@ internal static class SolveDriver
             states = new T[(long)batchSize * length * cell.StateSize];
             Prefault.HugePages(states);
         }
-        else if (states.LongLength != (long)batchSize * length * cell.StateSize)
-        {
-            throw new ArgumentException(
-                $"states: {states.LongLength} values, expected batch·length·state = {batchSize}·{length}·{cell.StateSize} = {(long)batchSize * length * cell.StateSize}.",
-                nameof(states));
-        }
-        else if (states.AsSpan().Overlaps(inputs) || states.AsSpan().Overlaps(initialState) || states.AsSpan().Overlaps(warmStart))
-        {
-            throw new ArgumentException(
-                $"states: the array the states are written to overlaps the {(states.AsSpan().Overlaps(inputs) ? "inputs" : states.AsSpan().Overlaps(initialState) ? "initial state" : "warm start")}; give a separate array.",
-                nameof(states));
-        }
+
         SequenceTotals[] totals = length > 0
             ? Run(engine, cell, settings, inputs, initialState, warmStart, states, batchSize, length)
             : [.. Enumerable.Range(0, batchSize).Select(_ => SequenceTotals.Empty())];
         clock.Stop();
         return Report(cell, states, batchSize, length, settings, totals, clock.Elapsed);
+    }
+
+    /// <summary>A caller's states array: exactly B·T·S values, overlapping none of the solve's other arrays.</summary>
+    private static void CheckStates<T>(T[] states, int batchSize, int length, int stateSize, ReadOnlySpan<T> inputs, ReadOnlySpan<T> initialState,
+        ReadOnlySpan<T> warmStart)
+    {
+        long expected = (long)batchSize * length * stateSize;
+        if (states.LongLength != expected)
+        {
+            throw new ArgumentException(
+                $"states: {states.LongLength} values, expected batch·length·state = {batchSize}·{length}·{stateSize} = {expected}.", nameof(states));
+        }
+
+        Span<T> span = states;
+        string? overlapped = span.Overlaps(inputs) ? "inputs" : span.Overlaps(initialState) ? "initial state" : span.Overlaps(warmStart) ? "warm start" : null;
+        if (overlapped is not null)
+        {
+            throw new ArgumentException($"states: the array the states are written to overlaps the {overlapped}; give a separate array.", nameof(states));
+        }
     }
 
     /// <summary>
