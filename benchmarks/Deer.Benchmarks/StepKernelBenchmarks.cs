@@ -40,13 +40,13 @@ public class StepKernelBenchmarks
     public void GruPlain() => Plain(_gru, _gruProjections);
 
     [Benchmark]
-    public bool GruFused() => FusedLoop.TryRun(_gru, _h0.AsSpan(0, N), _gruProjections, _states, Steps);
+    public bool GruFused() => FusedLoop.TryRun(_gru, _h0.AsSpan(0, N), _gruProjections, _states, Steps, out _);
 
     [Benchmark]
     public void LstmPlain() => Plain(_lstm, _lstmProjections);
 
     [Benchmark]
-    public bool LstmFused() => FusedLoop.TryRun(_lstm, _h0, _lstmProjections, _states, Steps);
+    public bool LstmFused() => FusedLoop.TryRun(_lstm, _h0, _lstmProjections, _states, Steps, out _);
 
     private void Plain<TCell>(TCell cell, float[] projections)
         where TCell : IRecurrentCell<float>

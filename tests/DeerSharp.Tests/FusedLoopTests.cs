@@ -75,18 +75,20 @@ public class FusedLoopTests
             (float[] h0, float[] p) = Draw(gru, rnd, steps);
             var fused = new float[steps * n];
             bool ran = width == 512
-                ? FusedLoop.Gru<Simd512, Vector512<float>>(gru.Packed, h0, p, fused, steps)
-                : FusedLoop.Gru<Simd256, Vector256<float>>(gru.Packed, h0, p, fused, steps);
+                ? FusedLoop.Gru<Simd512, Vector512<float>>(gru.Packed, h0, p, fused, steps, out bool finite)
+                : FusedLoop.Gru<Simd256, Vector256<float>>(gru.Packed, h0, p, fused, steps, out finite);
             Assert.True(ran, $"GRU n={n} at {width} bits did not run");
+            Assert.True(finite, $"GRU n={n} at {width} bits: finite states reported as not finite");
             AssertSame(PlainLoop(gru, h0, p, steps), fused, $"GRU {width}-bit n={n} d={d} scale={scale:F2}");
 
             var lstm = LstmCell<float>.Random(d, n, rnd, scale);
             (h0, p) = Draw(lstm, rnd, steps);
             fused = new float[steps * 2 * n];
             ran = width == 512
-                ? FusedLoop.Lstm<Simd512, Vector512<float>>(lstm.Packed, h0, p, fused, steps)
-                : FusedLoop.Lstm<Simd256, Vector256<float>>(lstm.Packed, h0, p, fused, steps);
+                ? FusedLoop.Lstm<Simd512, Vector512<float>>(lstm.Packed, h0, p, fused, steps, out finite)
+                : FusedLoop.Lstm<Simd256, Vector256<float>>(lstm.Packed, h0, p, fused, steps, out finite);
             Assert.True(ran, $"LSTM n={n} at {width} bits did not run");
+            Assert.True(finite, $"LSTM n={n} at {width} bits: finite states reported as not finite");
             AssertSame(PlainLoop(lstm, h0, p, steps), fused, $"LSTM {width}-bit n={n} d={d} scale={scale:F2}");
         }
     });
@@ -104,7 +106,11 @@ public class FusedLoopTests
             float[] sa = new float[steps * n], sb = new float[steps * n];
             var a = new FusedLoop.Lanes(h0a, pa, sa);
             var b = new FusedLoop.Lanes(h0b, pb, sb);
-            Assert.True(width == 512 ? FusedLoop.GruPair<Simd512, Vector512<float>>(gru.Packed, a, b, steps) : FusedLoop.GruPair<Simd256, Vector256<float>>(gru.Packed, a, b, steps));
+            bool finiteA, finiteB;
+            Assert.True(width == 512
+                ? FusedLoop.GruPair<Simd512, Vector512<float>>(gru.Packed, a, b, steps, out finiteA, out finiteB)
+                : FusedLoop.GruPair<Simd256, Vector256<float>>(gru.Packed, a, b, steps, out finiteA, out finiteB));
+            Assert.True(finiteA && finiteB, $"GRU pair {width}-bit n={n}: finite states reported as not finite");
             AssertSame(PlainLoop(gru, h0a, pa, steps), sa, $"GRU pair A {width}-bit n={n}");
             AssertSame(PlainLoop(gru, h0b, pb, steps), sb, $"GRU pair B {width}-bit n={n}");
 
@@ -114,7 +120,10 @@ public class FusedLoopTests
             (sa, sb) = (new float[steps * 2 * n], new float[steps * 2 * n]);
             a = new FusedLoop.Lanes(h0a, pa, sa);
             b = new FusedLoop.Lanes(h0b, pb, sb);
-            Assert.True(width == 512 ? FusedLoop.LstmPair<Simd512, Vector512<float>>(lstm.Packed, a, b, steps) : FusedLoop.LstmPair<Simd256, Vector256<float>>(lstm.Packed, a, b, steps));
+            Assert.True(width == 512
+                ? FusedLoop.LstmPair<Simd512, Vector512<float>>(lstm.Packed, a, b, steps, out finiteA, out finiteB)
+                : FusedLoop.LstmPair<Simd256, Vector256<float>>(lstm.Packed, a, b, steps, out finiteA, out finiteB));
+            Assert.True(finiteA && finiteB, $"LSTM pair {width}-bit n={n}: finite states reported as not finite");
             AssertSame(PlainLoop(lstm, h0a, pa, steps), sa, $"LSTM pair A {width}-bit n={n}");
             AssertSame(PlainLoop(lstm, h0b, pb, steps), sb, $"LSTM pair B {width}-bit n={n}");
         }
@@ -180,6 +189,108 @@ public class FusedLoopTests
         AssertSame(PlainLoop(cell, new float[N], pb, length), sb, "the partner of a failed sequence");
     });
 
+    /// <summary>
+    /// The loops' own finiteness check (FusedLoop.Check), which spares the solver a scan of every chunk: a NaN put in one
+    /// projection at a random step and lane, or an infinite initial state (h for the GRU, c for the LSTM, whose gates would
+    /// otherwise bound the next state), must make the loop report a value that is not finite, at every width and block
+    /// layout; in a pair, only for the sequence that has it. The states themselves are what the scan then finds.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Fused_loops_report_a_value_that_is_not_finite(int width, int lanes) => Seeded.Run(rnd =>
+    {
+        foreach (int vectors in new[] { 1, 2, 3, 5, 6 })
+        {
+            int n = vectors * lanes, d = rnd.Next(1, 20), steps = rnd.Next(8, 30), at = rnd.Next(steps);
+            foreach (bool lstm in new[] { false, true })
+            {
+                int gates = lstm ? 4 : 3, s = lstm ? 2 * n : n;
+                IRecurrentCell<float> cell = lstm ? LstmCell<float>.Random(d, n, rnd) : GruCell<float>.Random(d, n, rnd);
+                CellWeights<float> w = lstm ? ((LstmCell<float>)cell).Packed : ((GruCell<float>)cell).Packed;
+                foreach (bool infiniteStart in new[] { false, true })
+                {
+                    (float[] h0, float[] p) = Draw(cell, rnd, steps);
+                    (float[] h0b, float[] pb) = Draw(cell, rnd, steps);
+                    string what;
+                    if (infiniteStart)
+                    {
+                        int lane = rnd.Next(n);
+                        h0[(lstm ? n : 0) + lane] = rnd.Next(2) == 0 ? float.PositiveInfinity : float.NegativeInfinity;
+                        what = $"{(lstm ? "c0" : "h0")}[{lane}] = {h0[(lstm ? n : 0) + lane]}";
+                    }
+                    else
+                    {
+                        int row = rnd.Next(gates * n);
+                        p[at * gates * n + row] = float.NaN;
+                        what = $"NaN projection at step {at}, row {row}";
+                    }
+
+                    float[] states = new float[steps * s], statesB = new float[steps * s];
+                    bool ran, finite, finiteA, finiteB;
+                    var a = new FusedLoop.Lanes(h0, p, new float[steps * s]);
+                    var b = new FusedLoop.Lanes(h0b, pb, statesB);
+                    if (width == 512)
+                    {
+                        ran = lstm ? FusedLoop.Lstm<Simd512, Vector512<float>>(w, h0, p, states, steps, out finite) : FusedLoop.Gru<Simd512, Vector512<float>>(w, h0, p, states, steps, out finite);
+                        ran &= lstm ? FusedLoop.LstmPair<Simd512, Vector512<float>>(w, a, b, steps, out finiteA, out finiteB) : FusedLoop.GruPair<Simd512, Vector512<float>>(w, a, b, steps, out finiteA, out finiteB);
+                    }
+                    else
+                    {
+                        ran = lstm ? FusedLoop.Lstm<Simd256, Vector256<float>>(w, h0, p, states, steps, out finite) : FusedLoop.Gru<Simd256, Vector256<float>>(w, h0, p, states, steps, out finite);
+                        ran &= lstm ? FusedLoop.LstmPair<Simd256, Vector256<float>>(w, a, b, steps, out finiteA, out finiteB) : FusedLoop.GruPair<Simd256, Vector256<float>>(w, a, b, steps, out finiteA, out finiteB);
+                    }
+
+                    string label = $"{(lstm ? "LSTM" : "GRU")} {width}-bit n={n}, {what}";
+                    Assert.True(ran, label);
+                    Assert.Contains(states, v => !float.IsFinite(v));        // the premise: the states do hold such a value
+                    Assert.False(finite, $"{label}: the loop reported every state finite");
+                    Assert.False(finiteA, $"{label}: the pair reported sequence A finite");
+                    Assert.True(finiteB, $"{label}: the pair reported its finite partner as not finite");
+                }
+            }
+        }
+    });
+
+    /// <summary>
+    /// The single sequence's loop, on one core and two, GRU and LSTM at every fused width: a NaN in the inputs (which the
+    /// validation would refuse, so the solver is called directly) must be reported at its step, with NaN from there on,
+    /// whether the fused loop's own check or a scan finds it.
+    /// </summary>
+    [Fact]
+    public void The_loop_reports_the_step_where_a_state_stops_being_finite() => Seeded.Run(rnd =>
+    {
+        const int D = 4;
+        foreach (int n in Vector512.IsHardwareAccelerated ? new[] { 8, 16, 48 } : new[] { 8, 24 })
+        {
+            Assert.NotEqual(0, FusedLoop.Width(n));
+            foreach (int cores in new[] { 1, 2 })
+            {
+                CheckReportedFailure(GruCell<float>.Random(D, n, rnd), rnd, cores);
+                CheckReportedFailure(LstmCell<float>.Random(D, n, rnd), rnd, cores);
+            }
+        }
+    });
+
+    /// <summary>TCell is the cell's own type, as in a solve, so that the fused loop (chosen by type) runs.</summary>
+    private static void CheckReportedFailure<TCell>(TCell cell, Random rnd, int cores)
+        where TCell : IRecurrentCell<float>
+    {
+        const int D = 4;
+        int chunk = Solver.ChunkSteps(cell.ProjectionSize), length = 3 * chunk + 5, bad = rnd.Next(length), s = cell.StateSize;
+        float[] x = Numbers.As<float>(Numbers.Uniform(rnd, length * D));
+        x[bad * D + rnd.Next(D)] = float.NaN;
+        float[] states = new float[length * s];
+        using var ws = new SequenceWorkspace<float>();
+        ws.Ensure(Solver.SequentialProjected(length, cell.ProjectionSize), s, cell.ProjectionSize, cell.WorkspaceSize, 0, 1, iterative: false);
+        ws.InitialState.AsSpan(0, s).Clear();
+        SequenceOutcome outcome = Solver.SolveSequential(cell, ws, x, length, states, cores, CancellationToken.None);
+        string label = $"{typeof(TCell).Name} n={cell.OutputSize} cores={cores}, NaN input at step {bad}";
+        Assert.True(outcome.Status == SolveStatus.Diverged, $"{label}: {outcome.Status}");
+        Assert.True(outcome.FailedAt == bad, $"{label}: reported at step {outcome.FailedAt}");
+        Assert.All(states[..(bad * s)], v => Assert.True(float.IsFinite(v), $"{label}: a state before the NaN is not finite"));
+        Assert.All(states[(bad * s)..], v => Assert.True(float.IsNaN(v), $"{label}: a state after the NaN is not NaN"));
+    }
+
     [Fact]
     public void Fused_loop_declines_what_it_does_not_cover()
     {
@@ -187,10 +298,10 @@ public class FusedLoopTests
         var odd = GruCell<float>.Random(3, 12, rnd);       // 12 lanes: no whole 256-bit vectors (12 % 8 != 0)
         Assert.Equal(0, FusedLoop.Width(12));
         var states = new float[4 * 12];
-        Assert.False(FusedLoop.TryRun(odd, new float[12], new float[4 * 36], states, 4));
+        Assert.False(FusedLoop.TryRun(odd, new float[12], new float[4 * 36], states, 4, out _));
         Assert.All(states, v => Assert.Equal(0f, v));         // nothing written
-        Assert.False(FusedLoop.TryRun(GruCell<double>.Random(3, 16, rnd), new double[16], new double[4 * 48], new double[4 * 16], 4));
-        Assert.False(FusedLoop.TryRun(TanhRnnCell<float>.Random(3, 16, rnd), new float[16], new float[4 * 16], new float[4 * 16], 4));
+        Assert.False(FusedLoop.TryRun(GruCell<double>.Random(3, 16, rnd), new double[16], new double[4 * 48], new double[4 * 16], 4, out _));
+        Assert.False(FusedLoop.TryRun(TanhRnnCell<float>.Random(3, 16, rnd), new float[16], new float[4 * 16], new float[4 * 16], 4, out _));
     }
 
     /// <summary>

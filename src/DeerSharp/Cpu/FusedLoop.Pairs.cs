@@ -24,12 +24,17 @@ internal static partial class FusedLoop
         where T : unmanaged, IFloatingPointIeee754<T> =>
         typeof(T) == typeof(float) && (typeof(TCell) == typeof(GruCell<float>) || typeof(TCell) == typeof(LstmCell<float>)) && Width(cell.OutputSize) != 0;
 
-    /// <summary>Steps 0 .. count − 1 of two sequences (A and B) together; false (nothing written) where it does not apply.</summary>
+    /// <summary>
+    /// Steps 0 .. count − 1 of two sequences (A and B) together; false (nothing written) where it does not apply.
+    /// <paramref name="finiteA"/> and <paramref name="finiteB"/>: every value stored for that sequence was finite (false:
+    /// at least one may not be, and the caller scans).
+    /// </summary>
     public static bool TryRunPair<TCell, T>(in TCell cell, ReadOnlySpan<T> previousA, ReadOnlySpan<T> previousB, ReadOnlySpan<T> projectionsA,
-        ReadOnlySpan<T> projectionsB, Span<T> statesA, Span<T> statesB, int count)
+        ReadOnlySpan<T> projectionsB, Span<T> statesA, Span<T> statesB, int count, out bool finiteA, out bool finiteB)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        (finiteA, finiteB) = (false, false);
         if (!HasPair<TCell, T>(cell))
         {
             return false;
@@ -40,11 +45,15 @@ internal static partial class FusedLoop
         if (typeof(TCell) == typeof(LstmCell<float>))
         {
             CellWeights<float> l = Unsafe.As<TCell, LstmCell<float>>(ref Unsafe.AsRef(in cell)).Packed;
-            return Width(l.HiddenSize) == 512 ? LstmPair<Simd512, Vector512<float>>(l, a, b, count) : LstmPair<Simd256, Vector256<float>>(l, a, b, count);
+            return Width(l.HiddenSize) == 512
+                ? LstmPair<Simd512, Vector512<float>>(l, a, b, count, out finiteA, out finiteB)
+                : LstmPair<Simd256, Vector256<float>>(l, a, b, count, out finiteA, out finiteB);
         }
 
         CellWeights<float> w = Unsafe.As<TCell, GruCell<float>>(ref Unsafe.AsRef(in cell)).Packed;
-        return Width(w.HiddenSize) == 512 ? GruPair<Simd512, Vector512<float>>(w, a, b, count) : GruPair<Simd256, Vector256<float>>(w, a, b, count);
+        return Width(w.HiddenSize) == 512
+            ? GruPair<Simd512, Vector512<float>>(w, a, b, count, out finiteA, out finiteB)
+            : GruPair<Simd256, Vector256<float>>(w, a, b, count, out finiteA, out finiteB);
     }
 
     /// <summary>One sequence's h0, projections and output.</summary>
@@ -57,11 +66,12 @@ internal static partial class FusedLoop
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static bool GruPair<TS, TV>(CellWeights<float> w, Lanes a, Lanes b, int count)
+    internal static bool GruPair<TS, TV>(CellWeights<float> w, Lanes a, Lanes b, int count, out bool finiteA, out bool finiteB)
         where TS : struct, ISimd<TV>
         where TV : struct
     {
         int n = w.HiddenSize, v = TS.Count, rows = 3 * n;
+        (finiteA, finiteB) = (false, false);
         if (n % v != 0 || !a.Fits(n, rows, count) || !b.Fits(n, rows, count))
         {
             return false;
@@ -72,6 +82,7 @@ internal static partial class FusedLoop
         ref float prevA = ref MemoryMarshal.GetReference(a.H0), prevB = ref MemoryMarshal.GetReference(b.H0);
         ref float curA = ref MemoryMarshal.GetReference(a.States), curB = ref MemoryMarshal.GetReference(b.States);
         ref float pA = ref MemoryMarshal.GetReference(a.Projections), pB = ref MemoryMarshal.GetReference(b.Projections);
+        TV checkA = default, checkB = default;
         for (int t = 0; t < count; t++)
         {
             for (int k = 0; k < n;)
@@ -92,8 +103,8 @@ internal static partial class FusedLoop
                         col = ref Unsafe.Add(ref col, 6 * v);
                     }
 
-                    GruLanes<TS, TV>(ra1, za1, na1, ref pA, ref bhn, ref prevA, ref curA, n, k + v);
-                    GruLanes<TS, TV>(rb1, zb1, nb1, ref pB, ref bhn, ref prevB, ref curB, n, k + v);
+                    checkA = Check<TS, TV>(checkA, GruLanes<TS, TV>(ra1, za1, na1, ref pA, ref bhn, ref prevA, ref curA, n, k + v));
+                    checkB = Check<TS, TV>(checkB, GruLanes<TS, TV>(rb1, zb1, nb1, ref pB, ref bhn, ref prevB, ref curB, n, k + v));
                 }
                 else
                 {
@@ -107,8 +118,8 @@ internal static partial class FusedLoop
                     }
                 }
 
-                GruLanes<TS, TV>(ra0, za0, na0, ref pA, ref bhn, ref prevA, ref curA, n, k);
-                GruLanes<TS, TV>(rb0, zb0, nb0, ref pB, ref bhn, ref prevB, ref curB, n, k);
+                checkA = Check<TS, TV>(checkA, GruLanes<TS, TV>(ra0, za0, na0, ref pA, ref bhn, ref prevA, ref curA, n, k));
+                checkB = Check<TS, TV>(checkB, GruLanes<TS, TV>(rb0, zb0, nb0, ref pB, ref bhn, ref prevB, ref curB, n, k));
                 k += block * v;
             }
 
@@ -120,6 +131,7 @@ internal static partial class FusedLoop
             pB = ref Unsafe.Add(ref pB, rows);
         }
 
+        (finiteA, finiteB) = (Finite<TS, TV>(checkA), Finite<TS, TV>(checkB));
         return true;
     }
 
@@ -129,11 +141,12 @@ internal static partial class FusedLoop
     /// the core overlaps them), in the single loop's operations and order.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static bool LstmPair<TS, TV>(CellWeights<float> w, Lanes a, Lanes b, int count)
+    internal static bool LstmPair<TS, TV>(CellWeights<float> w, Lanes a, Lanes b, int count, out bool finiteA, out bool finiteB)
         where TS : struct, ISimd<TV>
         where TV : struct
     {
         int n = w.HiddenSize, v = TS.Count, rows = 4 * n, s = 2 * n;
+        (finiteA, finiteB) = (false, false);
         if (n % v != 0 || !a.Fits(s, rows, count) || !b.Fits(s, rows, count))
         {
             return false;
@@ -146,6 +159,7 @@ internal static partial class FusedLoop
         ref float prevA = ref MemoryMarshal.GetReference(a.H0), prevB = ref MemoryMarshal.GetReference(b.H0);
         ref float curA = ref MemoryMarshal.GetReference(a.States), curB = ref MemoryMarshal.GetReference(b.States);
         ref float pA = ref MemoryMarshal.GetReference(a.Projections), pB = ref MemoryMarshal.GetReference(b.Projections);
+        TV checkA = default, checkB = default;
         for (int t = 0; t < count; t++)
         {
             for (int k = 0; k < n;)
@@ -176,10 +190,10 @@ internal static partial class FusedLoop
 
             for (int k = 0; k < n; k += v)
             {
-                LstmLanes<TS, TV>(TS.Load(ref sumA, (nuint)k), TS.Load(ref sumA, (nuint)(n + k)), TS.Load(ref sumA, (nuint)(2 * n + k)),
-                    TS.Load(ref sumA, (nuint)(3 * n + k)), ref pA, ref prevA, ref curA, n, k);
-                LstmLanes<TS, TV>(TS.Load(ref sumB, (nuint)k), TS.Load(ref sumB, (nuint)(n + k)), TS.Load(ref sumB, (nuint)(2 * n + k)),
-                    TS.Load(ref sumB, (nuint)(3 * n + k)), ref pB, ref prevB, ref curB, n, k);
+                checkA = Check<TS, TV>(checkA, LstmLanes<TS, TV>(TS.Load(ref sumA, (nuint)k), TS.Load(ref sumA, (nuint)(n + k)), TS.Load(ref sumA, (nuint)(2 * n + k)),
+                    TS.Load(ref sumA, (nuint)(3 * n + k)), ref pA, ref prevA, ref curA, n, k));
+                checkB = Check<TS, TV>(checkB, LstmLanes<TS, TV>(TS.Load(ref sumB, (nuint)k), TS.Load(ref sumB, (nuint)(n + k)), TS.Load(ref sumB, (nuint)(2 * n + k)),
+                    TS.Load(ref sumB, (nuint)(3 * n + k)), ref pB, ref prevB, ref curB, n, k));
             }
 
             prevA = ref curA;
@@ -190,6 +204,7 @@ internal static partial class FusedLoop
             pB = ref Unsafe.Add(ref pB, rows);
         }
 
+        (finiteA, finiteB) = (Finite<TS, TV>(checkA), Finite<TS, TV>(checkB));
         return true;
     }
 

@@ -28,7 +28,7 @@ internal static partial class Solver
     /// fresh pages faulted in with them (<see cref="ProjectionPipeline{TCell, T}"/>); on one core, the loop projects each
     /// chunk itself. The projection is one GEMM per chunk either way, so the states are the same bit for bit.
     /// </summary>
-    private static unsafe SequenceOutcome SolveSequential<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, ReadOnlySpan<T> inputs, int length, Span<T> states,
+    internal static unsafe SequenceOutcome SolveSequential<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, ReadOnlySpan<T> inputs, int length, Span<T> states,
         int maxDegreeOfParallelism, CancellationToken cancellation)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -89,12 +89,13 @@ internal static partial class Solver
             ReadOnlySpan<T> previousA = t0 == 0 ? a.InitialState.AsSpan(0, s) : statesA.Slice((t0 - 1) * s, s);
             ReadOnlySpan<T> previousB = t0 == 0 ? b.InitialState.AsSpan(0, s) : statesB.Slice((t0 - 1) * s, s);
             Span<T> chunkA = statesA.Slice(t0 * s, count * s), chunkB = statesB.Slice(t0 * s, count * s);
-            if (!FusedLoop.TryRunPair(cell, previousA, previousB, pa, pb, chunkA, chunkB, count))
+            if (!FusedLoop.TryRunPair(cell, previousA, previousB, pa, pb, chunkA, chunkB, count, out bool finiteA, out bool finiteB))
             {
                 throw new InvalidOperationException("the fused pair loop declined a cell it reported it covers");
             }
 
-            int badA = FirstNonFinite<T>(chunkA), badB = FirstNonFinite<T>(chunkB);
+            // The loop's own check passes only finite chunks; a chunk it does not pass is scanned for its first bad value.
+            int badA = finiteA ? -1 : FirstNonFinite<T>(chunkA), badB = finiteB ? -1 : FirstNonFinite<T>(chunkB);
             if (badA >= 0 || badB >= 0)
             {
                 int next = t0 + count;
@@ -149,9 +150,10 @@ internal static partial class Solver
 
     /// <summary>
     /// Steps t0 .. t0 + count − 1 from the state before t0 (by the fused loop where the cell has one, which gives the same
-    /// states bit for bit); returns the first step that is not finite, or -1. The chunk's
-    /// states are checked once, after the loop, in one SIMD pass: a scalar check per step cost about a tenth of a GRU
-    /// step at n = 32. Steps after a non-finite one are computed and then reported as the failure they follow.
+    /// states bit for bit); returns the first step that is not finite, or -1. The fused loop checks the values it stores
+    /// as it stores them (<see cref="FusedLoop.Check{TS, TV}"/>), and the chunk is scanned only when that check does not
+    /// pass; other cells' chunks are checked once, after the loop, in one SIMD pass (a scalar check per step cost about a
+    /// tenth of a GRU step at n = 32). Steps after a non-finite one are computed and then reported as the failure they follow.
     /// </summary>
     private static int RunLoop<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, ReadOnlySpan<T> projections, int t0, int count, Span<T> states)
         where TCell : IRecurrentCell<T>
@@ -161,7 +163,14 @@ internal static partial class Solver
         int p = cell.ProjectionSize;
         ReadOnlySpan<T> previous = t0 == 0 ? ws.InitialState.AsSpan(0, s) : states.Slice((t0 - 1) * s, s);
         Span<T> chunk = states.Slice(t0 * s, count * s);
-        if (!FusedLoop.TryRun(cell, previous, projections, chunk, count))
+        if (FusedLoop.TryRun(cell, previous, projections, chunk, count, out bool finite))
+        {
+            if (finite)
+            {
+                return -1;
+            }
+        }
+        else
         {
             Span<T> scratch = ws.CellScratch.AsSpan(0, cell.WorkspaceSize);
             for (int i = 0; i < count; i++)
