@@ -130,21 +130,82 @@ public class FusedLoopTests
     });
 
     /// <summary>
-    /// A batch through Method = Sequential (pairs of sequences stepped together, an odd one alone) on one core and two:
-    /// every sequence equals its own plain loop, bit for bit.
+    /// Quads (four sequences stepped together, one lane vector of a block at a time) at both widths, over one to six
+    /// vectors of lanes (single and two-vector blocks, an odd block last): every sequence equals its own plain loop, bit
+    /// for bit, and is reported finite.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void Fused_GRU_and_LSTM_quads_equal_the_plain_loop_of_each_sequence_bit_for_bit(int width, int lanes) => Seeded.Run(rnd =>
+    {
+        Assert.True(FusedLoop.HasQuad<GruCell<float>, float>(GruCell<float>.Random(2, lanes, rnd)) == Vector512.IsHardwareAccelerated);
+        foreach (int vectors in new[] { 1, 2, 3, 4, 5, 6 })
+        {
+            int n = vectors * lanes, d = rnd.Next(1, 40), steps = rnd.Next(20, 60);
+            CheckQuad(GruCell<float>.Random(d, n, rnd, 0.5 + 2 * rnd.NextDouble()), width, steps, rnd);
+            CheckQuad(LstmCell<float>.Random(d, n, rnd, 0.5 + 2 * rnd.NextDouble()), width, steps, rnd);
+        }
+    });
+
+    private static void CheckQuad<TCell>(TCell cell, int width, int steps, Random rnd)
+        where TCell : IRecurrentCell<float>
+    {
+        bool lstm = cell is LstmCell<float>;
+        CellWeights<float> w = lstm ? ((LstmCell<float>)(object)cell).Packed : ((GruCell<float>)(object)cell).Packed;
+        var h0 = new float[4][];
+        var p = new float[4][];
+        var states = new float[4][];
+        for (int i = 0; i < 4; i++)
+        {
+            (h0[i], p[i]) = Draw(cell, rnd, steps);
+            states[i] = new float[steps * cell.StateSize];
+        }
+
+        FusedLoop.Lanes L(int i) => new(h0[i], p[i], states[i]);
+        Span<bool> finite = stackalloc bool[4];
+        bool ran = (width, lstm) switch
+        {
+            (512, true) => FusedLoop.LstmQuad<Simd512, Vector512<float>>(w, L(0), L(1), L(2), L(3), steps, finite),
+            (512, false) => FusedLoop.GruQuad<Simd512, Vector512<float>>(w, L(0), L(1), L(2), L(3), steps, finite),
+            (_, true) => FusedLoop.LstmQuad<Simd256, Vector256<float>>(w, L(0), L(1), L(2), L(3), steps, finite),
+            _ => FusedLoop.GruQuad<Simd256, Vector256<float>>(w, L(0), L(1), L(2), L(3), steps, finite),
+        };
+        string label = $"{typeof(TCell).Name} quad {width}-bit n={cell.OutputSize}";
+        Assert.True(ran, $"{label} did not run");
+        for (int i = 0; i < 4; i++)
+        {
+            AssertSame(PlainLoop(cell, h0[i], p[i], steps), states[i], $"{label}, sequence {i}");
+            Assert.True(finite[i], $"{label}, sequence {i}: finite states reported as not finite");
+        }
+    }
+
+    /// <summary>
+    /// A batch through Method = Sequential (quads of sequences stepped together where the CPU has AVX-512, pairs, an odd
+    /// one alone) on one core and two: every sequence equals its own plain loop, bit for bit. Five sequences make a quad
+    /// and a single on one core and pairs on two; nine make two quads and a single on two cores.
     /// </summary>
     [Fact]
     public void Batched_pairs_equal_each_sequences_plain_loop() => Seeded.Run(rnd =>
     {
         const int N = 48;                                             // 512-bit: a two-vector block and a single
         CheckBatchedPairs(GruCell<float>.Random(6, N, rnd), rnd);
-        CheckBatchedPairs(LstmCell<float>.Random(6, N, rnd), rnd);
+        CheckBatchedPairs(LstmCell<float>.Random(6, N, rnd), rnd);    // pairs: an LSTM this narrow takes no quads
+        var wide = LstmCell<float>.Random(6, 96, rnd);
+        Assert.Equal(Vector512.IsHardwareAccelerated, FusedLoop.HasQuad<LstmCell<float>, float>(wide));
+        CheckBatchedPairs(wide, rnd);
     });
 
     private static void CheckBatchedPairs<TCell>(TCell cell, Random rnd)
         where TCell : IRecurrentCell<float>
     {
-        const int B = 5, D = 6;
+        CheckBatchedPairs(cell, rnd, 5);
+        CheckBatchedPairs(cell, rnd, 9);
+    }
+
+    private static void CheckBatchedPairs<TCell>(TCell cell, Random rnd, int B)
+        where TCell : IRecurrentCell<float>
+    {
+        const int D = 6;
         int chunk = Solver.ChunkSteps(cell.ProjectionSize), length = 3 * chunk + 11, s = cell.StateSize;
         float[] x = Numbers.As<float>(Numbers.Uniform(rnd, B * length * D, 2.0));
         float[] h0 = Numbers.As<float>(Numbers.Uniform(rnd, B * s));
@@ -158,7 +219,7 @@ public class FusedLoopTests
                 var projections = new float[length * cell.ProjectionSize];
                 cell.ProjectInputs(x.AsSpan(q * length * D, length * D), projections, length);
                 AssertSame(PlainLoop(cell, h0.AsSpan(q * s, s).ToArray(), projections, length), result.States.AsSpan(q * length * s, length * s).ToArray(),
-                    $"{typeof(TCell).Name} sequence {q} cores={cores}");
+                    $"{typeof(TCell).Name} B={B} sequence {q} cores={cores}");
             }
         }
     }
@@ -188,6 +249,58 @@ public class FusedLoopTests
         cell.ProjectInputs(xb, pb, length);
         AssertSame(PlainLoop(cell, new float[N], pb, length), sb, "the partner of a failed sequence");
     });
+
+    /// <summary>
+    /// A quad's failure stays with its sequence: a NaN in one of four sequences' inputs (the solver called directly, as the
+    /// validation would refuse it) is reported at its step with NaN from there on, and the other three go on alone to
+    /// their own loops' states. GRU and LSTM, the NaN in a random sequence of the four.
+    /// </summary>
+    [Fact]
+    public void A_quad_keeps_a_failure_to_its_own_sequence() => Seeded.Run(rnd =>
+    {
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            return;                                                  // no quads without AVX-512 (FusedLoop.HasQuad)
+        }
+
+        CheckQuadFailure(GruCell<float>.Random(4, 16, rnd), rnd);
+        CheckQuadFailure(LstmCell<float>.Random(4, 96, rnd), rnd);   // LSTM quads only where W_hh is over twice L1
+    });
+
+    private static void CheckQuadFailure<TCell>(TCell cell, Random rnd)
+        where TCell : IRecurrentCell<float>
+    {
+        const int D = 4;
+        int s = cell.StateSize, chunk = Solver.ChunkSteps(cell.ProjectionSize), length = 3 * chunk + 5, bad = rnd.Next(length), victim = rnd.Next(4);
+        float[] x = Numbers.As<float>(Numbers.Uniform(rnd, 4 * length * D));
+        x[(victim * length + bad) * D + rnd.Next(D)] = float.NaN;
+        var states = new float[4 * length * s];
+        var piece = new Piece([0, 1, 2, 3], 0, length, length, 0);
+        SequenceWorkspace<float>[] ws = [new(), new(), new(), new()];
+        var outcomes = new SequenceOutcome[4];
+        Solver.SolveSequentialQuad(cell, piece, 0, x, default, states, ws, outcomes, CancellationToken.None);
+        foreach (SequenceWorkspace<float> w in ws)
+        {
+            w.Dispose();
+        }
+
+        string label = $"{typeof(TCell).Name} quad, NaN in sequence {victim} at step {bad}";
+        for (int i = 0; i < 4; i++)
+        {
+            float[] mine = states[(i * length * s)..((i + 1) * length * s)];
+            if (i == victim)
+            {
+                Assert.True(outcomes[i].Status == SolveStatus.Diverged && outcomes[i].FailedAt == bad, $"{label}: reported {outcomes[i].Status} at {outcomes[i].FailedAt}");
+                Assert.All(mine[(bad * s)..], v => Assert.True(float.IsNaN(v), $"{label}: a state after the NaN is not NaN"));
+                continue;
+            }
+
+            Assert.True(outcomes[i].Status == SolveStatus.Converged, $"{label}: sequence {i} {outcomes[i].Status}");
+            var projections = new float[length * cell.ProjectionSize];
+            cell.ProjectInputs(x.AsSpan(i * length * D, length * D), projections, length);
+            AssertSame(PlainLoop(cell, new float[s], projections, length), mine, $"{label}: sequence {i}");
+        }
+    }
 
     /// <summary>
     /// The loops' own finiteness check (FusedLoop.Check), which spares the solver a scan of every chunk: a NaN put in one

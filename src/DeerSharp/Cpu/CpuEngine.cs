@@ -22,35 +22,30 @@ internal sealed class CpuEngine<TCell, T>(TCell cell) : ISolveEngine<T>
     {
         int count = piece.Sequences.Length;
         int workers = Math.Min(count, settings.Workers);
-        // The loop steps two sequences at a time on one core where the fused loop can (Cpu/FusedLoop.Pairs).
-        bool pairs = settings.Method == SolveMethod.Sequential && FusedLoop.HasPair<TCell, T>(cell) && count >= 2;
+        // The loop steps four sequences at a time on one core where the fused loop can (Cpu/FusedLoop.Quads; AVX-512's 32
+        // registers), else two (Cpu/FusedLoop.Pairs).
+        bool sequential = settings.Method == SolveMethod.Sequential && count >= 2;
+        int group = sequential && FusedLoop.HasQuad<TCell, T>(cell) ? 4 : sequential && FusedLoop.HasPair<TCell, T>(cell) ? 2 : 1;
         if (workers < 2)
         {
-            SequenceWorkspace<T> ws = Rent(), second = Rent();
-            int step = pairs && settings.MaxDegreeOfParallelism == 1 ? 2 : 1;
+            int step = settings.MaxDegreeOfParallelism == 1 ? group : 1;
+            SequenceWorkspace<T>[] ws = RentGroup(step);
             for (int q = 0; q < count; q += step)
             {
-                if (step == 2 && q + 1 < count)
-                {
-                    (outcomes[q], outcomes[q + 1]) = SolvePair(piece, q, inputs, starts, states, settings, ws, second);
-                }
-                else
-                {
-                    outcomes[q] = SolveOne(piece, q, inputs, starts, warmStart, states, settings, ws);
-                }
+                SolveGroup(piece, q, Math.Min(step, count - q), inputs, starts, warmStart, states, settings, ws, outcomes);
             }
 
-            _workspaces.Add(ws);
-            _workspaces.Add(second);
+            ReturnGroup(ws);
             return;
         }
 
         // Spans cannot cross into the workers, so they are pinned for the duration and passed by address rather than copied.
         // The caller and up to workers − 1 helper threads (Helpers: the thread pool wakes too slowly here) take the
-        // sequences one (or, for the fused loop, two) at a time from a shared counter.
+        // sequences one (or, for the fused loop, four or two) at a time from a shared counter, as many at a time as still
+        // leaves every worker a share.
         var inner = settings with { MaxDegreeOfParallelism = 1 };
         var results = new SequenceOutcome[count];
-        int next = 0, take = pairs && count >= 2 * workers ? 2 : 1;
+        int next = 0, take = group == 4 && count >= 4 * workers ? 4 : group >= 2 && count >= 2 * workers ? 2 : 1;
         unsafe
         {
             fixed (T* px = inputs, ph0 = starts, pguess = warmStart)
@@ -59,27 +54,18 @@ internal sealed class CpuEngine<TCell, T>(TCell cell) : ISolveEngine<T>
                 int xs = inputs.Length, h0s = starts.Length, guesses = warmStart.Length;
                 void Work()
                 {
-                    SequenceWorkspace<T> ws = Rent(), second = Rent();
+                    SequenceWorkspace<T>[] ws = RentGroup(take);
                     try
                     {
                         for (int q = Interlocked.Add(ref next, take) - take; q < count; q = Interlocked.Add(ref next, take) - take)
                         {
-                            var xq = new ReadOnlySpan<T>((T*)x, xs);
-                            var h0q = new ReadOnlySpan<T>((T*)h0, h0s);
-                            if (take == 2 && q + 1 < count)
-                            {
-                                (results[q], results[q + 1]) = SolvePair(piece, q, xq, h0q, states, inner, ws, second);
-                            }
-                            else
-                            {
-                                results[q] = SolveOne(piece, q, xq, h0q, new ReadOnlySpan<T>((T*)guess, guesses), states, inner, ws);
-                            }
+                            SolveGroup(piece, q, Math.Min(take, count - q), new ReadOnlySpan<T>((T*)x, xs), new ReadOnlySpan<T>((T*)h0, h0s),
+                                new ReadOnlySpan<T>((T*)guess, guesses), states, inner, ws, results);
                         }
                     }
                     finally
                     {
-                        _workspaces.Add(ws);
-                        _workspaces.Add(second);
+                        ReturnGroup(ws);
                     }
                 }
 
@@ -114,6 +100,53 @@ internal sealed class CpuEngine<TCell, T>(TCell cell) : ISolveEngine<T>
         }
 
         results.CopyTo(outcomes);
+    }
+
+    /// <summary>
+    /// Sequences q .. q + size − 1 of the piece (size ≤ the group <paramref name="ws"/> was rented for): four by the quad
+    /// loop, else two at a time by the pair loop where the cell has one, and one alone for what is left.
+    /// </summary>
+    private void SolveGroup(Piece piece, int q, int size, ReadOnlySpan<T> inputs, ReadOnlySpan<T> starts, ReadOnlySpan<T> warmStart, T[] states,
+        in SolverSettings<T> settings, SequenceWorkspace<T>[] ws, Span<SequenceOutcome> outcomes)
+    {
+        if (size == 4 && ws.Length == 4)
+        {
+            Solver.SolveSequentialQuad(cell, piece, q, inputs, starts, states, ws, outcomes.Slice(q, 4), settings.CancellationToken);
+            return;
+        }
+
+        for (int end = q + size; q < end;)
+        {
+            if (ws.Length >= 2 && q + 1 < end)
+            {
+                (outcomes[q], outcomes[q + 1]) = SolvePair(piece, q, inputs, starts, states, settings, ws[0], ws[1]);
+                q += 2;
+            }
+            else
+            {
+                outcomes[q] = SolveOne(piece, q, inputs, starts, warmStart, states, settings, ws[0]);
+                q++;
+            }
+        }
+    }
+
+    private SequenceWorkspace<T>[] RentGroup(int size)
+    {
+        var ws = new SequenceWorkspace<T>[size];
+        for (int i = 0; i < size; i++)
+        {
+            ws[i] = Rent();
+        }
+
+        return ws;
+    }
+
+    private void ReturnGroup(SequenceWorkspace<T>[] ws)
+    {
+        foreach (SequenceWorkspace<T> w in ws)
+        {
+            _workspaces.Add(w);
+        }
     }
 
     private SequenceOutcome SolveOne(Piece piece, int q, ReadOnlySpan<T> inputs, ReadOnlySpan<T> starts, ReadOnlySpan<T> warmStart, T[] states,

@@ -123,6 +123,79 @@ internal static partial class Solver
     private static SequenceOutcome Converged => new(0, SolveStatus.Converged, [], 0.0, -1);
 
     /// <summary>
+    /// Sequences q .. q + 3 of a piece by the loop, stepped together by the fused loop (the caller checked
+    /// <see cref="FusedLoop.HasQuad"/>), each chunk projected on this thread; outcomes in <paramref name="outcomes"/>[0..4].
+    /// The states are each sequence's own loop's, bit for bit. When a sequence stops being finite, it is marked NaN from
+    /// the next chunk on and each of the others goes on alone.
+    /// </summary>
+    internal static void SolveSequentialQuad<TCell, T>(in TCell cell, Piece piece, int q, ReadOnlySpan<T> inputs, ReadOnlySpan<T> starts, T[] states,
+        SequenceWorkspace<T>[] ws, Span<SequenceOutcome> outcomes, CancellationToken cancellation)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int s = cell.StateSize, p = cell.ProjectionSize, d = cell.InputSize, length = piece.Steps, chunk = ChunkSteps(p);
+        for (int i = 0; i < 4; i++)
+        {
+            ws[i].Ensure(SequentialProjected(length, p), s, p, cell.WorkspaceSize, 0, 1, iterative: false);
+            if (starts.IsEmpty)
+            {
+                ws[i].InitialState.AsSpan(0, s).Clear();
+            }
+            else
+            {
+                starts.Slice((q + i) * s, s).CopyTo(ws[i].InitialState);
+            }
+        }
+
+        Span<bool> finite = stackalloc bool[4];
+        Span<int> bad = stackalloc int[4];
+        for (int t0 = 0; t0 < length; t0 += chunk)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            int count = Math.Min(chunk, length - t0);
+            for (int i = 0; i < 4; i++)
+            {
+                cell.ProjectInputs(inputs.Slice((int)piece.Offset(q + i, d) + (t0 * d), count * d), ws[i].Projections.AsSpan(0, count * p), count);
+            }
+
+            if (!FusedLoop.TryRunQuad<TCell, T>(cell, Member(0), Member(1), Member(2), Member(3), count, finite))
+            {
+                throw new InvalidOperationException("the fused quad loop declined a cell it reported it covers");
+            }
+
+            // The loop's own check passes only finite chunks; a chunk it does not pass is scanned for its first bad value.
+            bool failed = false;
+            for (int i = 0; i < 4; i++)
+            {
+                bad[i] = finite[i] ? -1 : FirstNonFinite<T>(states.AsSpan((int)piece.Offset(q + i, s) + (t0 * s), count * s));
+                failed |= bad[i] >= 0;
+            }
+
+            if (failed)
+            {
+                int next = t0 + count;
+                for (int i = 0; i < 4; i++)
+                {
+                    outcomes[i] = Finish(cell, ws[i], inputs.Slice((int)piece.Offset(q + i, d), length * d), states.AsSpan((int)piece.Offset(q + i, s), length * s), next,
+                        bad[i] < 0 ? -1 : t0 + (bad[i] / s), cancellation);
+                }
+
+                return;
+            }
+
+            FusedLoop.Lanes Member(int i)
+            {
+                Span<T> mine = states.AsSpan((int)piece.Offset(q + i, s), length * s);
+                ReadOnlySpan<T> previous = t0 == 0 ? ws[i].InitialState.AsSpan(0, s) : mine.Slice((t0 - 1) * s, s);
+                return FusedLoop.LanesOf<T>(previous, ws[i].Projections.AsSpan(0, count * p), mine.Slice(t0 * s, count * s));
+            }
+        }
+
+        outcomes[..4].Fill(Converged);
+    }
+
+
+    /// <summary>
     /// After a pair's chunk ending before step <paramref name="next"/>: a sequence that failed at <paramref name="failedAt"/>
     /// is marked NaN from <paramref name="next"/> on; one that did not runs the rest alone.
     /// </summary>
