@@ -138,7 +138,8 @@ public class FusedLoopTests
     [MemberData(nameof(Widths))]
     public void Fused_GRU_and_LSTM_quads_equal_the_plain_loop_of_each_sequence_bit_for_bit(int width, int lanes) => Seeded.Run(rnd =>
     {
-        Assert.True(FusedLoop.HasQuad<GruCell<float>, float>(GruCell<float>.Random(2, lanes, rnd)) == Vector512.IsHardwareAccelerated);
+        Assert.False(FusedLoop.HasQuad<GruCell<float>, float>(GruCell<float>.Random(2, 32, rnd)));    // W_hh fits L1: pairs
+        Assert.Equal(Vector512.IsHardwareAccelerated, FusedLoop.HasQuad<GruCell<float>, float>(GruCell<float>.Random(2, 64, rnd)));
         foreach (int vectors in new[] { 1, 2, 3, 4, 5, 6 })
         {
             int n = vectors * lanes, d = rnd.Next(1, 40), steps = rnd.Next(20, 60);
@@ -180,19 +181,23 @@ public class FusedLoopTests
     }
 
     /// <summary>
-    /// A batch through Method = Sequential (quads of sequences stepped together where the CPU has AVX-512, pairs, an odd
-    /// one alone) on one core and two: every sequence equals its own plain loop, bit for bit. Five sequences make a quad
-    /// and a single on one core and pairs on two; nine make two quads and a single on two cores.
+    /// A batch through Method = Sequential (quads of sequences stepped together where the CPU has AVX-512 and W_hh does not
+    /// fit L1, else pairs, an odd one alone) on one core and two: every sequence equals its own plain loop, bit for bit.
+    /// With quads, five sequences make a quad and a single on one core and pairs on two; nine make two quads and a single
+    /// on two cores.
     /// </summary>
     [Fact]
     public void Batched_pairs_equal_each_sequences_plain_loop() => Seeded.Run(rnd =>
     {
         const int N = 48;                                             // 512-bit: a two-vector block and a single
         CheckBatchedPairs(GruCell<float>.Random(6, N, rnd), rnd);
-        CheckBatchedPairs(LstmCell<float>.Random(6, N, rnd), rnd);    // pairs: an LSTM this narrow takes no quads
-        var wide = LstmCell<float>.Random(6, 96, rnd);
-        Assert.Equal(Vector512.IsHardwareAccelerated, FusedLoop.HasQuad<LstmCell<float>, float>(wide));
-        CheckBatchedPairs(wide, rnd);
+        CheckBatchedPairs(LstmCell<float>.Random(6, N, rnd), rnd);
+        var wideGru = GruCell<float>.Random(6, 80, rnd);               // quads (W_hh past L1), a two-vector block and a single
+        var wideLstm = LstmCell<float>.Random(6, 64, rnd);
+        Assert.Equal(Vector512.IsHardwareAccelerated, FusedLoop.HasQuad<GruCell<float>, float>(wideGru));
+        Assert.Equal(Vector512.IsHardwareAccelerated, FusedLoop.HasQuad<LstmCell<float>, float>(wideLstm));
+        CheckBatchedPairs(wideGru, rnd);
+        CheckBatchedPairs(wideLstm, rnd);
     });
 
     private static void CheckBatchedPairs<TCell>(TCell cell, Random rnd)
@@ -263,8 +268,8 @@ public class FusedLoopTests
             return;                                                  // no quads without AVX-512 (FusedLoop.HasQuad)
         }
 
-        CheckQuadFailure(GruCell<float>.Random(4, 16, rnd), rnd);
-        CheckQuadFailure(LstmCell<float>.Random(4, 96, rnd), rnd);   // LSTM quads only where W_hh is over twice L1
+        CheckQuadFailure(GruCell<float>.Random(4, 64, rnd), rnd);    // quads only where W_hh does not fit L1
+        CheckQuadFailure(LstmCell<float>.Random(4, 96, rnd), rnd);
     });
 
     private static void CheckQuadFailure<TCell>(TCell cell, Random rnd)

@@ -6,8 +6,9 @@ namespace DeerSharp.Cpu;
 /// <summary>
 /// The CPU engine: each sequence of a piece by <see cref="Solver.SolveWindow{TCell, T}"/>, generic over the cell's struct
 /// type so the JIT specialises every loop. Several sequences run side by side, one per core (each single-threaded), when
-/// the settings give it workers; one sequence alone gets every core. Workspaces are kept for the engine's lifetime and
-/// reused across pieces.
+/// the settings give it workers; one sequence alone gets every core. With the sequential method and a fused loop, a core
+/// steps four sequences at a time (<see cref="FusedLoop.HasQuad"/>) or two (<see cref="FusedLoop.HasPair"/>). Workspaces
+/// are kept for the engine's lifetime and reused across pieces.
 /// </summary>
 internal sealed class CpuEngine<TCell, T>(TCell cell) : ISolveEngine<T>
     where TCell : IRecurrentCell<T>

@@ -8,13 +8,12 @@ namespace DeerSharp.Cpu;
 /// Four GRU or LSTM sequences stepped together by the fused loop (a batch's sequences on one core): per step, the products
 /// W_hh h of all four, one lane vector of the block at a time (twelve accumulators for a GRU, sixteen for an LSTM, each
 /// weight load feeding four FMAs), stored to a small buffer, then the gates of each sequence from there. A quad reads
-/// W_hh once for four sequences where two pairs read it twice, and its four independent chains keep the FMA units busier.
-/// Measured on the 2-core AVX-512 VM (a scratch program, the kernels alone on the same projections, T = 2,048, 21
-/// interleaved rounds, medians, two runs, the second in a slow phase; the quad's time over two pairs'): GRU n = 16
-/// 0.78-0.82, n = 32 0.91-1.03, n = 64 0.73-0.84, n = 128 0.78-0.89, n = 256 0.79-0.85; LSTM n = 128 0.91-0.96,
-/// n = 256 0.65-0.69, but n = 16 to 64 0.98-1.20 (<see cref="HasQuad"/>). Each sequence's states are the single loop's,
-/// bit for bit: every lane sums over the state in the same order, one FMA per term, and the gates are
-/// <see cref="GruLanes{TS, TV}"/> and <see cref="LstmLanes{TS, TV}"/>.
+/// W_hh once for four sequences where two pairs read it twice. The kernels alone against two pairs on the same
+/// projections (docs/benchmarks.md, "batches four at a time": scratch programs and `BatchKernelBenchmarks`, the 2-core
+/// AVX-512 VM): GRU n = 64-256 0.52-0.89, LSTM n = 128-256 0.57-1.09 (most runs 0.57-0.96); where W_hh fits in L1 no
+/// gain (<see cref="HasQuad"/>). Each sequence's states are the single loop's, bit for bit: every lane sums over the
+/// state in the same order, one FMA per term, and the gates are <see cref="GruLanes{TS, TV}"/> and
+/// <see cref="LstmLanes{TS, TV}"/>.
 /// </summary>
 /// <remarks>
 /// Sixteen accumulators, four broadcasts and a weight need 21 vector registers: only CPUs with 32 (AVX-512, at either
@@ -23,15 +22,16 @@ namespace DeerSharp.Cpu;
 internal static partial class FusedLoop
 {
     /// <summary>
-    /// Whether <see cref="TryRunQuad"/> would run for this cell type and state size: GRU cells, and LSTM cells whose W_hh
-    /// is over twice L1 (n ≥ 96), where reading it once for four sequences pays. Below that an LSTM step is bound by its
-    /// five activations a lane, which a quad does not reduce, and it measured 0.96-1.20 times two pairs' time.
+    /// Whether <see cref="TryRunQuad"/> would run for this cell type and state size: where W_hh does not fit in L1
+    /// (GRU n ≥ 64, LSTM n ≥ 64), so that reading it once for four sequences pays. Where it fits, a pair's step is already
+    /// bound by its FMAs or its activations, which a quad does not reduce: GRU n = 32 measured 0.91-1.21 times two pairs'
+    /// time and LSTM n = 16-32 0.98-1.20 (GRU n = 16 gained, 0.78-0.82, and is left to pairs all the same: one rule).
     /// </summary>
     public static bool HasQuad<TCell, T>(in TCell cell)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T> =>
         Simd512.IsAccelerated && HasPair<TCell, T>(cell)
-        && (typeof(TCell) != typeof(LstmCell<float>) || 4L * cell.OutputSize * cell.OutputSize * sizeof(float) > 2 * L1Bytes);
+        && (typeof(TCell) == typeof(LstmCell<float>) ? 4L : 3L) * cell.OutputSize * cell.OutputSize * sizeof(float) >= L1Bytes;
 
     /// <summary>One sequence's h0, projections and output, as the float spans the kernels take (T is float where the loop runs).</summary>
     public static Lanes LanesOf<T>(ReadOnlySpan<T> h0, ReadOnlySpan<T> projections, Span<T> states)
