@@ -10,9 +10,12 @@ internal static class ResultContract
 {
     /// <summary>
     /// "Converged" holds only for finite states whose residual was computed (a finite number, 0 for the loop, whose states
-    /// are f of the one before by construction). Says what broke otherwise.
+    /// are f of the one before by construction). Says what broke otherwise. <paramref name="statesChecked"/>: the engine
+    /// checked every state as it stored it (the sequential loop does, <see cref="Engines.SequenceOutcome.Checked"/>), so
+    /// they are not scanned a second time: the race's LSTM B = 16 run writes 17 MB of states, and took 0.86-0.89 of its
+    /// time without this second scan (docs/benchmarks.md, fifth round).
     /// </summary>
-    public static bool ConvergedHolds<T>(ReadOnlySpan<T> states, double maxResidual, out string? broken, bool parallel = false)
+    public static bool ConvergedHolds<T>(ReadOnlySpan<T> states, double maxResidual, out string? broken, bool parallel = false, bool statesChecked = false)
         where T : IFloatingPointIeee754<T>
     {
         if (!double.IsFinite(maxResidual))
@@ -21,7 +24,7 @@ internal static class ResultContract
             return false;
         }
 
-        int i = NonFinite.IndexOf(states, parallel);
+        int i = statesChecked ? -1 : NonFinite.IndexOf(states, parallel);
         if (i >= 0)
         {
             broken = $"State value {i} is NaN or infinite, so the states cannot be reported as converged.";

@@ -11,11 +11,12 @@ public sealed class SolveResult<T>
 {
     internal SolveResult(T[] states, int batchSize, int length, int stateSize, int outputSize, SolveMethod method, int iterations,
         SolveStatus status, string message, double[] residualHistory, double maxResidual, TimeSpan elapsed, IReadOnlyList<SolveResult<T>>? layers = null,
-        int fallbackSequences = 0, string? fallbackReason = null, int windows = 1, bool parallelCheck = false)
+        int fallbackSequences = 0, string? fallbackReason = null, int windows = 1, bool parallelCheck = false, bool statesChecked = false)
     {
         // The contract (docs/robustness.md) is enforced here, where every path builds its result: "Converged" needs a
-        // residual that was computed on these states and is finite, and states that are all finite.
-        if (status == SolveStatus.Converged && !ResultContract.ConvergedHolds(states, maxResidual, out string? broken, parallelCheck))
+        // residual that was computed on these states and is finite, and states that are all finite (scanned here unless
+        // the engine checked every one as it stored it: statesChecked).
+        if (status == SolveStatus.Converged && !ResultContract.ConvergedHolds(states, maxResidual, out string? broken, parallelCheck, statesChecked))
         {
             status = SolveStatus.Diverged;
             message = $"{broken} {message}";

@@ -409,6 +409,89 @@ public class FusedLoopTests
         Assert.All(states[(bad * s)..], v => Assert.True(float.IsNaN(v), $"{label}: a state after the NaN is not NaN"));
     }
 
+    /// <summary>
+    /// Deer.Solve with Method = Sequential, whose result does not scan again the states the loop checked as it stored them
+    /// (SequenceOutcome.Checked): with finite inputs, weights and initial state, a state that becomes NaN must still give
+    /// Diverged at its step, NaN from there on, and finite states elsewhere. W_hh = 1e38 everywhere drives every gate's
+    /// W_hh h to +∞ (h stays 1: the gates saturate), and at one step of one sequence an input of 1e30 against a weight of
+    /// −1e10 drives the candidate gate's projection to −∞: tanh(−∞ + ∞) is NaN. Batches of 1, 2, 5 and 8 (one loop, pairs,
+    /// quads where W_hh passes L1: n = 64) on one core and two, GRU and LSTM, each sequence of the batch in turn.
+    /// </summary>
+    [Fact]
+    public void A_sequential_solve_reports_a_state_that_becomes_nan() => Seeded.Run(rnd =>
+    {
+        const int D = 3;
+        foreach (int n in Vector512.IsHardwareAccelerated ? new[] { 16, 64 } : new[] { 8, 64 })
+        {
+            Assert.NotEqual(0, FusedLoop.Width(n));
+            var gru = new GruCell<float>(Saturating(3, n, D, rnd));
+            var lstm = new LstmCell<float>(Saturating(4, n, D, rnd));
+            foreach (int batch in new[] { 1, 2, 5, 8 })
+            {
+                for (int victim = 0; victim < batch; victim++)
+                {
+                    foreach (int cores in new[] { 1, 2 })
+                    {
+                        CheckNanReported(gru, rnd, batch, victim, cores);
+                        CheckNanReported(lstm, rnd, batch, victim, cores);
+                    }
+                }
+            }
+        }
+    });
+
+    /// <summary>
+    /// W_hh = 1e38; W_ih random, except that input feature 0 enters only the candidate gate (gate 2: a GRU's n, an
+    /// LSTM's g), with weight −1e10.
+    /// </summary>
+    private static RecurrentWeights<float> Saturating(int gates, int n, int d, Random rnd)
+    {
+        RecurrentWeights<float> w = RecurrentWeights<float>.Random(gates, n, d, rnd);
+        float[] wih = (float[])w.WeightIH.Clone();
+        for (int row = 0; row < gates * n; row++)
+        {
+            wih[row * d] = row / n == 2 ? -1e10f : 0f;
+        }
+
+        return new RecurrentWeights<float>(gates, n, d, wih, Enumerable.Repeat(1e38f, gates * n * n).ToArray(), w.BiasIH, w.BiasHH);
+    }
+
+    private static void CheckNanReported<TCell>(TCell cell, Random rnd, int batch, int victim, int cores)
+        where TCell : IRecurrentCell<float>
+    {
+        int d = cell.InputSize, s = cell.StateSize, n = cell.OutputSize, length = Solver.ChunkSteps(cell.ProjectionSize) + 37;
+        int bad = rnd.Next(length);
+        float[] x = Numbers.As<float>(Numbers.Uniform(rnd, batch * length * d));
+        for (int i = 0; i < batch * length; i++)
+        {
+            x[i * d] = 0f;
+        }
+
+        x[((victim * length) + bad) * d] = 1e30f;
+        var h0 = new float[batch * s];
+        for (int b = 0; b < batch; b++)
+        {
+            h0.AsSpan(b * s, n).Fill(1f);                           // h = 1, so W_hh h = +∞ in every gate
+            h0.AsSpan((b * s) + n, s - n).Fill(100f);               // an LSTM's c: tanh(c) = 1 while c grows by one a step
+        }
+
+        var options = new SolveOptions { Method = SolveMethod.Sequential, MaxDegreeOfParallelism = cores };
+        SolveResult<float> result = Deer.Solve(cell, x, batch, length, options, h0);
+        string label = $"{typeof(TCell).Name} n={n} B={batch} cores={cores}, NaN in sequence {victim} from step {bad}";
+        Assert.True(result.Status == SolveStatus.Diverged, $"{label}: {result.Status}: {result.Message}");
+        Assert.Contains($"step {bad}", result.Message, StringComparison.Ordinal);
+        for (int b = 0; b < batch; b++)
+        {
+            ReadOnlySpan<float> mine = result.States.AsSpan(b * length * s, length * s);
+            int finiteUpTo = b == victim ? bad * s : mine.Length;
+            Assert.True(NonFinite.IndexOf(mine[..finiteUpTo]) < 0, $"{label}: sequence {b} is not finite before step {finiteUpTo / s}");
+            foreach (float v in mine[finiteUpTo..])
+            {
+                Assert.True(float.IsNaN(v), $"{label}: sequence {b} is not NaN after step {bad}");
+            }
+        }
+    }
+
     [Fact]
     public void Fused_loop_declines_what_it_does_not_cover()
     {

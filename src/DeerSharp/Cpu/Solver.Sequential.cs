@@ -55,7 +55,7 @@ internal static partial class Solver
                     }
                 }
 
-                return new SequenceOutcome(0, SolveStatus.Converged, [], 0.0, -1);
+                return Converged;
             }
             finally
             {
@@ -120,7 +120,8 @@ internal static partial class Solver
         }
     }
 
-    private static SequenceOutcome Converged => new(0, SolveStatus.Converged, [], 0.0, -1);
+    /// <summary>The loop's success: every state was checked finite as it was stored (<see cref="RunLoop"/>).</summary>
+    private static SequenceOutcome Converged => new(0, SolveStatus.Converged, [], 0.0, -1, Checked: true);
 
     /// <summary>
     /// Sequences q .. q + 3 of a piece by the loop, stepped together by the fused loop (the caller checked

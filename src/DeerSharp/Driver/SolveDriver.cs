@@ -179,6 +179,7 @@ internal static class SolveDriver
         SolveStatus status = SolveStatus.Converged;
         int failedSequence = -1, failedAt = -1;
         string? detail = null, reason = null;
+        bool statesChecked = true;
         for (int b = 0; b < totals.Length; b++)
         {
             SequenceTotals o = totals[b];
@@ -188,6 +189,7 @@ internal static class SolveDriver
             fallbacks += o.Fallbacks;
             reason ??= o.FallbackReason;
             windows = Math.Max(windows, o.Windows);
+            statesChecked &= o.Checked;
             if (o.Last.Status != SolveStatus.Converged && (status == SolveStatus.Converged || o.Last.Status == SolveStatus.Diverged))
             {
                 status = o.Last.Status;
@@ -210,7 +212,8 @@ internal static class SolveDriver
 
         string message = SolveMessages.Describe(status, settings, iterations, maxResidual, length, batchSize, failedSequence, failedAt, detail, fallbacks, reason);
         return new SolveResult<T>(states, batchSize, length, cell.StateSize, cell.OutputSize, settings.Method, iterations, status,
-            message, history, maxResidual, elapsed, null, fallbacks, reason, windows, parallelCheck: settings.MaxDegreeOfParallelism >= 2)
+            message, history, maxResidual, elapsed, null, fallbacks, reason, windows, parallelCheck: settings.MaxDegreeOfParallelism >= 2,
+            statesChecked: statesChecked)
         {
             Device = settings.Device,
         };
@@ -226,6 +229,9 @@ internal static class SolveDriver
         public string? FallbackReason;
         public int Windows;
         public bool Stopped;
+
+        /// <summary>Every window's returned states were checked finite by the engine that stored them (<see cref="SequenceOutcome.Checked"/>).</summary>
+        public bool Checked = true;
         public SequenceOutcome Last = new(0, SolveStatus.Converged, [], 0.0, -1);
 
         public static SequenceTotals Empty() => new() { Windows = 1 };
@@ -247,7 +253,10 @@ internal static class SolveDriver
         }
 
         /// <summary>The window is settled: the residual of the states it returned joins the sequence's.</summary>
-        public void Fold() =>
+        public void Fold()
+        {
             MaxResidual = double.IsNaN(Last.MaxResidual) || double.IsNaN(MaxResidual) ? double.NaN : Math.Max(MaxResidual, Last.MaxResidual);
+            Checked &= Last.Checked && Last.Status == SolveStatus.Converged;
+        }
     }
 }

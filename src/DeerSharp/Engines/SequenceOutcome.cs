@@ -10,5 +10,9 @@ namespace DeerSharp.Engines;
 /// <param name="FallbackReason">The iterative method's message for the first of them.</param>
 /// <param name="Windows">Windows the sequence was split into.</param>
 /// <param name="Message">For a growth-detected divergence, what grew; otherwise null.</param>
+/// <param name="Checked">
+/// Every state the outcome covers was checked to be finite where the engine stored it (the sequential loop's own check
+/// or its scan of each chunk), so the result's contract need not scan them again (<see cref="ResultContract"/>).
+/// </param>
 internal readonly record struct SequenceOutcome(int Iterations, SolveStatus Status, double[] ResidualHistory, double MaxResidual, int FailedAt,
-    int Fallbacks = 0, string? FallbackReason = null, int Windows = 1, string? Message = null);
+    int Fallbacks = 0, string? FallbackReason = null, int Windows = 1, string? Message = null, bool Checked = false);
