@@ -159,8 +159,9 @@ internal static class RecurrentRun
     {
         /// <summary>
         /// Y at every step of each sequence members[q] from its states, [q, steps, s] in <paramref name="states"/> (step u is
-        /// time steps − 1 − u when reversed). A large Y (an LSTM's h out of [h; c]: 8 MB at T = 65,536, n = 32, 0.65 ms on
-        /// one core) is copied on two cores when <paramref name="parallel"/>, in pieces of whole rows.
+        /// time steps − 1 − u when reversed). A large Y (an LSTM's h out of [h; c]: 8 MB at T = 65,536, n = 32) is copied on
+        /// two cores when <paramref name="parallel"/>, in pieces of whole rows, each run of one sequence's rows by one
+        /// strided copy (<see cref="Kernels.CopyRows"/>).
         /// </summary>
         public void WriteSequences(int[] members, T[] states, int steps, bool reversed, bool parallel)
         {
@@ -168,10 +169,11 @@ internal static class RecurrentRun
             int pieces = parallel && rows * h >= ParallelCopy ? 8 : 1;
             Helpers.ForEachPiece(pieces, parallel, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int k) =>
             {
-                for (long row = rows * k / pieces, end = rows * (k + 1) / pieces; row < end; row++)
+                for (long row = rows * k / pieces, end = rows * (k + 1) / pieces; row < end;)
                 {
-                    int q = (int)(row / steps), u = (int)(row % steps);
-                    y.Write(d, members[q], reversed ? steps - 1 - u : u, states.AsSpan((int)(row * s), h));
+                    int q = (int)(row / steps), u = (int)(row % steps), run = (int)Math.Min(end - row, steps - u);
+                    y.WriteRows(d, members[q], reversed ? steps - 1 - u : u, run, reversed, states.AsSpan((int)(row * s)), s);
+                    row += run;
                 }
             });
         }
@@ -241,12 +243,17 @@ internal static class RecurrentRun
             }
         }
 
-        public void Write(int d, int b, int t, ReadOnlySpan<T> h)
+        /// <summary>
+        /// Y at (t, d, b) for <paramref name="count"/> times from <paramref name="t"/> on (backward: t, t − 1, ...), from the
+        /// first h values of each row of <paramref name="rows"/> (row stride <paramref name="rowStride"/>).
+        /// </summary>
+        public void WriteRows(int d, int b, int t, int count, bool backward, ReadOnlySpan<T> rows, int rowStride)
         {
-            long at = BatchMajor ? ((long)b * _length + t) * _h
-                : _op.Layout == 0 ? ((((long)t * _op.DirectionCount) + d) * _batch + b) * _h
-                : ((((long)b * _length) + t) * _op.DirectionCount + d) * _h;
-            h.CopyTo(Values.AsSpan((int)at, _h));
+            int directions = _op.DirectionCount;
+            (long at, long perStep) = BatchMajor ? (((long)b * _length + t) * _h, _h)
+                : _op.Layout == 0 ? (((((long)t * directions) + d) * _batch + b) * _h, (long)directions * _batch * _h)
+                : (((((long)b * _length) + t) * directions + d) * _h, (long)directions * _h);
+            Kernels.CopyRows<T>(rows, rowStride, Values, at, backward ? -perStep : perStep, _h, count);
         }
 
         public bool TryAdopt(T[] states, int s)
