@@ -29,7 +29,8 @@ public static partial class Deer
     /// <see cref="SolveResult{T}.States"/>; null for a new array. Reusing one array from call to call saves allocating
     /// and first touching fresh memory: a 65,536-step LSTM (16 MB of states) took 10.0-10.4 ms into one reused array
     /// against 12.9-13.2 ms into a new one each call (docs/benchmarks.md). It must not overlap the inputs, the initial
-    /// state or the warm start.
+    /// state or the warm start. When the solve throws (cancelled, or an input that is not finite, which the sequential
+    /// loop finds as it reads each chunk), what it holds is unspecified.
     /// </param>
     public static SolveResult<T> Solve<TCell, T>(TCell cell, T[,] inputs, SolveOptions? options = null, T[]? initialState = null, T[]? warmStart = null,
         T[]? states = null)
@@ -52,7 +53,8 @@ public static partial class Deer
     /// <see cref="SolveResult{T}.States"/>; null for a new array. Reusing one array from call to call saves allocating
     /// and first touching fresh memory: a 65,536-step LSTM (16 MB of states) took 10.0-10.4 ms into one reused array
     /// against 12.9-13.2 ms into a new one each call (docs/benchmarks.md). It must not overlap the inputs, the initial
-    /// state or the warm start.
+    /// state or the warm start. When the solve throws (cancelled, or an input that is not finite, which the sequential
+    /// loop finds as it reads each chunk), what it holds is unspecified.
     /// </param>
     public static SolveResult<T> Solve<TCell, T>(TCell cell, T[,,] inputs, SolveOptions? options = null, T[]? initialState = null, T[]? warmStart = null,
         T[]? states = null)
@@ -77,7 +79,8 @@ public static partial class Deer
     /// <see cref="SolveResult{T}.States"/>; null for a new array. Reusing one array from call to call saves allocating
     /// and first touching fresh memory: a 65,536-step LSTM (16 MB of states) took 10.0-10.4 ms into one reused array
     /// against 12.9-13.2 ms into a new one each call (docs/benchmarks.md). It must not overlap the inputs, the initial
-    /// state or the warm start.
+    /// state or the warm start. When the solve throws (cancelled, or an input that is not finite, which the sequential
+    /// loop finds as it reads each chunk), what it holds is unspecified.
     /// </param>
     public static SolveResult<T> Solve<TCell, T>(TCell cell, ReadOnlySpan<T> inputs, int batchSize, int length, SolveOptions? options = null,
         ReadOnlySpan<T> initialState = default, ReadOnlySpan<T> warmStart = default, T[]? states = null)

@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.Intrinsics;
 using DeerSharp.Cells;
 using DeerSharp.Cpu;
@@ -245,7 +246,7 @@ public class FusedLoopTests
         float[] sa = new float[length * N], sb = new float[length * N];
         using var wa = new SequenceWorkspace<float>();
         using var wb = new SequenceWorkspace<float>();
-        (SequenceOutcome a, SequenceOutcome b) = Solver.SolveSequentialPair(cell, xa, xb, default, default, sa, sb, wa, wb, CancellationToken.None);
+        (SequenceOutcome a, SequenceOutcome b) = Solver.SolveSequentialPair(cell, xa, xb, default, default, sa, sb, wa, wb, checkInputs: false, CancellationToken.None);
         Assert.Equal(SolveStatus.Diverged, a.Status);
         Assert.Equal(bad, a.FailedAt);
         Assert.All(sa[(bad * N)..], v => Assert.True(float.IsNaN(v)));
@@ -283,7 +284,7 @@ public class FusedLoopTests
         var piece = new Piece([0, 1, 2, 3], 0, length, length, 0);
         SequenceWorkspace<float>[] ws = [new(), new(), new(), new()];
         var outcomes = new SequenceOutcome[4];
-        Solver.SolveSequentialQuad(cell, piece, 0, x, default, states, ws, outcomes, CancellationToken.None);
+        Solver.SolveSequentialQuad(cell, piece, 0, x, default, states, ws, outcomes, checkInputs: false, CancellationToken.None);
         foreach (SequenceWorkspace<float> w in ws)
         {
             w.Dispose();
@@ -401,7 +402,7 @@ public class FusedLoopTests
         using var ws = new SequenceWorkspace<float>();
         ws.Ensure(Solver.SequentialProjected(length, cell.ProjectionSize), s, cell.ProjectionSize, cell.WorkspaceSize, 0, 1, iterative: false);
         ws.InitialState.AsSpan(0, s).Clear();
-        SequenceOutcome outcome = Solver.SolveSequential(cell, ws, x, length, states, cores, CancellationToken.None);
+        SequenceOutcome outcome = Solver.SolveSequential(cell, ws, x, length, states, cores, checkInputs: false, CancellationToken.None);
         string label = $"{typeof(TCell).Name} n={cell.OutputSize} cores={cores}, NaN input at step {bad}";
         Assert.True(outcome.Status == SolveStatus.Diverged, $"{label}: {outcome.Status}");
         Assert.True(outcome.FailedAt == bad, $"{label}: reported at step {outcome.FailedAt}");
@@ -439,6 +440,60 @@ public class FusedLoopTests
             }
         }
     });
+
+    /// <summary>
+    /// The loop checks the inputs as it reads them, a chunk before each projection, where the driver scanned them all up
+    /// front (SolverSettings.EngineChecksInputs): a NaN or ±∞ anywhere must still throw before any result, with the message
+    /// the scan up front gives (Method = Deer keeps that scan), naming the first bad value in [b, t, i] order even when a
+    /// later sequence's comes earlier in time. Every loop path: fused singles, pairs and quads (float32 GRU and LSTM at
+    /// n = 16 and 64), the generic loop (a tanh RNN, a float64 GRU), on one core and two, batches of 1, 2, 5 and 8, three
+    /// chunks of steps, Sequential and Auto.
+    /// </summary>
+    [Fact]
+    public void A_non_finite_input_is_refused_as_the_scan_up_front_refuses_it() => Seeded.Run(rnd =>
+    {
+        foreach (int n in new[] { 16, 64 })
+        {
+            CheckInputRefused<GruCell<float>, float>(GruCell<float>.Random(3, n, rnd), rnd);
+            CheckInputRefused<LstmCell<float>, float>(LstmCell<float>.Random(3, n, rnd), rnd);
+        }
+
+        CheckInputRefused<TanhRnnCell<float>, float>(TanhRnnCell<float>.Random(3, 5, rnd), rnd);
+        CheckInputRefused<GruCell<double>, double>(GruCell<double>.Random(3, 8, rnd), rnd);
+    });
+
+    private static void CheckInputRefused<TCell, T>(TCell cell, Random rnd)
+        where TCell : IRecurrentCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int d = cell.InputSize, length = (2 * Solver.ChunkSteps(cell.ProjectionSize)) + 37;
+        T[] bad = [T.NaN, T.PositiveInfinity, T.NegativeInfinity];
+        foreach (int batch in new[] { 1, 2, 5, 8 })
+        {
+            T[] x = [.. Enumerable.Range(0, batch * length * d).Select(_ => T.CreateTruncating(rnd.NextDouble() - 0.5))];
+            int b0 = rnd.Next(batch), t0 = rnd.Next(length);
+            // ±∞ first: through a GRU or LSTM it saturates the gates and leaves the states finite, so only the input check finds it.
+            x[(((b0 * length) + t0) * d) + rnd.Next(d)] = bad[1 + rnd.Next(2)];
+            if (b0 < batch - 1)
+            {
+                // A second bad value, later in [b, t, i] order but no later in time: the message still names the first.
+                x[(((rnd.Next(b0 + 1, batch) * length) + rnd.Next(t0 + 1)) * d) + rnd.Next(d)] = bad[rnd.Next(3)];
+            }
+
+            string expected = Assert.Throws<ArgumentException>(() => Deer.Solve(cell, x, batch, length, new SolveOptions { Method = SolveMethod.Deer })).Message;
+            Assert.Contains($"[{b0}, {t0}, ", expected, StringComparison.Ordinal);
+            foreach (SolveMethod method in new[] { SolveMethod.Sequential, SolveMethod.Auto })
+            {
+                foreach (int cores in new[] { 1, 2 })
+                {
+                    var options = new SolveOptions { Method = method, MaxDegreeOfParallelism = cores };
+                    ArgumentException e = Assert.Throws<ArgumentException>(() => Deer.Solve(cell, x, batch, length, options));
+                    Assert.True(e.ParamName == "inputs" && e.Message == expected,
+                        $"{typeof(TCell).Name} n={cell.StateSize} B={batch} {method} cores={cores}: '{e.Message}', expected '{expected}'");
+                }
+            }
+        }
+    }
 
     /// <summary>
     /// W_hh = 1e38; W_ih random, except that input feature 0 enters only the candidate gate (gate 2: a GRU's n, an

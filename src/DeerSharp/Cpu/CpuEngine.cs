@@ -112,7 +112,7 @@ internal sealed class CpuEngine<TCell, T>(TCell cell) : ISolveEngine<T>
     {
         if (size == 4 && ws.Length == 4)
         {
-            Solver.SolveSequentialQuad(cell, piece, q, inputs, starts, states, ws, outcomes.Slice(q, 4), settings.CancellationToken);
+            Solver.SolveSequentialQuad(cell, piece, q, inputs, starts, states, ws, outcomes.Slice(q, 4), settings.EngineChecksInputs, settings.CancellationToken);
             return;
         }
 
@@ -167,7 +167,8 @@ internal sealed class CpuEngine<TCell, T>(TCell cell) : ISolveEngine<T>
         return Solver.SolveSequentialPair(cell,
             inputs.Slice((int)piece.Offset(q, d), steps * d), inputs.Slice((int)piece.Offset(q + 1, d), steps * d),
             starts.IsEmpty ? default : starts.Slice(q * s, s), starts.IsEmpty ? default : starts.Slice((q + 1) * s, s),
-            states.AsSpan((int)piece.Offset(q, s), steps * s), states.AsSpan((int)piece.Offset(q + 1, s), steps * s), a, b, settings.CancellationToken);
+            states.AsSpan((int)piece.Offset(q, s), steps * s), states.AsSpan((int)piece.Offset(q + 1, s), steps * s), a, b, settings.EngineChecksInputs,
+            settings.CancellationToken);
     }
 
     private SequenceWorkspace<T> Rent() => _workspaces.TryTake(out SequenceWorkspace<T>? ws) ? ws : new SequenceWorkspace<T>();

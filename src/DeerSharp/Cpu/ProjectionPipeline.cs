@@ -21,6 +21,8 @@ internal sealed unsafe class ProjectionPipeline<TCell, T>
     private readonly T* _inputs, _states;
     private readonly int _length, _chunk, _chunks, _d, _p, _s;
     private readonly int[] _ready = new int[Slots];
+    private readonly int[] _badInput = new int[Slots];
+    private readonly bool _checkInputs;
     private int _next, _consumed;
     private volatile bool _stop;
 
@@ -30,8 +32,10 @@ internal sealed unsafe class ProjectionPipeline<TCell, T>
     /// <param name="states">The loop's output, [length, S], pinned likewise (its pages are faulted in ahead of the loop).</param>
     /// <param name="length">Steps.</param>
     /// <param name="chunk">Steps per chunk (<see cref="Solver.ChunkSteps"/>).</param>
-    public ProjectionPipeline(in TCell cell, T[] projections, T* inputs, T* states, int length, int chunk)
+    /// <param name="checkInputs">Scan each chunk's inputs for NaN and ±∞ before projecting it (<see cref="BadInput"/>).</param>
+    public ProjectionPipeline(in TCell cell, T[] projections, T* inputs, T* states, int length, int chunk, bool checkInputs)
     {
+        _checkInputs = checkInputs;
         _cell = cell;
         _projections = projections;
         _inputs = inputs;
@@ -83,6 +87,9 @@ internal sealed unsafe class ProjectionPipeline<TCell, T>
         return _projections.AsSpan((c % Slots) * _chunk * _p, Count(c) * _p);
     }
 
+    /// <summary>Once chunk c is ready (<see cref="WaitFor"/>): the index in its inputs of the first value that is not finite, or -1 (or unchecked).</summary>
+    public int BadInput(int c) => _badInput[c % Slots];
+
     /// <summary>The loop is done with chunk c: its slot may take chunk c + <see cref="Slots"/>.</summary>
     public void Release(int c) => Volatile.Write(ref _consumed, c + 1);
 
@@ -118,7 +125,11 @@ internal sealed unsafe class ProjectionPipeline<TCell, T>
     {
         long t0 = (long)c * _chunk;
         int count = Count(c);
-        _cell.ProjectInputs(new ReadOnlySpan<T>(_inputs + t0 * _d, count * _d), _projections.AsSpan((c % Slots) * _chunk * _p, count * _p), count);
+        var inputs = new ReadOnlySpan<T>(_inputs + t0 * _d, count * _d);
+        // Scanned here, just before the projection reads the same values (then from cache), and with one sequence on the
+        // helper's core, off the loop's.
+        _badInput[c % Slots] = _checkInputs ? NonFinite.IndexOf(inputs) : -1;
+        _cell.ProjectInputs(inputs, _projections.AsSpan((c % Slots) * _chunk * _p, count * _p), count);
         // Ready first, then the pages: the loop needs the projections, and faults a page in itself if it gets there first.
         // Populating first, the helper marked a chunk ready 50-55 µs after it began, where the projection alone took 30.
         Volatile.Write(ref _ready[c % Slots], c + 1);

@@ -28,8 +28,13 @@ internal static partial class Solver
     /// fresh pages faulted in with them (<see cref="ProjectionPipeline{TCell, T}"/>); on one core, the loop projects each
     /// chunk itself. The projection is one GEMM per chunk either way, so the states are the same bit for bit.
     /// </summary>
+    /// <remarks>
+    /// <paramref name="checkInputs"/>: each chunk's inputs are scanned for NaN and ±∞ before they are projected, and the
+    /// first one stops the sequence as not converged at its step, with NaN from that chunk on
+    /// (<see cref="SolverSettings{T}.EngineChecksInputs"/>; the driver then reports the input).
+    /// </remarks>
     internal static unsafe SequenceOutcome SolveSequential<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, ReadOnlySpan<T> inputs, int length, Span<T> states,
-        int maxDegreeOfParallelism, CancellationToken cancellation)
+        int maxDegreeOfParallelism, bool checkInputs, CancellationToken cancellation)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -38,14 +43,20 @@ internal static partial class Solver
         fixed (T* x = inputs)
         {
             Prefault.HugePages((nint)output, (long)states.Length * sizeof(T));
-            var pipeline = new ProjectionPipeline<TCell, T>(cell, ws.Projections, x, output, length, chunk);
+            var pipeline = new ProjectionPipeline<TCell, T>(cell, ws.Projections, x, output, length, chunk, checkInputs);
             Helpers.Helper[] helper = maxDegreeOfParallelism >= 2 && pipeline.Chunks >= 2 ? Helpers.Start(pipeline.Help, 1) : [];
             try
             {
                 for (int c = 0; c < pipeline.Chunks; c++)
                 {
                     cancellation.ThrowIfCancellationRequested();
-                    int failed = RunLoop(cell, ws, pipeline.WaitFor(c), c * chunk, pipeline.Count(c), states);
+                    ReadOnlySpan<T> projections = pipeline.WaitFor(c);
+                    if (pipeline.BadInput(c) >= 0)
+                    {
+                        return InputNotFinite(states, c * chunk, c * chunk + (pipeline.BadInput(c) / cell.InputSize), cell.StateSize);
+                    }
+
+                    int failed = RunLoop(cell, ws, projections, c * chunk, pipeline.Count(c), states);
                     pipeline.Release(c);
                     if (failed >= 0)
                     {
@@ -69,10 +80,11 @@ internal static partial class Solver
     /// Two sequences' windows by the loop, stepped together by the fused loop (the caller checked
     /// <see cref="FusedLoop.HasPair"/>), each chunk projected on this thread. The states are each sequence's own loop's,
     /// bit for bit. When one sequence stops being finite, it is marked NaN from the next chunk on and the other goes on
-    /// alone.
+    /// alone. With <paramref name="checkInputs"/>, an input that is not finite stops both (the driver then throws).
     /// </summary>
     internal static (SequenceOutcome A, SequenceOutcome B) SolveSequentialPair<TCell, T>(in TCell cell, ReadOnlySpan<T> inputsA, ReadOnlySpan<T> inputsB,
-        ReadOnlySpan<T> h0A, ReadOnlySpan<T> h0B, Span<T> statesA, Span<T> statesB, SequenceWorkspace<T> a, SequenceWorkspace<T> b, CancellationToken cancellation)
+        ReadOnlySpan<T> h0A, ReadOnlySpan<T> h0B, Span<T> statesA, Span<T> statesB, SequenceWorkspace<T> a, SequenceWorkspace<T> b, bool checkInputs,
+        CancellationToken cancellation)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -84,8 +96,14 @@ internal static partial class Solver
             cancellation.ThrowIfCancellationRequested();
             int count = Math.Min(chunk, length - t0);
             Span<T> pa = a.Projections.AsSpan(0, count * p), pb = b.Projections.AsSpan(0, count * p);
-            cell.ProjectInputs(inputsA.Slice(t0 * d, count * d), pa, count);
-            cell.ProjectInputs(inputsB.Slice(t0 * d, count * d), pb, count);
+            ReadOnlySpan<T> xa = inputsA.Slice(t0 * d, count * d), xb = inputsB.Slice(t0 * d, count * d);
+            if (checkInputs && (NonFinite.IndexOf(xa) >= 0 || NonFinite.IndexOf(xb) >= 0))
+            {
+                return (InputNotFinite(statesA, t0, t0, s), InputNotFinite(statesB, t0, t0, s));
+            }
+
+            cell.ProjectInputs(xa, pa, count);
+            cell.ProjectInputs(xb, pb, count);
             ReadOnlySpan<T> previousA = t0 == 0 ? a.InitialState.AsSpan(0, s) : statesA.Slice((t0 - 1) * s, s);
             ReadOnlySpan<T> previousB = t0 == 0 ? b.InitialState.AsSpan(0, s) : statesB.Slice((t0 - 1) * s, s);
             Span<T> chunkA = statesA.Slice(t0 * s, count * s), chunkB = statesB.Slice(t0 * s, count * s);
@@ -99,8 +117,8 @@ internal static partial class Solver
             if (badA >= 0 || badB >= 0)
             {
                 int next = t0 + count;
-                return (Finish(cell, a, inputsA, statesA, next, badA < 0 ? -1 : t0 + badA / s, cancellation),
-                    Finish(cell, b, inputsB, statesB, next, badB < 0 ? -1 : t0 + badB / s, cancellation));
+                return (Finish(cell, a, inputsA, statesA, next, badA < 0 ? -1 : t0 + badA / s, checkInputs, cancellation),
+                    Finish(cell, b, inputsB, statesB, next, badB < 0 ? -1 : t0 + badB / s, checkInputs, cancellation));
             }
         }
 
@@ -120,6 +138,17 @@ internal static partial class Solver
         }
     }
 
+    /// <summary>
+    /// A sequence stopped at step <paramref name="step"/> by an input that is not finite, found in the chunk that starts at
+    /// <paramref name="from"/>: its states from there on are NaN, never zeros or stale values (the driver reports the input).
+    /// </summary>
+    private static SequenceOutcome InputNotFinite<T>(Span<T> states, int from, int step, int s)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        states[Math.Min(states.Length, from * s)..].Fill(T.NaN);
+        return new SequenceOutcome(0, SolveStatus.Diverged, [], double.NaN, step, Message: "an input that is not finite");
+    }
+
     /// <summary>The loop's success: every state was checked finite as it was stored (<see cref="RunLoop"/>).</summary>
     private static SequenceOutcome Converged => new(0, SolveStatus.Converged, [], 0.0, -1, Checked: true);
 
@@ -127,10 +156,11 @@ internal static partial class Solver
     /// Sequences q .. q + 3 of a piece by the loop, stepped together by the fused loop (the caller checked
     /// <see cref="FusedLoop.HasQuad"/>), each chunk projected on this thread; outcomes in <paramref name="outcomes"/>[0..4].
     /// The states are each sequence's own loop's, bit for bit. When a sequence stops being finite, it is marked NaN from
-    /// the next chunk on and each of the others goes on alone.
+    /// the next chunk on and each of the others goes on alone. With <paramref name="checkInputs"/>, an input that is not
+    /// finite stops all four (the driver then throws).
     /// </summary>
     internal static void SolveSequentialQuad<TCell, T>(in TCell cell, Piece piece, int q, ReadOnlySpan<T> inputs, ReadOnlySpan<T> starts, T[] states,
-        SequenceWorkspace<T>[] ws, Span<SequenceOutcome> outcomes, CancellationToken cancellation)
+        SequenceWorkspace<T>[] ws, Span<SequenceOutcome> outcomes, bool checkInputs, CancellationToken cancellation)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -156,7 +186,18 @@ internal static partial class Solver
             int count = Math.Min(chunk, length - t0);
             for (int i = 0; i < 4; i++)
             {
-                cell.ProjectInputs(inputs.Slice((int)piece.Offset(q + i, d) + (t0 * d), count * d), ws[i].Projections.AsSpan(0, count * p), count);
+                ReadOnlySpan<T> x = inputs.Slice((int)piece.Offset(q + i, d) + (t0 * d), count * d);
+                if (checkInputs && NonFinite.IndexOf(x) >= 0)
+                {
+                    for (int j = 0; j < 4; j++)
+                    {
+                        outcomes[j] = InputNotFinite(states.AsSpan((int)piece.Offset(q + j, s), length * s), t0, t0, s);
+                    }
+
+                    return;
+                }
+
+                cell.ProjectInputs(x, ws[i].Projections.AsSpan(0, count * p), count);
             }
 
             if (!FusedLoop.TryRunQuad<TCell, T>(cell, Member(0), Member(1), Member(2), Member(3), count, finite))
@@ -178,7 +219,7 @@ internal static partial class Solver
                 for (int i = 0; i < 4; i++)
                 {
                     outcomes[i] = Finish(cell, ws[i], inputs.Slice((int)piece.Offset(q + i, d), length * d), states.AsSpan((int)piece.Offset(q + i, s), length * s), next,
-                        bad[i] < 0 ? -1 : t0 + (bad[i] / s), cancellation);
+                        bad[i] < 0 ? -1 : t0 + (bad[i] / s), checkInputs, cancellation);
                 }
 
                 return;
@@ -201,7 +242,7 @@ internal static partial class Solver
     /// is marked NaN from <paramref name="next"/> on; one that did not runs the rest alone.
     /// </summary>
     private static SequenceOutcome Finish<TCell, T>(in TCell cell, SequenceWorkspace<T> ws, ReadOnlySpan<T> inputs, Span<T> states, int next, int failedAt,
-        CancellationToken cancellation)
+        bool checkInputs, CancellationToken cancellation)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -218,7 +259,7 @@ internal static partial class Solver
         }
 
         states.Slice((next - 1) * s, s).CopyTo(ws.InitialState);
-        SequenceOutcome rest = SolveSequential(cell, ws, inputs[(next * cell.InputSize)..], length - next, states[(next * s)..], 1, cancellation);
+        SequenceOutcome rest = SolveSequential(cell, ws, inputs[(next * cell.InputSize)..], length - next, states[(next * s)..], 1, checkInputs, cancellation);
         return rest.Status == SolveStatus.Converged ? rest : rest with { FailedAt = next + rest.FailedAt };
     }
 

@@ -36,7 +36,7 @@ internal static partial class Solver
 
         if (!iterative)
         {
-            return SolveSequential(cell, ws, inputs, length, states, settings.MaxDegreeOfParallelism, settings.CancellationToken);
+            return SolveSequential(cell, ws, inputs, length, states, settings.MaxDegreeOfParallelism, settings.EngineChecksInputs, settings.CancellationToken);
         }
 
         // The input projection depends on x alone: one matrix product, computed once, outside every iteration.

@@ -24,7 +24,7 @@ internal static class SolveDriver
             Helpers.Nudge();                                                // they poll for work from here on: the checks below use them
         }
 
-        SolveValidation.Check(cell, inputs, batchSize, length, initialState, warmStart, options);
+        SolveValidation.Check(cell, inputs, batchSize, length, initialState, warmStart, options, scanInputs: false);
         if (states is not null)
         {
             CheckStates(states, batchSize, length, cell.StateSize, inputs, initialState, warmStart);
@@ -36,6 +36,11 @@ internal static class SolveDriver
         if (device is null)
         {
             settings = SolverSettings<T>.Resolve(options, Backend.Cpu, CellFootprint.Of<TCell, T>(cell), batchSize, length, layer, separateScan);
+        }
+
+        if (!settings.EngineChecksInputs)
+        {
+            SolveValidation.FiniteInputs(inputs, batchSize, length, cell.InputSize, SolverSettings<T>.Cores(options) >= 2);
         }
 
         if (states is null)
@@ -107,6 +112,12 @@ internal static class SolveDriver
                 var piece = new Piece(live, t0, Math.Min(settings.Window, length - t0), length, w);
                 Span<SequenceOutcome> done = outcomes.AsSpan(0, live.Length);
                 engine.Solve(piece, inputs, Starts(piece, initialState, states, s), warmStart, states, settings, done);
+                if (settings.EngineChecksInputs && !AllConverged(done))
+                {
+                    // The loop stops a sequence at a non-finite input, or at a state, before it has read the rest: an input
+                    // that is not finite anywhere is the caller's error, reported as the scan up front would have.
+                    SolveValidation.FiniteInputs(inputs, batchSize, length, cell.InputSize, settings.MaxDegreeOfParallelism >= 2);
+                }
                 var failed = new List<int>();
                 for (int q = 0; q < live.Length; q++)
                 {
@@ -146,6 +157,19 @@ internal static class SolveDriver
         }
 
         return totals;
+    }
+
+    private static bool AllConverged(ReadOnlySpan<SequenceOutcome> outcomes)
+    {
+        foreach (SequenceOutcome o in outcomes)
+        {
+            if (o.Status != SolveStatus.Converged)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     /// <summary>Each sequence's state before the piece's window: h0 (or empty for zeros) at step 0, else the state the window before ended on.</summary>

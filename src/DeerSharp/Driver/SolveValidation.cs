@@ -5,8 +5,13 @@ namespace DeerSharp.Driver;
 /// <summary>The checks every solve makes once, before any engine runs: options, the cell's sizes, every shape, finiteness.</summary>
 internal static class SolveValidation
 {
+    /// <remarks>
+    /// <paramref name="scanInputs"/>: false where the engine checks the inputs as it reads them
+    /// (<see cref="SolverSettings{T}.EngineChecksInputs"/>); the driver then calls <see cref="FiniteInputs"/> itself when a
+    /// sequence did not converge.
+    /// </remarks>
     public static void Check<TCell, T>(TCell cell, ReadOnlySpan<T> inputs, int batchSize, int length, ReadOnlySpan<T> initialState,
-        ReadOnlySpan<T> warmStart, SolveOptions options)
+        ReadOnlySpan<T> warmStart, SolveOptions options, bool scanInputs = true)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -42,7 +47,11 @@ internal static class SolveValidation
         }
 
         bool parallel = SolverSettings<T>.Cores(options) >= 2;
-        Require.Finite(inputs, nameof(inputs), parallel, batchSize, length, d);
+        if (scanInputs)
+        {
+            FiniteInputs(inputs, batchSize, length, d, parallel);
+        }
+
         Require.Finite(initialState, nameof(initialState), parallel, batchSize, s);
         Require.Finite(warmStart, nameof(warmStart), parallel, batchSize, length, s);
         if (options.Method == SolveMethod.Scan && cell is not ILinearSurrogateCell<T>)
@@ -51,6 +60,11 @@ internal static class SolveValidation
                 $"SolveMethod.Scan needs a linear-surrogate cell (GilrCell, GilrLstmCell, SruCell: ILinearSurrogateCell); {typeof(TCell).Name} is not one.", nameof(options));
         }
     }
+
+    /// <summary>Every input finite, or the error that names the first that is not, as [b, t, i].</summary>
+    public static void FiniteInputs<T>(ReadOnlySpan<T> inputs, int batchSize, int length, int inputSize, bool parallel)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        Require.Finite(inputs, nameof(inputs), parallel, batchSize, length, inputSize);
 
     private static void RequireSupportedType<T>()
     {

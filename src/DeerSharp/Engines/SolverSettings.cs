@@ -101,6 +101,15 @@ internal readonly record struct SolverSettings<T>(SolveMethod Method, ComputeDev
     };
 
     /// <summary>
+    /// Whether the engine checks the inputs for NaN and ±∞ as it reads them, instead of the driver scanning them all before
+    /// it starts: the CPU's loop, which reads each chunk of steps just before projecting it (the chunk is then in cache for
+    /// the projection, and with one sequence the scan runs on the projection's own core). An engine that finds one stops
+    /// the sequence as not converged; the driver then scans every input and throws the same error the scan up front would
+    /// have (<see cref="Driver.SolveValidation.FiniteInputs"/>).
+    /// </summary>
+    public bool EngineChecksInputs => Method == SolveMethod.Sequential && Device == ComputeDevice.Cpu;
+
+    /// <summary>
     /// What Newton's update needs of the Jacobian: DEER on a cell with a declared block structure takes the exact blocks
     /// (the diagonal itself when the blocks are 1×1), DEER otherwise the full Jacobian, quasi-DEER and ELK its diagonal.
     /// </summary>
