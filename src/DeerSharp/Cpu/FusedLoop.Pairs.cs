@@ -103,8 +103,14 @@ internal static partial class FusedLoop
                         col = ref Unsafe.Add(ref col, 6 * v);
                     }
 
+                    // Lanes k first: the next step's product reads h in index order, so it can start on them while the
+                    // gates of lanes k + v finish.
+                    checkA = Check<TS, TV>(checkA, GruLanes<TS, TV>(ra0, za0, na0, ref pA, ref bhn, ref prevA, ref curA, n, k));
+                    checkB = Check<TS, TV>(checkB, GruLanes<TS, TV>(rb0, zb0, nb0, ref pB, ref bhn, ref prevB, ref curB, n, k));
                     checkA = Check<TS, TV>(checkA, GruLanes<TS, TV>(ra1, za1, na1, ref pA, ref bhn, ref prevA, ref curA, n, k + v));
                     checkB = Check<TS, TV>(checkB, GruLanes<TS, TV>(rb1, zb1, nb1, ref pB, ref bhn, ref prevB, ref curB, n, k + v));
+                    k += 2 * v;
+                    continue;
                 }
                 else
                 {
@@ -120,7 +126,7 @@ internal static partial class FusedLoop
 
                 checkA = Check<TS, TV>(checkA, GruLanes<TS, TV>(ra0, za0, na0, ref pA, ref bhn, ref prevA, ref curA, n, k));
                 checkB = Check<TS, TV>(checkB, GruLanes<TS, TV>(rb0, zb0, nb0, ref pB, ref bhn, ref prevB, ref curB, n, k));
-                k += block * v;
+                k += v;
             }
 
             prevA = ref curA;
