@@ -24,7 +24,7 @@ internal static class SolveDriver
             Helpers.Nudge();                                                // they poll for work from here on: the checks below use them
         }
 
-        SolveValidation.Check(cell, inputs, batchSize, length, initialState, warmStart, options, scanInputs: false);
+        SolveValidation.Check(cell, inputs, batchSize, length, initialState, warmStart, options);
         if (states is not null)
         {
             CheckStates(states, batchSize, length, cell.StateSize, inputs, initialState, warmStart);

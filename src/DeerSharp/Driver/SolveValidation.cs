@@ -2,16 +2,15 @@ using DeerSharp.Engines;
 
 namespace DeerSharp.Driver;
 
-/// <summary>The checks every solve makes once, before any engine runs: options, the cell's sizes, every shape, finiteness.</summary>
+/// <summary>
+/// The checks every solve makes once, before any engine runs: options, the cell's sizes, every shape, the finiteness of
+/// the initial state and warm start. The inputs' finiteness is the driver's call (<see cref="FiniteInputs"/>): up front,
+/// or after the engine where the loop checks them as it reads them (<see cref="SolverSettings{T}.EngineChecksInputs"/>).
+/// </summary>
 internal static class SolveValidation
 {
-    /// <remarks>
-    /// <paramref name="scanInputs"/>: false where the engine checks the inputs as it reads them
-    /// (<see cref="SolverSettings{T}.EngineChecksInputs"/>); the driver then calls <see cref="FiniteInputs"/> itself when a
-    /// sequence did not converge.
-    /// </remarks>
     public static void Check<TCell, T>(TCell cell, ReadOnlySpan<T> inputs, int batchSize, int length, ReadOnlySpan<T> initialState,
-        ReadOnlySpan<T> warmStart, SolveOptions options, bool scanInputs = true)
+        ReadOnlySpan<T> warmStart, SolveOptions options)
         where TCell : IRecurrentCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -47,11 +46,6 @@ internal static class SolveValidation
         }
 
         bool parallel = SolverSettings<T>.Cores(options) >= 2;
-        if (scanInputs)
-        {
-            FiniteInputs(inputs, batchSize, length, d, parallel);
-        }
-
         Require.Finite(initialState, nameof(initialState), parallel, batchSize, s);
         Require.Finite(warmStart, nameof(warmStart), parallel, batchSize, length, s);
         if (options.Method == SolveMethod.Scan && cell is not ILinearSurrogateCell<T>)
