@@ -346,25 +346,6 @@ internal static partial class Kernels
         return a * b + c;
     }
 
-    /// <summary>C += A·B: row i of C gets Σ_p A[i, p]·B[p, :], SIMD across the row.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void GemmAccumulate<T>(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, int m, int k, int cols, int lda)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        for (int i = 0; i < m; i++)
-        {
-            Span<T> row = c.Slice(i * cols, cols);
-            for (int p = 0; p < k; p++)
-            {
-                T aip = a[i * lda + p];
-                if (aip != T.Zero)
-                {
-                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(b.Slice(p * cols, cols), aip, row, row);
-                }
-            }
-        }
-    }
-
     /// <summary>Returns B transposed: row-major [rows, cols] in, [cols, rows] out.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static T[] Transpose<T>(T[] b, int rows, int cols)

@@ -109,16 +109,21 @@ public class GradientTests
         };
     }
 
+    /// <summary>Both adjoints: the scan, and BPTT (for the GRU and the LSTM their own loop, Cells/*.Backpropagation.cs).</summary>
     [Theory]
-    [InlineData("rnn")]
-    [InlineData("gru")]
-    [InlineData("lstm")]
-    public void Gradients_match_central_finite_differences(string kind) => Seeded.Run(rnd =>
+    [InlineData("rnn", AdjointMethod.Scan)]
+    [InlineData("gru", AdjointMethod.Scan)]
+    [InlineData("lstm", AdjointMethod.Scan)]
+    [InlineData("rnn", AdjointMethod.Sequential)]
+    [InlineData("gru", AdjointMethod.Sequential)]
+    [InlineData("lstm", AdjointMethod.Sequential)]
+    public void Gradients_match_central_finite_differences(string kind, AdjointMethod adjoint) => Seeded.Run(rnd =>
     {
         RecurrentWeights<double> w = Cells.Weights(kind, D, N, rnd, scale: 1.5);
         int s = kind == "lstm" ? 2 * N : N;
         double[] x = Numbers.Uniform(rnd, B * T * D), h0 = Numbers.Uniform(rnd, B * s, 0.5), c = Numbers.Uniform(rnd, B * T * N);
-        GradientResult<double> g = Cells.With(kind, w, new Differentiate(x, h0, c, Tight, AdjointMethod.Scan));
+        GradientResult<double> g = Cells.With(kind, w, new Differentiate(x, h0, c, Tight, adjoint));
+        Assert.Equal(adjoint, g.Adjoint);
         var (gih, ghh, gbi, gbh) = w.SplitGradient(g.ParameterGradient);
         const double H = 1e-6;
         double Central(Action<double> set) { set(H); double up = Loss(kind, w, x, h0, c); set(-2 * H); double down = Loss(kind, w, x, h0, c); set(H); return (up - down) / (2 * H); }

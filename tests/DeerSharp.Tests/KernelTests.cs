@@ -276,6 +276,48 @@ public class KernelTests
     });
 
     /// <summary>
+    /// C += A·B continues each element from C's value with one FMA per term in order of p: against that scalar FMA chain,
+    /// bit for bit, in float and double, over row counts that leave an odd row, column counts across the four-vector blocks,
+    /// single vectors and lanes no vector covers, A with a row stride past k, and random C.
+    /// </summary>
+    [Fact]
+    public void Gemm_accumulate_equals_an_FMA_chain_from_C_bit_for_bit() => Seeded.Run(rnd =>
+    {
+        foreach (int cols in new[] { 1, 5, 8, 16, 31, 32, 33, 48, 64, 70, 96 })
+        {
+            CheckAccumulate<float>(rnd, cols);
+            CheckAccumulate<double>(rnd, cols);
+        }
+    });
+
+    private static void CheckAccumulate<T>(Random rnd, int cols)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int m = rnd.Next(1, 12), k = rnd.Next(1, 70), lda = k + rnd.Next(0, 4);
+        T[] Draw(int count) => [.. Enumerable.Range(0, count).Select(_ => T.CreateTruncating((rnd.NextDouble() * 2) - 1))];
+        T[] a = Draw(((m - 1) * lda) + k), b = Draw(k * cols), c = Draw(m * cols);
+        var expected = (T[])c.Clone();
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < cols; j++)
+            {
+                for (int p = 0; p < k; p++)
+                {
+                    expected[(i * cols) + j] = T.FusedMultiplyAdd(a[(i * lda) + p], b[(p * cols) + j], expected[(i * cols) + j]);
+                }
+            }
+        }
+
+        Kernels.Gemm<T>(a, b, c, m, k, cols, lda, accumulate: true);
+        for (int i = 0; i < c.Length; i++)
+        {
+            Assert.True(expected[i].Equals(c[i]), $"{typeof(T).Name} A[{m}, {k}] (lda {lda}) B[{k}, {cols}]: C[{i / cols}, {i % cols}] is {c[i]}, expected {expected[i]}");
+        }
+
+        Assert.Throws<ArgumentException>(() => Kernels.Gemm<T>(a, b, c.AsSpan(0, c.Length - 1), m, k, cols, lda, accumulate: true));
+    }
+
+    /// <summary>
     /// The strided row copy (an ONNX LSTM's Y from its states) against a scalar loop: float and double, widths across the
     /// 256- and 512-bit row sizes (and widths no vector divides), destination strides forward and backward; every value
     /// outside the rows keeps its sentinel, and rows that would fall outside either span are refused.

@@ -13,7 +13,7 @@ namespace DeerSharp.Cells;
 /// α = (1 - z)(1 - n²) r(1 - r)(W_hn h + b_hn), γ = (1 - z)(1 - n²) r and ε = (h - n) z(1 - z).
 /// The diagonal (quasi-DEER) is the same expression at j = i: O(n) after the gates, J is never formed.
 /// </remarks>
-public readonly struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell, IDeviceFormSource<T>
+public readonly partial struct GruCell<T> : IDifferentiableCell<T>, IConstructedCell, IDeviceFormSource<T>, IBackpropagationLoop<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _c is null;

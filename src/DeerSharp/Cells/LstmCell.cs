@@ -12,7 +12,7 @@ namespace DeerSharp.Cells;
 /// ∂c'/∂h = diag(c f(1-f)) W_hf + diag(g i(1-i)) W_hi + diag(i(1-g²)) W_hg; ∂c'/∂c = diag(f);
 /// ∂h'/∂h = diag(τ o(1-o)) W_ho + diag(o(1-τ²)) ∂c'/∂h; ∂h'/∂c = diag(o(1-τ²) f).
 /// </remarks>
-public readonly struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell, IDeviceFormSource<T>
+public readonly partial struct LstmCell<T> : IDifferentiableCell<T>, IConstructedCell, IDeviceFormSource<T>, IBackpropagationLoop<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _c is null;

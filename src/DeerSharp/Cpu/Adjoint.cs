@@ -8,19 +8,20 @@ namespace DeerSharp.Cpu;
 /// ∂L/∂θ = Σ_t (∂f/∂θ)ᵀ v_t, ∂L/∂x_t = (∂f/∂x_t)ᵀ v_t and ∂L/∂h_0 = J_1ᵀ v_1. Nothing is differentiated through the
 /// Newton loop: the gradient is BPTT's exactly, whatever method solved the forward pass.
 /// </summary>
-internal static class Adjoint
+internal static partial class Adjoint
 {
     /// <summary>
     /// The most steps one adjoint window may hold so its buffers fit <paramref name="budgetBytes"/>. Per step: the
-    /// projections, g and h_{t-1} (both adjoints), plus for the scan two S×S Jacobians (J and its reversed transpose), five
-    /// state vectors and two input vectors.
+    /// projections, g and h_{t-1} (both adjoints), plus for the scan two S×S Jacobians (J and its reversed transpose) and
+    /// five state vectors, for a cell's own BPTT loop its cache and two state vectors (v and J_tᵀ v_t).
     /// </summary>
     internal static int WindowLength<TCell, T>(in TCell cell, int length, AdjointMethod method, int cores, long budgetBytes)
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        long s = cell.StateSize, d = cell.InputSize;
-        long perStep = cell.ProjectionSize + (2 * s) + (method == AdjointMethod.Scan ? (2L * JacobianValues<TCell, T>(cell)) + (5 * s) + (2 * d) : 0);
+        long s = cell.StateSize;
+        long perStep = cell.ProjectionSize + (2 * s) + (method == AdjointMethod.Scan ? (2L * JacobianValues<TCell, T>(cell)) + (5 * s)
+            : cell is IBackpropagationLoop<T> loop ? loop.BackpropagationCacheSize + (2 * s) : 0);
         long bytesPerStep = Math.Max(1, perStep * Unsafe.SizeOf<T>());
         long fits = (budgetBytes - (FixedValues<TCell, T>(cell, method, cores) * Unsafe.SizeOf<T>())) / bytesPerStep;
         if (fits < 1)
@@ -29,7 +30,9 @@ internal static class Adjoint
                 $"One step of the {method} adjoint needs {bytesPerStep} bytes of working memory, over the memory budget of {budgetBytes} bytes; raise SolveOptions.MemoryBudgetBytes or use AdjointMethod.Sequential.");
         }
 
-        return (int)Math.Clamp(fits, 1, Math.Max(1, length));
+        // A cell's own BPTT loop runs in windows whose buffers stay in cache (and are not allocated afresh for a long sequence).
+        long most = method == AdjointMethod.Sequential && cell is IBackpropagationLoop<T> ? LoopWindowSteps : length;
+        return (int)Math.Clamp(fits, 1, Math.Max(1, Math.Min(length, most)));
     }
 
     /// <summary>
@@ -90,7 +93,9 @@ internal static class Adjoint
         where T : unmanaged, IFloatingPointIeee754<T> =>
         method == AdjointMethod.Scan
             ? (long)Math.Max(1, cores) * (cell.BlockWorkspaceSize(Solver.BlockSteps) + cell.BackwardWorkspaceSize(Solver.BlockSteps) + cell.ParameterCount)
-            : cell.BackwardWorkspaceSize(1) + (3L * cell.StateSize);
+            : cell is IBackpropagationLoop<T> loop
+                ? ((long)Math.Max(1, cores) * (LoopWorkspaceSize(cell, loop) + cell.ParameterCount)) + loop.BackpropagationScratchSize + cell.StateSize
+                : cell.BackwardWorkspaceSize(1) + (3L * cell.StateSize);
 
     /// <summary>
     /// One sequence's gradient, in windows from the end of time back to the start so the buffers fit the memory budget:
@@ -111,9 +116,19 @@ internal static class Adjoint
         }
 
         int window = WindowLength<TCell, T>(cell, length, method, cores, budgetBytes);
-        var buffers = new Buffers<T>(window, s, d, p, method == AdjointMethod.Scan, JacobianValues<TCell, T>(cell));
+        var buffers = new Buffers<T>(window, s, p, method == AdjointMethod.Scan, JacobianValues<TCell, T>(cell));
         int workers = Math.Max(1, cores);
-        if (method == AdjointMethod.Scan)
+        IBackpropagationLoop<T>? loop = method == AdjointMethod.Sequential ? cell as IBackpropagationLoop<T> : null;
+        if (loop is not null)
+        {
+            buffers.Cache = new T[(long)window * loop.BackpropagationCacheSize];
+            buffers.Adjoints = new T[(long)window * s];
+            buffers.StepPrevious = new T[(long)window * s];
+            buffers.Scratch = new T[loop.BackpropagationScratchSize];
+            buffers.Workspaces = [.. Enumerable.Range(0, workers).Select(_ => new T[LoopWorkspaceSize(cell, loop)])];
+            buffers.Sums = [.. Enumerable.Range(0, workers).Select(_ => new T[cell.ParameterCount])];
+        }
+        else if (method == AdjointMethod.Scan)
         {
             buffers.Workspaces = [.. Enumerable.Range(0, workers).Select(_ => new T[Math.Max(cell.BlockWorkspaceSize(Solver.BlockSteps), cell.BackwardWorkspaceSize(Solver.BlockSteps))])];
             buffers.Sums = [.. Enumerable.Range(0, workers).Select(_ => new T[cell.ParameterCount])];
@@ -145,7 +160,11 @@ internal static class Adjoint
             // previous[t] = h_{t-1}: h0 (or the state before the window), then the solved states shifted by one step.
             (t0 == 0 ? h0 : states.Slice((t0 - 1) * s, s)).CopyTo(previous);
             states.Slice(t0 * s, (count - 1) * s).CopyTo(previous[s..]);
-            if (method == AdjointMethod.Sequential)
+            if (loop is not null)
+            {
+                BackpropagateLoop(cell, loop, x.Slice(t0 * d, count * d), buffers, count, parameters, dInputs.Slice(t0 * d, count * d), carry, cores, cancellation);
+            }
+            else if (method == AdjointMethod.Sequential)
             {
                 Backpropagate(cell, x.Slice(t0 * d, count * d), buffers, count, parameters, dInputs.Slice(t0 * d, count * d), carry, cancellation);
             }
@@ -160,7 +179,7 @@ internal static class Adjoint
     }
 
     /// <summary>One adjoint window's buffers, [window, ·] each, allocated once per sequence.</summary>
-    private sealed class Buffers<T>(int window, int s, int d, int p, bool scan, int jacobianValues)
+    private sealed class Buffers<T>(int window, int s, int p, bool scan, int jacobianValues)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         public readonly T[] Projections = new T[(long)window * p];
@@ -171,10 +190,16 @@ internal static class Adjoint
         public readonly T[] Next = scan ? new T[(long)window * s] : [];
         public readonly T[] Reversed = scan ? new T[(long)window * s] : [];
         public readonly T[] W = scan ? new T[(long)window * s] : [];
-        public readonly T[] Adjoints = scan ? new T[(long)window * s] : [];
-        public readonly T[] StepPrevious = scan ? new T[(long)window * s] : [];
-        public readonly T[] Inputs = scan ? new T[(long)window * d] : [];
-        public readonly T[] InputGradients = scan ? new T[(long)window * d] : [];
+
+        /// <summary>v_t of every step (the scan's, or the BPTT loop's).</summary>
+        public T[] Adjoints = scan ? new T[(long)window * s] : [];
+
+        /// <summary>J_tᵀ v_t of every step, from <see cref="BackwardSteps"/>.</summary>
+        public T[] StepPrevious = scan ? new T[(long)window * s] : [];
+
+        /// <summary>The cell's BPTT loop: its per-step cache, [window, cache size], and its scratch.</summary>
+        public T[] Cache = [];
+        public T[] Scratch = [];
 
         /// <summary>Cell workspaces, one per worker, for EvaluateBlock and BackwardBlock alike.</summary>
         public T[][] Workspaces = [];
@@ -302,34 +327,8 @@ internal static class Adjoint
             w.AsSpan((length - 1 - t) * s, s).CopyTo(adjoints.AsSpan(t * s, s));
         }
 
-        // 3. Every step's backward product at once, in a fixed partition of the blocks: each chunk sums its blocks' parameter
-        //    gradients in order, and the chunks are summed in order, so the result does not depend on scheduling.
-        T[] stepPrevious = buffers.StepPrevious, inputsCopy = buffers.Inputs, inputGradients = buffers.InputGradients;
-        x.CopyTo(inputsCopy);
-        T[][] perChunk = buffers.Sums;
-        Parallel.For(0, chunks, parallel, c =>
-        {
-            T[] ws = buffers.Workspaces[c], sum = perChunk[c];
-            sum.AsSpan().Clear();
-            for (int k = (int)((long)blocks * c / chunks); k < (int)((long)blocks * (c + 1) / chunks); k++)
-            {
-                int t0 = k * block, count = Math.Min(block, length - t0);
-                local.BackwardBlock(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), inputsCopy.AsSpan(t0 * d, count * d),
-                    adjoints.AsSpan(t0 * s, count * s), stepPrevious.AsSpan(t0 * s, count * s), inputGradients.AsSpan(t0 * d, count * d),
-                    sum, ws, count);
-            }
-
-        });
-
-        foreach (T[] sum in perChunk.AsSpan(0, chunks))
-        {
-            for (int i = 0; i < sum.Length; i++)
-            {
-                parameters[i] += sum[i];
-            }
-        }
-
-        inputGradients.AsSpan(0, length * d).CopyTo(dInputs);
-        stepPrevious.AsSpan(0, s).CopyTo(carry);
+        // 3. Every step's backward product at once (the BPTT loop's last phase too).
+        BackwardSteps(cell, x, buffers, length, parameters, dInputs, cores, cancellation);
+        buffers.StepPrevious.AsSpan(0, s).CopyTo(carry);
     }
 }

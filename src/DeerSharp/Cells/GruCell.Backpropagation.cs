@@ -1,0 +1,92 @@
+using System.Runtime.CompilerServices;
+
+namespace DeerSharp.Cells;
+
+/// <summary>The GRU's backpropagation-through-time loop (<see cref="IBackpropagationLoop{T}"/>).</summary>
+public readonly partial struct GruCell<T>
+{
+    /// <summary>r, z, W_hn h + b_hn and n of each step.</summary>
+    int IBackpropagationLoop<T>.BackpropagationCacheSize => 4 * _c.HiddenSize;
+
+    /// <summary>W_hh h of every step.</summary>
+    int IBackpropagationLoop<T>.PrepareWorkspaceSize(int count) => count * 3 * _c.HiddenSize;
+
+    /// <summary>δ of W_hh h (3n) and W_hhᵀ δ (n).</summary>
+    int IBackpropagationLoop<T>.BackpropagationScratchSize => 4 * _c.HiddenSize;
+
+    /// <summary>W_hh h of the block's steps by one matrix product, then each step's gates, as the forward step computes them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void IBackpropagationLoop<T>.PrepareBackpropagation(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> cache, Span<T> workspace, int count)
+    {
+        int n = _c.HiddenSize, rows = 3 * n, v = Vector<T>.Count;
+        Span<T> hhAll = workspace[..(count * rows)];
+        _c.Hidden(states, hhAll, count, n);
+        ReadOnlySpan<T> bhn = _c.HiddenBias.AsSpan(2 * n, n);
+        for (int s = 0; s < count; s++)
+        {
+            ReadOnlySpan<T> p = projections.Slice(s * rows, rows), hh = hhAll.Slice(s * rows, rows);
+            Span<T> c = cache.Slice(s * 4 * n, 4 * n);
+            int i = 0;
+            for (; i + v <= n; i += v)
+            {
+                (Vector<T> r, Vector<T> z, Vector<T> hn, Vector<T> gi) = GateLanes(p, hh, bhn, n, i);
+                r.CopyTo(c[i..]);
+                z.CopyTo(c[(n + i)..]);
+                hn.CopyTo(c[(2 * n + i)..]);
+                gi.CopyTo(c[(3 * n + i)..]);
+            }
+
+            for (; i < n; i++)
+            {
+                (c[i], c[n + i], c[2 * n + i], c[3 * n + i]) = GateLane(p, hh, bhn, n, i);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Per step, from the end: v = g + carry, the gates' δ as <see cref="BackwardBlock"/> computes them, and
+    /// carry = v ⊙ z + W_hhᵀ [δ_r; δ_z; δ_n ⊙ r].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void IBackpropagationLoop<T>.Backpropagate(ReadOnlySpan<T> states, ReadOnlySpan<T> cache, ReadOnlySpan<T> g, Span<T> adjoints, Span<T> carry,
+        Span<T> scratch, int count)
+    {
+        int n = _c.HiddenSize, v = Vector<T>.Count;
+        Span<T> delta = scratch[..(3 * n)], product = scratch.Slice(3 * n, n);
+        ReadOnlySpan<T> w = _c.HiddenRows;
+        for (int t = count - 1; t >= 0; t--)
+        {
+            ReadOnlySpan<T> h = states.Slice(t * n, n), c = cache.Slice(t * 4 * n, 4 * n), gt = g.Slice(t * n, n);
+            Span<T> vt = adjoints.Slice(t * n, n);
+            int i = 0;
+            for (; i + v <= n; i += v)
+            {
+                var r = new Vector<T>(c[i..]);
+                var z = new Vector<T>(c[(n + i)..]);
+                var hn = new Vector<T>(c[(2 * n + i)..]);
+                var gi = new Vector<T>(c[(3 * n + i)..]);
+                Vector<T> vi = new Vector<T>(gt[i..]) + new Vector<T>(carry[i..]);
+                vi.CopyTo(vt[i..]);
+                Vector<T> dan = vi * (Vector<T>.One - z) * (Vector<T>.One - gi * gi);
+                (dan * hn * r * (Vector<T>.One - r)).CopyTo(delta[i..]);
+                (vi * (new Vector<T>(h[i..]) - gi) * z * (Vector<T>.One - z)).CopyTo(delta[(n + i)..]);
+                (dan * r).CopyTo(delta[(2 * n + i)..]);
+                (vi * z).CopyTo(carry[i..]);
+            }
+
+            for (; i < n; i++)
+            {
+                T r = c[i], z = c[n + i], hn = c[2 * n + i], gi = c[3 * n + i], vi = gt[i] + carry[i];
+                vt[i] = vi;
+                T dan = vi * (T.One - z) * (T.One - gi * gi);
+                delta[i] = dan * hn * r * (T.One - r);
+                delta[n + i] = vi * (h[i] - gi) * z * (T.One - z);
+                delta[2 * n + i] = dan * r;
+                carry[i] = vi * z;
+            }
+
+            Kernels.MatVec(delta, w, product);
+            System.Numerics.Tensors.TensorPrimitives.Add(carry, product, carry);
+        }
+    }
+}

@@ -1,0 +1,105 @@
+using System.Runtime.CompilerServices;
+
+namespace DeerSharp.Cells;
+
+/// <summary>The LSTM's backpropagation-through-time loop (<see cref="IBackpropagationLoop{T}"/>).</summary>
+public readonly partial struct LstmCell<T>
+{
+    /// <summary>i, f, g, o and tanh(c') of each step.</summary>
+    int IBackpropagationLoop<T>.BackpropagationCacheSize => 5 * _c.HiddenSize;
+
+    /// <summary>W_hh h of every step.</summary>
+    int IBackpropagationLoop<T>.PrepareWorkspaceSize(int count) => count * 4 * _c.HiddenSize;
+
+    /// <summary>δ of W_hh h (4n).</summary>
+    int IBackpropagationLoop<T>.BackpropagationScratchSize => 4 * _c.HiddenSize;
+
+    /// <summary>W_hh h of the block's steps by one matrix product, then each step's gates and tanh(c'), as the forward step computes them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void IBackpropagationLoop<T>.PrepareBackpropagation(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> cache, Span<T> workspace, int count)
+    {
+        int n = _c.HiddenSize, s2 = 2 * n, rows = 4 * n, v = Vector<T>.Count;
+        Span<T> hhAll = workspace[..(count * rows)];
+        _c.Hidden(states, hhAll, count, s2);
+        for (int s = 0; s < count; s++)
+        {
+            ReadOnlySpan<T> p = projections.Slice(s * rows, rows), hh = hhAll.Slice(s * rows, rows), state = states.Slice(s * s2, s2);
+            Span<T> c = cache.Slice(s * 5 * n, 5 * n);
+            int k = 0;
+            for (; k + v <= n; k += v)
+            {
+                (Vector<T> ig, Vector<T> fg, Vector<T> gg, Vector<T> og) = GateLanes(p, hh, n, k);
+                ig.CopyTo(c[k..]);
+                fg.CopyTo(c[(n + k)..]);
+                gg.CopyTo(c[(2 * n + k)..]);
+                og.CopyTo(c[(3 * n + k)..]);
+                Activations.Tanh(Kernels.Fma(fg, new Vector<T>(state[(n + k)..]), ig * gg)).CopyTo(c[(4 * n + k)..]);
+            }
+
+            for (; k < n; k++)
+            {
+                T ig = Activations.Sigmoid(p[k] + hh[k]);
+                T fg = Activations.Sigmoid(p[n + k] + hh[n + k]);
+                T gg = Activations.Tanh(p[2 * n + k] + hh[2 * n + k]);
+                c[k] = ig;
+                c[n + k] = fg;
+                c[2 * n + k] = gg;
+                c[3 * n + k] = Activations.Sigmoid(p[3 * n + k] + hh[3 * n + k]);
+                c[4 * n + k] = Activations.Tanh(T.FusedMultiplyAdd(fg, state[n + k], ig * gg));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Per step, from the end: [v_h; v_c] = g + carry, the gates' δ as <see cref="BackwardBlock"/> computes them, and
+    /// carry = [W_hhᵀ δ; ∂c' ⊙ f].
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    void IBackpropagationLoop<T>.Backpropagate(ReadOnlySpan<T> states, ReadOnlySpan<T> cache, ReadOnlySpan<T> g, Span<T> adjoints, Span<T> carry,
+        Span<T> scratch, int count)
+    {
+        int n = _c.HiddenSize, s2 = 2 * n, v = Vector<T>.Count;
+        Span<T> delta = scratch[..(4 * n)];
+        ReadOnlySpan<T> w = _c.HiddenRows;
+        for (int t = count - 1; t >= 0; t--)
+        {
+            ReadOnlySpan<T> state = states.Slice(t * s2, s2), c = cache.Slice(t * 5 * n, 5 * n), gt = g.Slice(t * s2, s2);
+            Span<T> vt = adjoints.Slice(t * s2, s2);
+            int k = 0;
+            for (; k + v <= n; k += v)
+            {
+                var ig = new Vector<T>(c[k..]);
+                var fg = new Vector<T>(c[(n + k)..]);
+                var gg = new Vector<T>(c[(2 * n + k)..]);
+                var og = new Vector<T>(c[(3 * n + k)..]);
+                var tc = new Vector<T>(c[(4 * n + k)..]);
+                Vector<T> vh = new Vector<T>(gt[k..]) + new Vector<T>(carry[k..]);
+                Vector<T> vc = new Vector<T>(gt[(n + k)..]) + new Vector<T>(carry[(n + k)..]);
+                vh.CopyTo(vt[k..]);
+                vc.CopyTo(vt[(n + k)..]);
+                Vector<T> dc = vc + vh * og * (Vector<T>.One - tc * tc);
+                (dc * gg * ig * (Vector<T>.One - ig)).CopyTo(delta[k..]);
+                (dc * new Vector<T>(state[(n + k)..]) * fg * (Vector<T>.One - fg)).CopyTo(delta[(n + k)..]);
+                (dc * ig * (Vector<T>.One - gg * gg)).CopyTo(delta[(2 * n + k)..]);
+                (vh * tc * og * (Vector<T>.One - og)).CopyTo(delta[(3 * n + k)..]);
+                (dc * fg).CopyTo(carry[(n + k)..]);
+            }
+
+            for (; k < n; k++)
+            {
+                T ig = c[k], fg = c[n + k], gg = c[2 * n + k], og = c[3 * n + k], tc = c[4 * n + k];
+                T vh = gt[k] + carry[k], vc = gt[n + k] + carry[n + k];
+                vt[k] = vh;
+                vt[n + k] = vc;
+                T dc = vc + vh * og * (T.One - tc * tc);
+                delta[k] = dc * gg * ig * (T.One - ig);
+                delta[n + k] = dc * state[n + k] * fg * (T.One - fg);
+                delta[2 * n + k] = dc * ig * (T.One - gg * gg);
+                delta[3 * n + k] = vh * tc * og * (T.One - og);
+                carry[n + k] = dc * fg;
+            }
+
+            Kernels.MatVec(delta, w, carry[..n]);
+        }
+    }
+}

@@ -1,0 +1,86 @@
+using System.Numerics;
+using DeerSharp.Cells;
+
+namespace DeerSharp.Tests;
+
+/// <summary>
+/// The GRU's and the LSTM's own backpropagation-through-time loop (Cells/*.Backpropagation.cs, Cpu/Adjoint.Loop.cs) on
+/// sequences long enough to cross its windows, against the scan adjoint (an independent algorithm: every Jacobian formed,
+/// the transposed recurrence solved by the scan), and in float32 against the same loop in float64. Finite differences
+/// check both adjoints on short sequences (GradientTests).
+/// </summary>
+public class BackpropagationLoopTests
+{
+    private readonly struct Differentiate<T>(T[] x, T[] h0, T[] c, int batch, int length, AdjointMethod adjoint) : ICellFunc<T, GradientResult<T>>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public GradientResult<T> Invoke<TCell>(TCell cell)
+            where TCell : IRecurrentCell<T>
+        {
+            var options = new SolveOptions { Method = SolveMethod.Sequential };
+            var gradient = new GradientOptions { Adjoint = adjoint };
+            return cell switch
+            {
+                GruCell<T> g => Deer.Gradient(g, x, batch, length, c, options, gradient, h0),
+                LstmCell<T> l => Deer.Gradient(l, x, batch, length, c, options, gradient, h0),
+                TanhRnnCell<T> r => Deer.Gradient(r, x, batch, length, c, options, gradient, h0),
+                _ => throw new InvalidOperationException(),
+            };
+        }
+    }
+
+    /// <summary>
+    /// Two whole windows and part of a third, two sequences, widths with and without a scalar tail past the last vector
+    /// (Vector&lt;double&gt; has 4 or 8 lanes): parameter, input and h0 gradients within 1e-9 of the largest entry.
+    /// </summary>
+    [Theory]
+    [InlineData("gru", 5)]
+    [InlineData("gru", 12)]
+    [InlineData("lstm", 5)]
+    [InlineData("lstm", 12)]
+    public void The_loop_across_its_windows_gives_the_scan_adjoints_gradient(string kind, int n) => Seeded.Run(rnd =>
+    {
+        const int D = 3, Batch = 2;
+        int length = (2 * Cpu.Adjoint.LoopWindowSteps) + 37, s = kind == "lstm" ? 2 * n : n;
+        RecurrentWeights<double> w = Cells.Weights(kind, D, n, rnd);
+        double[] x = Numbers.Uniform(rnd, Batch * length * D), h0 = Numbers.Uniform(rnd, Batch * s, 0.5), c = Numbers.Uniform(rnd, Batch * length * n);
+        GradientResult<double> loop = Cells.With(kind, w, new Differentiate<double>(x, h0, c, Batch, length, AdjointMethod.Sequential));
+        GradientResult<double> scan = Cells.With(kind, w, new Differentiate<double>(x, h0, c, Batch, length, AdjointMethod.Scan));
+        Assert.Equal(3, loop.AdjointWindows);
+        Close(scan.ParameterGradient, loop.ParameterGradient, 1e-9, $"{kind} n = {n}: parameters");
+        Close(scan.InputGradient, loop.InputGradient, 1e-9, $"{kind} n = {n}: inputs");
+        Close(scan.InitialStateGradient, loop.InitialStateGradient, 1e-9, $"{kind} n = {n}: h0");
+    });
+
+    /// <summary>
+    /// float32 against float64 on the same (float-rounded) weights and data, one sequence (the cores split each window's
+    /// blocks) and three (one sequence per core), widths of 2 and 2.5 float vectors: within 1e-4 of the largest entry.
+    /// </summary>
+    [Theory]
+    [InlineData("gru", 16, 1)]
+    [InlineData("gru", 20, 3)]
+    [InlineData("lstm", 16, 3)]
+    [InlineData("lstm", 20, 1)]
+    public void The_float32_loop_agrees_with_the_float64_loop(string kind, int n, int batch) => Seeded.Run(rnd =>
+    {
+        const int D = 7, Length = 3000;
+        int s = kind == "lstm" ? 2 * n : n;
+        static double[] Round(double[] v) => Numbers.ToDouble(Numbers.As<float>(v));
+        RecurrentWeights<double> drawn = Cells.Weights(kind, D, n, rnd);
+        var w = new RecurrentWeights<double>(drawn.Gates, n, D, Round(drawn.WeightIH), Round(drawn.WeightHH), Round(drawn.BiasIH), Round(drawn.BiasHH));
+        double[] x = Round(Numbers.Uniform(rnd, batch * Length * D)), h0 = Round(Numbers.Uniform(rnd, batch * s, 0.5)), c = Round(Numbers.Uniform(rnd, batch * Length * n));
+        GradientResult<double> wide = Cells.With(kind, w, new Differentiate<double>(x, h0, c, batch, Length, AdjointMethod.Sequential));
+        GradientResult<float> narrow = Cells.With(kind, w,
+            new Differentiate<float>(Numbers.As<float>(x), Numbers.As<float>(h0), Numbers.As<float>(c), batch, Length, AdjointMethod.Sequential));
+        Assert.Equal(AdjointMethod.Sequential, narrow.Adjoint);
+        Close(wide.ParameterGradient, Numbers.ToDouble(narrow.ParameterGradient), 1e-4, $"{kind} n = {n}, B = {batch}: parameters");
+        Close(wide.InputGradient, Numbers.ToDouble(narrow.InputGradient), 1e-4, $"{kind} n = {n}, B = {batch}: inputs");
+        Close(wide.InitialStateGradient, Numbers.ToDouble(narrow.InitialStateGradient), 1e-4, $"{kind} n = {n}, B = {batch}: h0");
+    });
+
+    private static void Close(double[] expected, double[] actual, double tolerance, string what)
+    {
+        double scale = Math.Max(1e-300, expected.Max(Math.Abs)), diff = Numbers.MaxAbsDiff(expected, actual);
+        Assert.True(diff <= tolerance * scale, $"{what}: max difference {diff:G3} against a largest entry of {scale:G3} (tolerance {tolerance:G2} of it)");
+    }
+}
