@@ -79,44 +79,54 @@ internal sealed class CellWeights<T>
 
     /// <summary>
     /// The linear part of a backward step, shared by the PyTorch cells. Given the gradients of a block's pre-activations,
-    /// δ_ih (what multiplies W_ih x and bias_ih) and δ_hh (what multiplies W_hh h and bias_hh), both [count, G·n]:
-    /// adds δ_hh W_hh to the first n entries of each row of <paramref name="previous"/> (row stride <paramref name="stateStride"/>),
-    /// writes δ_ih W_ih to <paramref name="inputAdjoints"/>, and adds δ_ihᵀ X, δ_hhᵀ H and the bias sums to <paramref name="gradient"/>.
+    /// δ_ih (what multiplies W_ih x and bias_ih) and δ_hh (what multiplies W_hh h and bias_hh), both [count, G·n] with row
+    /// stride <paramref name="deltaStride"/> (0: G·n): adds δ_hh W_hh to the first n entries of each row of
+    /// <paramref name="previous"/> (row stride <paramref name="stateStride"/>; skipped when it is empty), writes δ_ih W_ih
+    /// to <paramref name="inputAdjoints"/>, and adds δ_ihᵀ X, δ_hhᵀ H and the bias sums to <paramref name="gradient"/>.
     /// </summary>
     public void Backward(ReadOnlySpan<T> dIh, ReadOnlySpan<T> dHh, ReadOnlySpan<T> inputs, ReadOnlySpan<T> states, int stateStride,
-        Span<T> previous, Span<T> inputAdjoints, Span<T> gradient, Span<T> scratch, int count)
+        Span<T> previous, Span<T> inputAdjoints, Span<T> gradient, Span<T> scratch, int count, int deltaStride = 0)
     {
-        int n = HiddenSize, d = InputSize, rows = Rows;
+        int n = HiddenSize, d = InputSize, rows = Rows, ds = deltaStride == 0 ? rows : deltaStride;
         Span<T> dh = scratch[..(count * n)], transposed = scratch.Slice(count * n, count * rows), hs = scratch.Slice(count * (n + rows), count * n);
-        Kernels.Gemm<T>(dHh, HiddenRows, dh, count, rows, n);
+        if (!previous.IsEmpty)
+        {
+            Kernels.Gemm<T>(dHh, HiddenRows, dh, count, rows, n, ds);
+        }
+
         for (int i = 0; i < count; i++)
         {
-            Span<T> row = previous.Slice(i * stateStride, n);
-            TensorPrimitives.Add(row, dh.Slice(i * n, n), row);
+            if (!previous.IsEmpty)
+            {
+                Span<T> row = previous.Slice(i * stateStride, n);
+                TensorPrimitives.Add(row, dh.Slice(i * n, n), row);
+            }
+
             states.Slice(i * stateStride, n).CopyTo(hs.Slice(i * n, n));
         }
 
-        Kernels.Gemm<T>(dIh, InputRows, inputAdjoints, count, rows, d);
+        Kernels.Gemm<T>(dIh, InputRows, inputAdjoints, count, rows, d, ds);
         Span<T> gIh = gradient[..(rows * d)], gHh = gradient.Slice(rows * d, rows * n);
         Span<T> gBih = gradient.Slice(rows * (d + n), rows), gBhh = gradient.Slice(rows * (d + n + 1), rows);
-        Transpose(dIh, transposed, count, rows);
+        Transpose(dIh, ds, transposed, count, rows);
         Kernels.Gemm<T>(transposed, inputs, gIh, rows, count, d, accumulate: true);
-        Transpose(dHh, transposed, count, rows);
+        Transpose(dHh, ds, transposed, count, rows);
         Kernels.Gemm<T>(transposed, hs, gHh, rows, count, n, accumulate: true);
         for (int i = 0; i < count; i++)
         {
-            TensorPrimitives.Add(gBih, dIh.Slice(i * rows, rows), gBih);
-            TensorPrimitives.Add(gBhh, dHh.Slice(i * rows, rows), gBhh);
+            TensorPrimitives.Add(gBih, dIh.Slice(i * ds, rows), gBih);
+            TensorPrimitives.Add(gBhh, dHh.Slice(i * ds, rows), gBhh);
         }
     }
 
-    private static void Transpose(ReadOnlySpan<T> source, Span<T> destination, int rows, int cols)
+    /// <summary>destination [cols, rows] = the first cols values of each of source's rows (row stride <paramref name="stride"/>), transposed.</summary>
+    private static void Transpose(ReadOnlySpan<T> source, int stride, Span<T> destination, int rows, int cols)
     {
         for (int r = 0; r < rows; r++)
         {
             for (int c = 0; c < cols; c++)
             {
-                destination[c * rows + r] = source[r * cols + c];
+                destination[c * rows + r] = source[r * stride + c];
             }
         }
     }

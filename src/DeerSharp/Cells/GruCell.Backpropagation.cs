@@ -11,8 +11,14 @@ public readonly partial struct GruCell<T>
     /// <summary>W_hh h of every step.</summary>
     int IBackpropagationLoop<T>.PrepareWorkspaceSize(int count) => count * 3 * _c.HiddenSize;
 
-    /// <summary>δ of W_hh h (3n) and W_hhᵀ δ (n).</summary>
-    int IBackpropagationLoop<T>.BackpropagationScratchSize => 4 * _c.HiddenSize;
+    /// <summary>W_hhᵀ δ.</summary>
+    int IBackpropagationLoop<T>.BackpropagationScratchSize => _c.HiddenSize;
+
+    /// <summary>δ of W_ih x + b_ih, then of W_hh h + b_hh: [δ_r, δ_z, δ_n] and [δ_r, δ_z, δ_n ⊙ r].</summary>
+    int IBackpropagationLoop<T>.DeltaSize => 6 * _c.HiddenSize;
+
+    /// <inheritdoc/>
+    int IBackpropagationLoop<T>.GradientWorkspaceSize(int count) => _c.BackwardScratch(count);
 
     /// <summary>W_hh h of the block's steps by one matrix product, then each step's gates, as the forward step computes them.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -48,16 +54,16 @@ public readonly partial struct GruCell<T>
     /// carry = v ⊙ z + W_hhᵀ [δ_r; δ_z; δ_n ⊙ r].
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    void IBackpropagationLoop<T>.Backpropagate(ReadOnlySpan<T> states, ReadOnlySpan<T> cache, ReadOnlySpan<T> g, Span<T> adjoints, Span<T> carry,
+    void IBackpropagationLoop<T>.Backpropagate(ReadOnlySpan<T> states, ReadOnlySpan<T> cache, ReadOnlySpan<T> g, Span<T> deltas, Span<T> carry,
         Span<T> scratch, int count)
     {
         int n = _c.HiddenSize, v = Vector<T>.Count;
-        Span<T> delta = scratch[..(3 * n)], product = scratch.Slice(3 * n, n);
+        Span<T> product = scratch[..n];
         ReadOnlySpan<T> w = _c.HiddenRows;
         for (int t = count - 1; t >= 0; t--)
         {
             ReadOnlySpan<T> h = states.Slice(t * n, n), c = cache.Slice(t * 4 * n, 4 * n), gt = g.Slice(t * n, n);
-            Span<T> vt = adjoints.Slice(t * n, n);
+            Span<T> di = deltas.Slice(t * 6 * n, 3 * n), delta = deltas.Slice((t * 6 * n) + (3 * n), 3 * n);
             int i = 0;
             for (; i + v <= n; i += v)
             {
@@ -66,10 +72,14 @@ public readonly partial struct GruCell<T>
                 var hn = new Vector<T>(c[(2 * n + i)..]);
                 var gi = new Vector<T>(c[(3 * n + i)..]);
                 Vector<T> vi = new Vector<T>(gt[i..]) + new Vector<T>(carry[i..]);
-                vi.CopyTo(vt[i..]);
                 Vector<T> dan = vi * (Vector<T>.One - z) * (Vector<T>.One - gi * gi);
-                (dan * hn * r * (Vector<T>.One - r)).CopyTo(delta[i..]);
-                (vi * (new Vector<T>(h[i..]) - gi) * z * (Vector<T>.One - z)).CopyTo(delta[(n + i)..]);
+                Vector<T> dar = dan * hn * r * (Vector<T>.One - r);
+                Vector<T> daz = vi * (new Vector<T>(h[i..]) - gi) * z * (Vector<T>.One - z);
+                dar.CopyTo(di[i..]);
+                daz.CopyTo(di[(n + i)..]);
+                dan.CopyTo(di[(2 * n + i)..]);
+                dar.CopyTo(delta[i..]);
+                daz.CopyTo(delta[(n + i)..]);
                 (dan * r).CopyTo(delta[(2 * n + i)..]);
                 (vi * z).CopyTo(carry[i..]);
             }
@@ -77,10 +87,10 @@ public readonly partial struct GruCell<T>
             for (; i < n; i++)
             {
                 T r = c[i], z = c[n + i], hn = c[2 * n + i], gi = c[3 * n + i], vi = gt[i] + carry[i];
-                vt[i] = vi;
                 T dan = vi * (T.One - z) * (T.One - gi * gi);
-                delta[i] = dan * hn * r * (T.One - r);
-                delta[n + i] = vi * (h[i] - gi) * z * (T.One - z);
+                di[i] = delta[i] = dan * hn * r * (T.One - r);
+                di[n + i] = delta[n + i] = vi * (h[i] - gi) * z * (T.One - z);
+                di[2 * n + i] = dan;
                 delta[2 * n + i] = dan * r;
                 carry[i] = vi * z;
             }
@@ -88,5 +98,13 @@ public readonly partial struct GruCell<T>
             Kernels.MatVec(delta, w, product);
             System.Numerics.Tensors.TensorPrimitives.Add(carry, product, carry);
         }
+    }
+
+    /// <summary>δ_ih W_ih, δ_ihᵀ X, δ_hhᵀ H and the bias sums from the stored δ (rows of 6n: δ_ih, then δ_hh).</summary>
+    void IBackpropagationLoop<T>.Gradients(ReadOnlySpan<T> states, ReadOnlySpan<T> inputs, ReadOnlySpan<T> deltas, Span<T> inputAdjoints, Span<T> gradient,
+        Span<T> workspace, int count)
+    {
+        int n = _c.HiddenSize;
+        _c.Backward(deltas, deltas[(3 * n)..], inputs, states, n, default, inputAdjoints, gradient, workspace, count, deltaStride: 6 * n);
     }
 }

@@ -11,8 +11,14 @@ public readonly partial struct LstmCell<T>
     /// <summary>W_hh h of every step.</summary>
     int IBackpropagationLoop<T>.PrepareWorkspaceSize(int count) => count * 4 * _c.HiddenSize;
 
-    /// <summary>δ of W_hh h (4n).</summary>
-    int IBackpropagationLoop<T>.BackpropagationScratchSize => 4 * _c.HiddenSize;
+    /// <summary>None: W_hhᵀ δ goes straight into the carry.</summary>
+    int IBackpropagationLoop<T>.BackpropagationScratchSize => 0;
+
+    /// <summary>δ of the four gates' pre-activations (the same for W_ih x and W_hh h).</summary>
+    int IBackpropagationLoop<T>.DeltaSize => 4 * _c.HiddenSize;
+
+    /// <inheritdoc/>
+    int IBackpropagationLoop<T>.GradientWorkspaceSize(int count) => _c.BackwardScratch(count);
 
     /// <summary>W_hh h of the block's steps by one matrix product, then each step's gates and tanh(c'), as the forward step computes them.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -55,16 +61,16 @@ public readonly partial struct LstmCell<T>
     /// carry = [W_hhᵀ δ; ∂c' ⊙ f].
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    void IBackpropagationLoop<T>.Backpropagate(ReadOnlySpan<T> states, ReadOnlySpan<T> cache, ReadOnlySpan<T> g, Span<T> adjoints, Span<T> carry,
+    void IBackpropagationLoop<T>.Backpropagate(ReadOnlySpan<T> states, ReadOnlySpan<T> cache, ReadOnlySpan<T> g, Span<T> deltas, Span<T> carry,
         Span<T> scratch, int count)
     {
+        _ = scratch;
         int n = _c.HiddenSize, s2 = 2 * n, v = Vector<T>.Count;
-        Span<T> delta = scratch[..(4 * n)];
         ReadOnlySpan<T> w = _c.HiddenRows;
         for (int t = count - 1; t >= 0; t--)
         {
             ReadOnlySpan<T> state = states.Slice(t * s2, s2), c = cache.Slice(t * 5 * n, 5 * n), gt = g.Slice(t * s2, s2);
-            Span<T> vt = adjoints.Slice(t * s2, s2);
+            Span<T> delta = deltas.Slice(t * 4 * n, 4 * n);
             int k = 0;
             for (; k + v <= n; k += v)
             {
@@ -75,8 +81,6 @@ public readonly partial struct LstmCell<T>
                 var tc = new Vector<T>(c[(4 * n + k)..]);
                 Vector<T> vh = new Vector<T>(gt[k..]) + new Vector<T>(carry[k..]);
                 Vector<T> vc = new Vector<T>(gt[(n + k)..]) + new Vector<T>(carry[(n + k)..]);
-                vh.CopyTo(vt[k..]);
-                vc.CopyTo(vt[(n + k)..]);
                 Vector<T> dc = vc + vh * og * (Vector<T>.One - tc * tc);
                 (dc * gg * ig * (Vector<T>.One - ig)).CopyTo(delta[k..]);
                 (dc * new Vector<T>(state[(n + k)..]) * fg * (Vector<T>.One - fg)).CopyTo(delta[(n + k)..]);
@@ -89,8 +93,6 @@ public readonly partial struct LstmCell<T>
             {
                 T ig = c[k], fg = c[n + k], gg = c[2 * n + k], og = c[3 * n + k], tc = c[4 * n + k];
                 T vh = gt[k] + carry[k], vc = gt[n + k] + carry[n + k];
-                vt[k] = vh;
-                vt[n + k] = vc;
                 T dc = vc + vh * og * (T.One - tc * tc);
                 delta[k] = dc * gg * ig * (T.One - ig);
                 delta[n + k] = dc * state[n + k] * fg * (T.One - fg);
@@ -102,4 +104,9 @@ public readonly partial struct LstmCell<T>
             Kernels.MatVec(delta, w, carry[..n]);
         }
     }
+
+    /// <summary>δ W_ih, δᵀ X, δᵀ H and the bias sums from the stored δ.</summary>
+    void IBackpropagationLoop<T>.Gradients(ReadOnlySpan<T> states, ReadOnlySpan<T> inputs, ReadOnlySpan<T> deltas, Span<T> inputAdjoints, Span<T> gradient,
+        Span<T> workspace, int count) =>
+        _c.Backward(deltas, deltas, inputs, states, 2 * _c.HiddenSize, default, inputAdjoints, gradient, workspace, count);
 }

@@ -12,37 +12,28 @@ internal static partial class Adjoint
     /// </summary>
     internal const int LoopWindowSteps = 2048;
 
-    /// <summary>A worker's workspace for the BPTT loop's block phases: the cache's preparation and BackwardBlock, BlockSteps steps at a time.</summary>
+    /// <summary>A worker's workspace for the BPTT loop's block phases (the cache's preparation, the gradients), BlockSteps steps at a time.</summary>
     private static int LoopWorkspaceSize<TCell, T>(in TCell cell, IBackpropagationLoop<T> loop)
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T> =>
-        Math.Max(loop.PrepareWorkspaceSize(Solver.BlockSteps), cell.BackwardWorkspaceSize(Solver.BlockSteps));
+        Math.Max(loop.PrepareWorkspaceSize(Solver.BlockSteps), loop.GradientWorkspaceSize(Solver.BlockSteps));
 
     /// <summary>
     /// Backpropagation through time over one window by the cell's own loop, in three phases: (1) every step's cache (W_hh
     /// h_{t-1} by block products, the gates), in parallel blocks; (2) the loop from the last step back, v_t = g_t +
-    /// J_{t+1}ᵀ v_{t+1}, which per step costs the gates' derivatives and one W_hhᵀ δ; (3) every step's parameter and input
-    /// gradients at once (<see cref="BackwardSteps"/>). Only phase 2 is sequential. <paramref name="carry"/> returns
-    /// J_{t0}ᵀ v_{t0}, phase 2's.
+    /// J_{t+1}ᵀ v_{t+1}, which per step costs the gates' derivatives δ and one W_hhᵀ δ, and stores δ; (3) the parameter and
+    /// input gradients from the stored δ, in parallel blocks. Only phase 2 is sequential. <paramref name="carry"/> returns
+    /// J_{t0}ᵀ v_{t0}.
     /// </summary>
     private static unsafe void BackpropagateLoop<TCell, T>(TCell cell, IBackpropagationLoop<T> loop, ReadOnlySpan<T> x, Buffers<T> buffers, int length,
         Span<T> parameters, Span<T> dInputs, Span<T> carry, int cores, CancellationToken cancellation)
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int s = cell.StateSize, p = cell.ProjectionSize, k = loop.BackpropagationCacheSize, block = Solver.BlockSteps;
-        T[] previous = buffers.Previous, projections = buffers.Projections, cache = buffers.Cache;
-        int blocks = (length + block - 1) / block, chunks = Math.Min(blocks, buffers.Workspaces.Length);
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, cores), CancellationToken = cancellation };
-        Parallel.For(0, chunks, parallel, c =>
-        {
-            T[] ws = buffers.Workspaces[c];
-            for (int b = (int)((long)blocks * c / chunks); b < (int)((long)blocks * (c + 1) / chunks); b++)
-            {
-                int t0 = b * block, count = Math.Min(block, length - t0);
-                loop.PrepareBackpropagation(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), cache.AsSpan(t0 * k, count * k), ws, count);
-            }
-        });
+        int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize, k = loop.BackpropagationCacheSize, e = loop.DeltaSize;
+        T[] previous = buffers.Previous, projections = buffers.Projections, cache = buffers.Cache, deltas = buffers.Deltas;
+        ForBlocks(length, buffers, cores, (_, ws, t0, count) =>
+            loop.PrepareBackpropagation(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), cache.AsSpan(t0 * k, count * k), ws, count), cancellation);
 
         carry.Clear();
         for (int t1 = length; t1 > 0; t1 -= LoopSteps)
@@ -50,48 +41,75 @@ internal static partial class Adjoint
             cancellation.ThrowIfCancellationRequested();
             int t0 = Math.Max(0, t1 - LoopSteps), count = t1 - t0;
             loop.Backpropagate(previous.AsSpan(t0 * s, count * s), cache.AsSpan(t0 * k, count * k), buffers.G.AsSpan(t0 * s, count * s),
-                buffers.Adjoints.AsSpan(t0 * s, count * s), carry, buffers.Scratch, count);
+                deltas.AsSpan(t0 * e, count * e), carry, buffers.Scratch, count);
         }
 
-        BackwardSteps(cell, x, buffers, length, parameters, dInputs, cores, cancellation);
+        fixed (T* px = x, pdx = dInputs)
+        {
+            // The spans travel into the workers by address: they are pinned for the call.
+            nint inputs = (nint)px, inputGradients = (nint)pdx;
+            ForBlocks(length, buffers, cores, (sum, ws, t0, count) =>
+                loop.Gradients(previous.AsSpan(t0 * s, count * s), new ReadOnlySpan<T>((T*)inputs + ((long)t0 * d), count * d), deltas.AsSpan(t0 * e, count * e),
+                    new Span<T>((T*)inputGradients + ((long)t0 * d), count * d), sum, ws, count), cancellation);
+        }
+
+        AddSums(buffers, length, parameters);
     }
 
     /// <summary>
     /// Every step's backward product at once, given v_t in <see cref="Buffers{T}.Adjoints"/>: ∂L/∂x_t into
     /// <paramref name="dInputs"/>, J_tᵀ v_t into <see cref="Buffers{T}.StepPrevious"/>, and the parameter gradient added to
-    /// <paramref name="parameters"/>. The blocks are split over the workers in a fixed partition; each worker sums its
-    /// blocks' parameter gradients in order and the workers' sums are added in order, so the result does not depend on
-    /// scheduling.
+    /// <paramref name="parameters"/>.
     /// </summary>
     private static unsafe void BackwardSteps<TCell, T>(TCell cell, ReadOnlySpan<T> x, Buffers<T> buffers, int length, Span<T> parameters,
         Span<T> dInputs, int cores, CancellationToken cancellation)
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize, block = Solver.BlockSteps;
-        int blocks = (length + block - 1) / block, chunks = Math.Min(blocks, buffers.Workspaces.Length);
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, cores), CancellationToken = cancellation };
+        int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize;
         T[] previous = buffers.Previous, projections = buffers.Projections, adjoints = buffers.Adjoints, stepPrevious = buffers.StepPrevious;
-        T[][] sums = buffers.Sums;
         fixed (T* px = x, pdx = dInputs)
         {
-            // The spans travel into the workers by address: they are pinned for the call.
             nint inputs = (nint)px, inputGradients = (nint)pdx;
-            Parallel.For(0, chunks, parallel, c =>
-            {
-                T[] ws = buffers.Workspaces[c], sum = sums[c];
-                sum.AsSpan().Clear();
-                for (int b = (int)((long)blocks * c / chunks); b < (int)((long)blocks * (c + 1) / chunks); b++)
-                {
-                    int t0 = b * block, count = Math.Min(block, length - t0);
-                    cell.BackwardBlock(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p),
-                        new ReadOnlySpan<T>((T*)inputs + ((long)t0 * d), count * d), adjoints.AsSpan(t0 * s, count * s), stepPrevious.AsSpan(t0 * s, count * s),
-                        new Span<T>((T*)inputGradients + ((long)t0 * d), count * d), sum, ws, count);
-                }
-            });
+            ForBlocks(length, buffers, cores, (sum, ws, t0, count) =>
+                cell.BackwardBlock(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p),
+                    new ReadOnlySpan<T>((T*)inputs + ((long)t0 * d), count * d), adjoints.AsSpan(t0 * s, count * s), stepPrevious.AsSpan(t0 * s, count * s),
+                    new Span<T>((T*)inputGradients + ((long)t0 * d), count * d), sum, ws, count), cancellation);
         }
 
-        foreach (T[] sum in sums.AsSpan(0, chunks))
+        AddSums(buffers, length, parameters);
+    }
+
+    /// <summary>One block of BlockSteps steps: the worker's parameter sum and workspace, the block's first step and its length.</summary>
+    private delegate void BlockBody<T>(T[] sum, T[] workspace, int t0, int count);
+
+    /// <summary>
+    /// The window's blocks of <see cref="Solver.BlockSteps"/> steps over the workers in a fixed partition, each worker with
+    /// its own workspace and parameter sum (cleared first) and its blocks in order, so the sums do not depend on scheduling.
+    /// </summary>
+    private static void ForBlocks<T>(int length, Buffers<T> buffers, int cores, BlockBody<T> body, CancellationToken cancellation)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int block = Solver.BlockSteps, blocks = (length + block - 1) / block, chunks = Math.Min(blocks, buffers.Workspaces.Length);
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, cores), CancellationToken = cancellation };
+        Parallel.For(0, chunks, parallel, c =>
+        {
+            T[] ws = buffers.Workspaces[c], sum = buffers.Sums[c];
+            sum.AsSpan().Clear();
+            for (int b = (int)((long)blocks * c / chunks); b < (int)((long)blocks * (c + 1) / chunks); b++)
+            {
+                int t0 = b * block;
+                body(sum, ws, t0, Math.Min(block, length - t0));
+            }
+        });
+    }
+
+    /// <summary>Adds the workers' parameter sums of the last <see cref="ForBlocks"/> to <paramref name="parameters"/>, in worker order.</summary>
+    private static void AddSums<T>(Buffers<T> buffers, int length, Span<T> parameters)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int blocks = (length + Solver.BlockSteps - 1) / Solver.BlockSteps;
+        foreach (T[] sum in buffers.Sums.AsSpan(0, Math.Min(blocks, buffers.Sums.Length)))
         {
             for (int i = 0; i < sum.Length; i++)
             {

@@ -13,7 +13,7 @@ internal static partial class Adjoint
     /// <summary>
     /// The most steps one adjoint window may hold so its buffers fit <paramref name="budgetBytes"/>. Per step: the
     /// projections, g and h_{t-1} (both adjoints), plus for the scan two S×S Jacobians (J and its reversed transpose) and
-    /// five state vectors, for a cell's own BPTT loop its cache and two state vectors (v and J_tᵀ v_t).
+    /// five state vectors, for a cell's own BPTT loop its cache and its δ.
     /// </summary>
     internal static int WindowLength<TCell, T>(in TCell cell, int length, AdjointMethod method, int cores, long budgetBytes)
         where TCell : IDifferentiableCell<T>
@@ -21,7 +21,7 @@ internal static partial class Adjoint
     {
         long s = cell.StateSize;
         long perStep = cell.ProjectionSize + (2 * s) + (method == AdjointMethod.Scan ? (2L * JacobianValues<TCell, T>(cell)) + (5 * s)
-            : cell is IBackpropagationLoop<T> loop ? loop.BackpropagationCacheSize + (2 * s) : 0);
+            : cell is IBackpropagationLoop<T> loop ? loop.BackpropagationCacheSize + loop.DeltaSize : 0);
         long bytesPerStep = Math.Max(1, perStep * Unsafe.SizeOf<T>());
         long fits = (budgetBytes - (FixedValues<TCell, T>(cell, method, cores) * Unsafe.SizeOf<T>())) / bytesPerStep;
         if (fits < 1)
@@ -122,8 +122,7 @@ internal static partial class Adjoint
         if (loop is not null)
         {
             buffers.Cache = new T[(long)window * loop.BackpropagationCacheSize];
-            buffers.Adjoints = new T[(long)window * s];
-            buffers.StepPrevious = new T[(long)window * s];
+            buffers.Deltas = new T[(long)window * loop.DeltaSize];
             buffers.Scratch = new T[loop.BackpropagationScratchSize];
             buffers.Workspaces = [.. Enumerable.Range(0, workers).Select(_ => new T[LoopWorkspaceSize(cell, loop)])];
             buffers.Sums = [.. Enumerable.Range(0, workers).Select(_ => new T[cell.ParameterCount])];
@@ -191,14 +190,14 @@ internal static partial class Adjoint
         public readonly T[] Reversed = scan ? new T[(long)window * s] : [];
         public readonly T[] W = scan ? new T[(long)window * s] : [];
 
-        /// <summary>v_t of every step (the scan's, or the BPTT loop's).</summary>
-        public T[] Adjoints = scan ? new T[(long)window * s] : [];
+        public readonly T[] Adjoints = scan ? new T[(long)window * s] : [];
 
         /// <summary>J_tᵀ v_t of every step, from <see cref="BackwardSteps"/>.</summary>
-        public T[] StepPrevious = scan ? new T[(long)window * s] : [];
+        public readonly T[] StepPrevious = scan ? new T[(long)window * s] : [];
 
-        /// <summary>The cell's BPTT loop: its per-step cache, [window, cache size], and its scratch.</summary>
+        /// <summary>The cell's BPTT loop: its per-step cache and δ, [window, ·] each, and its scratch.</summary>
         public T[] Cache = [];
+        public T[] Deltas = [];
         public T[] Scratch = [];
 
         /// <summary>Cell workspaces, one per worker, for EvaluateBlock and BackwardBlock alike.</summary>
@@ -252,10 +251,7 @@ internal static partial class Adjoint
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize;
-        int block = Solver.BlockSteps;
-        int blocks = (length + block - 1) / block;
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, cores), CancellationToken = cancellation };
+        int s = cell.StateSize, p = cell.ProjectionSize;
         T[] g = buffers.G, previous = buffers.Previous, projections = buffers.Projections;
 
         // A cell that declares K×K blocks gives them (the diagonal for K = 1), and the transposed recurrence is as sparse:
@@ -266,19 +262,9 @@ internal static partial class Adjoint
 
         // 1. Jacobians at the solution, in parallel blocks: J_t = ∂f/∂h at (h_{t-1}, x_t).
         T[] jacobians = buffers.Jacobians, next = buffers.Next;
-        TCell local = cell;
-        // A fixed partition of the blocks over the workers, each with its own preallocated workspace.
-        int chunks = Math.Min(blocks, buffers.Workspaces.Length);
-        Parallel.For(0, chunks, parallel, c =>
-        {
-            T[] ws = buffers.Workspaces[c];
-            for (int k = (int)((long)blocks * c / chunks); k < (int)((long)blocks * (c + 1) / chunks); k++)
-            {
-                int t0 = k * block, count = Math.Min(block, length - t0);
-                local.EvaluateBlock(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), next.AsSpan(t0 * s, count * s),
-                    jacobians.AsSpan(t0 * ss, count * ss), mode, ws, count);
-            }
-        });
+        ForBlocks(length, buffers, cores, (_, ws, t0, count) =>
+            cell.EvaluateBlock(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), next.AsSpan(t0 * s, count * s),
+                jacobians.AsSpan(t0 * ss, count * ss), mode, ws, count), cancellation);
 
         // 2. Reverse time and transpose: A'_u = J_{T-u}ᵀ (A'_0 unused: w starts from zero), b'_u = g_{T-1-u}. A diagonal is
         //    its own transpose; blocks transpose one by one.
