@@ -116,7 +116,7 @@ internal static partial class Kernels
 
         if (accumulate)
         {
-            GemmAccumulate(a, b, c, m, k, cols, lda);
+            GemmAccumulate(a, b, c, m, k, cols, lda, 1);
             return;
         }
 

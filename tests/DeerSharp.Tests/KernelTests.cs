@@ -278,7 +278,8 @@ public class KernelTests
     /// <summary>
     /// C += A·B continues each element from C's value with one FMA per term in order of p: against that scalar FMA chain,
     /// bit for bit, in float and double, over row counts that leave an odd row, column counts across the four-vector blocks,
-    /// single vectors and lanes no vector covers, A with a row stride past k, and random C.
+    /// single vectors and lanes no vector covers, A with a row stride past k, and random C; the same with A stored
+    /// transposed (GemmTransposedAccumulate), and AddRows against a scalar running sum.
     /// </summary>
     [Fact]
     public void Gemm_accumulate_equals_an_FMA_chain_from_C_bit_for_bit() => Seeded.Run(rnd =>
@@ -315,6 +316,53 @@ public class KernelTests
         }
 
         Assert.Throws<ArgumentException>(() => Kernels.Gemm<T>(a, b, c.AsSpan(0, c.Length - 1), m, k, cols, lda, accumulate: true));
+
+        // The same product with A stored transposed, [k, m] at a row stride past m: the same bits.
+        int ldt = m + rnd.Next(0, 4);
+        var at = new T[((k - 1) * ldt) + m];
+        for (int i = 0; i < m; i++)
+        {
+            for (int p = 0; p < k; p++)
+            {
+                at[(p * ldt) + i] = a[(i * lda) + p];
+            }
+        }
+
+        T[] ct = Draw(m * cols), expectedT = (T[])ct.Clone();
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < cols; j++)
+            {
+                for (int p = 0; p < k; p++)
+                {
+                    expectedT[(i * cols) + j] = T.FusedMultiplyAdd(a[(i * lda) + p], b[(p * cols) + j], expectedT[(i * cols) + j]);
+                }
+            }
+        }
+
+        Kernels.GemmTransposedAccumulate<T>(at, ldt, b, ct, m, k, cols);
+        for (int i = 0; i < ct.Length; i++)
+        {
+            Assert.True(expectedT[i].Equals(ct[i]), $"{typeof(T).Name} Aᵀ [{k}, {m}] (lda {ldt}) B[{k}, {cols}]: C[{i / cols}, {i % cols}] is {ct[i]}, expected {expectedT[i]}");
+        }
+
+        Assert.Throws<ArgumentException>(() => Kernels.GemmTransposedAccumulate<T>(at.AsSpan(0, at.Length - 1), ldt, b, ct, m, k, cols));
+
+        // AddRows: the rows of A (stride lda) added to a random row, one after another.
+        T[] sums = Draw(k), expectedSums = (T[])sums.Clone();
+        for (int r = 0; r < m; r++)
+        {
+            for (int j = 0; j < k; j++)
+            {
+                expectedSums[j] += a[(r * lda) + j];
+            }
+        }
+
+        Kernels.AddRows<T>(a, lda, m, sums);
+        for (int j = 0; j < k; j++)
+        {
+            Assert.True(expectedSums[j].Equals(sums[j]), $"{typeof(T).Name} AddRows of {m} rows at stride {lda}: column {j} is {sums[j]}, expected {expectedSums[j]}");
+        }
     }
 
     /// <summary>

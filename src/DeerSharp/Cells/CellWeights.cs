@@ -74,8 +74,8 @@ internal sealed class CellWeights<T>
     /// <summary>[weight_ih, weight_hh, bias_ih, bias_hh]: the flat parameter layout of the PyTorch cells.</summary>
     public int ParameterCount => Rows * (InputSize + HiddenSize + 2);
 
-    /// <summary>Scratch for <see cref="Backward"/>: ∂L/∂h rows, a transposed δ block, and gathered h rows.</summary>
-    public int BackwardScratch(int count) => count * (2 * HiddenSize + Rows);
+    /// <summary>Scratch for <see cref="Backward"/>: ∂L/∂h rows and gathered h rows.</summary>
+    public int BackwardScratch(int count) => count * 2 * HiddenSize;
 
     /// <summary>
     /// The linear part of a backward step, shared by the PyTorch cells. Given the gradients of a block's pre-activations,
@@ -88,7 +88,7 @@ internal sealed class CellWeights<T>
         Span<T> previous, Span<T> inputAdjoints, Span<T> gradient, Span<T> scratch, int count, int deltaStride = 0)
     {
         int n = HiddenSize, d = InputSize, rows = Rows, ds = deltaStride == 0 ? rows : deltaStride;
-        Span<T> dh = scratch[..(count * n)], transposed = scratch.Slice(count * n, count * rows), hs = scratch.Slice(count * (n + rows), count * n);
+        Span<T> dh = scratch[..(count * n)], hs = scratch.Slice(count * n, count * n);
         if (!previous.IsEmpty)
         {
             Kernels.Gemm<T>(dHh, HiddenRows, dh, count, rows, n, ds);
@@ -108,27 +108,10 @@ internal sealed class CellWeights<T>
         Kernels.Gemm<T>(dIh, InputRows, inputAdjoints, count, rows, d, ds);
         Span<T> gIh = gradient[..(rows * d)], gHh = gradient.Slice(rows * d, rows * n);
         Span<T> gBih = gradient.Slice(rows * (d + n), rows), gBhh = gradient.Slice(rows * (d + n + 1), rows);
-        Transpose(dIh, ds, transposed, count, rows);
-        Kernels.Gemm<T>(transposed, inputs, gIh, rows, count, d, accumulate: true);
-        Transpose(dHh, ds, transposed, count, rows);
-        Kernels.Gemm<T>(transposed, hs, gHh, rows, count, n, accumulate: true);
-        for (int i = 0; i < count; i++)
-        {
-            TensorPrimitives.Add(gBih, dIh.Slice(i * ds, rows), gBih);
-            TensorPrimitives.Add(gBhh, dHh.Slice(i * ds, rows), gBhh);
-        }
-    }
-
-    /// <summary>destination [cols, rows] = the first cols values of each of source's rows (row stride <paramref name="stride"/>), transposed.</summary>
-    private static void Transpose(ReadOnlySpan<T> source, int stride, Span<T> destination, int rows, int cols)
-    {
-        for (int r = 0; r < rows; r++)
-        {
-            for (int c = 0; c < cols; c++)
-            {
-                destination[c * rows + r] = source[r * stride + c];
-            }
-        }
+        Kernels.GemmTransposedAccumulate<T>(dIh, ds, inputs, gIh, rows, count, d);
+        Kernels.GemmTransposedAccumulate<T>(dHh, ds, hs, gHh, rows, count, n);
+        Kernels.AddRows(dIh, ds, count, gBih);
+        Kernels.AddRows(dHh, ds, count, gBhh);
     }
 }
 

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using DeerSharp.Scan;
 
@@ -23,7 +24,9 @@ internal static partial class Adjoint
         long perStep = cell.ProjectionSize + (2 * s) + (method == AdjointMethod.Scan ? (2L * JacobianValues<TCell, T>(cell)) + (5 * s)
             : cell is IBackpropagationLoop<T> loop ? loop.BackpropagationCacheSize + loop.DeltaSize : 0);
         long bytesPerStep = Math.Max(1, perStep * Unsafe.SizeOf<T>());
-        long fits = (budgetBytes - (FixedValues<TCell, T>(cell, method, cores) * Unsafe.SizeOf<T>())) / bytesPerStep;
+        bool pooled = method == AdjointMethod.Sequential && cell is IBackpropagationLoop<T>;
+        // The loop's window buffers are rented from ArrayPool, which rounds each one up to a power of two: at most twice what is asked.
+        long fits = (budgetBytes - (FixedValues<TCell, T>(cell, method, cores) * Unsafe.SizeOf<T>())) / (pooled ? 2 : 1) / bytesPerStep;
         if (fits < 1)
         {
             throw new InsufficientMemoryException(
@@ -31,7 +34,7 @@ internal static partial class Adjoint
         }
 
         // A cell's own BPTT loop runs in windows whose buffers stay in cache (and are not allocated afresh for a long sequence).
-        long most = method == AdjointMethod.Sequential && cell is IBackpropagationLoop<T> ? LoopWindowSteps : length;
+        long most = pooled ? LoopWindowSteps : length;
         return (int)Math.Clamp(fits, 1, Math.Max(1, Math.Min(length, most)));
     }
 
@@ -116,13 +119,12 @@ internal static partial class Adjoint
         }
 
         int window = WindowLength<TCell, T>(cell, length, method, cores, budgetBytes);
-        var buffers = new Buffers<T>(window, s, p, method == AdjointMethod.Scan, JacobianValues<TCell, T>(cell));
         int workers = Math.Max(1, cores);
         IBackpropagationLoop<T>? loop = method == AdjointMethod.Sequential ? cell as IBackpropagationLoop<T> : null;
+        using var buffers = new Buffers<T>(window, s, p, method == AdjointMethod.Scan, JacobianValues<TCell, T>(cell),
+            loop?.BackpropagationCacheSize ?? 0, loop?.DeltaSize ?? 0);
         if (loop is not null)
         {
-            buffers.Cache = new T[(long)window * loop.BackpropagationCacheSize];
-            buffers.Deltas = new T[(long)window * loop.DeltaSize];
             buffers.Scratch = new T[loop.BackpropagationScratchSize];
             buffers.Workspaces = [.. Enumerable.Range(0, workers).Select(_ => new T[LoopWorkspaceSize(cell, loop)])];
             buffers.Sums = [.. Enumerable.Range(0, workers).Select(_ => new T[cell.ParameterCount])];
@@ -177,13 +179,45 @@ internal static partial class Adjoint
         return (length + window - 1) / window;
     }
 
-    /// <summary>One adjoint window's buffers, [window, ·] each, allocated once per sequence.</summary>
-    private sealed class Buffers<T>(int window, int s, int p, bool scan, int jacobianValues)
+    /// <summary>
+    /// One adjoint window's buffers, [window, ·] each, allocated once per sequence. A cell's BPTT loop (cache and δ sizes
+    /// above zero) rents its window buffers from <see cref="ArrayPool{T}.Shared"/> and returns them on
+    /// <see cref="Dispose"/>: a batch's sequences and a training loop's steps reuse them instead of allocating, zeroing and
+    /// faulting in fresh ones each time. Rented arrays may be longer and hold stale data; every phase writes before it reads.
+    /// </summary>
+    private sealed class Buffers<T>(int window, int s, int p, bool scan, int jacobianValues, int cacheSize, int deltaSize) : IDisposable
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        public readonly T[] Projections = new T[(long)window * p];
-        public readonly T[] G = new T[(long)window * s];
-        public readonly T[] Previous = new T[(long)window * s];
+        private readonly bool _pooled = cacheSize > 0;
+
+        public readonly T[] Projections = Take(cacheSize > 0, (long)window * p);
+        public readonly T[] G = Take(cacheSize > 0, (long)window * s);
+        public readonly T[] Previous = Take(cacheSize > 0, (long)window * s);
+
+        /// <summary>The cell's BPTT loop: its per-step cache and δ, [window, ·] each.</summary>
+        public readonly T[] Cache = Take(cacheSize > 0, (long)window * cacheSize);
+        public readonly T[] Deltas = Take(cacheSize > 0, (long)window * deltaSize);
+
+        /// <summary>The BPTT loop's scratch.</summary>
+        public T[] Scratch = [];
+
+        public void Dispose()
+        {
+            if (_pooled)
+            {
+                foreach (T[] buffer in new[] { Projections, G, Previous, Cache, Deltas })
+                {
+                    if (buffer.Length > 0)
+                    {
+                        ArrayPool<T>.Shared.Return(buffer);
+                    }
+                }
+            }
+        }
+
+        private static T[] Take(bool pooled, long length) =>
+            length == 0 ? [] : pooled ? ArrayPool<T>.Shared.Rent(checked((int)length)) : new T[length];
+
         public readonly T[] Jacobians = scan ? new T[(long)window * jacobianValues] : [];
         public readonly T[] Transposed = scan ? new T[(long)window * jacobianValues] : [];
         public readonly T[] Next = scan ? new T[(long)window * s] : [];
@@ -195,10 +229,6 @@ internal static partial class Adjoint
         /// <summary>J_tᵀ v_t of every step, from <see cref="BackwardSteps"/>.</summary>
         public readonly T[] StepPrevious = scan ? new T[(long)window * s] : [];
 
-        /// <summary>The cell's BPTT loop: its per-step cache and δ, [window, ·] each, and its scratch.</summary>
-        public T[] Cache = [];
-        public T[] Deltas = [];
-        public T[] Scratch = [];
 
         /// <summary>Cell workspaces, one per worker, for EvaluateBlock and BackwardBlock alike.</summary>
         public T[][] Workspaces = [];
