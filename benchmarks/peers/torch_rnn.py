@@ -1,10 +1,14 @@
 """PyTorch peer for `deer bench`: times nn.GRU / nn.LSTM on the CPU on the same weights and inputs as Deer.
 
 Usage: python3 torch_rnn.py --cell gru|lstm --weights W.safetensors --inputs X.npy --out Y.npy --repeats N [--device cpu|cuda]
+       python3 torch_rnn.py --cell gru|lstm --weights W.safetensors --inputs X.npy --out G.npy --repeats N --backward C.npy
        python3 torch_rnn.py --cell gru|lstm --weights W.safetensors --inputs X.npy --export-onnx M.onnx
 The second form writes the module with torch.onnx.export (opset 14, input "input" [B, T, d] with symbolic B and T,
 outputs "output", "h_n" and for the LSTM "c_n"), the file `deer bench --only cold` gives to `deer run --model` and to
 ONNX Runtime, and times nothing.
+With --backward C.npy (the cotangent of the output, shaped like it) each timed run is the forward pass and autograd's
+backward of sum(C * output) (`deer bench --only grad`), and --out receives the parameter gradient of the last run, flat
+in Deer's order: weight_ih, weight_hh, bias_ih, bias_hh.
 With --device cuda the module and inputs live on the GPU (cuDNN's RNN kernels) and each timed run ends with
 torch.cuda.synchronize(); the inputs are moved to the device before timing.
 Reads the state_dict with a minimal safetensors reader (no extra package needed), runs the batch_first module once to
@@ -13,6 +17,7 @@ warm up and N times timed, writes the output (for an agreement check) and prints
 """
 import argparse
 import json
+import os
 import struct
 import time
 
@@ -44,6 +49,7 @@ def main():
     p.add_argument("--export-onnx")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--backward")
     a = p.parse_args()
     state = read_safetensors(a.weights)
     x = torch.from_numpy(np.load(a.inputs))
@@ -66,6 +72,9 @@ def main():
     module = module.to(device)
     x = x.to(device)
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
+    if a.backward:
+        backward(module, x, torch.from_numpy(np.load(a.backward)).to(device), a)
+        return
     times = []
     with torch.no_grad():
         y, _ = module(x[..., : min(x.shape[-2], 256), :])
@@ -76,6 +85,30 @@ def main():
             sync()
             times.append(time.perf_counter() - t0)
     np.save(a.out, y.cpu().numpy())
+    times.sort()
+    print(json.dumps({"median_seconds": times[len(times) // 2], "min_seconds": times[0],
+                      "threads": torch.get_num_threads(), "torch": torch.__version__}))
+
+
+def backward(module, x, c, a):
+    """Times forward + backward of sum(c * output) and writes the last run's flat parameter gradient. On every core: this
+    torch build defaults to one thread on the 2-vCPU VM, and Deer's gradient uses both."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    params = [module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0]
+
+    def run():
+        for q in params:
+            q.grad = None
+        y, _ = module(x)
+        (y * c).sum().backward()
+
+    run()
+    times = []
+    for _ in range(a.repeats):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    np.save(a.out, torch.cat([q.grad.reshape(-1) for q in params]).numpy())
     times.sort()
     print(json.dumps({"median_seconds": times[len(times) // 2], "min_seconds": times[0],
                       "threads": torch.get_num_threads(), "torch": torch.__version__}))

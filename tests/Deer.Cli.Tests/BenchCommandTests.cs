@@ -48,6 +48,16 @@ public sealed class BenchCommandTests : IDisposable
         }
 
         Assert.Contains("One training step of the memorisation task", md, StringComparison.Ordinal);
+
+        // The gradient section: five cases with their floor, no peer under --no-peers.
+        Assert.Equal(5, json.RootElement.GetProperty("grad").GetArrayLength());
+        foreach (JsonElement row in json.RootElement.GetProperty("grad").EnumerateArray())
+        {
+            Assert.True(row.GetProperty("gradient_seconds_median").GetDouble() > 0 && row.GetProperty("floor_seconds").GetDouble() > 0, row.ToString());
+            Assert.Equal(JsonValueKind.Null, row.GetProperty("torch_seconds_median").ValueKind);
+        }
+
+        Assert.Contains("The gradient through a sequential solve (BPTT)", md, StringComparison.Ordinal);
         XDocument svg = XDocument.Load(_dir.File("bench.svg"));
         Assert.Equal("svg", svg.Root!.Name.LocalName);
         byte[] png = File.ReadAllBytes(_dir.File("bench.png"));
@@ -77,6 +87,24 @@ public sealed class BenchCommandTests : IDisposable
         }
 
         Assert.Contains("Cold start with an ONNX model", File.ReadAllText(_dir.File("bench.md")), StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// `deer bench --only grad` with PyTorch: Deer's float32 gradient through the loop and BPTT against autograd's on the
+    /// same weights, inputs and cotangent (an independent implementation), every case within 1e-4 of the largest entry.
+    /// </summary>
+    [TorchFact]
+    public void Grad_bench_agrees_with_PyTorch_autograd()
+    {
+        Cli.Outcome r = Cli.Run("bench", "--only", "grad", "--quick", "--repeats", "1", "--out-dir", _dir.Path);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        using JsonDocument json = JsonDocument.Parse(File.ReadAllText(_dir.File("bench.json")));
+        Assert.Equal(5, json.RootElement.GetProperty("grad").GetArrayLength());
+        foreach (JsonElement row in json.RootElement.GetProperty("grad").EnumerateArray())
+        {
+            Assert.True(row.GetProperty("torch_seconds_median").ValueKind == JsonValueKind.Number, row.ToString());
+            Assert.True(row.GetProperty("max_relative_diff").GetDouble() <= 1e-4, row.ToString());
+        }
     }
 
     private static readonly byte[] PngSignature = [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];

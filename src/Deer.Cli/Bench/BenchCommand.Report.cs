@@ -10,8 +10,11 @@ internal static partial class BenchCommand
     /// <summary>The sections against ONNX Runtime: cold (fresh processes) and warm (the race), each with why it was not measured.</summary>
     private sealed record OnnxSections(List<OnnxColdBench.Row> Cold, string? ColdNote, List<OrtRaceBench.Row> Race, string? RaceNote);
 
+    /// <summary>The sections on gradients: one training step of the memorisation task, and the gradient through a sequential solve (with why its peer was not measured).</summary>
+    private sealed record TrainingSections(List<TrainBench.Row> Train, List<GradBench.Row> Grad, string? GradNote);
+
     private static string Markdown(Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep,
-        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, string? coldNote, OnnxSections onnx, List<TrainBench.Row> train)
+        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, string? coldNote, OnnxSections onnx, TrainingSections training)
     {
         var c = CultureInfo.InvariantCulture;
         var md = new StringBuilder();
@@ -48,12 +51,13 @@ internal static partial class BenchCommand
         ColdBench.Markdown(md, cold, coldNote);
         OnnxColdBench.Markdown(md, onnx.Cold, onnx.ColdNote);
         OrtRaceBench.Markdown(md, onnx.Race, onnx.RaceNote);
-        TrainBench.Markdown(md, train);
+        TrainBench.Markdown(md, training.Train);
+        GradBench.Markdown(md, training.Grad, training.GradNote);
         return md.ToString();
     }
 
     private static void Json(Stream s, Options o, Dictionary<string, string> m, List<ScanRow> scan, List<RnnRow> rnn, string? torchNote, List<SweepRow> sweep,
-        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, OnnxSections onnx, List<TrainBench.Row> train)
+        List<StructuredBench.Row> structured, List<ColdBench.Row> cold, OnnxSections onnx, TrainingSections training)
     {
         using var w = new Utf8JsonWriter(s, ReportJson.WriterOptions);
         w.WriteStartObject();
@@ -90,7 +94,8 @@ internal static partial class BenchCommand
         ColdBench.Json(w, cold);
         OnnxColdBench.Json(w, onnx.Cold);
         OrtRaceBench.Json(w, onnx.Race);
-        TrainBench.Json(w, train);
+        TrainBench.Json(w, training.Train);
+        GradBench.Json(w, training.Grad);
         w.WriteEndObject();
     }
 

@@ -48,9 +48,9 @@ internal static partial class BenchCommand
         device.AcceptOnlyFromAmong("cpu", "gpu", "cuda", "emulated");
         var only = new Option<string?>("--only")
         {
-            Description = "Run one section of the CPU bench: scan, rnn, sweep, structured, cold (`deer run` as fresh processes against the warm solve and PyTorch), onnx-cold (`deer run --model` against ONNX Runtime's first run, each a fresh process), ort (the warm race against ONNX Runtime in one process), or train (one training step of the memorisation task against its floor) (default: all).",
+            Description = "Run one section of the CPU bench: scan, rnn, sweep, structured, cold (`deer run` as fresh processes against the warm solve and PyTorch), onnx-cold (`deer run --model` against ONNX Runtime's first run, each a fresh process), ort (the warm race against ONNX Runtime in one process), train (one training step of the memorisation task against its floor), or grad (the gradient through a sequential solve against PyTorch's CPU autograd) (default: all).",
         };
-        only.AcceptOnlyFromAmong("scan", "rnn", "sweep", "structured", "cold", "onnx-cold", "ort", "train");
+        only.AcceptOnlyFromAmong("scan", "rnn", "sweep", "structured", "cold", "onnx-cold", "ort", "train", "grad");
         var chartFrom = new Option<string?>("--chart-from")
         {
             Description = "Measure nothing: redraw bench.png and bench.svg from an earlier run's bench.json (its sweep) into --out-dir.",
@@ -141,10 +141,13 @@ internal static partial class BenchCommand
         List<OrtRaceBench.Row> race = o.Runs("ort") && o.Peers ? OrtRaceBench.Run(o.Quick, o.Repeats, peer, ortPeer, o.Log, out raceNote) : [];
         var onnx = new OnnxSections(onnxCold, o.Runs("onnx-cold") ? onnxNote : null, race, o.Runs("ort") ? raceNote : null);
         List<TrainBench.Row> train = o.Runs("train") ? TrainBench.Run(o.Quick, o.Repeats, o.Log) : [];
+        string? gradNote = null;
+        List<GradBench.Row> grad = o.Runs("grad") ? GradBench.Run(o.Quick, o.Repeats, o.Peers ? peer : null, o.Log, out gradNote) : [];
+        var training = new TrainingSections(train, grad, gradNote);
 
         using var files = new AtomicFiles();
-        files.Stage(Path.Combine(o.OutDir, "bench.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(o, machine, scan, rnn, torchNote, sweep, structured, cold, coldNote, onnx, train))));
-        files.Stage(Path.Combine(o.OutDir, "bench.json"), "--out-dir", s => Json(s, o, machine, scan, rnn, torchNote, sweep, structured, cold, onnx, train));
+        files.Stage(Path.Combine(o.OutDir, "bench.md"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Markdown(o, machine, scan, rnn, torchNote, sweep, structured, cold, coldNote, onnx, training))));
+        files.Stage(Path.Combine(o.OutDir, "bench.json"), "--out-dir", s => Json(s, o, machine, scan, rnn, torchNote, sweep, structured, cold, onnx, training));
         ScottPlot.Plot chart = Chart(machine, sweep);
         files.Stage(Path.Combine(o.OutDir, "bench.png"), "--out-dir", s => s.Write(Charts.Png(chart)));
         files.Stage(Path.Combine(o.OutDir, "bench.svg"), "--out-dir", s => s.Write(Encoding.UTF8.GetBytes(Charts.Svg(chart))));

@@ -28,9 +28,16 @@ internal sealed class TorchPeer(string? python)
         return null;
     }
 
+    /// <summary>
+    /// Times forward and backward of sum(cotangent ⊙ output) by autograd on the CPU (torch_rnn.py --backward); the result's
+    /// output is the parameter gradient in Deer's order. Null (with <see cref="Why"/>) as <see cref="Time"/>.
+    /// </summary>
+    public Result? TimeBackward(string cell, RecurrentWeights<float> weights, float[] inputs, float[] cotangent, int batch, int length, int repeats) =>
+        Time(cell, weights, inputs, batch, length, repeats, cotangent: cotangent);
+
     /// <summary>Times the module; null (with <see cref="Why"/>) when Python with torch is missing or the peer fails.</summary>
     public Result? Time(string cell, RecurrentWeights<float> weights, float[] inputs, int batch, int length, int repeats, string device = "cpu",
-        string scriptName = "torch_rnn.py", params string[] extra)
+        string scriptName = "torch_rnn.py", float[]? cotangent = null, params string[] extra)
     {
         if (Python is null)
         {
@@ -47,6 +54,12 @@ internal sealed class TorchPeer(string? python)
             int d = weights.InputSize;
             WriteModule(Path.Combine(dir, "w.safetensors"), weights);
             Npy.Write(Path.Combine(dir, "x.npy"), TensorData.FromSingle(inputs, batch, length, d));
+            if (cotangent is not null)
+            {
+                Npy.Write(Path.Combine(dir, "c.npy"), TensorData.FromSingle(cotangent, batch, length, weights.HiddenSize));
+                extra = [.. extra, "--backward", Path.Combine(dir, "c.npy")];
+            }
+
             bool torch = scriptName == "torch_rnn.py";
             string[] args = [script, .. torch ? new[] { "--cell", cell, "--device", device } : [], "--weights", Path.Combine(dir, "w.safetensors"),
                 "--inputs", Path.Combine(dir, "x.npy"), "--out", Path.Combine(dir, "y.npy"), "--repeats", repeats.ToString(CultureInfo.InvariantCulture), .. extra];

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace DeerSharp.Cpu;
 
 internal static partial class Adjoint
@@ -53,7 +55,7 @@ internal static partial class Adjoint
                     new Span<T>((T*)inputGradients + ((long)t0 * d), count * d), sum, ws, count), cancellation);
         }
 
-        AddSums(buffers, length, parameters);
+        AddSums(buffers, length, cores, parameters);
     }
 
     /// <summary>
@@ -77,39 +79,56 @@ internal static partial class Adjoint
                     new Span<T>((T*)inputGradients + ((long)t0 * d), count * d), sum, ws, count), cancellation);
         }
 
-        AddSums(buffers, length, parameters);
+        AddSums(buffers, length, cores, parameters);
     }
 
     /// <summary>One block of BlockSteps steps: the worker's parameter sum and workspace, the block's first step and its length.</summary>
     private delegate void BlockBody<T>(T[] sum, T[] workspace, int t0, int count);
 
     /// <summary>
-    /// The window's blocks of <see cref="Solver.BlockSteps"/> steps over the workers in a fixed partition, each worker with
-    /// its own workspace and parameter sum (cleared first) and its blocks in order, so the sums do not depend on scheduling.
+    /// The window's blocks of <see cref="Solver.BlockSteps"/> steps in a fixed partition of up to <paramref name="cores"/>
+    /// pieces, each with its own workspace and parameter sum (cleared first) and its blocks in order, so the sums do not
+    /// depend on which thread ran a piece. The caller and idle <see cref="Helpers"/> take the pieces from one counter: the
+    /// caller never waits for a helper to wake (the thread pool's workers woke milliseconds late on the 2-core VM, and a
+    /// gradient runs two of these per window of 2,048 steps).
     /// </summary>
     private static void ForBlocks<T>(int length, Buffers<T> buffers, int cores, BlockBody<T> body, CancellationToken cancellation)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int block = Solver.BlockSteps, blocks = (length + block - 1) / block, chunks = Math.Min(blocks, buffers.Workspaces.Length);
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, cores), CancellationToken = cancellation };
-        Parallel.For(0, chunks, parallel, c =>
+        cancellation.ThrowIfCancellationRequested();
+        int block = Solver.BlockSteps, blocks = (length + block - 1) / block, pieces = Math.Min(blocks, Math.Min(Math.Max(1, cores), buffers.Workspaces.Length));
+        var next = new StrongBox<int>(0);
+        void Work()
         {
-            T[] ws = buffers.Workspaces[c], sum = buffers.Sums[c];
-            sum.AsSpan().Clear();
-            for (int b = (int)((long)blocks * c / chunks); b < (int)((long)blocks * (c + 1) / chunks); b++)
+            for (int c = Interlocked.Increment(ref next.Value) - 1; c < pieces; c = Interlocked.Increment(ref next.Value) - 1)
             {
-                int t0 = b * block;
-                body(sum, ws, t0, Math.Min(block, length - t0));
+                T[] ws = buffers.Workspaces[c], sum = buffers.Sums[c];
+                sum.AsSpan().Clear();
+                for (int b = (int)((long)blocks * c / pieces); b < (int)((long)blocks * (c + 1) / pieces); b++)
+                {
+                    int t0 = b * block;
+                    body(sum, ws, t0, Math.Min(block, length - t0));
+                }
             }
-        });
+        }
+
+        Helpers.Helper[] started = pieces > 1 ? Helpers.Start(Work, pieces - 1) : [];
+        try
+        {
+            Work();
+        }
+        finally
+        {
+            Helpers.Finish(started);
+        }
     }
 
     /// <summary>Adds the workers' parameter sums of the last <see cref="ForBlocks"/> to <paramref name="parameters"/>, in worker order.</summary>
-    private static void AddSums<T>(Buffers<T> buffers, int length, Span<T> parameters)
+    private static void AddSums<T>(Buffers<T> buffers, int length, int cores, Span<T> parameters)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int blocks = (length + Solver.BlockSteps - 1) / Solver.BlockSteps;
-        foreach (T[] sum in buffers.Sums.AsSpan(0, Math.Min(blocks, buffers.Sums.Length)))
+        foreach (T[] sum in buffers.Sums.AsSpan(0, Math.Min(blocks, Math.Min(Math.Max(1, cores), buffers.Sums.Length))))
         {
             for (int i = 0; i < sum.Length; i++)
             {
