@@ -8,7 +8,7 @@ namespace DeerSharp.Cli.Bench;
 /// `deer bench --only grad`: the gradient through a sequential solve (forward by the loop, backward by BPTT) of the ORT
 /// race's cases, float32, warm: Deer's <see cref="Deer"/>.Gradient beside its forward solve alone, PyTorch's CPU autograd
 /// (forward and backward of sum(C ⊙ output), the same weights, inputs and cotangent) when Python with torch is there, the
-/// largest difference of the parameter gradients, and an FMA floor (<see cref="Floor"/>).
+/// largest difference of the parameter gradients (at most 3 of its runs: it is slow), and an FMA floor (<see cref="Floor"/>).
 /// </summary>
 internal static class GradBench
 {
@@ -78,7 +78,8 @@ internal static class GradBench
         // One warm-up round, half of Deer's rounds, the peer's process, the other half: drift falls on both sides.
         Array.ForEach(runs, run => run());
         Rounds(Math.Max(1, repeats / 2));
-        TorchPeer.Result? peer = torch?.TimeBackward(kind, weights, x, c, batch, length, repeats);
+        // At most 3 of the peer's runs: autograd took 33 s a run for T = 65,536 here (docs/benchmarks.md).
+        TorchPeer.Result? peer = torch?.TimeBackward(kind, weights, x, c, batch, length, Math.Min(3, repeats));
         Rounds(Math.Max(1, repeats - (repeats / 2)));
         if (torch is not null && peer is null)
         {
