@@ -14,7 +14,7 @@ public enum AdjointMethod
 
     /// <summary>
     /// Backpropagation through time: one vector-Jacobian product per step, from the last step back. The reference. For
-    /// the GRU and the LSTM only W_hhᵀ δ and the gates' derivatives are done step by step; W_hh h, the gates and every
+    /// the tanh RNN, the GRU and the LSTM only W_hhᵀ δ and the gates' derivatives are done step by step; W_hh h, the gates and every
     /// parameter and input gradient are block matrix products over the cores (docs/architecture.md).
     /// </summary>
     Sequential,

@@ -4,7 +4,7 @@ using DeerSharp.Cells;
 namespace DeerSharp.Tests;
 
 /// <summary>
-/// The GRU's and the LSTM's own backpropagation-through-time loop (Cells/*.Backpropagation.cs, Cpu/Adjoint.Loop.cs) on
+/// The tanh RNN's, the GRU's and the LSTM's own backpropagation-through-time loop (Cells/*.Backpropagation.cs, Cpu/Adjoint.Loop.cs) on
 /// sequences long enough to cross its windows, against the scan adjoint (an independent algorithm: every Jacobian formed,
 /// the transposed recurrence solved by the scan), and in float32 against the same loop in float64. Finite differences
 /// check both adjoints on short sequences (GradientTests).
@@ -34,6 +34,8 @@ public class BackpropagationLoopTests
     /// (Vector&lt;double&gt; has 4 or 8 lanes): parameter, input and h0 gradients within 1e-9 of the largest entry.
     /// </summary>
     [Theory]
+    [InlineData("rnn", 5)]
+    [InlineData("rnn", 12)]
     [InlineData("gru", 5)]
     [InlineData("gru", 12)]
     [InlineData("lstm", 5)]
@@ -57,6 +59,7 @@ public class BackpropagationLoopTests
     /// blocks) and three (one sequence per core), widths of 2 and 2.5 float vectors: within 1e-4 of the largest entry.
     /// </summary>
     [Theory]
+    [InlineData("rnn", 20, 3)]
     [InlineData("gru", 16, 1)]
     [InlineData("gru", 20, 3)]
     [InlineData("lstm", 16, 3)]

@@ -7,7 +7,7 @@ namespace DeerSharp.Cells;
 /// PyTorch's nn.RNN cell with tanh: h' = tanh(W_ih x + b_ih + W_hh h + b_hh).
 /// </summary>
 /// <remarks>Jacobian: J = diag(1 - h'²) W_hh; its diagonal (1 - h'²) ⊙ diag(W_hh).</remarks>
-public readonly struct TanhRnnCell<T> : IDifferentiableCell<T>, IConstructedCell, IDeviceFormSource<T>
+public readonly partial struct TanhRnnCell<T> : IDifferentiableCell<T>, IConstructedCell, IDeviceFormSource<T>, IBackpropagationLoop<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _c is null;

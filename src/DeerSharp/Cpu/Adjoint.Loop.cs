@@ -21,8 +21,8 @@ internal static partial class Adjoint
         Math.Max(loop.PrepareWorkspaceSize(Solver.BlockSteps), loop.GradientWorkspaceSize(Solver.BlockSteps));
 
     /// <summary>
-    /// Backpropagation through time over one window by the cell's own loop, in three phases: (1) every step's cache (W_hh
-    /// h_{t-1} by block products, the gates), in parallel blocks; (2) the loop from the last step back, v_t = g_t +
+    /// Backpropagation through time over one window by the cell's own loop, in three phases: (1) every step's input
+    /// projection and cache (W_hh h_{t-1} by block products, the gates), in parallel blocks; (2) the loop from the last step back, v_t = g_t +
     /// J_{t+1}ᵀ v_{t+1}, which per step costs the gates' derivatives δ and one W_hhᵀ δ, and stores δ; (3) the parameter and
     /// input gradients from the stored δ, in parallel blocks. Only phase 2 is sequential. <paramref name="carry"/> returns
     /// J_{t0}ᵀ v_{t0}.
@@ -34,22 +34,25 @@ internal static partial class Adjoint
     {
         int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize, k = loop.BackpropagationCacheSize, e = loop.DeltaSize;
         T[] previous = buffers.Previous, projections = buffers.Projections, cache = buffers.Cache, deltas = buffers.Deltas;
-        ForBlocks(length, buffers, cores, (_, ws, t0, count) =>
-            loop.PrepareBackpropagation(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), cache.AsSpan(t0 * k, count * k), ws, count), cancellation);
-
-        carry.Clear();
-        for (int t1 = length; t1 > 0; t1 -= LoopSteps)
-        {
-            cancellation.ThrowIfCancellationRequested();
-            int t0 = Math.Max(0, t1 - LoopSteps), count = t1 - t0;
-            loop.Backpropagate(previous.AsSpan(t0 * s, count * s), cache.AsSpan(t0 * k, count * k), buffers.G.AsSpan(t0 * s, count * s),
-                deltas.AsSpan(t0 * e, count * e), carry, buffers.Scratch, count);
-        }
-
         fixed (T* px = x, pdx = dInputs)
         {
             // The spans travel into the workers by address: they are pinned for the call.
             nint inputs = (nint)px, inputGradients = (nint)pdx;
+            ForBlocks(length, buffers, cores, (_, ws, t0, count) =>
+            {
+                cell.ProjectInputs(new ReadOnlySpan<T>((T*)inputs + ((long)t0 * d), count * d), projections.AsSpan(t0 * p, count * p), count);
+                loop.PrepareBackpropagation(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), cache.AsSpan(t0 * k, count * k), ws, count);
+            }, cancellation);
+
+            carry.Clear();
+            for (int t1 = length; t1 > 0; t1 -= LoopSteps)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                int t0 = Math.Max(0, t1 - LoopSteps), count = t1 - t0;
+                loop.Backpropagate(previous.AsSpan(t0 * s, count * s), cache.AsSpan(t0 * k, count * k), buffers.G.AsSpan(t0 * s, count * s),
+                    deltas.AsSpan(t0 * e, count * e), carry, buffers.Scratch, count);
+            }
+
             ForBlocks(length, buffers, cores, (sum, ws, t0, count) =>
                 loop.Gradients(previous.AsSpan(t0 * s, count * s), new ReadOnlySpan<T>((T*)inputs + ((long)t0 * d), count * d), deltas.AsSpan(t0 * e, count * e),
                     new Span<T>((T*)inputGradients + ((long)t0 * d), count * d), sum, ws, count), cancellation);

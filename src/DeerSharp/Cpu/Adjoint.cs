@@ -144,7 +144,11 @@ internal static partial class Adjoint
         {
             int t0 = Math.Max(0, t1 - window), count = t1 - t0;
             Span<T> projections = buffers.Projections.AsSpan(0, count * p), g = buffers.G.AsSpan(0, count * s), previous = buffers.Previous.AsSpan(0, count * s);
-            cell.ProjectInputs(x.Slice(t0 * d, count * d), projections, count);
+            if (loop is null)
+            {
+                cell.ProjectInputs(x.Slice(t0 * d, count * d), projections, count);         // the BPTT loop projects its blocks in parallel
+            }
+
             // g_t: the cotangent on the output, zero on the rest of the state (an LSTM's c); the last step also receives
             // what the later window passed back.
             g.Clear();
