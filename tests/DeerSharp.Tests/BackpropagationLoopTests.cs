@@ -81,6 +81,43 @@ public class BackpropagationLoopTests
         Close(wide.InitialStateGradient, Numbers.ToDouble(narrow.InitialStateGradient), 1e-4, $"{kind} n = {n}, B = {batch}: h0");
     });
 
+    /// <summary>
+    /// BPTT over the Jacobian blocks a structured cell declares (Cpu/Adjoint.Loop.cs, BackpropagateBlocks): IndRNN, the
+    /// diagonal GRU and the diagonal LSTM (two parts), blocks of 1 and 2, across windows, two sequences, against the scan
+    /// adjoint to 1e-9 of the largest entry.
+    /// </summary>
+    [Theory]
+    [InlineData("indrnn", 1)]
+    [InlineData("indrnn", 2)]
+    [InlineData("diag-gru", 1)]
+    [InlineData("diag-gru", 2)]
+    [InlineData("diag-lstm", 1)]
+    [InlineData("diag-lstm", 2)]
+    public void BPTT_by_blocks_across_its_windows_gives_the_scan_adjoints_gradient(string kind, int k) => Seeded.Run(rnd =>
+    {
+        const int D = 3, N = 6, Batch = 2;
+        int length = (2 * Cpu.Adjoint.LoopWindowSteps) + 37, s = kind == "diag-lstm" ? 2 * N : N;
+        StructuredWeights<double> w = StructuredWeights<double>.Random(kind == "indrnn" ? 1 : kind == "diag-gru" ? 3 : 4, N, D, k, rnd);
+        double[] x = Numbers.Uniform(rnd, Batch * length * D), h0 = Numbers.Uniform(rnd, Batch * s, 0.5), c = Numbers.Uniform(rnd, Batch * length * N);
+        var options = new SolveOptions { Method = SolveMethod.Sequential };
+        GradientResult<double> Run(AdjointMethod adjoint)
+        {
+            var gradient = new GradientOptions { Adjoint = adjoint };
+            return kind switch
+            {
+                "indrnn" => Deer.Gradient(new IndRnnCell<double>(w), x, Batch, length, c, options, gradient, h0),
+                "diag-gru" => Deer.Gradient(new DiagonalGruCell<double>(w), x, Batch, length, c, options, gradient, h0),
+                _ => Deer.Gradient(new DiagonalLstmCell<double>(w), x, Batch, length, c, options, gradient, h0),
+            };
+        }
+
+        GradientResult<double> blocks = Run(AdjointMethod.Sequential), scan = Run(AdjointMethod.Scan);
+        Assert.Equal(3, blocks.AdjointWindows);
+        Close(scan.ParameterGradient, blocks.ParameterGradient, 1e-9, $"{kind} k = {k}: parameters");
+        Close(scan.InputGradient, blocks.InputGradient, 1e-9, $"{kind} k = {k}: inputs");
+        Close(scan.InitialStateGradient, blocks.InitialStateGradient, 1e-9, $"{kind} k = {k}: h0");
+    });
+
     private static void Close(double[] expected, double[] actual, double tolerance, string what)
     {
         double scale = Math.Max(1e-300, expected.Max(Math.Abs)), diff = Numbers.MaxAbsDiff(expected, actual);

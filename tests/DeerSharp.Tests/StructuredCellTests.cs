@@ -417,6 +417,10 @@ public class StructuredCellTests
         var e = Assert.Throws<InvalidOperationException>(() => Deer.Gradient(liar, x, 1, Length, cot, new SolveOptions { Method = SolveMethod.Sequential },
             new GradientOptions { Adjoint = AdjointMethod.Scan }));
         Assert.Contains("outside its blocks", e.Message, StringComparison.Ordinal);
+        // BPTT over the declared blocks builds on it too, and checks it the same way.
+        e = Assert.Throws<InvalidOperationException>(() => Deer.Gradient(liar, x, 1, Length, cot, new SolveOptions { Method = SolveMethod.Sequential },
+            new GradientOptions { Adjoint = AdjointMethod.Sequential }));
+        Assert.Contains("outside its blocks", e.Message, StringComparison.Ordinal);
     });
 
     [Fact]

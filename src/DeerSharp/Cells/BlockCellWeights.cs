@@ -105,9 +105,6 @@ internal sealed class BlockCellWeights<T>
         }
     }
 
-    /// <summary>Scratch for <see cref="Backward"/>: a transposed δ block.</summary>
-    public int BackwardScratch(int count) => count * Rows;
-
     /// <summary>
     /// The linear part of a backward step for <paramref name="count"/> steps, given the gradients of the pre-activations:
     /// δ_ih (multiplying W_ih x and bias_ih) and δ_hh (multiplying W_hh h and bias_hh), both [count, G·n]. Adds the block
@@ -138,16 +135,8 @@ internal sealed class BlockCellWeights<T>
             TensorPrimitives.Add(gBhh, dh, gBhh);
         }
 
+        _ = scratch;
         Kernels.Gemm<T>(dIh, InputRows, inputAdjoints, count, rows, d);
-        Span<T> transposed = scratch[..(count * rows)];
-        for (int s = 0; s < count; s++)
-        {
-            for (int r = 0; r < rows; r++)
-            {
-                transposed[r * count + s] = dIh[s * rows + r];
-            }
-        }
-
-        Kernels.Gemm<T>(transposed, inputs, gIh, rows, count, d, accumulate: true);
+        Kernels.GemmTransposedAccumulate<T>(dIh, rows, inputs, gIh, rows, count, d);
     }
 }

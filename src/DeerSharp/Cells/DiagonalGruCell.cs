@@ -127,7 +127,7 @@ public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructed
     }
 
     /// <inheritdoc/>
-    public int BackwardWorkspaceSize(int count) => 2 * count * 3 * _c.HiddenSize + WorkspaceSize + _c.HiddenSize + _c.BackwardScratch(count);
+    public int BackwardWorkspaceSize(int count) => 2 * count * 3 * _c.HiddenSize + WorkspaceSize + _c.HiddenSize;
 
     /// <summary>
     /// Backward through the gates: with v = ∂L/∂h', ∂a_n = v(1 - z)(1 - n²), ∂a_r = ∂a_n (A_n h + b_hn) r(1 - r),

@@ -149,7 +149,7 @@ public readonly struct DiagonalLstmCell<T> : IDifferentiableCell<T>, IConstructe
     }
 
     /// <inheritdoc/>
-    public int BackwardWorkspaceSize(int count) => count * 4 * _c.HiddenSize + WorkspaceSize + 2 * _c.HiddenSize + _c.BackwardScratch(count);
+    public int BackwardWorkspaceSize(int count) => count * 4 * _c.HiddenSize + WorkspaceSize + 2 * _c.HiddenSize;
 
     /// <summary>
     /// Backward, v = [v_h; v_c]: ∂c' = v_c + v_h o(1 - τ²), ∂a_o = v_h τ o(1 - o), ∂a_i = ∂c' g i(1 - i),

@@ -127,7 +127,7 @@ public readonly struct IndRnnCell<T> : IDifferentiableCell<T>, IConstructedCell,
     }
 
     /// <inheritdoc/>
-    public int BackwardWorkspaceSize(int count) => 2 * count * _c.HiddenSize + _c.BackwardScratch(count);
+    public int BackwardWorkspaceSize(int count) => 2 * count * _c.HiddenSize;
 
     /// <summary>Backward: ∂a = v ⊙ (1 - h'²) for the pre-activation a, and ∂h_{t-1} = (W_hh^blk)ᵀ ∂a.</summary>
     public void BackwardBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, ReadOnlySpan<T> inputs, ReadOnlySpan<T> adjoints,

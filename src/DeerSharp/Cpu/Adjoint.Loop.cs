@@ -14,6 +14,103 @@ internal static partial class Adjoint
     /// </summary>
     internal const int LoopWindowSteps = 2048;
 
+    /// <summary>How one sequence's adjoint runs.</summary>
+    internal enum Path
+    {
+        /// <summary>AdjointMethod.Scan.</summary>
+        Scan,
+
+        /// <summary>BPTT by the cell's own loop (<see cref="IBackpropagationLoop{T}"/>).</summary>
+        Loop,
+
+        /// <summary>BPTT over the Jacobian blocks a cell declares (<see cref="IStructuredJacobian"/>).</summary>
+        Blocks,
+
+        /// <summary>BPTT by one <see cref="IDifferentiableCell{T}.BackwardBlock"/> a step: every other cell.</summary>
+        Steps,
+    }
+
+    internal static Path PathOf<TCell, T>(in TCell cell, AdjointMethod method)
+        where TCell : IDifferentiableCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        method == AdjointMethod.Scan ? Path.Scan
+            : cell is IBackpropagationLoop<T> ? Path.Loop
+            : JacobianStructures.Of<TCell, T>(cell) is not null ? Path.Blocks
+            : Path.Steps;
+
+    /// <summary>
+    /// Backpropagation through time for a cell that declares K×K Jacobian blocks (the structured cells): every step's
+    /// blocks by <see cref="IRecurrentCell{T}.EvaluateBlock"/> in parallel, then the loop from the last step back, v_t =
+    /// g_t + J_{t+1}ᵀ v_{t+1}, at O(S·K) a step, then every step's backward product at once (<see cref="BackwardSteps"/>).
+    /// The declaration is checked as for the scan adjoint (GradientDriver). <paramref name="carry"/> returns J_{t0}ᵀ v_{t0}.
+    /// </summary>
+    private static void BackpropagateBlocks<TCell, T>(TCell cell, JacobianStructure structure, ReadOnlySpan<T> x, Buffers<T> buffers, int length,
+        Span<T> parameters, Span<T> dInputs, Span<T> carry, int cores, CancellationToken cancellation)
+        where TCell : IDifferentiableCell<T>
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int s = cell.StateSize, p = cell.ProjectionSize, side = structure.Side, ss = structure.EntriesPerStep(s), units = s / structure.Parts;
+        JacobianMode mode = side == 1 ? JacobianMode.Diagonal : JacobianMode.Block;
+        T[] previous = buffers.Previous, projections = buffers.Projections, jacobians = buffers.Jacobians, next = buffers.Next;
+        ForBlocks(length, buffers, cores, (_, ws, t0, count) =>
+            cell.EvaluateBlock(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), next.AsSpan(t0 * s, count * s),
+                jacobians.AsSpan(t0 * ss, count * ss), mode, ws, count), cancellation);
+
+        // The state index of row r of block b, in block order.
+        var index = new int[s];
+        for (int b = 0; b < s / side; b++)
+        {
+            for (int r = 0; r < side; r++)
+            {
+                index[(b * side) + r] = structure.Index(b, r, units);
+            }
+        }
+
+        Span<T> v = buffers.V;
+        carry.Clear();
+        for (int t = length - 1; t >= 0; t--)
+        {
+            if ((t & 4095) == 0)
+            {
+                cancellation.ThrowIfCancellationRequested();
+            }
+
+            ReadOnlySpan<T> g = buffers.G.AsSpan(t * s, s), j = jacobians.AsSpan(t * ss, ss);
+            Span<T> adjoint = buffers.Adjoints.AsSpan(t * s, s);
+            for (int i = 0; i < s; i++)
+            {
+                v[i] = adjoint[i] = g[i] + carry[i];
+            }
+
+            if (side == 1)
+            {
+                for (int i = 0; i < s; i++)
+                {
+                    carry[i] = j[i] * v[i];
+                }
+
+                continue;
+            }
+
+            // carry[col] = Σ_row J[row, col] v[row] within each block (J_tᵀ v).
+            for (int b = 0, o = 0; b < s / side; b++, o += side * side)
+            {
+                for (int c = 0; c < side; c++)
+                {
+                    T sum = T.Zero;
+                    for (int r = 0; r < side; r++)
+                    {
+                        sum = T.FusedMultiplyAdd(j[o + (r * side) + c], v[index[(b * side) + r]], sum);
+                    }
+
+                    carry[index[(b * side) + c]] = sum;
+                }
+            }
+        }
+
+        BackwardSteps(cell, x, buffers, length, parameters, dInputs, cores, cancellation);
+    }
+
     /// <summary>A worker's workspace for the BPTT loop's block phases (the cache's preparation, the gradients), BlockSteps steps at a time.</summary>
     private static int LoopWorkspaceSize<TCell, T>(in TCell cell, IBackpropagationLoop<T> loop)
         where TCell : IDifferentiableCell<T>

@@ -14,26 +14,33 @@ internal static partial class Adjoint
     /// <summary>
     /// The most steps one adjoint window may hold so its buffers fit <paramref name="budgetBytes"/>. Per step: the
     /// projections, g and h_{t-1} (both adjoints), plus for the scan two S×S Jacobians (J and its reversed transpose) and
-    /// five state vectors, for a cell's own BPTT loop its cache and its δ.
+    /// five state vectors, for a cell's own BPTT loop its cache and its δ, for BPTT by Jacobian blocks one step's blocks
+    /// and three state vectors.
     /// </summary>
     internal static int WindowLength<TCell, T>(in TCell cell, int length, AdjointMethod method, int cores, long budgetBytes)
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         long s = cell.StateSize;
-        long perStep = cell.ProjectionSize + (2 * s) + (method == AdjointMethod.Scan ? (2L * JacobianValues<TCell, T>(cell)) + (5 * s)
-            : cell is IBackpropagationLoop<T> loop ? loop.BackpropagationCacheSize + loop.DeltaSize : 0);
+        Path path = PathOf<TCell, T>(cell, method);
+        long perStep = cell.ProjectionSize + (2 * s) + path switch
+        {
+            Path.Scan => (2L * JacobianValues<TCell, T>(cell)) + (5 * s),
+            Path.Loop => ((IBackpropagationLoop<T>)cell).BackpropagationCacheSize + ((IBackpropagationLoop<T>)cell).DeltaSize,
+            Path.Blocks => JacobianValues<TCell, T>(cell) + (3 * s),
+            _ => 0,
+        };
         long bytesPerStep = Math.Max(1, perStep * Unsafe.SizeOf<T>());
-        bool pooled = method == AdjointMethod.Sequential && cell is IBackpropagationLoop<T>;
-        // The loop's window buffers are rented from ArrayPool, which rounds each one up to a power of two: at most twice what is asked.
-        long fits = (budgetBytes - (FixedValues<TCell, T>(cell, method, cores) * Unsafe.SizeOf<T>())) / (pooled ? 2 : 1) / bytesPerStep;
+        bool pooled = path is Path.Loop or Path.Blocks;
+        // Their window buffers are rented from ArrayPool, which rounds each one up to a power of two: at most twice what is asked.
+        long fits = (budgetBytes - (FixedValues<TCell, T>(cell, path, cores) * Unsafe.SizeOf<T>())) / (pooled ? 2 : 1) / bytesPerStep;
         if (fits < 1)
         {
             throw new InsufficientMemoryException(
                 $"One step of the {method} adjoint needs {bytesPerStep} bytes of working memory, over the memory budget of {budgetBytes} bytes; raise SolveOptions.MemoryBudgetBytes or use AdjointMethod.Sequential.");
         }
 
-        // A cell's own BPTT loop runs in windows whose buffers stay in cache (and are not allocated afresh for a long sequence).
+        // The BPTT paths by blocks run in windows whose buffers stay in cache (and are not allocated afresh for a long sequence).
         long most = pooled ? LoopWindowSteps : length;
         return (int)Math.Clamp(fits, 1, Math.Max(1, Math.Min(length, most)));
     }
@@ -90,15 +97,17 @@ internal static partial class Adjoint
         where T : unmanaged, IFloatingPointIeee754<T> =>
         JacobianStructures.Of<TCell, T>(cell) is { } structure ? structure.EntriesPerStep(cell.StateSize) : cell.StateSize * cell.StateSize;
 
-    /// <summary>The window-independent buffers: one cell workspace and one parameter sum per core (the scan adjoint), or one step's.</summary>
-    private static long FixedValues<TCell, T>(in TCell cell, AdjointMethod method, int cores)
+    /// <summary>The window-independent buffers: one cell workspace and one parameter sum per core (the paths by blocks), or one step's.</summary>
+    private static long FixedValues<TCell, T>(in TCell cell, Path path, int cores)
         where TCell : IDifferentiableCell<T>
         where T : unmanaged, IFloatingPointIeee754<T> =>
-        method == AdjointMethod.Scan
-            ? (long)Math.Max(1, cores) * (cell.BlockWorkspaceSize(Solver.BlockSteps) + cell.BackwardWorkspaceSize(Solver.BlockSteps) + cell.ParameterCount)
-            : cell is IBackpropagationLoop<T> loop
-                ? ((long)Math.Max(1, cores) * (LoopWorkspaceSize(cell, loop) + cell.ParameterCount)) + loop.BackpropagationScratchSize + cell.StateSize
-                : cell.BackwardWorkspaceSize(1) + (3L * cell.StateSize);
+        path switch
+        {
+            Path.Scan or Path.Blocks => (long)Math.Max(1, cores) * (cell.BlockWorkspaceSize(Solver.BlockSteps) + cell.BackwardWorkspaceSize(Solver.BlockSteps) + cell.ParameterCount),
+            Path.Loop => ((long)Math.Max(1, cores) * (LoopWorkspaceSize(cell, (IBackpropagationLoop<T>)cell) + cell.ParameterCount))
+                + ((IBackpropagationLoop<T>)cell).BackpropagationScratchSize + cell.StateSize,
+            _ => cell.BackwardWorkspaceSize(1) + (3L * cell.StateSize),
+        };
 
     /// <summary>
     /// One sequence's gradient, in windows from the end of time back to the start so the buffers fit the memory budget:
@@ -120,16 +129,16 @@ internal static partial class Adjoint
 
         int window = WindowLength<TCell, T>(cell, length, method, cores, budgetBytes);
         int workers = Math.Max(1, cores);
-        IBackpropagationLoop<T>? loop = method == AdjointMethod.Sequential ? cell as IBackpropagationLoop<T> : null;
-        using var buffers = new Buffers<T>(window, s, p, method == AdjointMethod.Scan, JacobianValues<TCell, T>(cell),
-            loop?.BackpropagationCacheSize ?? 0, loop?.DeltaSize ?? 0);
+        Path path = PathOf<TCell, T>(cell, method);
+        IBackpropagationLoop<T>? loop = path == Path.Loop ? (IBackpropagationLoop<T>)cell : null;
+        using var buffers = new Buffers<T>(path, window, s, p, JacobianValues<TCell, T>(cell), loop?.BackpropagationCacheSize ?? 0, loop?.DeltaSize ?? 0);
         if (loop is not null)
         {
             buffers.Scratch = new T[loop.BackpropagationScratchSize];
             buffers.Workspaces = [.. Enumerable.Range(0, workers).Select(_ => new T[LoopWorkspaceSize(cell, loop)])];
             buffers.Sums = [.. Enumerable.Range(0, workers).Select(_ => new T[cell.ParameterCount])];
         }
-        else if (method == AdjointMethod.Scan)
+        else if (path is Path.Scan or Path.Blocks)
         {
             buffers.Workspaces = [.. Enumerable.Range(0, workers).Select(_ => new T[Math.Max(cell.BlockWorkspaceSize(Solver.BlockSteps), cell.BackwardWorkspaceSize(Solver.BlockSteps))])];
             buffers.Sums = [.. Enumerable.Range(0, workers).Select(_ => new T[cell.ParameterCount])];
@@ -169,6 +178,11 @@ internal static partial class Adjoint
             {
                 BackpropagateLoop(cell, loop, x.Slice(t0 * d, count * d), buffers, count, parameters, dInputs.Slice(t0 * d, count * d), carry, cores, cancellation);
             }
+            else if (path == Path.Blocks)
+            {
+                BackpropagateBlocks(cell, JacobianStructures.Of<TCell, T>(cell)!.Value, x.Slice(t0 * d, count * d), buffers, count, parameters,
+                    dInputs.Slice(t0 * d, count * d), carry, cores, cancellation);
+            }
             else if (method == AdjointMethod.Sequential)
             {
                 Backpropagate(cell, x.Slice(t0 * d, count * d), buffers, count, parameters, dInputs.Slice(t0 * d, count * d), carry, cancellation);
@@ -184,32 +198,46 @@ internal static partial class Adjoint
     }
 
     /// <summary>
-    /// One adjoint window's buffers, [window, ·] each, allocated once per sequence. A cell's BPTT loop (cache and δ sizes
-    /// above zero) rents its window buffers from <see cref="ArrayPool{T}.Shared"/> and returns them on
-    /// <see cref="Dispose"/>: a batch's sequences and a training loop's steps reuse them instead of allocating, zeroing and
-    /// faulting in fresh ones each time. Rented arrays may be longer and hold stale data; every phase writes before it reads.
+    /// One adjoint window's buffers, [window, ·] each, allocated once per sequence. The BPTT paths by blocks
+    /// (<see cref="Path.Loop"/>, <see cref="Path.Blocks"/>) rent their window buffers from <see cref="ArrayPool{T}.Shared"/>
+    /// and return them on <see cref="Dispose"/>: a batch's sequences and a training loop's steps reuse them instead of
+    /// allocating, zeroing and faulting in fresh ones each time. Rented arrays may be longer and hold stale data; every
+    /// phase writes before it reads.
     /// </summary>
-    private sealed class Buffers<T>(int window, int s, int p, bool scan, int jacobianValues, int cacheSize, int deltaSize) : IDisposable
+    private sealed class Buffers<T>(Path path, int window, int s, int p, int jacobianValues, int cacheSize, int deltaSize) : IDisposable
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        private readonly bool _pooled = cacheSize > 0;
+        private readonly bool _pooled = path is Path.Loop or Path.Blocks;
 
-        public readonly T[] Projections = Take(cacheSize > 0, (long)window * p);
-        public readonly T[] G = Take(cacheSize > 0, (long)window * s);
-        public readonly T[] Previous = Take(cacheSize > 0, (long)window * s);
+        public readonly T[] Projections = Take(path, (long)window * p);
+        public readonly T[] G = Take(path, (long)window * s);
+        public readonly T[] Previous = Take(path, (long)window * s);
 
         /// <summary>The cell's BPTT loop: its per-step cache and δ, [window, ·] each.</summary>
-        public readonly T[] Cache = Take(cacheSize > 0, (long)window * cacheSize);
-        public readonly T[] Deltas = Take(cacheSize > 0, (long)window * deltaSize);
+        public readonly T[] Cache = Take(path, (long)window * cacheSize);
+        public readonly T[] Deltas = Take(path, (long)window * deltaSize);
 
         /// <summary>The BPTT loop's scratch.</summary>
         public T[] Scratch = [];
+
+        /// <summary>J_t (full, or the declared blocks), f(h_{t-1}, x_t), v_t and J_tᵀ v_t of every step: the scan and BPTT by blocks.</summary>
+        public readonly T[] Jacobians = path is Path.Scan or Path.Blocks ? Take(path, (long)window * jacobianValues) : [];
+        public readonly T[] Next = path is Path.Scan or Path.Blocks ? Take(path, (long)window * s) : [];
+        public readonly T[] Adjoints = path is Path.Scan or Path.Blocks ? Take(path, (long)window * s) : [];
+
+        /// <summary>J_tᵀ v_t of every step, from <see cref="BackwardSteps"/>.</summary>
+        public readonly T[] StepPrevious = path is Path.Scan or Path.Blocks ? Take(path, (long)window * s) : [];
+
+        /// <summary>The scan's reversed, transposed recurrence and its solution.</summary>
+        public readonly T[] Transposed = path == Path.Scan ? new T[(long)window * jacobianValues] : [];
+        public readonly T[] Reversed = path == Path.Scan ? new T[(long)window * s] : [];
+        public readonly T[] W = path == Path.Scan ? new T[(long)window * s] : [];
 
         public void Dispose()
         {
             if (_pooled)
             {
-                foreach (T[] buffer in new[] { Projections, G, Previous, Cache, Deltas })
+                foreach (T[] buffer in new[] { Projections, G, Previous, Cache, Deltas, Jacobians, Next, Adjoints, StepPrevious })
                 {
                     if (buffer.Length > 0)
                     {
@@ -219,20 +247,8 @@ internal static partial class Adjoint
             }
         }
 
-        private static T[] Take(bool pooled, long length) =>
-            length == 0 ? [] : pooled ? ArrayPool<T>.Shared.Rent(checked((int)length)) : new T[length];
-
-        public readonly T[] Jacobians = scan ? new T[(long)window * jacobianValues] : [];
-        public readonly T[] Transposed = scan ? new T[(long)window * jacobianValues] : [];
-        public readonly T[] Next = scan ? new T[(long)window * s] : [];
-        public readonly T[] Reversed = scan ? new T[(long)window * s] : [];
-        public readonly T[] W = scan ? new T[(long)window * s] : [];
-
-        public readonly T[] Adjoints = scan ? new T[(long)window * s] : [];
-
-        /// <summary>J_tᵀ v_t of every step, from <see cref="BackwardSteps"/>.</summary>
-        public readonly T[] StepPrevious = scan ? new T[(long)window * s] : [];
-
+        private static T[] Take(Path path, long length) =>
+            length == 0 ? [] : path is Path.Loop or Path.Blocks ? ArrayPool<T>.Shared.Rent(checked((int)length)) : new T[length];
 
         /// <summary>Cell workspaces, one per worker, for EvaluateBlock and BackwardBlock alike.</summary>
         public T[][] Workspaces = [];

@@ -66,7 +66,9 @@ internal static class GradientDriver
         int workers = batchSize >= cores ? cores : 1;
         int inner = batchSize >= cores ? 1 : cores;
         long budget = total / 2 / Math.Max(1, Math.Min(workers, batchSize));
-        if (method == AdjointMethod.Scan && length > 0 && batchSize > 0 && JacobianStructures.Of<TCell, T>(cell) is { } declared)
+        // The scan adjoint and BPTT by blocks both build on a declared structure: check it first.
+        if (Adjoint.PathOf<TCell, T>(cell, method) is Adjoint.Path.Scan or Adjoint.Path.Blocks && length > 0 && batchSize > 0
+            && JacobianStructures.Of<TCell, T>(cell) is { } declared)
         {
             Adjoint.CheckDeclaredStructure(cell, forward.States.AsSpan(0, length * s), h0.AsSpan(0, s), inputs[..(length * d)], length, declared);
         }
