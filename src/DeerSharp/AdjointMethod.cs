@@ -15,7 +15,8 @@ public enum AdjointMethod
     /// <summary>
     /// Backpropagation through time: one vector-Jacobian product per step, from the last step back. The reference. For
     /// the tanh RNN, the GRU and the LSTM only W_hhᵀ δ and the gates' derivatives are done step by step; W_hh h, the gates and every
-    /// parameter and input gradient are block matrix products over the cores (docs/architecture.md).
+    /// parameter and input gradient are block matrix products over the cores; for a cell that declares Jacobian blocks, the
+    /// blocks of every step are formed in parallel and only J_{t+1}ᵀ v_{t+1} over them is done step by step (docs/gradients.md).
     /// </summary>
     Sequential,
 }

@@ -47,8 +47,8 @@ public sealed class GradientResult<T>
 
     /// <summary>
     /// How many time windows the adjoint was split into to keep within <see cref="SolveOptions.MemoryBudgetBytes"/> (1: none;
-    /// the most over the batch and the layers). The tanh RNN's, GRU's and LSTM's backpropagation through time also runs in windows of at
-    /// most 2,048 steps, so its buffers stay in cache. Windows give the same gradient.
+    /// the most over the batch and the layers). Backpropagation through time by blocks (the tanh RNN, GRU and LSTM, and cells that declare Jacobian
+    /// blocks) also runs in windows of at most 2,048 steps, so its buffers stay in cache. Windows give the same gradient.
     /// </summary>
     public int AdjointWindows { get; }
 
