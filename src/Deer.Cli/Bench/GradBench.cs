@@ -75,8 +75,15 @@ internal static class GradBench
             }
         }
 
-        // One warm-up round, half of Deer's rounds, the peer's process, the other half: drift falls on both sides.
-        Array.ForEach(runs, run => run());
+        // Thirty warm-up rounds (at most 15 s): the tiered JIT promotes a method after 30 calls and recompiles it on a
+        // background thread, which on two cores took up to 3x off a B = 16 LSTM's gradient while it ran (35 ms steady,
+        // 92-111 ms in those calls). Then half of Deer's rounds, the peer's process, the other half: drift falls on both.
+        long warm = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int i = 0; i < 30 && (i < 1 || System.Diagnostics.Stopwatch.GetElapsedTime(warm).TotalSeconds < 15); i++)
+        {
+            Array.ForEach(runs, run => run());
+        }
+
         Rounds(Math.Max(1, repeats / 2));
         // At most 3 of the peer's runs: autograd took 33 s a run for T = 65,536 here (docs/benchmarks.md).
         TorchPeer.Result? peer = torch?.TimeBackward(kind, weights, x, c, batch, length, Math.Min(3, repeats));
