@@ -11,10 +11,13 @@ namespace DeerSharp.Cells;
 /// The input projection holds the activated gate and impulse, [g_t; i_t]. The Jacobian is diag(g_t). Parameters, flat:
 /// [gate.weight, gate.bias, impulse.weight, impulse.bias].
 /// </remarks>
-public readonly struct GilrCell<T> : ILinearSurrogateCell<T>, IConstructedCell, IDeviceFormSource<T>
+public readonly struct GilrCell<T> : ILinearSurrogateCell<T>, IConstructedCell, IDeviceFormSource<T>, IStructuredJacobian
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _p is null;
+
+    /// <summary>Diagonal: ∂h_t/∂h_{t-1} = diag(g_t). The adjoints then run over the diagonal (the scan's in O(T n), BPTT's by blocks).</summary>
+    JacobianStructure? IStructuredJacobian.JacobianStructure => new JacobianStructure(1);
 
     private readonly GilrProjection<T> _p;
 
