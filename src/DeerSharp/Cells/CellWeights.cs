@@ -88,7 +88,9 @@ internal sealed class CellWeights<T>
         Span<T> previous, Span<T> inputAdjoints, Span<T> gradient, Span<T> scratch, int count, int deltaStride = 0)
     {
         int n = HiddenSize, d = InputSize, rows = Rows, ds = deltaStride == 0 ? rows : deltaStride;
-        Span<T> dh = scratch[..(count * n)], hs = scratch.Slice(count * n, count * n);
+        Span<T> dh = scratch[..(count * n)], gathered = scratch.Slice(count * n, count * n);
+        // H for δ_hhᵀ H: the states themselves when their rows are h alone, else their h parts gathered.
+        ReadOnlySpan<T> hs = stateStride == n ? states[..(count * n)] : gathered;
         if (!previous.IsEmpty)
         {
             Kernels.Gemm<T>(dHh, HiddenRows, dh, count, rows, n, ds);
@@ -102,7 +104,10 @@ internal sealed class CellWeights<T>
                 TensorPrimitives.Add(row, dh.Slice(i * n, n), row);
             }
 
-            states.Slice(i * stateStride, n).CopyTo(hs.Slice(i * n, n));
+            if (stateStride != n)
+            {
+                states.Slice(i * stateStride, n).CopyTo(gathered.Slice(i * n, n));
+            }
         }
 
         Kernels.Gemm<T>(dIh, InputRows, inputAdjoints, count, rows, d, ds);

@@ -131,6 +131,7 @@ internal static partial class Adjoint
     {
         int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize, k = loop.BackpropagationCacheSize, e = loop.DeltaSize;
         T[] previous = buffers.Previous, projections = buffers.Projections, cache = buffers.Cache, deltas = buffers.Deltas;
+        int pieces;
         fixed (T* px = x, pdx = dInputs)
         {
             // The spans travel into the workers by address: they are pinned for the call.
@@ -150,12 +151,12 @@ internal static partial class Adjoint
                     deltas.AsSpan(t0 * e, count * e), carry, buffers.Scratch, count);
             }
 
-            ForBlocks(length, buffers, cores, (sum, ws, t0, count) =>
+            pieces = ForBlocks(length, buffers, cores, (sum, ws, t0, count) =>
                 loop.Gradients(previous.AsSpan(t0 * s, count * s), new ReadOnlySpan<T>((T*)inputs + ((long)t0 * d), count * d), deltas.AsSpan(t0 * e, count * e),
                     new Span<T>((T*)inputGradients + ((long)t0 * d), count * d), sum, ws, count), cancellation);
         }
 
-        AddSums(buffers, length, cores, parameters);
+        AddSums(buffers, pieces, parameters);
     }
 
     /// <summary>
@@ -170,16 +171,17 @@ internal static partial class Adjoint
     {
         int s = cell.StateSize, d = cell.InputSize, p = cell.ProjectionSize;
         T[] previous = buffers.Previous, projections = buffers.Projections, adjoints = buffers.Adjoints, stepPrevious = buffers.StepPrevious;
+        int pieces;
         fixed (T* px = x, pdx = dInputs)
         {
             nint inputs = (nint)px, inputGradients = (nint)pdx;
-            ForBlocks(length, buffers, cores, (sum, ws, t0, count) =>
+            pieces = ForBlocks(length, buffers, cores, (sum, ws, t0, count) =>
                 cell.BackwardBlock(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p),
                     new ReadOnlySpan<T>((T*)inputs + ((long)t0 * d), count * d), adjoints.AsSpan(t0 * s, count * s), stepPrevious.AsSpan(t0 * s, count * s),
                     new Span<T>((T*)inputGradients + ((long)t0 * d), count * d), sum, ws, count), cancellation);
         }
 
-        AddSums(buffers, length, cores, parameters);
+        AddSums(buffers, pieces, parameters);
     }
 
     /// <summary>One block of BlockSteps steps: the worker's parameter sum and workspace, the block's first step and its length.</summary>
@@ -190,9 +192,9 @@ internal static partial class Adjoint
     /// pieces, each with its own workspace and parameter sum (cleared first) and its blocks in order, so the sums do not
     /// depend on which thread ran a piece. The caller and idle <see cref="Helpers"/> take the pieces from one counter: the
     /// caller never waits for a helper to wake (the thread pool's workers woke milliseconds late on the 2-core VM, and a
-    /// gradient runs two of these per window of 2,048 steps).
+    /// gradient runs two of these per window of 2,048 steps). Returns the number of pieces, whose sums <see cref="AddSums"/> adds.
     /// </summary>
-    private static void ForBlocks<T>(int length, Buffers<T> buffers, int cores, BlockBody<T> body, CancellationToken cancellation)
+    private static int ForBlocks<T>(int length, Buffers<T> buffers, int cores, BlockBody<T> body, CancellationToken cancellation)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         cancellation.ThrowIfCancellationRequested();
@@ -221,14 +223,15 @@ internal static partial class Adjoint
         {
             Helpers.Finish(started);
         }
+
+        return pieces;
     }
 
-    /// <summary>Adds the workers' parameter sums of the last <see cref="ForBlocks"/> to <paramref name="parameters"/>, in worker order.</summary>
-    private static void AddSums<T>(Buffers<T> buffers, int length, int cores, Span<T> parameters)
+    /// <summary>Adds the parameter sums of the <paramref name="pieces"/> pieces <see cref="ForBlocks"/> ran to <paramref name="parameters"/>, in piece order.</summary>
+    private static void AddSums<T>(Buffers<T> buffers, int pieces, Span<T> parameters)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int blocks = (length + Solver.BlockSteps - 1) / Solver.BlockSteps;
-        foreach (T[] sum in buffers.Sums.AsSpan(0, Math.Min(blocks, Math.Min(Math.Max(1, cores), buffers.Sums.Length))))
+        foreach (T[] sum in buffers.Sums.AsSpan(0, pieces))
         {
             for (int i = 0; i < sum.Length; i++)
             {
