@@ -75,9 +75,9 @@ internal static class GradBench
             }
         }
 
-        // Thirty warm-up rounds (at most 15 s): the tiered JIT promotes a method after 30 calls and recompiles it on a
-        // background thread, which on two cores took up to 3x off a B = 16 LSTM's gradient while it ran (35 ms steady,
-        // 92-111 ms in those calls). Then half of Deer's rounds, the peer's process, the other half: drift falls on both.
+        // Thirty warm-up rounds (at most 15 s): the tiered JIT promotes a method after 30 calls. In a scratch program's
+        // first nine calls a B = 16 LSTM's gradient took 35-111 ms, against 32-40 ms with tiering off (the background
+        // recompiles are the likely cause, not verified). Then half of Deer's rounds, the peer's process, the other half.
         long warm = System.Diagnostics.Stopwatch.GetTimestamp();
         for (int i = 0; i < 30 && (i < 1 || System.Diagnostics.Stopwatch.GetElapsedTime(warm).TotalSeconds < 15); i++)
         {
