@@ -118,6 +118,72 @@ public class BackpropagationLoopTests
         Close(scan.InitialStateGradient, blocks.InitialStateGradient, 1e-9, $"{kind} k = {k}: h0");
     });
 
+    /// <summary>
+    /// GILR-LSTM's BPTT (two diagonal chains and one W_hhᵀ δ product per run of steps, Cells/GilrLstmCell.Backpropagation.cs)
+    /// across three windows and many runs, two sequences, widths with and without a scalar tail, against the scan adjoint
+    /// over its full [3n, 3n] Jacobians, to 1e-9 of the largest entry; and float32 against float64 to 1e-4.
+    /// </summary>
+    [Theory]
+    [InlineData(5)]
+    [InlineData(12)]
+    public void GILR_LSTMs_loop_across_its_windows_gives_the_scan_adjoints_gradient(int n) => Seeded.Run(rnd =>
+    {
+        const int D = 3, Batch = 2;
+        int length = (2 * Cpu.Adjoint.LoopWindowSteps) + 37;
+        var w = GilrLstmWeights<double>.Random(n, D, rnd);
+        double[] x = Numbers.Uniform(rnd, Batch * length * D), h0 = Numbers.Uniform(rnd, Batch * 3 * n, 0.5), c = Numbers.Uniform(rnd, Batch * length * n);
+        var options = new SolveOptions { Method = SolveMethod.Sequential };
+        GradientResult<double> loop = Deer.Gradient(new GilrLstmCell<double>(w), x, Batch, length, c, options, new GradientOptions { Adjoint = AdjointMethod.Sequential }, h0);
+        GradientResult<double> scan = Deer.Gradient(new GilrLstmCell<double>(w), x, Batch, length, c, options, new GradientOptions { Adjoint = AdjointMethod.Scan }, h0);
+        Assert.Equal(3, loop.AdjointWindows);
+        Close(scan.ParameterGradient, loop.ParameterGradient, 1e-9, $"GILR-LSTM n = {n}: parameters");
+        Close(scan.InputGradient, loop.InputGradient, 1e-9, $"GILR-LSTM n = {n}: inputs");
+        Close(scan.InitialStateGradient, loop.InitialStateGradient, 1e-9, $"GILR-LSTM n = {n}: h0");
+    });
+
+    /// <summary>The linear surrogates in float32 (vectors of 8 or 16 lanes, a tail at n = 20) against float64 on the same rounded weights and data, to 1e-4.</summary>
+    [Theory]
+    [InlineData("gilr-lstm", 20, 1)]
+    [InlineData("gilr-lstm", 16, 3)]
+    [InlineData("sru", 20, 3)]
+    [InlineData("sru", 16, 1)]
+    public void The_float32_surrogate_loops_agree_with_float64(string kind, int n, int batch) => Seeded.Run(rnd =>
+    {
+        const int Length = 3000;
+        int d = kind == "sru" ? n : 7, s = kind == "sru" ? 2 * n : 3 * n;
+        static double[] Round(double[] v) => Numbers.ToDouble(Numbers.As<float>(v));
+        double[] x = Round(Numbers.Uniform(rnd, batch * Length * d)), h0 = Round(Numbers.Uniform(rnd, batch * s, 0.5)), c = Round(Numbers.Uniform(rnd, batch * Length * n));
+        var options = new SolveOptions { Method = SolveMethod.Sequential };
+        var gradient = new GradientOptions { Adjoint = AdjointMethod.Sequential };
+        (GradientResult<double> wide, GradientResult<float> narrow) = kind == "sru" ? Sru() : GilrLstm();
+        Close(wide.Forward.States, Numbers.ToDouble(narrow.Forward.States), 1e-5, $"{kind} n = {n}, B = {batch}: states");
+        Close(wide.ParameterGradient, Numbers.ToDouble(narrow.ParameterGradient), 1e-4, $"{kind} n = {n}, B = {batch}: parameters");
+        Close(wide.InputGradient, Numbers.ToDouble(narrow.InputGradient), 1e-4, $"{kind} n = {n}, B = {batch}: inputs");
+        Close(wide.InitialStateGradient, Numbers.ToDouble(narrow.InitialStateGradient), 1e-4, $"{kind} n = {n}, B = {batch}: h0");
+
+        (GradientResult<double>, GradientResult<float>) Sru()
+        {
+            double[] w = Round(Numbers.Uniform(rnd, 3 * n * n, 1.0 / Math.Sqrt(n))), b = Round(Numbers.Uniform(rnd, 2 * n, 0.5));
+            return (Deer.Gradient(new SruCell<double>(n, w, b), x, batch, Length, c, options, gradient, h0),
+                Deer.Gradient(new SruCell<float>(n, Numbers.As<float>(w), Numbers.As<float>(b)), Numbers.As<float>(x), batch, Length, Numbers.As<float>(c), options, gradient,
+                    Numbers.As<float>(h0)));
+        }
+
+        (GradientResult<double>, GradientResult<float>) GilrLstm()
+        {
+            var drawn = GilrLstmWeights<double>.Random(n, d, rnd);
+            var w = new GilrLstmWeights<double>(
+                new GilrWeights<double>(n, d, Round(drawn.Surrogate.GateWeight), Round(drawn.Surrogate.GateBias), Round(drawn.Surrogate.ImpulseWeight), Round(drawn.Surrogate.ImpulseBias)),
+                Round(drawn.WeightIH), Round(drawn.WeightHH), Round(drawn.Bias));
+            var f = new GilrLstmWeights<float>(
+                new GilrWeights<float>(n, d, Numbers.As<float>(w.Surrogate.GateWeight), Numbers.As<float>(w.Surrogate.GateBias), Numbers.As<float>(w.Surrogate.ImpulseWeight),
+                    Numbers.As<float>(w.Surrogate.ImpulseBias)),
+                Numbers.As<float>(w.WeightIH), Numbers.As<float>(w.WeightHH), Numbers.As<float>(w.Bias));
+            return (Deer.Gradient(new GilrLstmCell<double>(w), x, batch, Length, c, options, gradient, h0),
+                Deer.Gradient(new GilrLstmCell<float>(f), Numbers.As<float>(x), batch, Length, Numbers.As<float>(c), options, gradient, Numbers.As<float>(h0)));
+        }
+    });
+
     private static void Close(double[] expected, double[] actual, double tolerance, string what)
     {
         double scale = Math.Max(1e-300, expected.Max(Math.Abs)), diff = Numbers.MaxAbsDiff(expected, actual);

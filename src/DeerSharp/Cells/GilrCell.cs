@@ -1,4 +1,5 @@
-using DeerSharp.Scan;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace DeerSharp.Cells;
 
@@ -66,14 +67,23 @@ public readonly struct GilrCell<T> : ILinearSurrogateCell<T>, IConstructedCell, 
     /// <inheritdoc/>
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _p.Project(inputs, projections, count, 2 * _p.HiddenSize, 0);
 
-    /// <inheritdoc/>
+    /// <summary>h' = g ⊙ h + (1 - g) ⊙ i, a vector of units at a time (then a scalar tail).</summary>
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
-        int n = _p.HiddenSize;
-        for (int j = 0; j < n; j++)
+        int n = _p.HiddenSize, v = Vector<T>.Count, j = 0;
+        ref T h = ref MemoryMarshal.GetReference(state[..n]);
+        ref T p = ref MemoryMarshal.GetReference(projection[..(2 * n)]);
+        ref T o = ref MemoryMarshal.GetReference(next[..n]);
+        for (; j + v <= n; j += v)
         {
-            T g = projection[j];
-            next[j] = g * state[j] + (T.One - g) * projection[n + j];
+            Vector<T> g = Vector.LoadUnsafe(ref p, (nuint)j);
+            ((g * Vector.LoadUnsafe(ref h, (nuint)j)) + ((Vector<T>.One - g) * Vector.LoadUnsafe(ref p, (nuint)(n + j)))).StoreUnsafe(ref o, (nuint)j);
+        }
+
+        for (; j < n; j++)
+        {
+            T g = Unsafe.Add(ref p, j);
+            Unsafe.Add(ref o, j) = (g * Unsafe.Add(ref h, j)) + ((T.One - g) * Unsafe.Add(ref p, n + j));
         }
     }
 
@@ -118,21 +128,20 @@ public readonly struct GilrCell<T> : ILinearSurrogateCell<T>, IConstructedCell, 
         _p.Backward(da, inputs, inputAdjoints, gradient, workspace[(2 * count * n)..], count, accumulateInputs: false);
     }
 
-    /// <summary>One diagonal scan: a_t = g_t, b_t = (1 - g_t) ⊙ i_t.</summary>
+    /// <summary>
+    /// One diagonal recurrence, h_t = g_t ⊙ h_{t-1} + (1 - g_t) ⊙ i_t: on a CPU its scan, run in order, is the loop, so
+    /// the trajectory is <see cref="Evaluate"/>'s step after step (each state f of the one before), with no [T, n] buffer
+    /// for the scan's coefficients.
+    /// </summary>
     public void SolveLinear(ReadOnlySpan<T> projections, ReadOnlySpan<T> initialState, Span<T> states, int length)
     {
         int n = _p.HiddenSize;
-        var a = new T[length * n];
+        ReadOnlySpan<T> previous = initialState.IsEmpty ? new T[n] : initialState[..n];
         for (int t = 0; t < length; t++)
         {
-            for (int j = 0; j < n; j++)
-            {
-                T g = projections[t * 2 * n + j];
-                a[t * n + j] = g;
-                states[t * n + j] = (T.One - g) * projections[t * 2 * n + n + j];
-            }
+            Span<T> current = states.Slice(t * n, n);
+            Evaluate(previous, projections.Slice(t * 2 * n, 2 * n), current, default);
+            previous = current;
         }
-
-        LinearRecurrence.SolveDiagonalSequential<T>(a, states[..(length * n)], initialState, states, n);
     }
 }

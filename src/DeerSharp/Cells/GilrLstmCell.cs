@@ -1,5 +1,5 @@
 using System.Runtime.CompilerServices;
-using DeerSharp.Scan;
+using System.Runtime.InteropServices;
 
 namespace DeerSharp.Cells;
 
@@ -13,13 +13,15 @@ namespace DeerSharp.Cells;
 /// its diagonal is [0; g; f]. Parameters, flat: [surrogate.gate.weight, surrogate.gate.bias, surrogate.impulse.weight,
 /// surrogate.impulse.bias, weight_ih, weight_hh, bias]. Projections hold [g; i; W_ih x + b] (6n).
 /// </remarks>
-public readonly struct GilrLstmCell<T> : ILinearSurrogateCell<T>, IConstructedCell, IDeviceFormSource<T>
+public readonly partial struct GilrLstmCell<T> : ILinearSurrogateCell<T>, IConstructedCell, IDeviceFormSource<T>, IBackpropagationLoop<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _c is null;
 
     private readonly GilrProjection<T> _s;
     private readonly CellWeights<T> _c;
+    private readonly T[] _inputTransposed;  // [Uᵀ | Vᵀ | W_ihᵀ], [d, 6n]: the whole projection in one product
+    private readonly T[] _inputBias;        // [b_g; b_i; b]
 
     /// <summary>Wraps the weights (a snapshot of them).</summary>
     public GilrLstmCell(GilrLstmWeights<T> weights)
@@ -28,6 +30,15 @@ public readonly struct GilrLstmCell<T> : ILinearSurrogateCell<T>, IConstructedCe
         Weights = weights;
         _s = new GilrProjection<T>(weights.Surrogate);
         _c = new CellWeights<T>(new RecurrentWeights<T>(4, weights.HiddenSize, weights.InputSize, weights.WeightIH, weights.WeightHH, weights.Bias), foldedGates: 4);
+        int n = weights.HiddenSize, d = weights.InputSize;
+        _inputTransposed = new T[d * 6 * n];
+        for (int k = 0; k < d; k++)
+        {
+            _s.Transposed.AsSpan(k * 2 * n, 2 * n).CopyTo(_inputTransposed.AsSpan(k * 6 * n));
+            _c.InputTransposed.AsSpan(k * 4 * n, 4 * n).CopyTo(_inputTransposed.AsSpan((k * 6 * n) + (2 * n)));
+        }
+
+        _inputBias = [.. _s.Bias, .. _c.ProjectionBias];
     }
 
     /// <summary>Random weights.</summary>
@@ -66,17 +77,12 @@ public readonly struct GilrLstmCell<T> : ILinearSurrogateCell<T>, IConstructedCe
     /// <inheritdoc/>
     public int BackwardWorkspaceSize(int count) => count * (4 * N + 4 * N + 2 * N) + _c.ParameterCount + _c.BackwardScratch(count) + _s.BackwardScratch(count);
 
-    /// <inheritdoc/>
+    /// <summary>[g; i; W_ih x + b] of every step by one matrix product straight into the projections, then σ and tanh on [g; i].</summary>
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count)
     {
-        int n = N, p = 6 * n;
-        _s.Project(inputs, projections, count, p, 0);
-        var lstm = new T[count * 4 * n];
-        _c.Project(inputs, lstm, count);
-        for (int t = 0; t < count; t++)
-        {
-            lstm.AsSpan(t * 4 * n, 4 * n).CopyTo(projections.Slice(t * p + 2 * n, 4 * n));
-        }
+        int p = 6 * N;
+        Kernels.Gemm<T>(inputs, _inputTransposed, projections[..(count * p)], count, InputSize, p, bias: _inputBias);
+        _s.Activate(projections, count, p, 0);
     }
 
     /// <inheritdoc/>
@@ -114,25 +120,47 @@ public readonly struct GilrLstmCell<T> : ILinearSurrogateCell<T>, IConstructedCe
         }
     }
 
-    /// <summary>From W_hh h~ in <paramref name="gates"/>: leaves i, f, z, o there and writes [h'; h~'; c'].</summary>
+    /// <summary>From W_hh h~ in <paramref name="gates"/>: leaves i, f, z, o there and writes [h'; h~'; c'], a vector of units at a time.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Step(ReadOnlySpan<T> state, ReadOnlySpan<T> proj, Span<T> gates, Span<T> next)
     {
-        int n = N;
-        for (int j = 0; j < n; j++)
+        int n = N, v = Vector<T>.Count, j = 0;
+        ref T h = ref MemoryMarshal.GetReference(state[..(3 * n)]);
+        ref T p = ref MemoryMarshal.GetReference(proj[..(6 * n)]);
+        ref T a = ref MemoryMarshal.GetReference(gates[..(4 * n)]);
+        ref T o = ref MemoryMarshal.GetReference(next[..(3 * n)]);
+        for (; j + v <= n; j += v)
         {
-            T g = proj[j];
-            next[n + j] = g * state[n + j] + (T.One - g) * proj[n + j];
-            T ig = Activations.Sigmoid(proj[2 * n + j] + gates[j]);
-            T fg = Activations.Sigmoid(proj[3 * n + j] + gates[n + j]);
-            T zg = Activations.Tanh(proj[4 * n + j] + gates[2 * n + j]);
-            T og = Activations.Sigmoid(proj[5 * n + j] + gates[3 * n + j]);
-            gates[j] = ig;
-            gates[n + j] = fg;
-            gates[2 * n + j] = zg;
-            gates[3 * n + j] = og;
-            T c = fg * state[2 * n + j] + ig * zg;
-            next[2 * n + j] = c;
-            next[j] = og * c;
+            Vector<T> g = Vector.LoadUnsafe(ref p, (nuint)j);
+            ((g * Vector.LoadUnsafe(ref h, (nuint)(n + j))) + ((Vector<T>.One - g) * Vector.LoadUnsafe(ref p, (nuint)(n + j)))).StoreUnsafe(ref o, (nuint)(n + j));
+            Vector<T> ig = Activations.Sigmoid(Vector.LoadUnsafe(ref p, (nuint)((2 * n) + j)) + Vector.LoadUnsafe(ref a, (nuint)j));
+            Vector<T> fg = Activations.Sigmoid(Vector.LoadUnsafe(ref p, (nuint)((3 * n) + j)) + Vector.LoadUnsafe(ref a, (nuint)(n + j)));
+            Vector<T> zg = Activations.Tanh(Vector.LoadUnsafe(ref p, (nuint)((4 * n) + j)) + Vector.LoadUnsafe(ref a, (nuint)((2 * n) + j)));
+            Vector<T> og = Activations.Sigmoid(Vector.LoadUnsafe(ref p, (nuint)((5 * n) + j)) + Vector.LoadUnsafe(ref a, (nuint)((3 * n) + j)));
+            ig.StoreUnsafe(ref a, (nuint)j);
+            fg.StoreUnsafe(ref a, (nuint)(n + j));
+            zg.StoreUnsafe(ref a, (nuint)((2 * n) + j));
+            og.StoreUnsafe(ref a, (nuint)((3 * n) + j));
+            Vector<T> c = (fg * Vector.LoadUnsafe(ref h, (nuint)((2 * n) + j))) + (ig * zg);
+            c.StoreUnsafe(ref o, (nuint)((2 * n) + j));
+            (og * c).StoreUnsafe(ref o, (nuint)j);
+        }
+
+        for (; j < n; j++)
+        {
+            T g = Unsafe.Add(ref p, j);
+            Unsafe.Add(ref o, n + j) = (g * Unsafe.Add(ref h, n + j)) + ((T.One - g) * Unsafe.Add(ref p, n + j));
+            T ig = Activations.Sigmoid(Unsafe.Add(ref p, (2 * n) + j) + Unsafe.Add(ref a, j));
+            T fg = Activations.Sigmoid(Unsafe.Add(ref p, (3 * n) + j) + Unsafe.Add(ref a, n + j));
+            T zg = Activations.Tanh(Unsafe.Add(ref p, (4 * n) + j) + Unsafe.Add(ref a, (2 * n) + j));
+            T og = Activations.Sigmoid(Unsafe.Add(ref p, (5 * n) + j) + Unsafe.Add(ref a, (3 * n) + j));
+            Unsafe.Add(ref a, j) = ig;
+            Unsafe.Add(ref a, n + j) = fg;
+            Unsafe.Add(ref a, (2 * n) + j) = zg;
+            Unsafe.Add(ref a, (3 * n) + j) = og;
+            T c = (fg * Unsafe.Add(ref h, (2 * n) + j)) + (ig * zg);
+            Unsafe.Add(ref o, (2 * n) + j) = c;
+            Unsafe.Add(ref o, j) = og * c;
         }
     }
 
@@ -198,71 +226,25 @@ public readonly struct GilrLstmCell<T> : ILinearSurrogateCell<T>, IConstructedCe
         // The LSTM part: W_hh multiplies h~ (offset n in each row), and its single bias gets the gates' δ once.
         lstmGradient.Clear();
         _c.Backward(delta, delta, inputs, states[n..], s, previousAdjoints[n..], inputAdjoints, lstmGradient, scratch, count);
-        int surrogate = Weights.Surrogate.ParameterCount, rows = 4 * n, d = _c.InputSize;
-        Span<T> own = gradient[surrogate..];
-        for (int i = 0; i < rows * (d + n); i++)
-        {
-            own[i] += lstmGradient[i];
-        }
-
-        for (int i = 0; i < rows; i++)
-        {
-            own[rows * (d + n) + i] += lstmGradient[rows * (d + n) + i];
-        }
-
-        _s.Backward(da, inputs, inputAdjoints, gradient[..surrogate], scratch, count, accumulateInputs: true);
+        AddLstmGradient(lstmGradient, gradient);
+        _s.Backward(da, inputs, inputAdjoints, gradient[..Weights.Surrogate.ParameterCount], scratch, count, accumulateInputs: true);
     }
 
-    /// <summary>One scan for h~, the gates of every step at once (one GEMM), one scan for c, then h = o ⊙ c.</summary>
+    /// <summary>
+    /// h~'s and c's recurrences are diagonal, and the gates read h~_{t-1}, known one step ahead: on a CPU the scans, run
+    /// in order, are the loop, so the trajectory is <see cref="Evaluate"/>'s step after step (each state f of the one
+    /// before), with no [T, 4n] buffers for the gates and the scans' coefficients.
+    /// </summary>
     public void SolveLinear(ReadOnlySpan<T> projections, ReadOnlySpan<T> initialState, Span<T> states, int length)
     {
-        int n = N, s = 3 * n, p = 6 * n;
-        var a = new T[length * n];
-        var b = new T[length * n];
-        var surrogate = new T[length * n];
-        T[] h0 = initialState.IsEmpty ? new T[s] : initialState.ToArray();
+        int s = 3 * N, p = 6 * N;
+        ReadOnlySpan<T> previous = initialState.IsEmpty ? new T[s] : initialState[..s];
+        var gates = new T[4 * N];
         for (int t = 0; t < length; t++)
         {
-            for (int j = 0; j < n; j++)
-            {
-                T g = projections[t * p + j];
-                a[t * n + j] = g;
-                b[t * n + j] = (T.One - g) * projections[t * p + n + j];
-            }
-        }
-
-        LinearRecurrence.SolveDiagonalSequential<T>(a, b, h0.AsSpan(n, n), surrogate, n);
-
-        // Gates from h~_{t-1} for every step: h~_{-1} is the initial state's.
-        var previous = new T[length * n];
-        h0.AsSpan(n, n).CopyTo(previous);
-        surrogate.AsSpan(0, (length - 1) * n).CopyTo(previous.AsSpan(n));
-        var gates = new T[length * 4 * n];
-        _c.Hidden(previous, gates, length, n);
-        for (int t = 0; t < length; t++)
-        {
-            for (int j = 0; j < n; j++)
-            {
-                int q = t * 4 * n;
-                T ig = Activations.Sigmoid(projections[t * p + 2 * n + j] + gates[q + j]);
-                T fg = Activations.Sigmoid(projections[t * p + 3 * n + j] + gates[q + n + j]);
-                T zg = Activations.Tanh(projections[t * p + 4 * n + j] + gates[q + 2 * n + j]);
-                gates[q + 3 * n + j] = Activations.Sigmoid(projections[t * p + 5 * n + j] + gates[q + 3 * n + j]);
-                a[t * n + j] = fg;
-                b[t * n + j] = ig * zg;
-            }
-        }
-
-        var c = new T[length * n];
-        LinearRecurrence.SolveDiagonalSequential<T>(a, b, h0.AsSpan(2 * n, n), c, n);
-        for (int t = 0; t < length; t++)
-        {
-            for (int j = 0; j < n; j++)
-            {
-                states[t * s + j] = gates[t * 4 * n + 3 * n + j] * c[t * n + j];
-                states[t * s + n + j] = surrogate[t * n + j];
-                states[t * s + 2 * n + j] = c[t * n + j];
-            }
+            Span<T> current = states.Slice(t * s, s);
+            Evaluate(previous, projections.Slice(t * p, p), current, gates);
+            previous = current;
         }
     }
 }

@@ -1,4 +1,7 @@
+using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace DeerSharp.Cells;
 
@@ -28,22 +31,71 @@ internal sealed class GilrProjection<T>
 
     public int BackwardScratch(int count) => 2 * count * HiddenSize;
 
-    /// <summary>Writes [g; i] of each step into row t of <paramref name="projections"/> (row stride <paramref name="stride"/>, at <paramref name="offset"/>).</summary>
+    /// <summary>[Uᵀ | Vᵀ], [d, 2n]: GILR-LSTM stacks it beside W_ihᵀ for one product.</summary>
+    internal T[] Transposed => _transposed;
+
+    /// <summary>[b_g; b_i].</summary>
+    internal T[] Bias => _bias;
+
+    /// <summary>
+    /// Writes [g; i] of each step into row t of <paramref name="projections"/> (row stride <paramref name="stride"/>, at
+    /// <paramref name="offset"/>): one matrix product with the bias, then <see cref="Activate"/>. Rows of exactly 2n are
+    /// written in place; others are staged in a pooled buffer.
+    /// </summary>
     public void Project(ReadOnlySpan<T> inputs, Span<T> projections, int count, int stride, int offset)
     {
         int n = HiddenSize, w = 2 * n;
-        T[]? staged = stride == w && offset == 0 ? null : new T[count * w];
-        Span<T> pre = staged ?? projections[..(count * w)];
-        Kernels.Gemm<T>(inputs, _transposed, pre, count, InputSize, w);
+        if (stride == w && offset == 0)
+        {
+            Kernels.Gemm<T>(inputs, _transposed, projections[..(count * w)], count, InputSize, w, bias: _bias);
+            Activate(projections, count, w, 0);
+            return;
+        }
+
+        T[] staged = ArrayPool<T>.Shared.Rent(count * w);
+        try
+        {
+            Kernels.Gemm<T>(inputs, _transposed, staged.AsSpan(0, count * w), count, InputSize, w, bias: _bias);
+            Activate(staged, count, w, 0);
+            for (int t = 0; t < count; t++)
+            {
+                staged.AsSpan(t * w, w).CopyTo(projections.Slice((t * stride) + offset, w));
+            }
+        }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(staged);
+        }
+    }
+
+    /// <summary>
+    /// g = σ(·) on the n values at <paramref name="offset"/> of each of <paramref name="count"/> rows (stride
+    /// <paramref name="stride"/>) and i = tanh(·) on the n after them, in place, a vector at a time.
+    /// </summary>
+    public void Activate(Span<T> rows, int count, int stride, int offset)
+    {
+        int n = HiddenSize, v = Vector<T>.Count;
+        if (count == 0)
+        {
+            return;
+        }
+
+        ref T r0 = ref MemoryMarshal.GetReference(rows[..(((count - 1) * stride) + offset + (2 * n))]);
         for (int t = 0; t < count; t++)
         {
-            Span<T> row = pre.Slice(t * w, w);
-            TensorPrimitives.Add(row, _bias, row);
-            TensorPrimitives.Sigmoid(row[..n], row[..n]);
-            TensorPrimitives.Tanh(row[n..], row[n..]);
-            if (staged is not null)
+            ref T g = ref Unsafe.Add(ref r0, (t * stride) + offset);
+            ref T i = ref Unsafe.Add(ref g, n);
+            int j = 0;
+            for (; j + v <= n; j += v)
             {
-                row.CopyTo(projections.Slice(t * stride + offset, w));
+                Activations.Sigmoid(Vector.LoadUnsafe(ref g, (nuint)j)).StoreUnsafe(ref g, (nuint)j);
+                Activations.Tanh(Vector.LoadUnsafe(ref i, (nuint)j)).StoreUnsafe(ref i, (nuint)j);
+            }
+
+            for (; j < n; j++)
+            {
+                Unsafe.Add(ref g, j) = Activations.Sigmoid(Unsafe.Add(ref g, j));
+                Unsafe.Add(ref i, j) = Activations.Tanh(Unsafe.Add(ref i, j));
             }
         }
     }

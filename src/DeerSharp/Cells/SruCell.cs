@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Numerics.Tensors;
-using DeerSharp.Scan;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace DeerSharp.Cells;
 
@@ -13,9 +15,15 @@ namespace DeerSharp.Cells;
 /// [weight, bias]. Projections hold [x̃; f; r; x] (4n). The Jacobian's only non-zero blocks are ∂c/∂c = diag(f) and
 /// ∂h/∂c = diag(r (1 - tanh²(c_t)) f); its diagonal is [0; f].
 /// </remarks>
-public readonly struct SruCell<T> : ILinearSurrogateCell<T>, IConstructedCell, IDeviceFormSource<T>
+public readonly partial struct SruCell<T> : ILinearSurrogateCell<T>, IConstructedCell, IDeviceFormSource<T>, IStructuredJacobian, IBackpropagationLoop<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>
+    /// Blocks of one unit over two parts: h_j and c_j depend on c_{j,t-1} alone. Exact Newton (Method = Deer) then takes
+    /// 2×2 blocks instead of [2n, 2n] Jacobians, and BPTT runs over the blocks (Cpu/Adjoint.Loop.cs).
+    /// </summary>
+    JacobianStructure? IStructuredJacobian.JacobianStructure => new JacobianStructure(1, Parts: 2);
+
     /// <summary>The device kernels' form of this cell.</summary>
     DeviceCell<T>? IDeviceFormSource<T>.DeviceForm() => DeviceCell<T>.Sru(this);
 
@@ -84,43 +92,88 @@ public readonly struct SruCell<T> : ILinearSurrogateCell<T>, IConstructedCell, I
     /// <inheritdoc/>
     public int BackwardWorkspaceSize(int count) => 6 * count * _n;
 
-    /// <inheritdoc/>
+    /// <summary>
+    /// [x̃; f; r] for every step by one matrix product into a pooled buffer (rented once per call, not per chunk of a
+    /// loop: a fresh [count, 3n] array per call was most of the loop's time, in page faults), then per step x̃ copied, σ over
+    /// the contiguous [f; r] pre-activations a vector at a time, and x appended.
+    /// </summary>
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count)
     {
         int n = _n;
-        var pre = new T[count * 3 * n];
-        Kernels.Gemm<T>(inputs, _transposed, pre, count, n, 3 * n);
-        for (int t = 0; t < count; t++)
+        T[] rented = ArrayPool<T>.Shared.Rent(count * 3 * n);
+        try
         {
-            Span<T> row = pre.AsSpan(t * 3 * n, 3 * n), p = projections.Slice(t * 4 * n, 4 * n);
-            TensorPrimitives.Add(row, _bias, row);
-            row[..n].CopyTo(p);
-            TensorPrimitives.Sigmoid(row[n..], p.Slice(n, 2 * n));
-            inputs.Slice(t * n, n).CopyTo(p.Slice(3 * n, n));
+            Span<T> pre = rented.AsSpan(0, count * 3 * n);
+            Kernels.Gemm<T>(inputs, _transposed, pre, count, n, 3 * n);
+            // Per step: x̃ as computed, σ over the contiguous [f; r] pre-activations plus their bias, x as given.
+            ref T b = ref _bias[0];
+            ref T rp = ref MemoryMarshal.GetReference(projections[..(count * 4 * n)]);
+            ref T rx = ref MemoryMarshal.GetReference(inputs[..(count * n)]);
+            int v = Vector<T>.Count;
+            for (int t = 0; t < count; t++)
+            {
+                ref T row = ref pre[t * 3 * n];
+                ref T p = ref Unsafe.Add(ref rp, t * 4 * n);
+                ref T x = ref Unsafe.Add(ref rx, t * n);
+                Unsafe.CopyBlockUnaligned(ref Unsafe.As<T, byte>(ref p), ref Unsafe.As<T, byte>(ref row), (uint)(n * Unsafe.SizeOf<T>()));
+                Unsafe.CopyBlockUnaligned(ref Unsafe.As<T, byte>(ref Unsafe.Add(ref p, 3 * n)), ref Unsafe.As<T, byte>(ref x), (uint)(n * Unsafe.SizeOf<T>()));
+                int j = n;
+                for (; j + v <= 3 * n; j += v)
+                {
+                    Activations.Sigmoid(Vector.LoadUnsafe(ref row, (nuint)j) + Vector.LoadUnsafe(ref b, (nuint)j)).StoreUnsafe(ref p, (nuint)j);
+                }
+
+                for (; j < 3 * n; j++)
+                {
+                    Unsafe.Add(ref p, j) = Activations.Sigmoid(Unsafe.Add(ref row, j) + Unsafe.Add(ref b, j));
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(rented);
         }
     }
 
-    /// <inheritdoc/>
+    /// <summary>c' = f ⊙ c + (1 - f) ⊙ x̃ and h' = r ⊙ tanh(c') + (1 - r) ⊙ x, a vector of units at a time (then a scalar tail).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Evaluate(ReadOnlySpan<T> state, ReadOnlySpan<T> projection, Span<T> next, Span<T> workspace)
     {
-        int n = _n;
-        for (int j = 0; j < n; j++)
+        int n = _n, v = Vector<T>.Count, j = 0;
+        // The lengths once, then unchecked loads: this is the loop's whole step.
+        ref T h = ref MemoryMarshal.GetReference(state[..(2 * n)]);
+        ref T p = ref MemoryMarshal.GetReference(projection[..(4 * n)]);
+        ref T o = ref MemoryMarshal.GetReference(next[..(2 * n)]);
+        for (; j + v <= n; j += v)
         {
-            T xt = projection[j], f = projection[n + j], r = projection[2 * n + j], x = projection[3 * n + j];
-            T c = f * state[n + j] + (T.One - f) * xt;
-            next[n + j] = c;
-            next[j] = r * Activations.Tanh(c) + (T.One - r) * x;
+            Vector<T> f = Vector.LoadUnsafe(ref p, (nuint)(n + j)), r = Vector.LoadUnsafe(ref p, (nuint)((2 * n) + j));
+            Vector<T> c = (f * Vector.LoadUnsafe(ref h, (nuint)(n + j))) + ((Vector<T>.One - f) * Vector.LoadUnsafe(ref p, (nuint)j));
+            c.StoreUnsafe(ref o, (nuint)(n + j));
+            ((r * Activations.Tanh(c)) + ((Vector<T>.One - r) * Vector.LoadUnsafe(ref p, (nuint)((3 * n) + j)))).StoreUnsafe(ref o, (nuint)j);
+        }
+
+        for (; j < n; j++)
+        {
+            T xt = Unsafe.Add(ref p, j), f = Unsafe.Add(ref p, n + j), r = Unsafe.Add(ref p, (2 * n) + j), x = Unsafe.Add(ref p, (3 * n) + j);
+            T c = (f * Unsafe.Add(ref h, n + j)) + ((T.One - f) * xt);
+            Unsafe.Add(ref o, n + j) = c;
+            Unsafe.Add(ref o, j) = (r * Activations.Tanh(c)) + ((T.One - r) * x);
         }
     }
 
-    /// <inheritdoc/>
+    /// <summary>
+    /// The steps' next states and, by <paramref name="mode"/>, their Jacobians: the diagonal [0; f], the declared 2×2
+    /// blocks of unit j over (h_j, c_j), [[0, r (1 - tanh² c') f], [0, f]], or the full [2n, 2n] matrix with the same
+    /// two non-zero diagonals.
+    /// </summary>
     public void EvaluateBlock(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> next, Span<T> jacobians, JacobianMode mode,
         Span<T> workspace, int count)
     {
         int n = _n, s = 2 * n, p = 4 * n;
-        if (mode == JacobianMode.Full)
+        int entries = mode switch { JacobianMode.Full => s * s, JacobianMode.Block => 2 * s, _ => s };
+        if (mode is JacobianMode.Full or JacobianMode.Block)
         {
-            jacobians[..(count * s * s)].Clear();
+            jacobians[..(count * entries)].Clear();
         }
 
         for (int k = 0; k < count; k++)
@@ -128,19 +181,29 @@ public readonly struct SruCell<T> : ILinearSurrogateCell<T>, IConstructedCell, I
             ReadOnlySpan<T> proj = projections.Slice(k * p, p);
             Span<T> nk = next.Slice(k * s, s);
             Evaluate(states.Slice(k * s, s), proj, nk, workspace);
-            for (int j = 0; j < n && mode != JacobianMode.None; j++)
+            if (mode == JacobianMode.None)
             {
-                T f = proj[n + j], r = proj[2 * n + j], tc = Activations.Tanh(nk[n + j]);
-                if (mode == JacobianMode.Diagonal)
+                continue;
+            }
+
+            Span<T> jk = jacobians.Slice(k * entries, entries);
+            for (int j = 0; j < n; j++)
+            {
+                T f = proj[n + j], r = proj[2 * n + j], tc = Activations.Tanh(nk[n + j]), hc = r * (T.One - (tc * tc)) * f;
+                switch (mode)
                 {
-                    jacobians[k * s + j] = T.Zero;
-                    jacobians[k * s + n + j] = f;
-                }
-                else
-                {
-                    Span<T> jk = jacobians.Slice(k * s * s, s * s);
-                    jk[(n + j) * s + n + j] = f;
-                    jk[j * s + n + j] = r * (T.One - tc * tc) * f;
+                    case JacobianMode.Diagonal:
+                        jk[j] = T.Zero;
+                        jk[n + j] = f;
+                        break;
+                    case JacobianMode.Block:
+                        jk[(4 * j) + 1] = hc;
+                        jk[(4 * j) + 3] = f;
+                        break;
+                    default:
+                        jk[((n + j) * s) + n + j] = f;
+                        jk[(j * s) + n + j] = hc;
+                        break;
                 }
             }
         }
@@ -192,32 +255,20 @@ public readonly struct SruCell<T> : ILinearSurrogateCell<T>, IConstructedCell, I
         }
     }
 
-    /// <summary>One scan for c (a = f, b = (1 - f) ⊙ x̃), then h from c.</summary>
+    /// <summary>
+    /// The recurrence for c is diagonal and h' reads only c': on a CPU its scan, run in order, is the loop itself, so
+    /// the trajectory is <see cref="Evaluate"/>'s step after step (each state f of the one before, exactly), with no
+    /// [T, n] buffers for the scan's coefficients.
+    /// </summary>
     public void SolveLinear(ReadOnlySpan<T> projections, ReadOnlySpan<T> initialState, Span<T> states, int length)
     {
-        int n = _n, s = 2 * n, p = 4 * n;
-        var a = new T[length * n];
-        var b = new T[length * n];
-        var c = new T[length * n];
+        int s = 2 * _n, p = 4 * _n;
+        ReadOnlySpan<T> previous = initialState.IsEmpty ? new T[s] : initialState[..s];
         for (int t = 0; t < length; t++)
         {
-            for (int j = 0; j < n; j++)
-            {
-                T f = projections[t * p + n + j];
-                a[t * n + j] = f;
-                b[t * n + j] = (T.One - f) * projections[t * p + j];
-            }
-        }
-
-        LinearRecurrence.SolveDiagonalSequential<T>(a, b, initialState.IsEmpty ? new T[n] : initialState.Slice(n, n), c, n);
-        for (int t = 0; t < length; t++)
-        {
-            for (int j = 0; j < n; j++)
-            {
-                T r = projections[t * p + 2 * n + j], ct = c[t * n + j];
-                states[t * s + n + j] = ct;
-                states[t * s + j] = r * Activations.Tanh(ct) + (T.One - r) * projections[t * p + 3 * n + j];
-            }
+            Span<T> current = states.Slice(t * s, s);
+            Evaluate(previous, projections.Slice(t * p, p), current, default);
+            previous = current;
         }
     }
 }
