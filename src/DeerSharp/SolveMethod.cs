@@ -36,9 +36,10 @@ public enum SolveMethod
     QuasiElk,
 
     /// <summary>
-    /// For linear-surrogate cells (<see cref="Cells.ILinearSurrogateCell{T}"/>: GILR, GILR-LSTM): the exact trajectory from
+    /// For linear-surrogate cells (<see cref="Cells.ILinearSurrogateCell{T}"/>: GILR, GILR-LSTM, SRU): the exact trajectory from
     /// the model's own scans, no Newton iteration. Reported as 1 iteration, its residual checked like every other method's.
-    /// <see cref="Auto"/> picks it for those cells; asking for it on any other cell is an error.
+    /// <see cref="Auto"/> picks it for those cells on a device; on the CPU, where the scans run in order and are the loop
+    /// with a residual pass added, it picks <see cref="Sequential"/>. Asking for it on any other cell is an error.
     /// </summary>
     Scan,
 }

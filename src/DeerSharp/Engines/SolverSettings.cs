@@ -88,13 +88,14 @@ internal readonly record struct SolverSettings<T>(SolveMethod Method, ComputeDev
     public static bool DeviceWorthwhile(int batchSize, int length, int stateSize) => (long)batchSize * length * stateSize >= DeviceThreshold;
 
     /// <summary>
-    /// The method Auto stands for on <paramref name="backend"/>. A linear surrogate's own scan everywhere. On a device,
-    /// exact DEER where its scan takes the Jacobian's blocks, else quasi-DEER. On the CPU, the cost model
-    /// (<see cref="CostModel"/>), which on 2 cores keeps the loop.
+    /// The method Auto stands for on <paramref name="backend"/>. A linear surrogate's own scan on a device, and its loop
+    /// on the CPU: the CPU runs a surrogate's scans in order, which is the loop's arithmetic with a residual check added
+    /// (the loop was 3-16x faster at n = 32, T = 65,536: docs/benchmarks.md). Otherwise, on a device, exact DEER where its scan takes the
+    /// Jacobian's blocks, else quasi-DEER; on the CPU, the cost model (<see cref="CostModel"/>), which on 2 cores keeps the loop.
     /// </summary>
     public static SolveMethod ResolveMethod(SolveOptions options, Backend backend, CellFootprint cell, int batchSize, int length) => options.Method switch
     {
-        SolveMethod.Auto when cell.LinearSurrogate => SolveMethod.Scan,
+        SolveMethod.Auto when cell.LinearSurrogate => backend.OnDevice ? SolveMethod.Scan : SolveMethod.Sequential,
         SolveMethod.Auto when backend.OnDevice => cell.Side < cell.StateSize || cell.StateSize <= DeviceLimits.MaxDenseState ? SolveMethod.Deer : SolveMethod.QuasiDeer,
         SolveMethod.Auto => CostModel.Choose(batchSize, length, cell.StateSize, Cores(options), cell.Structure),
         var m => m,
