@@ -119,30 +119,36 @@ public class BackpropagationLoopTests
     });
 
     /// <summary>
-    /// GILR-LSTM's BPTT (two diagonal chains and one W_hhᵀ δ product per run of steps, Cells/GilrLstmCell.Backpropagation.cs)
-    /// across three windows and many runs, two sequences, widths with and without a scalar tail, against the scan adjoint
-    /// over its full [3n, 3n] Jacobians, to 1e-9 of the largest entry; and float32 against float64 to 1e-4.
+    /// GILR's BPTT (one diagonal chain, Cells/GilrCell.Backpropagation.cs) and GILR-LSTM's (two diagonal chains and one
+    /// W_hhᵀ δ product per run of steps, Cells/GilrLstmCell.Backpropagation.cs) across three windows and many runs, two
+    /// sequences, widths with and without a scalar tail, against the scan adjoint (GILR's over its diagonal, GILR-LSTM's
+    /// over its full [3n, 3n] Jacobians), to 1e-9 of the largest entry.
     /// </summary>
     [Theory]
-    [InlineData(5)]
-    [InlineData(12)]
-    public void GILR_LSTMs_loop_across_its_windows_gives_the_scan_adjoints_gradient(int n) => Seeded.Run(rnd =>
+    [InlineData("gilr", 5)]
+    [InlineData("gilr", 12)]
+    [InlineData("gilr-lstm", 5)]
+    [InlineData("gilr-lstm", 12)]
+    public void The_GILR_loops_across_their_windows_give_the_scan_adjoints_gradient(string kind, int n) => Seeded.Run(rnd =>
     {
         const int D = 3, Batch = 2;
-        int length = (2 * Cpu.Adjoint.LoopWindowSteps) + 37;
+        int length = (2 * Cpu.Adjoint.LoopWindowSteps) + 37, s = kind == "gilr" ? n : 3 * n;
         var w = GilrLstmWeights<double>.Random(n, D, rnd);
-        double[] x = Numbers.Uniform(rnd, Batch * length * D), h0 = Numbers.Uniform(rnd, Batch * 3 * n, 0.5), c = Numbers.Uniform(rnd, Batch * length * n);
+        double[] x = Numbers.Uniform(rnd, Batch * length * D), h0 = Numbers.Uniform(rnd, Batch * s, 0.5), c = Numbers.Uniform(rnd, Batch * length * n);
         var options = new SolveOptions { Method = SolveMethod.Sequential };
-        GradientResult<double> loop = Deer.Gradient(new GilrLstmCell<double>(w), x, Batch, length, c, options, new GradientOptions { Adjoint = AdjointMethod.Sequential }, h0);
-        GradientResult<double> scan = Deer.Gradient(new GilrLstmCell<double>(w), x, Batch, length, c, options, new GradientOptions { Adjoint = AdjointMethod.Scan }, h0);
+        GradientResult<double> Run(AdjointMethod adjoint) => kind == "gilr"
+            ? Deer.Gradient(new GilrCell<double>(w.Surrogate), x, Batch, length, c, options, new GradientOptions { Adjoint = adjoint }, h0)
+            : Deer.Gradient(new GilrLstmCell<double>(w), x, Batch, length, c, options, new GradientOptions { Adjoint = adjoint }, h0);
+        GradientResult<double> loop = Run(AdjointMethod.Sequential), scan = Run(AdjointMethod.Scan);
         Assert.Equal(3, loop.AdjointWindows);
-        Close(scan.ParameterGradient, loop.ParameterGradient, 1e-9, $"GILR-LSTM n = {n}: parameters");
-        Close(scan.InputGradient, loop.InputGradient, 1e-9, $"GILR-LSTM n = {n}: inputs");
-        Close(scan.InitialStateGradient, loop.InitialStateGradient, 1e-9, $"GILR-LSTM n = {n}: h0");
+        Close(scan.ParameterGradient, loop.ParameterGradient, 1e-9, $"{kind} n = {n}: parameters");
+        Close(scan.InputGradient, loop.InputGradient, 1e-9, $"{kind} n = {n}: inputs");
+        Close(scan.InitialStateGradient, loop.InitialStateGradient, 1e-9, $"{kind} n = {n}: h0");
     });
 
     /// <summary>The linear surrogates in float32 (vectors of 8 or 16 lanes, a tail at n = 20) against float64 on the same rounded weights and data, to 1e-4.</summary>
     [Theory]
+    [InlineData("gilr", 20, 3)]
     [InlineData("gilr-lstm", 20, 1)]
     [InlineData("gilr-lstm", 16, 3)]
     [InlineData("sru", 20, 3)]
@@ -150,12 +156,12 @@ public class BackpropagationLoopTests
     public void The_float32_surrogate_loops_agree_with_float64(string kind, int n, int batch) => Seeded.Run(rnd =>
     {
         const int Length = 3000;
-        int d = kind == "sru" ? n : 7, s = kind == "sru" ? 2 * n : 3 * n;
+        int d = kind == "sru" ? n : 7, s = kind switch { "sru" => 2 * n, "gilr" => n, _ => 3 * n };
         static double[] Round(double[] v) => Numbers.ToDouble(Numbers.As<float>(v));
         double[] x = Round(Numbers.Uniform(rnd, batch * Length * d)), h0 = Round(Numbers.Uniform(rnd, batch * s, 0.5)), c = Round(Numbers.Uniform(rnd, batch * Length * n));
         var options = new SolveOptions { Method = SolveMethod.Sequential };
         var gradient = new GradientOptions { Adjoint = AdjointMethod.Sequential };
-        (GradientResult<double> wide, GradientResult<float> narrow) = kind == "sru" ? Sru() : GilrLstm();
+        (GradientResult<double> wide, GradientResult<float> narrow) = kind == "sru" ? Sru() : GilrLstm(kind == "gilr");
         Close(wide.Forward.States, Numbers.ToDouble(narrow.Forward.States), 1e-5, $"{kind} n = {n}, B = {batch}: states");
         Close(wide.ParameterGradient, Numbers.ToDouble(narrow.ParameterGradient), 1e-4, $"{kind} n = {n}, B = {batch}: parameters");
         Close(wide.InputGradient, Numbers.ToDouble(narrow.InputGradient), 1e-4, $"{kind} n = {n}, B = {batch}: inputs");
@@ -169,7 +175,7 @@ public class BackpropagationLoopTests
                     Numbers.As<float>(h0)));
         }
 
-        (GradientResult<double>, GradientResult<float>) GilrLstm()
+        (GradientResult<double>, GradientResult<float>) GilrLstm(bool surrogateOnly)
         {
             var drawn = GilrLstmWeights<double>.Random(n, d, rnd);
             var w = new GilrLstmWeights<double>(
@@ -179,8 +185,11 @@ public class BackpropagationLoopTests
                 new GilrWeights<float>(n, d, Numbers.As<float>(w.Surrogate.GateWeight), Numbers.As<float>(w.Surrogate.GateBias), Numbers.As<float>(w.Surrogate.ImpulseWeight),
                     Numbers.As<float>(w.Surrogate.ImpulseBias)),
                 Numbers.As<float>(w.WeightIH), Numbers.As<float>(w.WeightHH), Numbers.As<float>(w.Bias));
-            return (Deer.Gradient(new GilrLstmCell<double>(w), x, batch, Length, c, options, gradient, h0),
-                Deer.Gradient(new GilrLstmCell<float>(f), Numbers.As<float>(x), batch, Length, Numbers.As<float>(c), options, gradient, Numbers.As<float>(h0)));
+            return surrogateOnly
+                ? (Deer.Gradient(new GilrCell<double>(w.Surrogate), x, batch, Length, c, options, gradient, h0),
+                    Deer.Gradient(new GilrCell<float>(f.Surrogate), Numbers.As<float>(x), batch, Length, Numbers.As<float>(c), options, gradient, Numbers.As<float>(h0)))
+                : (Deer.Gradient(new GilrLstmCell<double>(w), x, batch, Length, c, options, gradient, h0),
+                    Deer.Gradient(new GilrLstmCell<float>(f), Numbers.As<float>(x), batch, Length, Numbers.As<float>(c), options, gradient, Numbers.As<float>(h0)));
         }
     });
 

@@ -12,7 +12,7 @@ namespace DeerSharp.Cells;
 /// The input projection holds the activated gate and impulse, [g_t; i_t]. The Jacobian is diag(g_t). Parameters, flat:
 /// [gate.weight, gate.bias, impulse.weight, impulse.bias].
 /// </remarks>
-public readonly struct GilrCell<T> : ILinearSurrogateCell<T>, IConstructedCell, IDeviceFormSource<T>, IStructuredJacobian
+public readonly partial struct GilrCell<T> : ILinearSurrogateCell<T>, IConstructedCell, IDeviceFormSource<T>, IStructuredJacobian, IBackpropagationLoop<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _p is null;
@@ -62,7 +62,7 @@ public readonly struct GilrCell<T> : ILinearSurrogateCell<T>, IConstructedCell, 
     public int BlockWorkspaceSize(int count) => 0;
 
     /// <inheritdoc/>
-    public int BackwardWorkspaceSize(int count) => 2 * count * _p.HiddenSize + _p.BackwardScratch(count);
+    public int BackwardWorkspaceSize(int count) => 2 * count * _p.HiddenSize;
 
     /// <inheritdoc/>
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count) => _p.Project(inputs, projections, count, 2 * _p.HiddenSize, 0);
@@ -125,7 +125,7 @@ public readonly struct GilrCell<T> : ILinearSurrogateCell<T>, IConstructedCell, 
             }
         }
 
-        _p.Backward(da, inputs, inputAdjoints, gradient, workspace[(2 * count * n)..], count, accumulateInputs: false);
+        _p.Backward(da, inputs, inputAdjoints, gradient, count, accumulateInputs: false);
     }
 
     /// <summary>

@@ -28,7 +28,7 @@ public readonly partial struct GilrLstmCell<T>
 
     /// <inheritdoc/>
     int IBackpropagationLoop<T>.GradientWorkspaceSize(int count) =>
-        _c.ParameterCount + (2 * N * count) + Math.Max(_c.BackwardScratch(count), _s.BackwardScratch(count));
+        _c.ParameterCount + (2 * N * count) + _c.BackwardScratch(count);
 
     /// <summary>W_hh h~ of the block's steps by one product, then each step's gates and c' by the forward's own <see cref="Step"/>.</summary>
     void IBackpropagationLoop<T>.PrepareBackpropagation(ReadOnlySpan<T> states, ReadOnlySpan<T> projections, Span<T> cache, Span<T> workspace, int count)
@@ -151,7 +151,7 @@ public readonly partial struct GilrLstmCell<T>
             deltas.Slice((k * e) + (4 * n), 2 * n).CopyTo(da[(k * 2 * n)..]);
         }
 
-        _s.Backward(da, inputs, inputAdjoints, gradient[..Weights.Surrogate.ParameterCount], scratch, count, accumulateInputs: true);
+        _s.Backward(da, inputs, inputAdjoints, gradient[..Weights.Surrogate.ParameterCount], count, accumulateInputs: true);
     }
 
     /// <summary>Adds the LSTM part's gradient (CellWeights' layout, two bias sums) to the cell's: its W_ih, W_hh and single bias, after the surrogate's parameters.</summary>

@@ -75,7 +75,7 @@ public readonly partial struct GilrLstmCell<T> : ILinearSurrogateCell<T>, IConst
     public int BlockWorkspaceSize(int count) => 4 * N * count;
 
     /// <inheritdoc/>
-    public int BackwardWorkspaceSize(int count) => count * (4 * N + 4 * N + 2 * N) + _c.ParameterCount + _c.BackwardScratch(count) + _s.BackwardScratch(count);
+    public int BackwardWorkspaceSize(int count) => count * (4 * N + 4 * N + 2 * N) + _c.ParameterCount + _c.BackwardScratch(count);
 
     /// <summary>[g; i; W_ih x + b] of every step by one matrix product straight into the projections, then σ and tanh on [g; i].</summary>
     public void ProjectInputs(ReadOnlySpan<T> inputs, Span<T> projections, int count)
@@ -227,7 +227,7 @@ public readonly partial struct GilrLstmCell<T> : ILinearSurrogateCell<T>, IConst
         lstmGradient.Clear();
         _c.Backward(delta, delta, inputs, states[n..], s, previousAdjoints[n..], inputAdjoints, lstmGradient, scratch, count);
         AddLstmGradient(lstmGradient, gradient);
-        _s.Backward(da, inputs, inputAdjoints, gradient[..Weights.Surrogate.ParameterCount], scratch, count, accumulateInputs: true);
+        _s.Backward(da, inputs, inputAdjoints, gradient[..Weights.Surrogate.ParameterCount], count, accumulateInputs: true);
     }
 
     /// <summary>

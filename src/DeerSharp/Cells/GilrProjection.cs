@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -29,7 +28,6 @@ internal sealed class GilrProjection<T>
 
     public int InputSize { get; }
 
-    public int BackwardScratch(int count) => 2 * count * HiddenSize;
 
     /// <summary>[Uᵀ | Vᵀ], [d, 2n]: GILR-LSTM stacks it beside W_ihᵀ for one product.</summary>
     internal T[] Transposed => _transposed;
@@ -104,25 +102,14 @@ internal sealed class GilrProjection<T>
     /// From the pre-activation gradients da = [∂(U x + b_g); ∂(V x + b_i)], [count, 2n]: ∂x (written, or added when
     /// <paramref name="accumulateInputs"/>), and the gradient of [U, b_g, V, b_i] added at the start of <paramref name="gradient"/>.
     /// </summary>
-    public void Backward(ReadOnlySpan<T> da, ReadOnlySpan<T> inputs, Span<T> inputAdjoints, Span<T> gradient, Span<T> scratch, int count, bool accumulateInputs)
+    public void Backward(ReadOnlySpan<T> da, ReadOnlySpan<T> inputs, Span<T> inputAdjoints, Span<T> gradient, int count, bool accumulateInputs)
     {
-        int n = HiddenSize, d = InputSize, nd = n * d;
-        Kernels.Gemm<T>(da, _rows, inputAdjoints, count, 2 * n, d, accumulate: accumulateInputs);
-        Span<T> transposed = scratch[..(2 * n * count)];
-        for (int k = 0; k < count; k++)
-        {
-            for (int j = 0; j < 2 * n; j++)
-            {
-                transposed[j * count + k] = da[k * 2 * n + j];
-            }
-        }
-
-        Kernels.Gemm<T>(transposed[..(n * count)], inputs, gradient[..nd], n, count, d, accumulate: true);
-        Kernels.Gemm<T>(transposed[(n * count)..], inputs, gradient.Slice(nd + n, nd), n, count, d, accumulate: true);
-        for (int k = 0; k < count; k++)
-        {
-            TensorPrimitives.Add(gradient.Slice(nd, n), da.Slice(k * 2 * n, n), gradient.Slice(nd, n));
-            TensorPrimitives.Add(gradient.Slice(2 * nd + n, n), da.Slice(k * 2 * n + n, n), gradient.Slice(2 * nd + n, n));
-        }
+        int n = HiddenSize, d = InputSize, nd = n * d, w = 2 * n;
+        Kernels.Gemm<T>(da, _rows, inputAdjoints, count, w, d, accumulate: accumulateInputs);
+        // δᵀ X for U and for V, reading the rows of da in place (no transposed copy), and the bias sums.
+        Kernels.GemmTransposedAccumulate<T>(da, w, inputs, gradient[..nd], n, count, d);
+        Kernels.GemmTransposedAccumulate<T>(da[n..], w, inputs, gradient.Slice(nd + n, nd), n, count, d);
+        Kernels.AddRows(da, w, count, gradient.Slice(nd, n));
+        Kernels.AddRows(da[n..], w, count, gradient.Slice((2 * nd) + n, n));
     }
 }
