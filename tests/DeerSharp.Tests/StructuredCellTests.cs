@@ -214,9 +214,21 @@ public class StructuredCellTests
 
     [Theory]
     [MemberData(nameof(Kinds))]
-    public void Gradients_match_central_finite_differences(string kind, int k) => Seeded.Run(rnd =>
+    public void Gradients_match_central_finite_differences(string kind, int k) => Seeded.Run(rnd => CheckGradients(kind, k, 2 * k, rnd));
+
+    /// <summary>
+    /// Blocks of one unit at n = 13: three Vector&lt;double&gt; widths of 4 (or one of 8) and a scalar tail, so the block
+    /// products' vector lanes (BlockCellWeights.DiagonalStep) are checked against central differences too.
+    /// </summary>
+    [Theory]
+    [InlineData("indrnn")]
+    [InlineData("diag-gru")]
+    [InlineData("diag-lstm")]
+    public void Gradients_across_vector_lanes_match_central_finite_differences(string kind) => Seeded.Run(rnd => CheckGradients(kind, 1, 13, rnd));
+
+    private static void CheckGradients(string kind, int k, int n, Random rnd)
     {
-        int n = 2 * k, d = 2, length = 9, s = StateOf(kind, n);
+        int d = 2, length = 9, s = StateOf(kind, n);
         StructuredWeights<double> w = StructuredWeights<double>.Random(GatesOf(kind), n, d, k, rnd, scale: 1.5);
         double[] x = Numbers.Uniform(rnd, length * d), h0 = Numbers.Uniform(rnd, s, 0.5), cot = Numbers.Uniform(rnd, length * n);
         var tight = new SolveOptions { Method = SolveMethod.Deer, AbsoluteTolerance = 1e-13, RelativeTolerance = 1e-13 };
@@ -244,7 +256,7 @@ public class StructuredCellTests
             Near(g.InputGradient[xi], Central(e => x[xi] += e), $"x[{xi}]");
             Near(g.InitialStateGradient[hi], Central(e => h0[hi] += e), $"h0[{hi}]");
         }
-    });
+    }
 
     private readonly struct Differentiate(double[] x, double[] h0, double[] cot, int length, SolveOptions options, AdjointMethod adjoint)
         : ICellFunc<double, GradientResult<double>>

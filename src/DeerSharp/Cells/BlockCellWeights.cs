@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Numerics.Tensors;
 
 namespace DeerSharp.Cells;
@@ -120,6 +122,12 @@ internal sealed class BlockCellWeights<T>
         for (int s = 0; s < count; s++)
         {
             ReadOnlySpan<T> dh = dHh.Slice(s * rows, rows), h = states.Slice(s * stateStride, n);
+            if (k == 1)
+            {
+                DiagonalStep(dh, h, previous.Slice(s * stateStride, n), gHh);
+                continue;
+            }
+
             AddTransposedProduct(dh, previous.Slice(s * stateStride, n));
             for (int r = 0; r < rows; r++)
             {
@@ -130,13 +138,46 @@ internal sealed class BlockCellWeights<T>
                     g[c] = T.FusedMultiplyAdd(dh[r], block[c], g[c]);
                 }
             }
-
-            TensorPrimitives.Add(gBih, dIh.Slice(s * rows, rows), gBih);
-            TensorPrimitives.Add(gBhh, dh, gBhh);
         }
 
+        Kernels.AddRows(dIh, rows, count, gBih);
+        Kernels.AddRows(dHh, rows, count, gBhh);
         _ = scratch;
         Kernels.Gemm<T>(dIh, InputRows, inputAdjoints, count, rows, d);
         Kernels.GemmTransposedAccumulate<T>(dIh, rows, inputs, gIh, rows, count, d);
+    }
+
+    /// <summary>
+    /// One step's block products for k = 1, a vector of units at a time: previous += Σ_g δ_g ⊙ w_g (W_hhᵀ δ when every
+    /// block is one unit) and ∂w_g += δ_g ⊙ h, with the same FMA per entry, in the same order, as the general loops.
+    /// </summary>
+    private void DiagonalStep(ReadOnlySpan<T> dh, ReadOnlySpan<T> h, Span<T> previous, Span<T> gHh)
+    {
+        int n = HiddenSize, v = Vector<T>.Count;
+        ref T rd = ref MemoryMarshal.GetReference(dh[..Rows]);
+        ref T rh = ref MemoryMarshal.GetReference(h[..n]);
+        ref T rp = ref MemoryMarshal.GetReference(previous[..n]);
+        ref T rg = ref MemoryMarshal.GetReference(gHh[..Rows]);
+        ref T rw = ref MemoryMarshal.GetReference(Hidden.AsSpan(0, Rows));
+        for (int g = 0; g < Gates; g++)
+        {
+            ref T dg = ref Unsafe.Add(ref rd, g * n);
+            ref T wg = ref Unsafe.Add(ref rw, g * n);
+            ref T gg = ref Unsafe.Add(ref rg, g * n);
+            int i = 0;
+            for (; i + v <= n; i += v)
+            {
+                Vector<T> d = Vector.LoadUnsafe(ref dg, (nuint)i);
+                Kernels.Fma(d, Vector.LoadUnsafe(ref wg, (nuint)i), Vector.LoadUnsafe(ref rp, (nuint)i)).StoreUnsafe(ref rp, (nuint)i);
+                Kernels.Fma(d, Vector.LoadUnsafe(ref rh, (nuint)i), Vector.LoadUnsafe(ref gg, (nuint)i)).StoreUnsafe(ref gg, (nuint)i);
+            }
+
+            for (; i < n; i++)
+            {
+                T d = Unsafe.Add(ref dg, i);
+                Unsafe.Add(ref rp, i) = T.FusedMultiplyAdd(d, Unsafe.Add(ref wg, i), Unsafe.Add(ref rp, i));
+                Unsafe.Add(ref gg, i) = T.FusedMultiplyAdd(d, Unsafe.Add(ref rh, i), Unsafe.Add(ref gg, i));
+            }
+        }
     }
 }
