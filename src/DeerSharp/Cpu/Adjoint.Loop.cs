@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 
 namespace DeerSharp.Cpu;
@@ -52,9 +54,23 @@ internal static partial class Adjoint
         int s = cell.StateSize, p = cell.ProjectionSize, side = structure.Side, ss = structure.EntriesPerStep(s), units = s / structure.Parts;
         JacobianMode mode = side == 1 ? JacobianMode.Diagonal : JacobianMode.Block;
         T[] previous = buffers.Previous, projections = buffers.Projections, jacobians = buffers.Jacobians, next = buffers.Next;
+        bool units1 = structure.BlockSize == 1;
         ForBlocks(length, buffers, cores, (_, ws, t0, count) =>
+        {
             cell.EvaluateBlock(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), next.AsSpan(t0 * s, count * s),
-                jacobians.AsSpan(t0 * ss, count * ss), mode, ws, count), cancellation);
+                jacobians.AsSpan(t0 * ss, count * ss), mode, ws, count);
+            if (units1 && side > 1)
+            {
+                ToPartOrder(jacobians.AsSpan(t0 * ss, count * ss), side, units, count);
+            }
+        }, cancellation);
+
+        if (units1)
+        {
+            BackpropagateParts(buffers, length, s, side, units, carry, cancellation);
+            BackwardSteps(cell, x, buffers, length, parameters, dInputs, cores, cancellation);
+            return;
+        }
 
         // The state index of row r of block b, in block order.
         var index = new int[s];
@@ -109,6 +125,68 @@ internal static partial class Adjoint
         }
 
         BackwardSteps(cell, x, buffers, length, parameters, dInputs, cores, cancellation);
+    }
+
+    /// <summary>
+    /// Blocks of one unit over P parts: each step's P×P blocks, written unit after unit ([b][r][c]), rewritten part pair
+    /// after part pair ([r][c][b]), so the loop reads entry (r, c) of every unit as one contiguous run.
+    /// </summary>
+    private static void ToPartOrder<T>(Span<T> jacobians, int parts, int units, int count)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int pp = parts * parts, ss = pp * units;
+        T[] copy = ArrayPool<T>.Shared.Rent(ss);
+        try
+        {
+            for (int t = 0; t < count; t++)
+            {
+                Span<T> step = jacobians.Slice(t * ss, ss);
+                step.CopyTo(copy);
+                for (int b = 0; b < units; b++)
+                {
+                    for (int e = 0; e < pp; e++)
+                    {
+                        step[(e * units) + b] = copy[(b * pp) + e];
+                    }
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(copy);
+        }
+    }
+
+    /// <summary>
+    /// The adjoint recurrence over blocks of one unit in part order (<see cref="ToPartOrder"/>; a diagonal Jacobian when
+    /// P = 1): v_t = g_t + carry, then for each part c, carry_c = Σ_r J_t[r, c] ⊙ v_r, a vector of units at a time.
+    /// </summary>
+    private static void BackpropagateParts<T>(Buffers<T> buffers, int length, int s, int parts, int units, Span<T> carry, CancellationToken cancellation)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int ss = s * parts;
+        Span<T> v = buffers.V.AsSpan(0, s);
+        carry.Clear();
+        for (int t = length - 1; t >= 0; t--)
+        {
+            if ((t & 4095) == 0)
+            {
+                cancellation.ThrowIfCancellationRequested();
+            }
+
+            ReadOnlySpan<T> j = buffers.Jacobians.AsSpan(t * ss, ss);
+            TensorPrimitives.Add(buffers.G.AsSpan(t * s, s), carry, v);
+            v.CopyTo(buffers.Adjoints.AsSpan(t * s, s));
+            for (int c = 0; c < parts; c++)
+            {
+                Span<T> to = carry.Slice(c * units, units);
+                TensorPrimitives.Multiply(j.Slice(c * units, units), v[..units], to);
+                for (int r = 1; r < parts; r++)
+                {
+                    TensorPrimitives.MultiplyAdd(j.Slice(((r * parts) + c) * units, units), v.Slice(r * units, units), to, to);
+                }
+            }
+        }
     }
 
     /// <summary>A worker's workspace for the BPTT loop's block phases (the cache's preparation, the gradients), BlockSteps steps at a time.</summary>
