@@ -9,6 +9,8 @@ namespace DeerSharp.Cli.Bench;
 /// race's cases, float32, warm: Deer's <see cref="Deer"/>.Gradient beside its forward solve alone, PyTorch's CPU autograd
 /// (forward and backward of sum(C ⊙ output), the same weights, inputs and cotangent) when Python with torch is there, the
 /// largest difference of the parameter gradients (at most 3 of its runs: it is slow), and an FMA floor (<see cref="Floor"/>).
+/// Then the linear surrogates (GILR, GILR-LSTM, SRU), which PyTorch does not ship: Deer alone, against
+/// <see cref="SurrogateFloor"/>.
 /// </summary>
 internal static class GradBench
 {
@@ -22,6 +24,7 @@ internal static class GradBench
     private static readonly (string Cell, int D, int N, int T, int B)[] Cases =
     [
         ("gru", 32, 32, 65536, 1), ("lstm", 32, 32, 65536, 1), ("gru", 64, 128, 16384, 1), ("gru", 32, 32, 4096, 16), ("lstm", 32, 32, 4096, 16),
+        ("gilr", 32, 32, 65536, 1), ("gilr-lstm", 32, 32, 65536, 1), ("sru", 32, 32, 65536, 1),
     ];
 
     public static List<Row> Run(bool quick, int repeats, TorchPeer? torch, TextWriter log, out string? note)
@@ -39,9 +42,15 @@ internal static class GradBench
             var weights = RecurrentWeights<float>.Random(cell == "gru" ? 3 : 4, n, d, random);
             float[] x = [.. Enumerable.Range(0, batch * length * d).Select(_ => (float)((random.NextDouble() * 2) - 1))];
             float[] c = [.. Enumerable.Range(0, batch * length * n).Select(_ => (float)((random.NextDouble() * 2) - 1) * 1e-3f)];
-            Row row = cell == "gru"
-                ? Case(new GruCell<float>(weights), cell, weights, x, c, d, n, batch, length, repeats, torch, peak, ref note)
-                : Case(new LstmCell<float>(weights), cell, weights, x, c, d, n, batch, length, repeats, torch, peak, ref note);
+            double floor = cell is "gru" or "lstm" ? Floor(cell == "gru" ? 3 : 4, n, d, batch, length, cores, peak) : SurrogateFloor(cell, n, d, batch, length, cores, peak);
+            Row row = cell switch
+            {
+                "gru" => Case(new GruCell<float>(weights), cell, weights, x, c, d, n, batch, length, repeats, torch, floor, ref note),
+                "lstm" => Case(new LstmCell<float>(weights), cell, weights, x, c, d, n, batch, length, repeats, torch, floor, ref note),
+                "gilr" => Case(GilrCell<float>.Random(d, n, random), cell, null, x, c, d, n, batch, length, repeats, null, floor, ref note),
+                "gilr-lstm" => Case(GilrLstmCell<float>.Random(d, n, random), cell, null, x, c, d, n, batch, length, repeats, null, floor, ref note),
+                _ => Case(SruCell<float>.Random(n, random), cell, null, x, c, d, n, batch, length, repeats, null, floor, ref note),
+            };
             rows.Add(row);
             string peer = row.TorchSeconds is { } t
                 ? string.Create(CultureInfo.InvariantCulture, $"PyTorch {t * 1e3,8:F1} ms ({row.TorchThreads} threads), PyTorch/Deer x{t / row.Gradient.Median:F2}, max |Δ| {row.MaxRelativeDiff:G2} of the largest")
@@ -53,8 +62,8 @@ internal static class GradBench
         return rows;
     }
 
-    private static Row Case<TCell>(TCell cell, string kind, RecurrentWeights<float> weights, float[] x, float[] c, int d, int n, int batch, int length,
-        int repeats, TorchPeer? torch, Roofline.Peak peak, ref string? note)
+    private static Row Case<TCell>(TCell cell, string kind, RecurrentWeights<float>? weights, float[] x, float[] c, int d, int n, int batch, int length,
+        int repeats, TorchPeer? torch, double floor, ref string? note)
         where TCell : IDifferentiableCell<float>
     {
         var options = new SolveOptions { Method = SolveMethod.Sequential };
@@ -86,7 +95,7 @@ internal static class GradBench
 
         Rounds(Math.Max(1, repeats / 2));
         // At most 3 of the peer's runs: autograd took 33 s a run for T = 65,536 here (docs/benchmarks.md).
-        TorchPeer.Result? peer = torch?.TimeBackward(kind, weights, x, c, batch, length, Math.Min(3, repeats));
+        TorchPeer.Result? peer = weights is null ? null : torch?.TimeBackward(kind, weights, x, c, batch, length, Math.Min(3, repeats));
         Rounds(Math.Max(1, repeats - (repeats / 2)));
         if (torch is not null && peer is null)
         {
@@ -102,7 +111,25 @@ internal static class GradBench
 
         string label = string.Create(CultureInfo.InvariantCulture, $"{kind.ToUpperInvariant()} d={d} n={n} T={length} B={batch}");
         return new Row(label, batch * length, Stopwatches.Timing.Of([.. seconds[0]]), Stopwatches.Timing.Of([.. seconds[1]]), peer?.MedianSeconds, peer?.Threads ?? 0, diff,
-            Floor(kind == "gru" ? 3 : 4, n, d, batch, length, Environment.ProcessorCount, peak));
+            floor);
+    }
+
+    /// <summary>
+    /// Seconds for a linear surrogate's whole gradient at this core's FMA peak on every core. Per sequence-step FMAs:
+    /// GILR 6nd (the projection of [g; i], then ∂x and ∂W); SRU 9nd (the same for [x̃; f; r]); GILR-LSTM 18nd + 12n²
+    /// (its 6n-row projection three times, W_hh h~, W_hhᵀ δ and ∂W_hh); and the forward's activations (2n, 3n, 6n).
+    /// No product lies on the sequential chain (its recurrences are diagonal), so there is no chain term. Loads, stores
+    /// and the elementwise arithmetic are not counted: the floor is below the truth.
+    /// </summary>
+    internal static double SurrogateFloor(string cell, int n, int d, int batch, int length, int cores, Roofline.Peak peak)
+    {
+        (double fmas, double activations) = cell switch
+        {
+            "gilr" => (6.0 * n * d, 2.0 * n),
+            "sru" => (9.0 * n * d, 3.0 * n),
+            _ => ((18.0 * n * d) + (12.0 * n * n), 6.0 * n),
+        };
+        return (double)batch * length * ((fmas / peak.FmaPerSecond) + (activations * peak.ActivationSeconds)) / cores;
     }
 
     /// <summary>
