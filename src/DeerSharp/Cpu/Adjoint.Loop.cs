@@ -44,7 +44,9 @@ internal static partial class Adjoint
     /// Backpropagation through time for a cell that declares K×K Jacobian blocks (the structured cells): every step's
     /// blocks by <see cref="IRecurrentCell{T}.EvaluateBlock"/> in parallel, then the loop from the last step back, v_t =
     /// g_t + J_{t+1}ᵀ v_{t+1}, at O(S·K) a step, then every step's backward product at once (<see cref="BackwardSteps"/>).
-    /// The declaration is checked as for the scan adjoint (GradientDriver). <paramref name="carry"/> returns J_{t0}ᵀ v_{t0}.
+    /// Blocks of one unit (the usual case) run the loop a vector of units at a time (<see cref="BackpropagateParts"/>);
+    /// wider blocks, through an index table. The declaration is checked as for the scan adjoint (GradientDriver).
+    /// <paramref name="carry"/> returns J_{t0}ᵀ v_{t0}.
     /// </summary>
     private static void BackpropagateBlocks<TCell, T>(TCell cell, JacobianStructure structure, ReadOnlySpan<T> x, Buffers<T> buffers, int length,
         Span<T> parameters, Span<T> dInputs, Span<T> carry, int cores, CancellationToken cancellation)
@@ -54,18 +56,18 @@ internal static partial class Adjoint
         int s = cell.StateSize, p = cell.ProjectionSize, side = structure.Side, ss = structure.EntriesPerStep(s), units = s / structure.Parts;
         JacobianMode mode = side == 1 ? JacobianMode.Diagonal : JacobianMode.Block;
         T[] previous = buffers.Previous, projections = buffers.Projections, jacobians = buffers.Jacobians, next = buffers.Next;
-        bool units1 = structure.BlockSize == 1;
+        bool unitBlocks = structure.BlockSize == 1;
         ForBlocks(length, buffers, cores, (_, ws, t0, count) =>
         {
             cell.EvaluateBlock(previous.AsSpan(t0 * s, count * s), projections.AsSpan(t0 * p, count * p), next.AsSpan(t0 * s, count * s),
                 jacobians.AsSpan(t0 * ss, count * ss), mode, ws, count);
-            if (units1 && side > 1)
+            if (unitBlocks && side > 1)
             {
                 ToPartOrder(jacobians.AsSpan(t0 * ss, count * ss), side, units, count);
             }
         }, cancellation);
 
-        if (units1)
+        if (unitBlocks)
         {
             BackpropagateParts(buffers, length, s, side, units, carry, cancellation);
             BackwardSteps(cell, x, buffers, length, parameters, dInputs, cores, cancellation);
