@@ -82,9 +82,9 @@ public class BackpropagationLoopTests
     });
 
     /// <summary>
-    /// BPTT over the Jacobian blocks a structured cell declares (Cpu/Adjoint.Loop.cs, BackpropagateBlocks): IndRNN, the
-    /// diagonal GRU and the diagonal LSTM (two parts), blocks of 1 and 2, across windows, two sequences, against the scan
-    /// adjoint to 1e-9 of the largest entry.
+    /// The structured cells' own BPTT loops (Cells/{IndRnn,DiagonalGru,DiagonalLstm}Cell.Backpropagation.cs): blocks of 1
+    /// and 2, across windows, two sequences, against the scan adjoint over their declared blocks, to 1e-9 of the largest
+    /// entry. BPTT over declared blocks (for custom cells) is checked in StructuredCellTests.
     /// </summary>
     [Theory]
     [InlineData("indrnn", 1)]
@@ -93,7 +93,7 @@ public class BackpropagationLoopTests
     [InlineData("diag-gru", 2)]
     [InlineData("diag-lstm", 1)]
     [InlineData("diag-lstm", 2)]
-    public void BPTT_by_blocks_across_its_windows_gives_the_scan_adjoints_gradient(string kind, int k) => Seeded.Run(rnd =>
+    public void The_structured_loops_across_their_windows_give_the_scan_adjoints_gradient(string kind, int k) => Seeded.Run(rnd =>
     {
         const int D = 3, N = 6, Batch = 2;
         int length = (2 * Cpu.Adjoint.LoopWindowSteps) + 37, s = kind == "diag-lstm" ? 2 * N : N;

@@ -87,10 +87,19 @@ internal sealed class BlockCellWeights<T>
         }
     }
 
-    /// <summary>previous[0..n) += W_hhᵀ δ restricted to the blocks: previous[⌊i/k⌋·k + c] += Σ_g δ[g·n + i] W_hh[g·n + i, c].</summary>
+    /// <summary>
+    /// previous[0..n) += W_hhᵀ δ restricted to the blocks: previous[⌊i/k⌋·k + c] += Σ_g δ[g·n + i] W_hh[g·n + i, c]. For
+    /// blocks of one unit, a vector of units at a time, with the same FMA per entry in the same order (g = 0, 1, ...).
+    /// </summary>
     public void AddTransposedProduct(ReadOnlySpan<T> delta, Span<T> previous)
     {
         int n = HiddenSize, k = BlockSize;
+        if (k == 1)
+        {
+            AddDiagonalProducts(delta, Hidden, perGate: true, previous, intoGates: false);
+            return;
+        }
+
         ReadOnlySpan<T> w = Hidden;
         for (int g = 0; g < Gates; g++)
         {
@@ -109,26 +118,32 @@ internal sealed class BlockCellWeights<T>
 
     /// <summary>
     /// The linear part of a backward step for <paramref name="count"/> steps, given the gradients of the pre-activations:
-    /// δ_ih (multiplying W_ih x and bias_ih) and δ_hh (multiplying W_hh h and bias_hh), both [count, G·n]. Adds the block
-    /// W_hhᵀ δ_hh to the first n entries of each row of <paramref name="previous"/> (row stride <paramref name="stateStride"/>),
-    /// writes δ_ih W_ih to <paramref name="inputAdjoints"/>, and adds the parameter gradient to <paramref name="gradient"/>.
+    /// δ_ih (multiplying W_ih x and bias_ih) and δ_hh (multiplying W_hh h and bias_hh), both [count, G·n] with row stride
+    /// <paramref name="deltaStride"/> (0: G·n). Adds the block W_hhᵀ δ_hh to the first n entries of each row of
+    /// <paramref name="previous"/> (row stride <paramref name="stateStride"/>; skipped when it is empty, as the BPTT loops
+    /// have added it already), writes δ_ih W_ih to <paramref name="inputAdjoints"/>, and adds the parameter gradient to
+    /// <paramref name="gradient"/>.
     /// </summary>
     public void Backward(ReadOnlySpan<T> dIh, ReadOnlySpan<T> dHh, ReadOnlySpan<T> inputs, ReadOnlySpan<T> states, int stateStride,
-        Span<T> previous, Span<T> inputAdjoints, Span<T> gradient, Span<T> scratch, int count)
+        Span<T> previous, Span<T> inputAdjoints, Span<T> gradient, int count, int deltaStride = 0)
     {
-        int n = HiddenSize, d = InputSize, k = BlockSize, rows = Rows;
+        int n = HiddenSize, d = InputSize, k = BlockSize, rows = Rows, ds = deltaStride == 0 ? rows : deltaStride;
         Span<T> gIh = gradient[..(rows * d)], gHh = gradient.Slice(rows * d, rows * k);
         Span<T> gBih = gradient.Slice(rows * (d + k), rows), gBhh = gradient.Slice(rows * (d + k + 1), rows);
         for (int s = 0; s < count; s++)
         {
-            ReadOnlySpan<T> dh = dHh.Slice(s * rows, rows), h = states.Slice(s * stateStride, n);
+            ReadOnlySpan<T> dh = dHh.Slice(s * ds, rows), h = states.Slice(s * stateStride, n);
+            if (!previous.IsEmpty)
+            {
+                AddTransposedProduct(dh, previous.Slice(s * stateStride, n));
+            }
+
             if (k == 1)
             {
-                DiagonalStep(dh, h, previous.Slice(s * stateStride, n), gHh);
+                AddDiagonalProducts(dh, h, perGate: false, gHh, intoGates: true);
                 continue;
             }
 
-            AddTransposedProduct(dh, previous.Slice(s * stateStride, n));
             for (int r = 0; r < rows; r++)
             {
                 ReadOnlySpan<T> block = h.Slice(r % n / k * k, k);
@@ -140,43 +155,38 @@ internal sealed class BlockCellWeights<T>
             }
         }
 
-        Kernels.AddRows(dIh, rows, count, gBih);
-        Kernels.AddRows(dHh, rows, count, gBhh);
-        _ = scratch;
-        Kernels.Gemm<T>(dIh, InputRows, inputAdjoints, count, rows, d);
-        Kernels.GemmTransposedAccumulate<T>(dIh, rows, inputs, gIh, rows, count, d);
+        Kernels.AddRows(dIh, ds, count, gBih);
+        Kernels.AddRows(dHh, ds, count, gBhh);
+        Kernels.Gemm<T>(dIh, InputRows, inputAdjoints, count, rows, d, ds);
+        Kernels.GemmTransposedAccumulate<T>(dIh, ds, inputs, gIh, rows, count, d);
     }
 
     /// <summary>
-    /// One step's block products for k = 1, a vector of units at a time: previous += Σ_g δ_g ⊙ w_g (W_hhᵀ δ when every
-    /// block is one unit) and ∂w_g += δ_g ⊙ h, with the same FMA per entry, in the same order, as the general loops.
+    /// For blocks of one unit, a vector of units at a time: for each gate g, target_g += δ_g ⊙ w_g. W_hhᵀ δ: w_g is W_hh's
+    /// g-th block (<paramref name="perGate"/>) and every gate adds into the same n values of previous. ∂W_hh: w_g is h for
+    /// every gate and each adds into its own block (<paramref name="intoGates"/>). One FMA per entry, gates in order, as
+    /// the general loops.
     /// </summary>
-    private void DiagonalStep(ReadOnlySpan<T> dh, ReadOnlySpan<T> h, Span<T> previous, Span<T> gHh)
+    private void AddDiagonalProducts(ReadOnlySpan<T> dh, ReadOnlySpan<T> w, bool perGate, Span<T> target, bool intoGates)
     {
         int n = HiddenSize, v = Vector<T>.Count;
         ref T rd = ref MemoryMarshal.GetReference(dh[..Rows]);
-        ref T rh = ref MemoryMarshal.GetReference(h[..n]);
-        ref T rp = ref MemoryMarshal.GetReference(previous[..n]);
-        ref T rg = ref MemoryMarshal.GetReference(gHh[..Rows]);
-        ref T rw = ref MemoryMarshal.GetReference(Hidden.AsSpan(0, Rows));
+        ref T rs = ref MemoryMarshal.GetReference(w[..(perGate ? Rows : n)]);
+        ref T rt = ref MemoryMarshal.GetReference(target[..(intoGates ? Rows : n)]);
         for (int g = 0; g < Gates; g++)
         {
             ref T dg = ref Unsafe.Add(ref rd, g * n);
-            ref T wg = ref Unsafe.Add(ref rw, g * n);
-            ref T gg = ref Unsafe.Add(ref rg, g * n);
+            ref T sg = ref Unsafe.Add(ref rs, perGate ? g * n : 0);
+            ref T tg = ref Unsafe.Add(ref rt, intoGates ? g * n : 0);
             int i = 0;
             for (; i + v <= n; i += v)
             {
-                Vector<T> d = Vector.LoadUnsafe(ref dg, (nuint)i);
-                Kernels.Fma(d, Vector.LoadUnsafe(ref wg, (nuint)i), Vector.LoadUnsafe(ref rp, (nuint)i)).StoreUnsafe(ref rp, (nuint)i);
-                Kernels.Fma(d, Vector.LoadUnsafe(ref rh, (nuint)i), Vector.LoadUnsafe(ref gg, (nuint)i)).StoreUnsafe(ref gg, (nuint)i);
+                Kernels.Fma(Vector.LoadUnsafe(ref dg, (nuint)i), Vector.LoadUnsafe(ref sg, (nuint)i), Vector.LoadUnsafe(ref tg, (nuint)i)).StoreUnsafe(ref tg, (nuint)i);
             }
 
             for (; i < n; i++)
             {
-                T d = Unsafe.Add(ref dg, i);
-                Unsafe.Add(ref rp, i) = T.FusedMultiplyAdd(d, Unsafe.Add(ref wg, i), Unsafe.Add(ref rp, i));
-                Unsafe.Add(ref gg, i) = T.FusedMultiplyAdd(d, Unsafe.Add(ref rh, i), Unsafe.Add(ref gg, i));
+                Unsafe.Add(ref tg, i) = T.FusedMultiplyAdd(Unsafe.Add(ref dg, i), Unsafe.Add(ref sg, i), Unsafe.Add(ref tg, i));
             }
         }
     }

@@ -13,7 +13,7 @@ namespace DeerSharp.Cells;
 /// <see cref="GruCell{T}"/>; zero outside the blocks, so Newton's step is exact at the cost of a k×k block scan.
 /// Weights: <see cref="StructuredWeights{T}"/> with G = 3.
 /// </remarks>
-public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian, IDeviceFormSource<T>
+public readonly partial struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian, IDeviceFormSource<T>, IBackpropagationLoop<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _c is null;
@@ -139,7 +139,7 @@ public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructed
         int n = _c.HiddenSize, rows = 3 * n;
         Span<T> dIh = workspace[..(count * rows)], dHh = workspace.Slice(count * rows, count * rows);
         Span<T> gates = workspace.Slice(2 * count * rows, 3 * n), g = workspace.Slice(2 * count * rows + 3 * n, n);
-        Span<T> next = workspace.Slice(2 * count * rows + 4 * n, n), scratch = workspace[(2 * count * rows + 5 * n)..];
+        Span<T> next = workspace.Slice(2 * count * rows + 4 * n, n);
         for (int s = 0; s < count; s++)
         {
             ReadOnlySpan<T> h = states.Slice(s * n, n), v = adjoints.Slice(s * n, n);
@@ -159,7 +159,7 @@ public readonly struct DiagonalGruCell<T> : IDifferentiableCell<T>, IConstructed
             }
         }
 
-        _c.Backward(dIh, dHh, inputs, states, n, previousAdjoints, inputAdjoints, gradient, scratch, count);
+        _c.Backward(dIh, dHh, inputs, states, n, previousAdjoints, inputAdjoints, gradient, count);
     }
 
     /// <summary>

@@ -14,7 +14,7 @@ namespace DeerSharp.Cells;
 /// ∂h'_u/∂h_j = o(1-o) τ A_o[u, j] + o(1-τ²) ∂c'_u/∂h_j, ∂h'_u/∂c_u = o(1-τ²) f_u.
 /// Weights: <see cref="StructuredWeights{T}"/> with G = 4.
 /// </remarks>
-public readonly struct DiagonalLstmCell<T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian, IDeviceFormSource<T>
+public readonly partial struct DiagonalLstmCell<T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian, IDeviceFormSource<T>, IBackpropagationLoop<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _c is null;
@@ -161,7 +161,7 @@ public readonly struct DiagonalLstmCell<T> : IDifferentiableCell<T>, IConstructe
         int n = _c.HiddenSize, rows = 4 * n, s2 = 2 * n;
         Span<T> delta = workspace[..(count * rows)];
         Span<T> gates = workspace.Slice(count * rows, 4 * n), tc = workspace.Slice(count * rows + 4 * n, n);
-        Span<T> next = workspace.Slice(count * rows + 5 * n, s2), scratch = workspace[(count * rows + 7 * n)..];
+        Span<T> next = workspace.Slice(count * rows + 5 * n, s2);
         for (int s = 0; s < count; s++)
         {
             ReadOnlySpan<T> state = states.Slice(s * s2, s2), v = adjoints.Slice(s * s2, s2);
@@ -180,7 +180,7 @@ public readonly struct DiagonalLstmCell<T> : IDifferentiableCell<T>, IConstructe
             }
         }
 
-        _c.Backward(delta, delta, inputs, states, s2, previousAdjoints, inputAdjoints, gradient, scratch, count);
+        _c.Backward(delta, delta, inputs, states, s2, previousAdjoints, inputAdjoints, gradient, count);
     }
 
     /// <summary>Leaves i, f, g, o in <paramref name="gates"/> and tanh(c') in <paramref name="tc"/>, and writes next = [h'; c']: one SIMD pass.</summary>

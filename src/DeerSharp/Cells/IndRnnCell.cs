@@ -10,7 +10,7 @@ namespace DeerSharp.Cells;
 /// Jacobian: J[i, ⌊i/k⌋·k + c] = (1 - h'_i²) W_hh[i, c], zero outside the blocks, so DEER's Newton step is exact at
 /// the cost of a k×k block scan (a diagonal scan for k = 1). Weights: <see cref="StructuredWeights{T}"/> with G = 1.
 /// </remarks>
-public readonly struct IndRnnCell<T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian, IDeviceFormSource<T>
+public readonly partial struct IndRnnCell<T> : IDifferentiableCell<T>, IConstructedCell, IStructuredJacobian, IDeviceFormSource<T>, IBackpropagationLoop<T>
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     bool IConstructedCell.IsDefault => _c is null;
@@ -142,6 +142,6 @@ public readonly struct IndRnnCell<T> : IDifferentiableCell<T>, IConstructedCell,
         }
 
         previousAdjoints[..m].Clear();
-        _c.Backward(delta, delta, inputs, states, n, previousAdjoints, inputAdjoints, gradient, workspace[(2 * m)..], count);
+        _c.Backward(delta, delta, inputs, states, n, previousAdjoints, inputAdjoints, gradient, count);
     }
 }
