@@ -41,42 +41,12 @@ public readonly partial struct DiagonalGruCell<T>
     void IBackpropagationLoop<T>.Backpropagate(ReadOnlySpan<T> states, ReadOnlySpan<T> cache, ReadOnlySpan<T> g, Span<T> deltas, Span<T> carry,
         Span<T> scratch, int count)
     {
-        int n = _c.HiddenSize, v = Vector<T>.Count;
+        int n = _c.HiddenSize;
         for (int t = count - 1; t >= 0; t--)
         {
             ReadOnlySpan<T> h = states.Slice(t * n, n), c = cache.Slice(t * 4 * n, 4 * n), gt = g.Slice(t * n, n);
             Span<T> di = deltas.Slice(t * 6 * n, 3 * n), dh = deltas.Slice((t * 6 * n) + (3 * n), 3 * n);
-            int j = 0;
-            for (; j + v <= n; j += v)
-            {
-                var r = new Vector<T>(c[j..]);
-                var z = new Vector<T>(c[(n + j)..]);
-                var hn = new Vector<T>(c[(2 * n + j)..]);
-                var gj = new Vector<T>(c[(3 * n + j)..]);
-                Vector<T> vj = new Vector<T>(gt[j..]) + new Vector<T>(carry[j..]);
-                Vector<T> dan = vj * (Vector<T>.One - z) * (Vector<T>.One - (gj * gj));
-                Vector<T> dar = dan * hn * r * (Vector<T>.One - r);
-                Vector<T> daz = vj * (new Vector<T>(h[j..]) - gj) * z * (Vector<T>.One - z);
-                dar.CopyTo(di[j..]);
-                daz.CopyTo(di[(n + j)..]);
-                dan.CopyTo(di[(2 * n + j)..]);
-                dar.CopyTo(dh[j..]);
-                daz.CopyTo(dh[(n + j)..]);
-                (dan * r).CopyTo(dh[(2 * n + j)..]);
-                (vj * z).CopyTo(carry[j..]);
-            }
-
-            for (; j < n; j++)
-            {
-                T r = c[j], z = c[n + j], hn = c[2 * n + j], gj = c[3 * n + j], vj = gt[j] + carry[j];
-                T dan = vj * (T.One - z) * (T.One - (gj * gj));
-                di[j] = dh[j] = dan * hn * r * (T.One - r);
-                di[n + j] = dh[n + j] = vj * (h[j] - gj) * z * (T.One - z);
-                di[2 * n + j] = dan;
-                dh[2 * n + j] = dan * r;
-                carry[j] = vj * z;
-            }
-
+            GateDeltas.Gru(h, c, gt, carry, di, dh, n);
             _c.AddTransposedProduct(dh, carry[..n]);
         }
     }

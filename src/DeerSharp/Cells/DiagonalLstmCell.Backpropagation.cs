@@ -44,40 +44,12 @@ public readonly partial struct DiagonalLstmCell<T>
     void IBackpropagationLoop<T>.Backpropagate(ReadOnlySpan<T> states, ReadOnlySpan<T> cache, ReadOnlySpan<T> g, Span<T> deltas, Span<T> carry,
         Span<T> scratch, int count)
     {
-        int n = _c.HiddenSize, s2 = 2 * n, v = Vector<T>.Count;
+        int n = _c.HiddenSize, s2 = 2 * n;
         for (int t = count - 1; t >= 0; t--)
         {
             ReadOnlySpan<T> state = states.Slice(t * s2, s2), c = cache.Slice(t * 5 * n, 5 * n), gt = g.Slice(t * s2, s2);
             Span<T> delta = deltas.Slice(t * 4 * n, 4 * n);
-            int u = 0;
-            for (; u + v <= n; u += v)
-            {
-                var ig = new Vector<T>(c[u..]);
-                var fg = new Vector<T>(c[(n + u)..]);
-                var gg = new Vector<T>(c[(2 * n + u)..]);
-                var og = new Vector<T>(c[(3 * n + u)..]);
-                var tc = new Vector<T>(c[(4 * n + u)..]);
-                Vector<T> vh = new Vector<T>(gt[u..]) + new Vector<T>(carry[u..]);
-                Vector<T> dc = new Vector<T>(gt[(n + u)..]) + new Vector<T>(carry[(n + u)..]) + (vh * og * (Vector<T>.One - (tc * tc)));
-                (dc * gg * ig * (Vector<T>.One - ig)).CopyTo(delta[u..]);
-                (dc * new Vector<T>(state[(n + u)..]) * fg * (Vector<T>.One - fg)).CopyTo(delta[(n + u)..]);
-                (dc * ig * (Vector<T>.One - (gg * gg))).CopyTo(delta[(2 * n + u)..]);
-                (vh * tc * og * (Vector<T>.One - og)).CopyTo(delta[(3 * n + u)..]);
-                (dc * fg).CopyTo(carry[(n + u)..]);
-            }
-
-            for (; u < n; u++)
-            {
-                T ig = c[u], fg = c[n + u], gg = c[2 * n + u], og = c[3 * n + u], tc = c[4 * n + u];
-                T vh = gt[u] + carry[u];
-                T dc = gt[n + u] + carry[n + u] + (vh * og * (T.One - (tc * tc)));
-                delta[u] = dc * gg * ig * (T.One - ig);
-                delta[n + u] = dc * state[n + u] * fg * (T.One - fg);
-                delta[2 * n + u] = dc * ig * (T.One - (gg * gg));
-                delta[3 * n + u] = vh * tc * og * (T.One - og);
-                carry[n + u] = dc * fg;
-            }
-
+            GateDeltas.Lstm(state, c, gt, carry, delta, n);
             carry[..n].Clear();
             _c.AddTransposedProduct(delta, carry[..n]);
         }

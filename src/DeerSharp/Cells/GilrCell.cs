@@ -17,7 +17,7 @@ public readonly partial struct GilrCell<T> : ILinearSurrogateCell<T>, IConstruct
 {
     bool IConstructedCell.IsDefault => _p is null;
 
-    /// <summary>Diagonal: ∂h_t/∂h_{t-1} = diag(g_t). The adjoints then run over the diagonal (the scan's in O(T n), BPTT's by blocks).</summary>
+    /// <summary>Diagonal: ∂h_t/∂h_{t-1} = diag(g_t). The scan adjoint then runs over the diagonal, in O(T n); BPTT runs GILR's own loop (GilrCell.Backpropagation.cs).</summary>
     JacobianStructure? IStructuredJacobian.JacobianStructure => new JacobianStructure(1);
 
     private readonly GilrProjection<T> _p;

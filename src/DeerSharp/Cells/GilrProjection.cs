@@ -28,7 +28,6 @@ internal sealed class GilrProjection<T>
 
     public int InputSize { get; }
 
-
     /// <summary>[Uᵀ | Vᵀ], [d, 2n]: GILR-LSTM stacks it beside W_ihᵀ for one product.</summary>
     internal T[] Transposed => _transposed;
 

@@ -57,44 +57,14 @@ public readonly partial struct GruCell<T>
     void IBackpropagationLoop<T>.Backpropagate(ReadOnlySpan<T> states, ReadOnlySpan<T> cache, ReadOnlySpan<T> g, Span<T> deltas, Span<T> carry,
         Span<T> scratch, int count)
     {
-        int n = _c.HiddenSize, v = Vector<T>.Count;
+        int n = _c.HiddenSize;
         Span<T> product = scratch[..n];
         ReadOnlySpan<T> w = _c.HiddenRows;
         for (int t = count - 1; t >= 0; t--)
         {
             ReadOnlySpan<T> h = states.Slice(t * n, n), c = cache.Slice(t * 4 * n, 4 * n), gt = g.Slice(t * n, n);
             Span<T> di = deltas.Slice(t * 6 * n, 3 * n), delta = deltas.Slice((t * 6 * n) + (3 * n), 3 * n);
-            int i = 0;
-            for (; i + v <= n; i += v)
-            {
-                var r = new Vector<T>(c[i..]);
-                var z = new Vector<T>(c[(n + i)..]);
-                var hn = new Vector<T>(c[(2 * n + i)..]);
-                var gi = new Vector<T>(c[(3 * n + i)..]);
-                Vector<T> vi = new Vector<T>(gt[i..]) + new Vector<T>(carry[i..]);
-                Vector<T> dan = vi * (Vector<T>.One - z) * (Vector<T>.One - gi * gi);
-                Vector<T> dar = dan * hn * r * (Vector<T>.One - r);
-                Vector<T> daz = vi * (new Vector<T>(h[i..]) - gi) * z * (Vector<T>.One - z);
-                dar.CopyTo(di[i..]);
-                daz.CopyTo(di[(n + i)..]);
-                dan.CopyTo(di[(2 * n + i)..]);
-                dar.CopyTo(delta[i..]);
-                daz.CopyTo(delta[(n + i)..]);
-                (dan * r).CopyTo(delta[(2 * n + i)..]);
-                (vi * z).CopyTo(carry[i..]);
-            }
-
-            for (; i < n; i++)
-            {
-                T r = c[i], z = c[n + i], hn = c[2 * n + i], gi = c[3 * n + i], vi = gt[i] + carry[i];
-                T dan = vi * (T.One - z) * (T.One - gi * gi);
-                di[i] = delta[i] = dan * hn * r * (T.One - r);
-                di[n + i] = delta[n + i] = vi * (h[i] - gi) * z * (T.One - z);
-                di[2 * n + i] = dan;
-                delta[2 * n + i] = dan * r;
-                carry[i] = vi * z;
-            }
-
+            GateDeltas.Gru(h, c, gt, carry, di, delta, n);
             Kernels.MatVec(delta, w, product);
             System.Numerics.Tensors.TensorPrimitives.Add(carry, product, carry);
         }

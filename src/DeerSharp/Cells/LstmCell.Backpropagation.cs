@@ -65,42 +65,13 @@ public readonly partial struct LstmCell<T>
         Span<T> scratch, int count)
     {
         _ = scratch;
-        int n = _c.HiddenSize, s2 = 2 * n, v = Vector<T>.Count;
+        int n = _c.HiddenSize, s2 = 2 * n;
         ReadOnlySpan<T> w = _c.HiddenRows;
         for (int t = count - 1; t >= 0; t--)
         {
             ReadOnlySpan<T> state = states.Slice(t * s2, s2), c = cache.Slice(t * 5 * n, 5 * n), gt = g.Slice(t * s2, s2);
             Span<T> delta = deltas.Slice(t * 4 * n, 4 * n);
-            int k = 0;
-            for (; k + v <= n; k += v)
-            {
-                var ig = new Vector<T>(c[k..]);
-                var fg = new Vector<T>(c[(n + k)..]);
-                var gg = new Vector<T>(c[(2 * n + k)..]);
-                var og = new Vector<T>(c[(3 * n + k)..]);
-                var tc = new Vector<T>(c[(4 * n + k)..]);
-                Vector<T> vh = new Vector<T>(gt[k..]) + new Vector<T>(carry[k..]);
-                Vector<T> vc = new Vector<T>(gt[(n + k)..]) + new Vector<T>(carry[(n + k)..]);
-                Vector<T> dc = vc + vh * og * (Vector<T>.One - tc * tc);
-                (dc * gg * ig * (Vector<T>.One - ig)).CopyTo(delta[k..]);
-                (dc * new Vector<T>(state[(n + k)..]) * fg * (Vector<T>.One - fg)).CopyTo(delta[(n + k)..]);
-                (dc * ig * (Vector<T>.One - gg * gg)).CopyTo(delta[(2 * n + k)..]);
-                (vh * tc * og * (Vector<T>.One - og)).CopyTo(delta[(3 * n + k)..]);
-                (dc * fg).CopyTo(carry[(n + k)..]);
-            }
-
-            for (; k < n; k++)
-            {
-                T ig = c[k], fg = c[n + k], gg = c[2 * n + k], og = c[3 * n + k], tc = c[4 * n + k];
-                T vh = gt[k] + carry[k], vc = gt[n + k] + carry[n + k];
-                T dc = vc + vh * og * (T.One - tc * tc);
-                delta[k] = dc * gg * ig * (T.One - ig);
-                delta[n + k] = dc * state[n + k] * fg * (T.One - fg);
-                delta[2 * n + k] = dc * ig * (T.One - gg * gg);
-                delta[3 * n + k] = vh * tc * og * (T.One - og);
-                carry[n + k] = dc * fg;
-            }
-
+            GateDeltas.Lstm(state, c, gt, carry, delta, n);
             Kernels.MatVec(delta, w, carry[..n]);
         }
     }

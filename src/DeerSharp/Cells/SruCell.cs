@@ -19,8 +19,8 @@ public readonly partial struct SruCell<T> : ILinearSurrogateCell<T>, IConstructe
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <summary>
-    /// Blocks of one unit over two parts: h_j and c_j depend on c_{j,t-1} alone. Exact Newton (Method = Deer) then takes
-    /// 2×2 blocks instead of [2n, 2n] Jacobians, and BPTT runs over the blocks (Cpu/Adjoint.Loop.cs).
+    /// Blocks of one unit over two parts: h_j and c_j depend on c_{j,t-1} alone. Exact Newton (Method = Deer) and the scan
+    /// adjoint then take 2×2 blocks instead of [2n, 2n] Jacobians. BPTT runs SRU's own loop (SruCell.Backpropagation.cs).
     /// </summary>
     JacobianStructure? IStructuredJacobian.JacobianStructure => new JacobianStructure(1, Parts: 2);
 
